@@ -1,0 +1,19 @@
+// scale.wgsl — out[i] = alpha * x[i] + beta.
+//
+// Bindings: 0 uniform Params { n: u32, alpha: f32, beta: f32 }; 1 x: array<f32> (read);
+//           2 out: array<f32> (read_write).
+// Layout:   flat, contiguous, n elements each.
+// Dispatch: grid1d(n, 256): invocation i = gid.x + gid.y * num_workgroups.x * 256.
+
+struct Params { n: u32, alpha: f32, beta: f32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.n) { return; }
+  out[i] = p.alpha * x[i] + p.beta;
+}

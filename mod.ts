@@ -1,0 +1,8 @@
+/**
+ * webdpo — Direct Preference Optimization for Hugging Face causal language models on WebGPU.
+ *
+ * @module
+ */
+export * from "./src/gpu/mod.ts";
+export * from "./src/tensor/mod.ts";
+export * from "./src/autograd/mod.ts";

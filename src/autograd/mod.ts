@@ -1,0 +1,7 @@
+/** Autograd: graph recording, backward(), grad mode and memory scopes, and the ops. */
+import "./backward.ts";
+export { backward } from "./backward.ts";
+export { isGradEnabled, noGrad } from "./grad_mode.ts";
+export { type BackwardFn, needsGrad, record } from "./record.ts";
+export { keep, scope } from "./scope.ts";
+export * from "./ops/mod.ts";

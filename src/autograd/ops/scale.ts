@@ -1,0 +1,25 @@
+/** scale(x, alpha, beta = 0) = alpha·x + beta. Backward: dx = alpha·dy. */
+import { kernel } from "../../gpu/kernel.ts";
+import { Params } from "../../gpu/params.ts";
+import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { empty, type Tensor } from "../../tensor/tensor.ts";
+import { record } from "../record.ts";
+
+const K = kernel("scale.wgsl");
+
+function scaleRaw(x: Tensor, alpha: number, beta: number): Tensor {
+  const out = empty(x.shape);
+  if (out.size > 0) {
+    dispatch({
+      kernel: K,
+      params: new Params().u32(x.size).f32(alpha, beta),
+      buffers: [x.binding, out.binding],
+      workgroups: grid1d(x.size, 256),
+    });
+  }
+  return out;
+}
+
+export function scale(x: Tensor, alpha: number, beta = 0): Tensor {
+  return record("scale", [x], scaleRaw(x, alpha, beta), (dy) => [scaleRaw(dy, alpha, 0)]);
+}

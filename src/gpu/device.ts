@@ -1,0 +1,147 @@
+/**
+ * The one shared WebGPU device: acquired lazily by `init()`, with the adapter's own maxima requested for the
+ * limits that matter to tensor work, and the optional features recorded.
+ */
+import { DeviceLostError, INSTALL_HINT, NotInitializedError, WebGPUUnavailableError } from "./errors.ts";
+
+/** What the runtime knows about the device it runs on. */
+export interface GpuInfo {
+  /** A human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" or "NVIDIA H100". */
+  adapterName: string;
+  vendor: string;
+  architecture: string;
+  isFallbackAdapter: boolean;
+  features: {
+    shaderF16: boolean;
+    timestampQuery: boolean;
+    subgroups: boolean;
+  };
+  limits: {
+    maxStorageBufferBindingSize: number;
+    maxBufferSize: number;
+    maxStorageBuffersPerShaderStage: number;
+    maxComputeWorkgroupStorageSize: number;
+    maxComputeInvocationsPerWorkgroup: number;
+    maxComputeWorkgroupsPerDimension: number;
+    minUniformBufferOffsetAlignment: number;
+    minStorageBufferOffsetAlignment: number;
+  };
+}
+
+export interface Gpu {
+  device: GPUDevice;
+  adapter: GPUAdapter;
+  info: GpuInfo;
+}
+
+let current: Gpu | null = null;
+let pending: Promise<Gpu> | null = null;
+let lostReason: string | null = null;
+
+/** Options for `init()`. */
+export interface InitOptions {
+  /** Ask for a low-power or high-performance adapter. */
+  powerPreference?: GPUPowerPreference;
+}
+
+/** Acquires the shared device (once). Safe to call many times; later calls return the same device. */
+export function acquireDevice(opts: InitOptions = {}): Promise<Gpu> {
+  if (current) return Promise.resolve(current);
+  if (!pending) pending = requestGpu(opts).finally(() => (pending = null));
+  return pending;
+}
+
+async function requestGpu(opts: InitOptions): Promise<Gpu> {
+  const nav = globalThis.navigator as Navigator & { gpu?: GPU };
+  if (!nav?.gpu) {
+    throw new WebGPUUnavailableError(`this runtime has no navigator.gpu (WebGPU). ${INSTALL_HINT}`);
+  }
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await nav.gpu.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
+  } catch (e) {
+    throw new WebGPUUnavailableError(`requesting a WebGPU adapter failed (${String(e)}). ${INSTALL_HINT}`);
+  }
+  if (!adapter) throw new WebGPUUnavailableError(`no WebGPU adapter was found. ${INSTALL_HINT}`);
+
+  const a = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
+    maxBufferSize: a.maxBufferSize,
+    maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: a.maxComputeWorkgroupSizeX,
+    maxComputeWorkgroupSizeY: a.maxComputeWorkgroupSizeY,
+    maxComputeWorkgroupsPerDimension: a.maxComputeWorkgroupsPerDimension,
+  };
+  const wanted: GPUFeatureName[] = ["shader-f16", "timestamp-query", "subgroups" as GPUFeatureName];
+  const requiredFeatures = wanted.filter((f) => adapter!.features.has(f));
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  } catch (e) {
+    throw new WebGPUUnavailableError(`the WebGPU adapter refused a device (${String(e)}). ${INSTALL_HINT}`);
+  }
+  const ai = adapter.info;
+  const d = device.limits;
+  const info: GpuInfo = {
+    adapterName: ai.description || [ai.vendor, ai.architecture, ai.device].filter(Boolean).join(" ") ||
+      "unknown adapter",
+    vendor: ai.vendor,
+    architecture: ai.architecture,
+    isFallbackAdapter: Boolean((ai as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    features: {
+      shaderF16: device.features.has("shader-f16"),
+      timestampQuery: device.features.has("timestamp-query"),
+      subgroups: device.features.has("subgroups" as GPUFeatureName),
+    },
+    limits: {
+      maxStorageBufferBindingSize: d.maxStorageBufferBindingSize,
+      maxBufferSize: d.maxBufferSize,
+      maxStorageBuffersPerShaderStage: d.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupStorageSize: d.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: d.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupsPerDimension: d.maxComputeWorkgroupsPerDimension,
+      minUniformBufferOffsetAlignment: d.minUniformBufferOffsetAlignment,
+      minStorageBufferOffsetAlignment: d.minStorageBufferOffsetAlignment,
+    },
+  };
+  device.lost.then((l) => {
+    if (current?.device === device) {
+      lostReason = `${l.reason ?? "unknown"}${l.message ? `: ${l.message}` : ""}`;
+      current = null;
+    }
+  });
+  lostReason = null;
+  current = { device, adapter, info };
+  return current;
+}
+
+/** The device, synchronously. Throws when `init()` has not completed or the device was lost. */
+export function gpu(): Gpu {
+  if (current) return current;
+  if (lostReason !== null) {
+    throw new DeviceLostError(
+      `the WebGPU device was lost (${lostReason}); every tensor on it is gone. Call \`await init()\` to start again.`,
+    );
+  }
+  throw new NotInitializedError(
+    "the WebGPU runtime is not initialised: call `await init()` first (loadModel and DPOTrainer do it for you).",
+  );
+}
+
+/** The device if one is held, else null. */
+export function gpuOrNull(): Gpu | null {
+  return current;
+}
+
+/** Why the device was lost, or null. */
+export function deviceLostReason(): string | null {
+  return lostReason;
+}
+
+/** Forgets the device (tests use this after destroying it). */
+export function forgetDevice(): void {
+  current = null;
+}

@@ -1,0 +1,95 @@
+/**
+ * Kernel registry. Every WGSL file in kernels/ is declared once with `kernel("name.wgsl")` by the op that uses
+ * it; `loadKernels()` (called by `init()`) fetches and compiles every declared file, so dispatching stays
+ * synchronous. A compile error throws a KernelError naming the file, line and message.
+ *
+ * Binding convention, read from each file's declarations: `@group(0) @binding(0) var<uniform> p: Params` holds
+ * the dispatch's scalar parameters; bindings 1..8 are storage buffers, `var<storage, read>` or
+ * `var<storage, read_write>`.
+ */
+import { gpu } from "./device.ts";
+import { KernelError } from "./errors.ts";
+
+export type BindingKind = "uniform" | "read-only-storage" | "storage";
+
+/** A WGSL file: its source, compiled module and declared bindings. */
+export class Kernel {
+  source: string | null = null;
+  module: GPUShaderModule | null = null;
+  moduleDevice: GPUDevice | null = null;
+  bindings = new Map<number, BindingKind>();
+  constructor(readonly name: string, readonly url: URL | null, inlineSource?: string) {
+    if (inlineSource !== undefined) this.setSource(inlineSource);
+  }
+
+  setSource(src: string): void {
+    this.source = src;
+    this.bindings.clear();
+    const re = /@group\(\s*0\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var\s*<\s*(uniform|storage)\s*(?:,\s*(read_write|read)\s*)?>/g;
+    for (const m of src.matchAll(re)) {
+      const b = Number(m[1]);
+      this.bindings.set(b, m[2] === "uniform" ? "uniform" : m[3] === "read_write" ? "storage" : "read-only-storage");
+    }
+  }
+
+  /** The compiled module on the current device. */
+  shaderModule(): GPUShaderModule {
+    const { device } = gpu();
+    if (this.module && this.moduleDevice === device) return this.module;
+    if (this.source === null) {
+      throw new KernelError(this.name, "its WGSL source is not loaded; call `await init()` after importing the op.");
+    }
+    this.module = device.createShaderModule({ label: this.name, code: this.source });
+    this.moduleDevice = device;
+    return this.module;
+  }
+}
+
+const KERNELS_DIR = new URL("../../kernels/", import.meta.url);
+const registry = new Map<string, Kernel>();
+
+/** Declares (once) the kernel file `kernels/<file>`. */
+export function kernel(file: string): Kernel {
+  let k = registry.get(file);
+  if (!k) {
+    k = new Kernel(file, new URL(file, KERNELS_DIR));
+    registry.set(file, k);
+  }
+  return k;
+}
+
+/** A kernel from WGSL source text (tests, user kernels). Compiled by `compileKernel`. */
+export function inlineKernel(name: string, source: string): Kernel {
+  return new Kernel(name, null, source);
+}
+
+/** Compiles a kernel's module and throws a KernelError listing every compile error. */
+export async function compileKernel(k: Kernel): Promise<void> {
+  const mod = k.shaderModule();
+  const info = await mod.getCompilationInfo();
+  const errors = info.messages.filter((m) => m.type === "error");
+  if (errors.length > 0) {
+    k.module = null;
+    const text = errors.map((m) => `line ${m.lineNum}:${m.linePos}: ${m.message.trim()}`).join("\n");
+    throw new KernelError(k.name, `WGSL compile error\n${text}`);
+  }
+}
+
+/** Fetches and compiles every declared kernel not yet compiled on the current device. */
+export async function loadKernels(): Promise<void> {
+  const { device } = gpu();
+  const todo = [...registry.values()].filter((k) => k.moduleDevice !== device);
+  await Promise.all(todo.map(async (k) => {
+    if (k.source === null) {
+      const res = await fetch(k.url!);
+      if (!res.ok) throw new KernelError(k.name, `cannot load ${k.url} (HTTP ${res.status})`);
+      k.setSource(await res.text());
+    }
+    await compileKernel(k);
+  }));
+}
+
+/** Every declared kernel (for diagnostics). */
+export function declaredKernels(): string[] {
+  return [...registry.keys()].sort();
+}

@@ -1,0 +1,20 @@
+/** The WebGPU runtime: device, kernels, buffer pool, dispatch and readback. */
+export * from "./errors.ts";
+export { gpu, type GpuInfo, gpuOrNull, type InitOptions } from "./device.ts";
+export { init } from "./init.ts";
+export { compileKernel, declaredKernels, inlineKernel, Kernel, kernel } from "./kernel.ts";
+export { Params } from "./params.ts";
+export { type MemoryStats, memoryStats, resetPeakMemory } from "./pool.ts";
+export {
+  clearBuffer,
+  copyBuffer,
+  dispatch,
+  dispatchCounter,
+  type DispatchSpec,
+  emptyCache,
+  flush,
+  grid1d,
+  readback,
+  sync,
+  upload,
+} from "./queue.ts";

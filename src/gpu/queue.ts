@@ -1,0 +1,305 @@
+/**
+ * Dispatch, batched submission, uploads and readback.
+ *
+ * Dispatches are recorded into one command encoder (one compute pass) and submitted when a result is read back,
+ * when a batch fills (`BATCH` dispatches), or on `flush()`. A training step therefore never waits on the GPU
+ * except where the CPU needs a value. Every dispatch's parameters go into one uniform arena per batch, written
+ * just before the batch is submitted. Validation errors of a batch are collected in an error scope and thrown
+ * (naming the kernel) at the next readback or `sync()`.
+ */
+import { deviceLostReason, gpu } from "./device.ts";
+import { DeviceLostError, GpuLimitError, KernelError } from "./errors.ts";
+import type { BindingKind, Kernel } from "./kernel.ts";
+import type { Params } from "./params.ts";
+import { emptyCache as emptyPool } from "./pool.ts";
+
+/** A storage buffer binding: the whole buffer, or a byte range of it. */
+export interface BufferBinding {
+  buffer: GPUBuffer;
+  offset?: number;
+  size?: number;
+}
+
+export interface DispatchSpec {
+  kernel: Kernel;
+  /** The entry point; "main" by default. */
+  entry?: string;
+  /** WGSL `override` constants. */
+  constants?: Record<string, number>;
+  /** Scalars for binding 0. */
+  params?: Params;
+  /** Storage buffers for bindings 1, 2, … in order. */
+  buffers: (GPUBuffer | BufferBinding)[];
+  /** Workgroup counts. */
+  workgroups: readonly [number, number?, number?];
+}
+
+const SLOT = 256;
+const BATCH = 1024;
+let arena: GPUBuffer | null = null;
+let arenaDevice: GPUDevice | null = null;
+const arenaCpu = new Uint8Array(SLOT * BATCH);
+let encoder: GPUCommandEncoder | null = null;
+let pass: GPUComputePassEncoder | null = null;
+let slots = 0;
+let batchKernels = new Set<string>();
+let used = new Set<GPUBuffer>();
+const errorChecks: Promise<void>[] = [];
+let deferredError: Error | null = null;
+let dispatchCount = 0;
+
+const pipelines = new Map<string, GPUComputePipeline>();
+const layouts = new Map<string, GPUBindGroupLayout>();
+let cacheDevice: GPUDevice | null = null;
+
+function caches(device: GPUDevice): void {
+  if (cacheDevice !== device) {
+    pipelines.clear();
+    layouts.clear();
+    cacheDevice = device;
+    encoder = null;
+    pass = null;
+    slots = 0;
+    used = new Set();
+    batchKernels = new Set();
+  }
+}
+
+function bindGroupLayout(device: GPUDevice, kinds: BindingKind[]): GPUBindGroupLayout {
+  const key = kinds.join(",");
+  let l = layouts.get(key);
+  if (!l) {
+    l = device.createBindGroupLayout({
+      entries: kinds.map((type, binding) => ({
+        binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type },
+      })),
+    });
+    layouts.set(key, l);
+  }
+  return l;
+}
+
+function pipeline(device: GPUDevice, spec: DispatchSpec, kinds: BindingKind[]): GPUComputePipeline {
+  const entry = spec.entry ?? "main";
+  const consts = spec.constants ?? {};
+  const ckeys = Object.keys(consts).sort();
+  const key = `${spec.kernel.name}|${entry}|${ckeys.map((k) => `${k}=${consts[k]}`).join(",")}|${kinds.join(",")}`;
+  let p = pipelines.get(key);
+  if (!p) {
+    const layout = device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout(device, kinds)] });
+    const constants: Record<string, number> = {};
+    for (const k of ckeys) constants[k] = consts[k];
+    p = device.createComputePipeline({
+      label: `${spec.kernel.name}:${entry}`,
+      layout,
+      compute: { module: spec.kernel.shaderModule(), entryPoint: entry, constants },
+    });
+    pipelines.set(key, p);
+  }
+  return p;
+}
+
+function begin(device: GPUDevice): GPUComputePassEncoder {
+  if (!encoder) {
+    device.pushErrorScope("out-of-memory");
+    device.pushErrorScope("validation");
+    encoder = device.createCommandEncoder();
+  }
+  if (!pass) pass = encoder.beginComputePass();
+  return pass;
+}
+
+function endPass(): void {
+  if (pass) {
+    pass.end();
+    pass = null;
+  }
+}
+
+/** Records one compute dispatch. */
+export function dispatch(spec: DispatchSpec): void {
+  const { device, info } = gpu();
+  caches(device);
+  if (!arena || arenaDevice !== device) {
+    arena = device.createBuffer({ size: SLOT * BATCH, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    arenaDevice = device;
+  }
+  const name = `${spec.kernel.name}:${spec.entry ?? "main"}`;
+  const wg = spec.workgroups;
+  const maxWg = info.limits.maxComputeWorkgroupsPerDimension;
+  for (const w of wg) {
+    if (w !== undefined && (w > maxWg || w < 0 || !Number.isInteger(w))) {
+      throw new GpuLimitError(`kernel ${name}: workgroup count ${w} is outside [0, ${maxWg}] (${info.adapterName})`);
+    }
+  }
+  if (spec.buffers.length > info.limits.maxStorageBuffersPerShaderStage) {
+    throw new GpuLimitError(`kernel ${name}: ${spec.buffers.length} storage buffers exceed the device's limit`);
+  }
+  const declared = spec.kernel.bindings;
+  const kinds: BindingKind[] = ["uniform"];
+  const entries: GPUBindGroupEntry[] = [];
+  const pslot = slots;
+  entries.push({ binding: 0, resource: { buffer: arena, offset: pslot * SLOT, size: SLOT } });
+  spec.buffers.forEach((b, i) => {
+    const binding = i + 1;
+    const kind = declared.get(binding);
+    if (kind === undefined || kind === "uniform") {
+      throw new KernelError(name, `binding ${binding} is not declared as a storage buffer in the WGSL source`);
+    }
+    kinds.push(kind);
+    const buffer = b instanceof GPUBuffer ? b : b.buffer;
+    const offset = b instanceof GPUBuffer ? 0 : b.offset ?? 0;
+    const size = b instanceof GPUBuffer ? buffer.size - offset : b.size ?? buffer.size - offset;
+    if (size > info.limits.maxStorageBufferBindingSize) {
+      throw new GpuLimitError(
+        `kernel ${name}: binding ${binding} is ${size} bytes, more than this device's maxStorageBufferBindingSize ` +
+          `(${info.limits.maxStorageBufferBindingSize} bytes, ${info.adapterName}); split the tensor.`,
+      );
+    }
+    entries.push({ binding, resource: { buffer, offset, size: Math.max(4, Math.ceil(size / 4) * 4) } });
+    used.add(buffer);
+  });
+  const p = begin(device);
+  const pl = pipeline(device, spec, kinds);
+  const bg = device.createBindGroup({ label: name, layout: pl.getBindGroupLayout(0), entries });
+  if (spec.params) arenaCpu.set(spec.params.bytes(), pslot * SLOT);
+  slots++;
+  batchKernels.add(name);
+  p.setPipeline(pl);
+  p.setBindGroup(0, bg);
+  p.dispatchWorkgroups(wg[0], wg[1] ?? 1, wg[2] ?? 1);
+  dispatchCount++;
+  if (slots >= BATCH) flush();
+}
+
+/** Submits every recorded dispatch (does not wait for the GPU). */
+export function flush(): void {
+  if (!encoder) return;
+  const { device } = gpu();
+  endPass();
+  if (slots > 0) device.queue.writeBuffer(arena!, 0, arenaCpu, 0, slots * SLOT);
+  const cb = encoder.finish();
+  device.queue.submit([cb]);
+  const kernels = [...batchKernels];
+  const validation = device.popErrorScope();
+  const oom = device.popErrorScope();
+  errorChecks.push(
+    Promise.all([validation, oom]).then(([v, o]) => {
+      const e = v ?? o;
+      if (e && !deferredError) {
+        const m = /'([^']+:[^']+)'/.exec(e.message);
+        deferredError = o && !v
+          ? new GpuLimitError(`the GPU ran out of memory while running ${kernels.join(", ")}: ${e.message}`)
+          : new KernelError(m ? m[1] : `one of [${kernels.join(", ")}]`, e.message);
+      }
+    }, () => {}),
+  );
+  encoder = null;
+  pass = null;
+  slots = 0;
+  used = new Set();
+  batchKernels = new Set();
+}
+
+/** Throws any error recorded by earlier batches. */
+async function checkErrors(): Promise<void> {
+  if (errorChecks.length) await Promise.all(errorChecks.splice(0));
+  if (deferredError) {
+    const e = deferredError;
+    deferredError = null;
+    throw e;
+  }
+}
+
+/** Writes bytes into a buffer, ordered after every dispatch recorded so far. */
+export function upload(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+  const { device } = gpu();
+  caches(device);
+  if (used.has(buffer)) flush();
+  const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  const aligned = Math.floor(bytes.byteLength / 4) * 4;
+  if (aligned > 0) device.queue.writeBuffer(buffer, byteOffset, bytes, 0, aligned);
+  if (aligned < bytes.byteLength) {
+    const tail = new Uint8Array(4);
+    tail.set(bytes.subarray(aligned));
+    device.queue.writeBuffer(buffer, byteOffset + aligned, tail);
+  }
+}
+
+/** Copies `size` bytes between buffers, recorded in order with the dispatches. */
+export function copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+  const { device } = gpu();
+  caches(device);
+  begin(device);
+  endPass();
+  encoder!.copyBufferToBuffer(src, srcOffset, dst, dstOffset, Math.ceil(size / 4) * 4);
+  used.add(src);
+  used.add(dst);
+}
+
+/** Reads `size` bytes of a buffer back to the CPU, after every dispatch recorded so far. */
+export async function readback(buffer: GPUBuffer, byteOffset: number, size: number): Promise<ArrayBuffer> {
+  const { device } = gpu();
+  caches(device);
+  const padded = Math.max(4, Math.ceil(size / 4) * 4);
+  const staging = device.createBuffer({ size: padded, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  begin(device);
+  endPass();
+  encoder!.copyBufferToBuffer(buffer, byteOffset, staging, 0, padded);
+  flush();
+  try {
+    await staging.mapAsync(GPUMapMode.READ);
+  } catch (e) {
+    staging.destroy();
+    await checkErrors();
+    const lost = deviceLostReason();
+    if (lost !== null) throw new DeviceLostError(`the WebGPU device was lost (${lost}) during a readback`);
+    throw e;
+  }
+  const out = staging.getMappedRange().slice(0, size);
+  staging.unmap();
+  staging.destroy();
+  await checkErrors();
+  return out;
+}
+
+/** Waits until the GPU has finished every recorded dispatch, and throws any error they raised. */
+export async function sync(): Promise<void> {
+  const { device } = gpu();
+  flush();
+  await device.queue.onSubmittedWorkDone();
+  await checkErrors();
+}
+
+/** Destroys the pool's free buffers (after submitting pending work that may still use them). */
+export function emptyCache(): void {
+  flush();
+  emptyPool();
+}
+
+/** Number of dispatches recorded since the process started (for tests and benchmarks). */
+export function dispatchCounter(): number {
+  return dispatchCount;
+}
+
+/** Workgroup counts for `n` invocations in workgroups of `size`, split over x and y past the 65535 limit. */
+export function grid1d(n: number, size: number): [number, number] {
+  const groups = Math.ceil(n / size);
+  const max = gpu().info.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= max) return [Math.max(1, groups), 1];
+  const y = Math.ceil(groups / max);
+  return [Math.ceil(groups / y), y];
+}
+
+/** Zeroes a byte range of a buffer, recorded in order with the dispatches. */
+export function clearBuffer(buffer: GPUBuffer, byteOffset = 0, size?: number): void {
+  const { device } = gpu();
+  caches(device);
+  begin(device);
+  endPass();
+  const n = size ?? buffer.size - byteOffset;
+  encoder!.clearBuffer(buffer, byteOffset, Math.ceil(n / 4) * 4);
+  used.add(buffer);
+}

@@ -1,0 +1,141 @@
+/**
+ * Tensor: a contiguous array on the GPU with a shape and a dtype. Reshapes are views sharing one refcounted
+ * storage buffer. Autograd fields (`requiresGrad`, `grad`, `node`) are filled by src/autograd.
+ */
+import { acquireBuffer, releaseBuffer } from "../gpu/pool.ts";
+import { type BufferBinding, readback } from "../gpu/queue.ts";
+import { track, untrack } from "./track.ts";
+
+export type DType = "f32" | "i32";
+
+/** The GPU buffer behind one or more tensor views. */
+export class Storage {
+  refs = 1;
+  constructor(readonly buffer: GPUBuffer, readonly bytes: number) {}
+  static allocate(bytes: number): Storage {
+    return new Storage(acquireBuffer(bytes), bytes);
+  }
+  release(): void {
+    if (--this.refs === 0) releaseBuffer(this.buffer);
+  }
+}
+
+/** How a tensor was computed: the op's inputs and its backward rule. */
+export interface GradNode {
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  /** Gradients for each input (null where an input needs none), given the gradient of the output. */
+  backward(gradOutput: Tensor): (Tensor | null)[];
+}
+
+let backwardHook: ((t: Tensor, grad?: Tensor) => void) | null = null;
+
+/** Installed by src/autograd so `Tensor.backward()` works without the tensor layer importing it. */
+export function setBackwardHook(fn: (t: Tensor, grad?: Tensor) => void): void {
+  backwardHook = fn;
+}
+
+let nextId = 1;
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: readonly number[];
+  readonly size: number;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  node: GradNode | null = null;
+  /** Optional human name (parameter names). */
+  name?: string;
+  private _disposed = false;
+
+  constructor(readonly storage: Storage, shape: readonly number[], readonly dtype: DType = "f32") {
+    this.shape = Object.freeze([...shape]);
+    this.size = shape.reduce((a, b) => a * b, 1);
+    if (this.size * 4 > storage.bytes) {
+      throw new RangeError(`tensor of shape [${shape}] needs ${this.size * 4} bytes, storage has ${storage.bytes}`);
+    }
+    track(this);
+  }
+
+  get ndim(): number {
+    return this.shape.length;
+  }
+  get bytes(): number {
+    return this.size * 4;
+  }
+  get disposed(): boolean {
+    return this._disposed;
+  }
+
+  /** The binding of this tensor's bytes, for a dispatch. */
+  get binding(): BufferBinding {
+    this.assertAlive();
+    return { buffer: this.storage.buffer, offset: 0, size: Math.max(4, this.bytes) };
+  }
+
+  assertAlive(): void {
+    if (this._disposed) throw new Error(`tensor #${this.id} [${this.shape}] was used after it was disposed`);
+  }
+
+  /** Releases the GPU memory (the storage's, once no view uses it). Idempotent. */
+  dispose(): void {
+    if (this._disposed) return;
+    this._disposed = true;
+    this.storage.release();
+    this.node = null;
+  }
+
+  /** Keeps this tensor alive past the enclosing `scope()`s. */
+  keep(): this {
+    untrack(this);
+    return this;
+  }
+
+  /** Reads the values back as floats (i32 values are converted; use `toInt32Array()` for exact integers). */
+  async toArray(): Promise<Float32Array> {
+    this.assertAlive();
+    const bytes = await readback(this.storage.buffer, 0, this.bytes);
+    return this.dtype === "i32" ? Float32Array.from(new Int32Array(bytes)) : new Float32Array(bytes);
+  }
+
+  /** Reads an i32 tensor back exactly. */
+  async toInt32Array(): Promise<Int32Array> {
+    this.assertAlive();
+    if (this.dtype !== "i32") throw new TypeError(`toInt32Array() needs an i32 tensor, this one is ${this.dtype}`);
+    return new Int32Array(await readback(this.storage.buffer, 0, this.bytes));
+  }
+
+  /** The value of a one-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new RangeError(`item() needs a one-element tensor, got shape [${this.shape}]`);
+    return (await this.toArray())[0];
+  }
+
+  /** Reverse-mode differentiation from this tensor (a scalar unless `grad` is given). */
+  backward(grad?: Tensor): void {
+    if (!backwardHook) throw new Error("autograd is not loaded (import webdpo's mod.ts)");
+    backwardHook(this, grad);
+  }
+
+  toString(): string {
+    return `Tensor(#${this.id}, [${this.shape}], ${this.dtype}${this.requiresGrad ? ", requiresGrad" : ""})`;
+  }
+}
+
+/** A new tensor sharing `t`'s storage with another shape of the same size (no copy, no autograd). */
+export function view(t: Tensor, shape: readonly number[]): Tensor {
+  t.assertAlive();
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (size !== t.size) throw new RangeError(`cannot view [${t.shape}] (${t.size} elements) as [${shape}]`);
+  t.storage.refs++;
+  return new Tensor(t.storage, shape, t.dtype);
+}
+
+/** An uninitialised tensor (op outputs). */
+export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new RangeError(`invalid shape [${shape}]`);
+  }
+  const size = shape.reduce((a, b) => a * b, 1);
+  return new Tensor(Storage.allocate(Math.max(4, size * 4)), shape, dtype);
+}
