@@ -35,7 +35,9 @@ const info = await init();
 const results: BenchResult[] = [];
 const chosen = families.filter((f) => !args.filter || f.name.includes(args.filter));
 if (chosen.length === 0) {
-  console.error(`no benchmark family matches "${args.filter}"; families: ${families.map((f) => f.name).join(", ")}`);
+  console.error(
+    `no benchmark family matches "${args.filter}"; families: ${families.map((f) => f.name).join(", ")}`,
+  );
   Deno.exit(2);
 }
 for (const fam of chosen) {
@@ -50,10 +52,26 @@ for (const fam of chosen) {
 }
 
 if (!args.json) {
-  const cols = ["bench", "variant", "m", "n", "k", "shape", "ms", "gflops", "gbps", "tokens_per_s", "peak_bytes"];
+  const cols = [
+    "bench",
+    "variant",
+    "m",
+    "n",
+    "k",
+    "shape",
+    "ms",
+    "gflops",
+    "gbps",
+    "tokens_per_s",
+    "peak_bytes",
+  ];
   const present = cols.filter((c) => results.some((r) => r[c] !== undefined));
   const cell = (v: unknown) =>
-    v === undefined ? "" : typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v);
+    v === undefined
+      ? ""
+      : typeof v === "number"
+      ? (Number.isInteger(v) ? String(v) : v.toFixed(2))
+      : String(v);
   const rows = results.map((r) => present.map((c) => cell(r[c])));
   const width = present.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i].length)));
   console.log(`\nadapter: ${info.adapterName}`);

@@ -106,26 +106,30 @@ Deno.test("the same tensor used twice gets both gradients", gpuTest, async () =>
   assert.deepEqual(await values(x.grad!), [7, 7]);
 });
 
-Deno.test("scope releases intermediates: 200 forward/backward steps keep live memory flat", gpuTest, async () => {
-  await setup();
-  const w = randn([64, 33], { requiresGrad: true, generator: new Generator(3) });
-  const step = () =>
-    scope(() => {
-      const y = scale(reshape(scale(w, 1.5, 0.5), [33, 64]), 2);
-      y.backward(ones([33, 64]));
-    });
-  step();
-  const before = memoryStats();
-  for (let i = 0; i < 200; i++) step();
-  await w.grad!.toArray();
-  const after = memoryStats();
-  assert.equal(after.liveBytes, before.liveBytes);
-  assert.equal(after.liveBuffers, before.liveBuffers);
-  // scope returns survive
-  const kept = scope(() => scale(w, 2));
-  assert.ok(!kept.disposed);
-  kept.dispose();
-});
+Deno.test(
+  "scope releases intermediates: 200 forward/backward steps keep live memory flat",
+  gpuTest,
+  async () => {
+    await setup();
+    const w = randn([64, 33], { requiresGrad: true, generator: new Generator(3) });
+    const step = () =>
+      scope(() => {
+        const y = scale(reshape(scale(w, 1.5, 0.5), [33, 64]), 2);
+        y.backward(ones([33, 64]));
+      });
+    step();
+    const before = memoryStats();
+    for (let i = 0; i < 200; i++) step();
+    await w.grad!.toArray();
+    const after = memoryStats();
+    assert.equal(after.liveBytes, before.liveBytes);
+    assert.equal(after.liveBuffers, before.liveBuffers);
+    // scope returns survive
+    const kept = scope(() => scale(w, 2));
+    assert.ok(!kept.disposed);
+    kept.dispose();
+  },
+);
 
 Deno.test("a WGSL compile error throws a KernelError naming the kernel and line", gpuTest, async () => {
   await setup();
@@ -148,7 +152,13 @@ Deno.test("a validation error surfaces at the next readback, naming the kernel",
   await compileKernel(k);
   const t = zeros([4]);
   // an override constant the shader does not declare is a pipeline validation error
-  dispatch({ kernel: k, constants: { NOPE: 1 }, params: new Params().u32(1), buffers: [t.binding], workgroups: [1] });
+  dispatch({
+    kernel: k,
+    constants: { NOPE: 1 },
+    params: new Params().u32(1),
+    buffers: [t.binding],
+    workgroups: [1],
+  });
   await assert.rejects(() => t.toArray(), (e: unknown) => {
     assert.ok(e instanceof KernelError, String(e));
     assert.match(e.message, /needs_override_test/);

@@ -5,7 +5,10 @@ import { gpuTest, values } from "./util.ts";
 // These tests replace navigator.gpu and destroy the device, so they live in their own file (own process).
 
 Deno.test("using tensors before init() says to call init()", () => {
-  assert.throws(() => tensor([1]), (e: unknown) => e instanceof NotInitializedError && /await init\(\)/.test(e.message));
+  assert.throws(
+    () => tensor([1]),
+    (e: unknown) => e instanceof NotInitializedError && /await init\(\)/.test(e.message),
+  );
 });
 
 Deno.test("no WebGPU adapter gives a typed error saying what to install", gpuTest, async () => {
@@ -23,21 +26,28 @@ Deno.test("no WebGPU adapter gives a typed error saying what to install", gpuTes
   }
 });
 
-Deno.test("a lost device gives DeviceLostError with the reason, and init() starts again", gpuTest, async () => {
-  await init();
-  const t = tensor([1, 2, 3]);
-  gpu().device.destroy();
-  // the loss is reported asynchronously; wait for it
-  for (let i = 0; i < 100; i++) {
-    try {
-      gpu();
-      await new Promise((r) => setTimeout(r, 10));
-    } catch {
-      break;
+Deno.test(
+  "a lost device gives DeviceLostError with the reason, and init() starts again",
+  gpuTest,
+  async () => {
+    await init();
+    const t = tensor([1, 2, 3]);
+    gpu().device.destroy();
+    // the loss is reported asynchronously; wait for it
+    for (let i = 0; i < 100; i++) {
+      try {
+        gpu();
+        await new Promise((r) => setTimeout(r, 10));
+      } catch {
+        break;
+      }
     }
-  }
-  assert.throws(() => tensor([1]), (e: unknown) => e instanceof DeviceLostError && /destroyed/.test(e.message));
-  await assert.rejects(() => t.toArray(), DeviceLostError);
-  await init();
-  assert.deepEqual(await values(tensor([4, 5])), [4, 5]);
-});
+    assert.throws(
+      () => tensor([1]),
+      (e: unknown) => e instanceof DeviceLostError && /destroyed/.test(e.message),
+    );
+    await assert.rejects(() => t.toArray(), DeviceLostError);
+    await init();
+    assert.deepEqual(await values(tensor([4, 5])), [4, 5]);
+  },
+);

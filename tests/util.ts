@@ -116,7 +116,9 @@ export async function gradCheck(
   await loss(base); // fixes R's length
   // analytic gradients
   const analytic = await scope(async () => {
-    const xs = inputs.map((x) => tensor(Float32Array.from(x.data), x.shape, { requiresGrad: x.grad !== false }));
+    const xs = inputs.map((x) =>
+      tensor(Float32Array.from(x.data), x.shape, { requiresGrad: x.grad !== false })
+    );
     const out = f(...xs);
     const r = tensor(R!, out.shape);
     out.backward(r);
@@ -152,7 +154,9 @@ export async function gradCheck(
       const tol = atol + rtol * Math.max(Math.abs(numeric), Math.abs(an));
       if (!(Math.abs(numeric - an) <= tol)) {
         throw new AssertionError({
-          message: `input ${i}, direction ${d}: analytic ${an} vs numeric ${numeric} (tolerance ${tol.toExponential(2)})`,
+          message: `input ${i}, direction ${d}: analytic ${an} vs numeric ${numeric} (tolerance ${
+            tol.toExponential(2)
+          })`,
         });
       }
     }

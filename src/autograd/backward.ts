@@ -47,7 +47,9 @@ function owned(t: Tensor): Tensor {
 /** Runs backward from `root`, seeding with `grad` (default: 1 for a one-element root). */
 export function backward(root: Tensor, grad?: Tensor): void {
   if (!root.requiresGrad) {
-    throw new Error("backward(): the tensor does not require grad (no input of its graph has requiresGrad set)");
+    throw new Error(
+      "backward(): the tensor does not require grad (no input of its graph has requiresGrad set)",
+    );
   }
   if (!grad && root.size !== 1) {
     throw new Error(`backward(): a gradient is needed for a non-scalar output of shape [${root.shape}]`);

@@ -9,7 +9,7 @@ import { closeScope, type Disposable, openScope } from "../tensor/track.ts";
 function collect(v: unknown, out: Set<Disposable>, depth = 0): void {
   if (v instanceof Tensor) out.add(v);
   else if (depth < 3 && v && typeof v === "object") {
-    if (Array.isArray(v)) for (const x of v) collect(x, out, depth + 1);
+    if (Array.isArray(v)) { for (const x of v) collect(x, out, depth + 1); }
     else if (Object.getPrototypeOf(v) === Object.prototype || v instanceof Map) {
       const values = v instanceof Map ? [...v.values()] : Object.values(v);
       for (const x of values) collect(x, out, depth + 1);

@@ -17,7 +17,7 @@ export class Kernel {
   source: string | null = null;
   module: GPUShaderModule | null = null;
   moduleDevice: GPUDevice | null = null;
-  bindings = new Map<number, BindingKind>();
+  bindings: Map<number, BindingKind> = new Map();
   constructor(readonly name: string, readonly url: URL | null, inlineSource?: string) {
     if (inlineSource !== undefined) this.setSource(inlineSource);
   }
@@ -25,10 +25,14 @@ export class Kernel {
   setSource(src: string): void {
     this.source = src;
     this.bindings.clear();
-    const re = /@group\(\s*0\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var\s*<\s*(uniform|storage)\s*(?:,\s*(read_write|read)\s*)?>/g;
+    const re =
+      /@group\(\s*0\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var\s*<\s*(uniform|storage)\s*(?:,\s*(read_write|read)\s*)?>/g;
     for (const m of src.matchAll(re)) {
       const b = Number(m[1]);
-      this.bindings.set(b, m[2] === "uniform" ? "uniform" : m[3] === "read_write" ? "storage" : "read-only-storage");
+      this.bindings.set(
+        b,
+        m[2] === "uniform" ? "uniform" : m[3] === "read_write" ? "storage" : "read-only-storage",
+      );
     }
   }
 
@@ -37,7 +41,10 @@ export class Kernel {
     const { device } = gpu();
     if (this.module && this.moduleDevice === device) return this.module;
     if (this.source === null) {
-      throw new KernelError(this.name, "its WGSL source is not loaded; call `await init()` after importing the op.");
+      throw new KernelError(
+        this.name,
+        "its WGSL source is not loaded; call `await init()` after importing the op.",
+      );
     }
     this.module = device.createShaderModule({ label: this.name, code: this.source });
     this.moduleDevice = device;

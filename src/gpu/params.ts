@@ -13,7 +13,9 @@ export class Params {
     if (this.n >= 64) throw new Error("Params: at most 64 scalar fields");
     const o = this.n * 4;
     if (kind === "u32") {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`Params.u32: ${v} is not a u32`);
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+        throw new RangeError(`Params.u32: ${v} is not a u32`);
+      }
       this.view.setUint32(o, v, true);
     } else if (kind === "i32") {
       if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) {

@@ -47,7 +47,12 @@ function checkDevice(device: GPUDevice): void {
   if (owner !== device) {
     // A new device (after a loss or re-init): buffers of the old one are useless.
     free.clear();
-    live = peak = pooled = liveCount = pooledCount = 0;
+    live =
+      peak =
+      pooled =
+      liveCount =
+      pooledCount =
+        0;
     owner = device;
   }
 }
@@ -84,7 +89,7 @@ export function releaseBuffer(buf: GPUBuffer): void {
   live -= size;
   liveCount--;
   let list = free.get(size);
-  if (!list) free.set(size, (list = []));
+  if (!list) free.set(size, list = []);
   list.push(buf);
   pooled += size;
   pooledCount++;
@@ -92,7 +97,13 @@ export function releaseBuffer(buf: GPUBuffer): void {
 
 /** Current memory accounting. */
 export function memoryStats(): MemoryStats {
-  return { liveBytes: live, peakBytes: peak, pooledBytes: pooled, liveBuffers: liveCount, pooledBuffers: pooledCount };
+  return {
+    liveBytes: live,
+    peakBytes: peak,
+    pooledBytes: pooled,
+    liveBuffers: liveCount,
+    pooledBuffers: pooledCount,
+  };
 }
 
 /** Starts a new peak measurement from the current live bytes. */

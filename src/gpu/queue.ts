@@ -85,7 +85,9 @@ function pipeline(device: GPUDevice, spec: DispatchSpec, kinds: BindingKind[]): 
   const entry = spec.entry ?? "main";
   const consts = spec.constants ?? {};
   const ckeys = Object.keys(consts).sort();
-  const key = `${spec.kernel.name}|${entry}|${ckeys.map((k) => `${k}=${consts[k]}`).join(",")}|${kinds.join(",")}`;
+  const key = `${spec.kernel.name}|${entry}|${ckeys.map((k) => `${k}=${consts[k]}`).join(",")}|${
+    kinds.join(",")
+  }`;
   let p = pipelines.get(key);
   if (!p) {
     const layout = device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout(device, kinds)] });
@@ -123,7 +125,10 @@ export function dispatch(spec: DispatchSpec): void {
   const { device, info } = gpu();
   caches(device);
   if (!arena || arenaDevice !== device) {
-    arena = device.createBuffer({ size: SLOT * BATCH, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    arena = device.createBuffer({
+      size: SLOT * BATCH,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
     arenaDevice = device;
   }
   const name = `${spec.kernel.name}:${spec.entry ?? "main"}`;
@@ -131,11 +136,15 @@ export function dispatch(spec: DispatchSpec): void {
   const maxWg = info.limits.maxComputeWorkgroupsPerDimension;
   for (const w of wg) {
     if (w !== undefined && (w > maxWg || w < 0 || !Number.isInteger(w))) {
-      throw new GpuLimitError(`kernel ${name}: workgroup count ${w} is outside [0, ${maxWg}] (${info.adapterName})`);
+      throw new GpuLimitError(
+        `kernel ${name}: workgroup count ${w} is outside [0, ${maxWg}] (${info.adapterName})`,
+      );
     }
   }
   if (spec.buffers.length > info.limits.maxStorageBuffersPerShaderStage) {
-    throw new GpuLimitError(`kernel ${name}: ${spec.buffers.length} storage buffers exceed the device's limit`);
+    throw new GpuLimitError(
+      `kernel ${name}: ${spec.buffers.length} storage buffers exceed the device's limit`,
+    );
   }
   const declared = spec.kernel.bindings;
   const kinds: BindingKind[] = ["uniform"];
@@ -146,7 +155,10 @@ export function dispatch(spec: DispatchSpec): void {
     const binding = i + 1;
     const kind = declared.get(binding);
     if (kind === undefined || kind === "uniform") {
-      throw new KernelError(name, `binding ${binding} is not declared as a storage buffer in the WGSL source`);
+      throw new KernelError(
+        name,
+        `binding ${binding} is not declared as a storage buffer in the WGSL source`,
+      );
     }
     kinds.push(kind);
     const buffer = b instanceof GPUBuffer ? b : b.buffer;
@@ -229,7 +241,13 @@ export function upload(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0)
 }
 
 /** Copies `size` bytes between buffers, recorded in order with the dispatches. */
-export function copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+export function copyBuffer(
+  src: GPUBuffer,
+  srcOffset: number,
+  dst: GPUBuffer,
+  dstOffset: number,
+  size: number,
+): void {
   const { device } = gpu();
   caches(device);
   begin(device);
@@ -244,7 +262,10 @@ export async function readback(buffer: GPUBuffer, byteOffset: number, size: numb
   const { device } = gpu();
   caches(device);
   const padded = Math.max(4, Math.ceil(size / 4) * 4);
-  const staging = device.createBuffer({ size: padded, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const staging = device.createBuffer({
+    size: padded,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
   begin(device);
   endPass();
   encoder!.copyBufferToBuffer(buffer, byteOffset, staging, 0, padded);

@@ -3,7 +3,7 @@ import { kernel } from "../gpu/kernel.ts";
 import { Params } from "../gpu/params.ts";
 import { clearBuffer, dispatch, grid1d, upload } from "../gpu/queue.ts";
 import { defaultGenerator, type Generator } from "./random.ts";
-import { type DType, empty, Tensor } from "./tensor.ts";
+import { type DType, empty, type Tensor } from "./tensor.ts";
 
 const FILL = kernel("fill.wgsl");
 
@@ -35,7 +35,9 @@ function finish(t: Tensor, opts: TensorOptions): Tensor {
 
 function checkShape(shape: readonly number[]): void {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new RangeError(`invalid shape [${shape}]: sizes must be integers ≥ 0`);
+    if (!Number.isInteger(d) || d < 0) {
+      throw new RangeError(`invalid shape [${shape}]: sizes must be integers ≥ 0`);
+    }
   }
 }
 
@@ -105,7 +107,10 @@ export interface RandomOptions extends TensorOptions {
 }
 
 /** Standard normal samples times `std` plus `mean`, from a seeded generator. */
-export function randn(shape: readonly number[], opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+export function randn(
+  shape: readonly number[],
+  opts: RandomOptions & { mean?: number; std?: number } = {},
+): Tensor {
   checkShape(shape);
   const g = opts.generator ?? defaultGenerator;
   const n = shape.reduce((a, b) => a * b, 1);
@@ -117,7 +122,10 @@ export function randn(shape: readonly number[], opts: RandomOptions & { mean?: n
 }
 
 /** Uniform samples in [low, high) (default [0, 1)), from a seeded generator. */
-export function rand(shape: readonly number[], opts: RandomOptions & { low?: number; high?: number } = {}): Tensor {
+export function rand(
+  shape: readonly number[],
+  opts: RandomOptions & { low?: number; high?: number } = {},
+): Tensor {
   checkShape(shape);
   const g = opts.generator ?? defaultGenerator;
   const n = shape.reduce((a, b) => a * b, 1);

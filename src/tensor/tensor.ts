@@ -52,7 +52,9 @@ export class Tensor {
     this.shape = Object.freeze([...shape]);
     this.size = shape.reduce((a, b) => a * b, 1);
     if (this.size * 4 > storage.bytes) {
-      throw new RangeError(`tensor of shape [${shape}] needs ${this.size * 4} bytes, storage has ${storage.bytes}`);
+      throw new RangeError(
+        `tensor of shape [${shape}] needs ${this.size * 4} bytes, storage has ${storage.bytes}`,
+      );
     }
     track(this);
   }
@@ -101,7 +103,9 @@ export class Tensor {
   /** Reads an i32 tensor back exactly. */
   async toInt32Array(): Promise<Int32Array> {
     this.assertAlive();
-    if (this.dtype !== "i32") throw new TypeError(`toInt32Array() needs an i32 tensor, this one is ${this.dtype}`);
+    if (this.dtype !== "i32") {
+      throw new TypeError(`toInt32Array() needs an i32 tensor, this one is ${this.dtype}`);
+    }
     return new Int32Array(await readback(this.storage.buffer, 0, this.bytes));
   }
 

@@ -7,7 +7,9 @@ export function resolveShape(size: number, shape: readonly number[]): number[] {
   const k = s.indexOf(-1);
   if (k >= 0) {
     const rest = s.reduce((a, b, i) => (i === k ? a : a * b), 1);
-    if (rest === 0 || size % rest !== 0) throw new RangeError(`cannot reshape ${size} elements to [${shape}]`);
+    if (rest === 0 || size % rest !== 0) {
+      throw new RangeError(`cannot reshape ${size} elements to [${shape}]`);
+    }
     s[k] = size / rest;
   }
   return s;
