@@ -1,0 +1,299 @@
+/**
+ * safetensors files: an 8-byte little-endian header length N, N bytes of JSON mapping each tensor name to
+ * {dtype, shape, data_offsets: [begin, end]} (offsets relative to the byte after the header) plus an optional
+ * "__metadata__" map of strings, then the tensor data.
+ *
+ * The reader validates the header completely before any tensor is read (length bound, JSON, dtypes, shapes,
+ * offsets inside the file, sizes matching shapes, no overlaps) and streams one tensor at a time, so peak CPU memory
+ * is about the largest tensor. F32, F16 and BF16 convert to f32. The writer writes F32 (or BF16), names sorted,
+ * header padded with spaces to a multiple of 8, `__metadata__ {"format": "pt"}` as PyTorch checkpoints have.
+ */
+import { WebDPOError } from "../gpu/errors.ts";
+import { bf16ToF32, f16ToF32, f32ToBf16 } from "./dtype.ts";
+
+/** A malformed or unreadable safetensors file. The message names the file and the problem. */
+export class SafetensorsError extends WebDPOError {}
+
+export type SafetensorsDType = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
+const DTYPE_BYTES: Record<string, number> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  U16: 2,
+  U32: 4,
+  U64: 8,
+};
+const LOADABLE = new Set(["F32", "F16", "BF16"]);
+const MAX_HEADER = 100 * 1024 * 1024;
+
+export interface TensorEntry {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: number[];
+  /** Absolute byte offsets in the file. */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  path: string;
+  metadata: Record<string, string>;
+  /** Entries in file order. */
+  tensors: TensorEntry[];
+  byName: Map<string, TensorEntry>;
+}
+
+/** Reads and validates the header of a safetensors file. */
+export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw new SafetensorsError(`${path}: cannot open (${e instanceof Error ? e.message : e})`);
+  }
+  try {
+    const size = (await file.stat()).size;
+    if (size < 8) {
+      throw new SafetensorsError(`${path}: truncated: ${size} bytes, less than the 8-byte header length`);
+    }
+    const lenBytes = new Uint8Array(8);
+    await readExactly(file, lenBytes, 0, path);
+    const n = Number(new DataView(lenBytes.buffer).getBigUint64(0, true));
+    if (n > MAX_HEADER) {
+      throw new SafetensorsError(`${path}: corrupt header: header length ${n} exceeds 100 MB`);
+    }
+    if (8 + n > size) {
+      throw new SafetensorsError(
+        `${path}: truncated: header length ${n} runs past the end of the ${size}-byte file`,
+      );
+    }
+    const headerBytes = new Uint8Array(n);
+    await readExactly(file, headerBytes, 8, path);
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
+    } catch (e) {
+      throw new SafetensorsError(
+        `${path}: corrupt header: not valid JSON (${e instanceof Error ? e.message : e})`,
+      );
+    }
+    if (!json || typeof json !== "object" || Array.isArray(json)) {
+      throw new SafetensorsError(`${path}: corrupt header: the JSON is not an object`);
+    }
+    return parseHeader(path, json as Record<string, unknown>, 8 + n, size);
+  } finally {
+    file.close();
+  }
+}
+
+function parseHeader(path: string, json: Record<string, unknown>, dataStart: number, size: number) {
+  const metadata: Record<string, string> = {};
+  const tensors: TensorEntry[] = [];
+  const dataLen = size - dataStart;
+  for (const [name, v] of Object.entries(json)) {
+    if (name === "__metadata__") {
+      if (v && typeof v === "object") {
+        for (const [k, s] of Object.entries(v)) metadata[k] = String(s);
+      }
+      continue;
+    }
+    const bad = (why: string) => new SafetensorsError(`${path}: corrupt header: tensor "${name}" ${why}`);
+    if (!v || typeof v !== "object") throw bad("is not an object");
+    const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof e.dtype !== "string" || !(e.dtype in DTYPE_BYTES)) {
+      throw bad(`has unknown dtype ${String(e.dtype)}`);
+    }
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw bad(`has an invalid shape ${JSON.stringify(e.shape)}`);
+    }
+    const off = e.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw bad(`has invalid data_offsets ${JSON.stringify(off)}`);
+    }
+    const [b, en] = off as number[];
+    if (b > en) throw bad(`has data_offsets [${b}, ${en}] with begin after end`);
+    if (en > dataLen) {
+      throw new SafetensorsError(
+        `${path}: truncated: tensor "${name}" ends at byte ${en} of the data section, which has ${dataLen} bytes`,
+      );
+    }
+    const shape = e.shape as number[];
+    const want = shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[e.dtype];
+    if (en - b !== want) throw bad(`has ${en - b} bytes but shape [${shape}] of ${e.dtype} needs ${want}`);
+    tensors.push({
+      name,
+      dtype: e.dtype as SafetensorsDType,
+      shape,
+      begin: dataStart + b,
+      end: dataStart + en,
+    });
+  }
+  const sorted = [...tensors].sort((x, y) => x.begin - y.begin || x.end - y.end);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i].begin < sorted[i - 1].end) {
+      throw new SafetensorsError(
+        `${path}: corrupt header: tensors "${sorted[i - 1].name}" and "${sorted[i].name}" overlap`,
+      );
+    }
+  }
+  return { path, metadata, tensors: sorted, byName: new Map(sorted.map((t) => [t.name, t])) };
+}
+
+async function readExactly(
+  file: Deno.FsFile,
+  buf: Uint8Array,
+  position: number,
+  path: string,
+): Promise<void> {
+  await file.seek(position, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < buf.length) {
+    const n = await file.read(buf.subarray(got));
+    if (n === null) {
+      throw new SafetensorsError(`${path}: truncated: unexpected end of file at byte ${position + got}`);
+    }
+    got += n;
+  }
+}
+
+/** A tensor read from disk, converted to f32. */
+export interface HostTensor {
+  name: string;
+  shape: number[];
+  /** The dtype it was stored as. */
+  dtype: SafetensorsDType;
+  data: Float32Array;
+}
+
+/** Reads one tensor's data and converts it to f32. */
+export async function readTensor(
+  file: Deno.FsFile,
+  header: SafetensorsHeader,
+  e: TensorEntry,
+): Promise<HostTensor> {
+  if (!LOADABLE.has(e.dtype)) {
+    throw new SafetensorsError(
+      `${header.path}: tensor "${e.name}" has dtype ${e.dtype}; webdpo loads F32, F16 and BF16 weights`,
+    );
+  }
+  const bytes = new Uint8Array(e.end - e.begin);
+  await readExactly(file, bytes, e.begin, header.path);
+  let data: Float32Array;
+  if (e.dtype === "F32") data = new Float32Array(bytes.buffer);
+  else if (e.dtype === "BF16") data = bf16ToF32(new Uint16Array(bytes.buffer));
+  else data = f16ToF32(new Uint16Array(bytes.buffer));
+  return { name: e.name, shape: e.shape, dtype: e.dtype, data };
+}
+
+/** Streams the tensors of one file (optionally only those `want` accepts), one at a time. */
+export async function* streamSafetensors(
+  path: string,
+  want: (name: string) => boolean = () => true,
+): AsyncGenerator<HostTensor> {
+  const header = await readSafetensorsHeader(path);
+  const file = await Deno.open(path, { read: true });
+  try {
+    for (const e of header.tensors) if (want(e.name)) yield await readTensor(file, header, e);
+  } finally {
+    file.close();
+  }
+}
+
+/** Reads a whole (small) file into memory. */
+export async function readSafetensors(path: string): Promise<Map<string, HostTensor>> {
+  const out = new Map<string, HostTensor>();
+  for await (const t of streamSafetensors(path)) out.set(t.name, t);
+  return out;
+}
+
+/** A tensor to write: its data now, or a function giving it when the writer reaches it (streaming). */
+export interface WritableTensor {
+  name: string;
+  shape: readonly number[];
+  data: Float32Array | (() => Promise<Float32Array>);
+}
+
+export interface WriteOptions {
+  /** Storage dtype: "F32" (default) or "BF16". */
+  dtype?: "F32" | "BF16";
+  /** Extra `__metadata__` entries (`format: "pt"` is always written). */
+  metadata?: Record<string, string>;
+}
+
+/** Writes tensors to a safetensors file, one tensor in memory at a time. Names are written sorted. */
+export async function writeSafetensors(
+  path: string,
+  tensors: WritableTensor[],
+  opts: WriteOptions = {},
+): Promise<void> {
+  const dtype = opts.dtype ?? "F32";
+  const width = dtype === "F32" ? 4 : 2;
+  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const names = new Set<string>();
+  const header: Record<string, unknown> = { __metadata__: { format: "pt", ...opts.metadata } };
+  let offset = 0;
+  for (const t of sorted) {
+    if (names.has(t.name)) throw new SafetensorsError(`${path}: tensor name "${t.name}" appears twice`);
+    names.add(t.name);
+    const n = t.shape.reduce((a, d) => a * d, 1) * width;
+    header[t.name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + n] };
+    offset += n;
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) {
+    const p = new Uint8Array(padded).fill(0x20);
+    p.set(json);
+    json = p;
+  }
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  try {
+    const len = new Uint8Array(8);
+    new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
+    await writeAll(file, len);
+    await writeAll(file, json);
+    for (const t of sorted) {
+      const data = typeof t.data === "function" ? await t.data() : t.data;
+      const n = t.shape.reduce((a, d) => a * d, 1);
+      if (data.length !== n) {
+        throw new SafetensorsError(
+          `${path}: tensor "${t.name}" has ${data.length} values, shape [${t.shape}] needs ${n}`,
+        );
+      }
+      const bytes = dtype === "F32" ? data : f32ToBf16(data);
+      await writeAll(file, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    }
+  } finally {
+    file.close();
+  }
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) done += await file.write(bytes.subarray(done));
+}
+
+/** `model.safetensors.index.json`: tensor name → shard file name. */
+export async function readShardIndex(path: string): Promise<Map<string, string>> {
+  let json: { weight_map?: Record<string, string> };
+  try {
+    json = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new SafetensorsError(
+      `${path}: cannot read the shard index (${e instanceof Error ? e.message : e})`,
+    );
+  }
+  if (!json.weight_map || typeof json.weight_map !== "object") {
+    throw new SafetensorsError(`${path}: the shard index has no "weight_map" object`);
+  }
+  return new Map(Object.entries(json.weight_map));
+}
