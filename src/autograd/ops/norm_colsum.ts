@@ -1,0 +1,55 @@
+/**
+ * Shared pieces of the norm ops (rmsnorm.ts, layernorm.ts): the row-kernel workgroup size, the row chunking of
+ * the weight-gradient reduction, and its second pass (norm_colsum.wgsl), which sums per-chunk partials in chunk
+ * order so that weight gradients are deterministic without atomics.
+ */
+import { kernel } from "../../gpu/kernel.ts";
+import { Params } from "../../gpu/params.ts";
+import { dispatch } from "../../gpu/queue.ts";
+import { empty, type Tensor } from "../../tensor/tensor.ts";
+
+const COLSUM = kernel("norm_colsum.wgsl");
+
+/** Workgroup size (a power of two, 32..256) of the one-workgroup-per-row kernels for rows of C channels. */
+export function rowWorkgroupSize(C: number): number {
+  let wg = 32;
+  while (wg < 256 && wg * 8 < C) wg *= 2;
+  return wg;
+}
+
+/** How the N rows are split for the weight-gradient partial sums: at most 256 chunks of ≥ 16 rows. */
+export function rowChunks(N: number): { rowsPerChunk: number; nChunks: number } {
+  const rowsPerChunk = Math.max(16, Math.ceil(N / 256));
+  return { rowsPerChunk, nChunks: Math.max(1, Math.ceil(N / rowsPerChunk)) };
+}
+
+/** Σ over the rows of `partial` [rows, cols] per column, into a new [cols] tensor. */
+export function columnSums(partial: Tensor, rows: number, cols: number): Tensor {
+  const out = empty([cols]);
+  if (cols > 0) {
+    dispatch({
+      kernel: COLSUM,
+      entry: "colsum",
+      params: new Params().u32(rows, cols, cols),
+      buffers: [partial.binding, out.binding],
+      workgroups: [Math.ceil(cols / 64)],
+    });
+  }
+  return out;
+}
+
+/** Column sums of `partial` [rows, 2C], split into two new [C] tensors (first C columns, last C columns). */
+export function columnSumsSplit(partial: Tensor, rows: number, C: number): [Tensor, Tensor] {
+  const a = empty([C]);
+  const b = empty([C]);
+  if (C > 0) {
+    dispatch({
+      kernel: COLSUM,
+      entry: "colsum_split",
+      params: new Params().u32(rows, 2 * C, C),
+      buffers: [partial.binding, a.binding, b.binding],
+      workgroups: [Math.ceil((2 * C) / 64)],
+    });
+  }
+  return [a, b];
+}
