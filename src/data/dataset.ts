@@ -1,0 +1,228 @@
+/**
+ * Datasets of preference rows from files: JSON (an array of rows), JSONL (one row per line, streamed: a 1 GB file
+ * is never one string), Parquet (hyparquet, streamed by row group) and a Hugging Face `datasets` folder of Parquet
+ * shards (`data/<split>-*.parquet`, `<split>/*.parquet`, …). Extra columns are kept; the trainer reads what it needs.
+ */
+import { parquetMetadataAsync, parquetReadObjects } from "hyparquet";
+import { compressors } from "hyparquet-compressors";
+import { DatasetError } from "./tokenize_row.ts";
+
+export type Row = Record<string, unknown>;
+
+/** A row with where it came from, for error messages. */
+export interface LocatedRow {
+  row: Row;
+  /** 0-based row number within the dataset. */
+  index: number;
+  /** "file row N" (N 0-based within the file; line numbers for JSONL are N + 1). */
+  where: string;
+}
+
+/** A sequence of rows that can be iterated (repeatedly) without holding the files' text in memory. */
+export class Dataset {
+  constructor(readonly name: string, private readonly source: () => AsyncIterable<LocatedRow>) {}
+
+  /** A dataset from rows in memory. */
+  static fromRows(rows: Row[], name = "rows"): Dataset {
+    return new Dataset(name, async function* () {
+      for (let i = 0; i < rows.length; i++) yield { row: rows[i], index: i, where: `${name} row ${i}` };
+    });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<LocatedRow> {
+    return this.source()[Symbol.asyncIterator]();
+  }
+
+  /** Every row in memory (small datasets, tests). */
+  async toArray(): Promise<Row[]> {
+    const out: Row[] = [];
+    for await (const r of this) out.push(r.row);
+    return out;
+  }
+
+  /** The number of rows (iterates once). */
+  async count(): Promise<number> {
+    let n = 0;
+    for await (const _ of this) n++;
+    return n;
+  }
+}
+
+async function* jsonlRows(path: string, start: number): AsyncGenerator<LocatedRow> {
+  const file = await Deno.open(path, { read: true });
+  const lines = file.readable.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
+  let line = 0;
+  let index = start;
+  for await (const text of lines) {
+    line++;
+    if (text.trim() === "") continue;
+    let row: unknown;
+    try {
+      row = JSON.parse(text);
+    } catch (e) {
+      throw new DatasetError(`${path} line ${line}: not valid JSON (${e instanceof Error ? e.message : e})`);
+    }
+    if (!row || typeof row !== "object" || Array.isArray(row)) {
+      throw new DatasetError(`${path} line ${line}: a row must be a JSON object`);
+    }
+    yield { row: row as Row, index: index++, where: `${path} line ${line}` };
+  }
+}
+
+function lineSplitter(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, ctl) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const p of parts) ctl.enqueue(p.endsWith("\r") ? p.slice(0, -1) : p);
+    },
+    flush(ctl) {
+      if (rest) ctl.enqueue(rest);
+    },
+  });
+}
+
+async function* jsonRows(path: string, start: number): AsyncGenerator<LocatedRow> {
+  let data: unknown;
+  try {
+    data = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new DatasetError(`${path}: not valid JSON (${e instanceof Error ? e.message : e})`);
+  }
+  // {"train": [...]} style files are accepted too, through the caller's split
+  if (!Array.isArray(data)) {
+    throw new DatasetError(`${path}: a .json dataset must be an array of row objects`);
+  }
+  for (let i = 0; i < data.length; i++) {
+    const row = data[i];
+    if (!row || typeof row !== "object" || Array.isArray(row)) {
+      throw new DatasetError(`${path} row ${i}: a row must be a JSON object`);
+    }
+    yield { row: row as Row, index: start + i, where: `${path} row ${i}` };
+  }
+}
+
+async function fileBuffer(path: string) {
+  const file = await Deno.open(path, { read: true });
+  const byteLength = (await file.stat()).size;
+  return {
+    file,
+    buffer: {
+      byteLength,
+      async slice(start: number, end?: number): Promise<ArrayBuffer> {
+        const stop = end ?? byteLength;
+        const out = new Uint8Array(stop - start);
+        await file.seek(start, Deno.SeekMode.Start);
+        let got = 0;
+        while (got < out.length) {
+          const n = await file.read(out.subarray(got));
+          if (n === null) throw new DatasetError(`${path}: truncated Parquet file`);
+          got += n;
+        }
+        return out.buffer;
+      },
+    },
+  };
+}
+
+async function* parquetRows(path: string, start: number): AsyncGenerator<LocatedRow> {
+  const { file, buffer } = await fileBuffer(path);
+  try {
+    let meta;
+    try {
+      meta = await parquetMetadataAsync(buffer);
+    } catch (e) {
+      throw new DatasetError(`${path}: not a readable Parquet file (${e instanceof Error ? e.message : e})`);
+    }
+    let offset = 0;
+    let index = start;
+    for (const rg of meta.row_groups) {
+      const n = Number(rg.num_rows);
+      const rows = await parquetReadObjects({
+        file: buffer,
+        metadata: meta,
+        rowStart: offset,
+        rowEnd: offset + n,
+        compressors,
+      });
+      for (let i = 0; i < rows.length; i++) {
+        yield { row: rows[i] as Row, index: index++, where: `${path} row ${offset + i}` };
+      }
+      offset += n;
+    }
+  } finally {
+    file.close();
+  }
+}
+
+function rowsOf(path: string, start: number): AsyncGenerator<LocatedRow> {
+  const lower = path.toLowerCase();
+  if (lower.endsWith(".jsonl") || lower.endsWith(".ndjson")) return jsonlRows(path, start);
+  if (lower.endsWith(".json")) return jsonRows(path, start);
+  if (lower.endsWith(".parquet")) return parquetRows(path, start);
+  throw new DatasetError(`${path}: unknown dataset format (use .json, .jsonl or .parquet)`);
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) if (e.isFile) out.push(e.name);
+  } catch {
+    return [];
+  }
+  return out.sort();
+}
+
+/** The data files of `split` in a Hugging Face datasets-style folder. */
+export async function splitFiles(dir: string, split: string): Promise<string[]> {
+  const exts = [".parquet", ".jsonl", ".json"];
+  const match = (name: string, re: RegExp) => re.test(name) && exts.some((e) => name.endsWith(e));
+  const esc = split.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const candidates: [string, RegExp][] = [
+    [`${dir}/data`, new RegExp(`^${esc}([-.]|$)`)],
+    [`${dir}/${split}`, /./],
+    [`${dir}/data/${split}`, /./],
+    [dir, new RegExp(`^${esc}([-.]|$)`)],
+  ];
+  for (const [d, re] of candidates) {
+    const files = (await listFiles(d)).filter((f) => match(f, re));
+    if (files.length) return files.map((f) => `${d}/${f}`);
+  }
+  return [];
+}
+
+export interface LoadDatasetOptions {
+  /** The split to read from a folder (default "train"). Ignored for a single file. */
+  split?: string;
+}
+
+/** Loads a dataset file or folder lazily: rows stream from disk each time the dataset is iterated. */
+export async function loadDataset(path: string, opts: LoadDatasetOptions = {}): Promise<Dataset> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch {
+    throw new DatasetError(
+      `${path}: no such file or folder (give a .json/.jsonl/.parquet file or a datasets folder with Parquet shards)`,
+    );
+  }
+  const split = opts.split ?? "train";
+  const files = info.isDirectory ? await splitFiles(path.replace(/\/+$/, ""), split) : [path];
+  if (files.length === 0) {
+    throw new DatasetError(
+      `${path}: no files for split "${split}" (looked for data/${split}-*.parquet, ${split}/*.parquet, ` +
+        `${split}.jsonl and similar)`,
+    );
+  }
+  for (const f of files) rowsOf(f, 0).return(undefined); // validates the extension early
+  return new Dataset(info.isDirectory ? `${path} [${split}]` : path, async function* () {
+    let start = 0;
+    for (const f of files) {
+      for await (const r of rowsOf(f, start)) {
+        yield r;
+        start = r.index + 1;
+      }
+    }
+  });
+}
