@@ -1,0 +1,32 @@
+// gather_rows_backward.wgsl — the table gradient of gather_rows: a deterministic scatter-add planned on the host.
+//
+// Bindings: 0 uniform Params { total: u32, C: u32, V: u32 }; 1 dy: array<f32> (read), [N, C], the gradient of the
+//           gathered rows; 2 plan: array<i32> (read), V + 1 + N entries: plan[v] .. plan[v+1] is the range of table
+//           row v's positions, listed in increasing order at plan[V + 1 + k] (a counting sort of the indices);
+//           3 dtable: array<f32> (read_write), [V, C].
+// Layout:   row-major; total = V*C.
+//           dtable[v, c] = Σ_k dy[plan[V+1+k], c] for k from plan[v] to plan[v+1]−1, in that fixed order: no
+//           atomics, bit-for-bit reproducible. Rows never gathered get exactly 0.
+// Dispatch: grid1d(total, 256): i = gid.x + gid.y * nwg.x * 256; v = i / C, c = i % C.
+
+struct Params { total: u32, C: u32, V: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> plan: array<i32>;
+@group(0) @binding(3) var<storage, read_write> dtable: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.total) { return; }
+  let v = i / p.C;
+  let c = i - v * p.C;
+  let first = u32(plan[v]);
+  let last = u32(plan[v + 1u]);
+  var s = 0.0;
+  for (var k = first; k < last; k++) {
+    s += dy[u32(plan[p.V + 1u + k]) * p.C + c];
+  }
+  dtable[i] = s;
+}

@@ -1,0 +1,117 @@
+// softmax.wgsl — softmax / log-softmax over the last axis, numerically stable (the row maximum is subtracted).
+//
+// Bindings: 0 uniform Params { rows: u32, C: u32 }; 1 x: array<f32> (read); 2 y: array<f32> (read_write).
+// Layout:   x and y are [rows, C] row-major.
+// Override: LOG (bool): false → y = exp(x − m) / s; true → y = x − m − log(s), where m = max of the row and
+//           s = Σ exp(x − m).
+// Masking:  -Infinity entries get y = 0 (softmax) / -Infinity (log-softmax). A row that is entirely -Infinity
+//           gives all zeros (softmax) / all -Infinity (log-softmax), never NaN. -Infinity is recognised by its bit
+//           pattern, so the result does not depend on the compiler's treatment of infinities in arithmetic.
+// Dispatch: forward_thread: one invocation per row (short rows), workgroup 64, grid1d(rows, 64):
+//             r = gid.x + gid.y * nwg.x * 64.
+//           forward_wg: one workgroup of WG (override, power of two ≤ 256) invocations per row,
+//             grid1d(rows, 1): r = wid.x + wid.y * nwg.x. Each invocation keeps an online (max, sum) over a
+//             strided subset; a shared-memory tree merges them; a second sweep writes y (x is read twice).
+
+struct Params { rows: u32, C: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+override WG: u32 = 256u;
+override LOG: bool = false;
+const NEG_INF_BITS: u32 = 0xff800000u;
+
+var<workgroup> sh_m: array<f32, 256>;
+var<workgroup> sh_s: array<f32, 256>;
+
+fn is_neg_inf(v: f32) -> bool {
+  return bitcast<u32>(v) == NEG_INF_BITS;
+}
+
+fn neg_inf() -> f32 {
+  return bitcast<f32>(NEG_INF_BITS);
+}
+
+// Online update of (m, s) with one value; -Infinity contributes nothing.
+fn push(ms: vec2f, v: f32) -> vec2f {
+  if (is_neg_inf(v)) { return ms; }
+  if (is_neg_inf(ms.x)) { return vec2f(v, 1.0); }
+  if (v > ms.x) { return vec2f(v, ms.y * exp(ms.x - v) + 1.0); }
+  return vec2f(ms.x, ms.y + exp(v - ms.x));
+}
+
+// Merge of two partial (m, s); an empty partial has m = -Infinity and s = 0.
+fn merge(a: vec2f, b: vec2f) -> vec2f {
+  if (is_neg_inf(b.x)) { return a; }
+  if (is_neg_inf(a.x)) { return b; }
+  let m = max(a.x, b.x);
+  return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+}
+
+// The output for input v given the row's (m, s).
+fn emit(v: f32, ms: vec2f, log_s: f32) -> f32 {
+  if (LOG) {
+    if (is_neg_inf(v) || is_neg_inf(ms.x)) { return neg_inf(); }
+    return (v - ms.x) - log_s;
+  }
+  if (is_neg_inf(v) || is_neg_inf(ms.x)) { return 0.0; }
+  return exp(v - ms.x) / ms.y;
+}
+
+@compute @workgroup_size(64)
+fn forward_thread(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = gid.x + gid.y * nwg.x * 64u;
+  if (r >= p.rows) { return; }
+  let start = r * p.C;
+  let end = start + p.C;
+  var m = neg_inf();
+  for (var k = start; k < end; k++) {
+    let v = x[k];
+    if (!is_neg_inf(v) && (is_neg_inf(m) || v > m)) { m = v; }
+  }
+  var s = 0.0;
+  if (!is_neg_inf(m)) {
+    // blocks of 64 summed separately, then added (rounding grows with C/64 + 64 rather than C)
+    for (var b = start; b < end; b += 64u) {
+      var part = 0.0;
+      for (var k = b; k < min(b + 64u, end); k++) {
+        let v = x[k];
+        if (!is_neg_inf(v)) { part += exp(v - m); }
+      }
+      s += part;
+    }
+  }
+  let ms = vec2f(m, s);
+  let log_s = log(s);
+  for (var k = start; k < end; k++) { y[k] = emit(x[k], ms, log_s); }
+}
+
+@compute @workgroup_size(WG)
+fn forward_wg(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= p.rows) { return; }
+  let start = r * p.C;
+  let end = start + p.C;
+  var ms = vec2f(neg_inf(), 0.0);
+  for (var k = start + lid; k < end; k += WG) { ms = push(ms, x[k]); }
+  sh_m[lid] = ms.x;
+  sh_s[lid] = ms.y;
+  workgroupBarrier();
+  for (var h = WG / 2u; h > 0u; h >>= 1u) {
+    if (lid < h) {
+      let t = merge(vec2f(sh_m[lid], sh_s[lid]), vec2f(sh_m[lid + h], sh_s[lid + h]));
+      sh_m[lid] = t.x;
+      sh_s[lid] = t.y;
+    }
+    workgroupBarrier();
+  }
+  let row = vec2f(sh_m[0], sh_s[0]);
+  let log_s = log(row.y);
+  for (var k = start + lid; k < end; k += WG) { y[k] = emit(x[k], row, log_s); }
+}
