@@ -1,3 +1,33 @@
 /** Every op (forward + backward), re-exported. */
+export { add, div, mul, sub } from "./binary.ts";
+export {
+  exp,
+  gelu,
+  log,
+  logsigmoid,
+  neg,
+  relu,
+  rsqrt,
+  sigmoid,
+  silu,
+  softplus,
+  sqrt,
+  square,
+  tanh,
+  unary,
+  UNARY_OPS,
+  type UnaryOp,
+} from "./unary.ts";
+export { maskedFill, where } from "./where.ts";
+export { max, maxWithIndices, mean, type ReduceOptions, sum } from "./reduce.ts";
+export { logSoftmax, softmax } from "./softmax.ts";
+export { transpose } from "./transpose.ts";
+export { concat } from "./concat.ts";
+export { slice } from "./slice.ts";
+export { gatherRows, type GatherRowsOptions } from "./gather_rows.ts";
+export { permute } from "./permute.ts";
 export { reshape } from "./reshape.ts";
 export { scale } from "./scale.ts";
+export { layerNorm } from "./layernorm.ts";
+export { rmsNorm } from "./rmsnorm.ts";
+export { type Llama3RopeScaling, rope, type RopeConfig, type RopeOptions } from "./rope.ts";
