@@ -1,11 +1,11 @@
 /**
- * The `webdpo` command line. Subcommands available in this version: `env`. (`train`, `generate`, `plot` arrive with
- * the trainer; see the README.)
+ * The `webdpo` command line: `env`, `generate` (and `train`, `plot` once the trainer lands).
  *
  * @module
  */
 import { VERSION } from "../version.ts";
 import { envReport } from "./env.ts";
+import { generateCommand } from "./generate.ts";
 
 const USAGE = `webdpo ${VERSION} — DPO for Hugging Face causal LMs on WebGPU
 
@@ -13,6 +13,7 @@ usage: webdpo <command> [options]
 
 commands:
   env        print the WebGPU adapter, its limits and features, Deno and webdpo versions
+  generate   continue prompts with a model folder (greedy or sampled, KV cache)
 
 options:
   -h, --help     this help
@@ -36,6 +37,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(await envReport());
     return 0;
   }
+  if (cmd === "generate") return await generateCommand(rest);
   console.error(`webdpo: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;
 }

@@ -1,0 +1,149 @@
+/**
+ * The interface every model implementation (llama.ts, gpt2.ts) provides, and the input handling they share:
+ * token ids, attention masks and position ids given as nested arrays or typed arrays with a shape.
+ */
+import { WebDPOError } from "../gpu/errors.ts";
+import { Module } from "../nn/module.ts";
+import { tensor } from "../tensor/create.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { ModelConfig } from "./config.ts";
+import type { KVCache } from "./kv_cache.ts";
+
+/** Token ids (or a mask, or positions): `number[][]` [B][T], or a flat Int32Array with its [B, T] shape. */
+export type IdBatch = number[][] | { data: Int32Array; shape: [number, number] };
+
+export interface ForwardOptions {
+  /** 1 for real tokens, 0 for padding; [B, T]. Default: all ones. */
+  attentionMask?: IdBatch;
+  /** Positions [B, T]. Default: cumsum(attentionMask) − 1 (so left padding keeps real tokens at 0, 1, …). */
+  positionIds?: IdBatch;
+  /**
+   * A KV cache (generation): the new tokens attend to every cached position too. `attentionMask` then covers the
+   * cached and the new positions, [B, cache.length + T].
+   */
+  cache?: KVCache;
+}
+
+/** A batch of token ids on the host, validated. */
+export interface HostBatch {
+  B: number;
+  T: number;
+  ids: Int32Array;
+  /** [B, past + T] (past = cached positions), or null for all ones. */
+  mask: Int32Array | null;
+  positions: Int32Array;
+}
+
+function toFlat(x: IdBatch, what: string): { data: Int32Array; B: number; T: number } {
+  if (Array.isArray(x)) {
+    const B = x.length;
+    const T = B ? x[0].length : 0;
+    const data = new Int32Array(B * T);
+    x.forEach((row, b) => {
+      if (row.length !== T) {
+        throw new RangeError(`${what}: row ${b} has ${row.length} entries, row 0 has ${T}`);
+      }
+      for (let t = 0; t < T; t++) {
+        const v = row[t];
+        if (!Number.isInteger(v)) throw new RangeError(`${what}: [${b}][${t}] = ${v} is not an integer`);
+        data[b * T + t] = v;
+      }
+    });
+    return { data, B, T };
+  }
+  const [B, T] = x.shape;
+  if (x.data.length !== B * T) {
+    throw new RangeError(`${what}: ${x.data.length} values do not fill shape [${B}, ${T}]`);
+  }
+  return { data: x.data, B, T };
+}
+
+/** Validates ids against the vocabulary and computes default position ids. */
+export function hostBatch(inputIds: IdBatch, vocabSize: number, opts: ForwardOptions = {}): HostBatch {
+  const past = opts.cache?.length ?? 0;
+  const { data: ids, B, T } = toFlat(inputIds, "inputIds");
+  if (B === 0 || T === 0) throw new RangeError(`inputIds: an empty batch [${B}, ${T}]`);
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] < 0 || ids[i] >= vocabSize) {
+      throw new RangeError(
+        `inputIds: token id ${ids[i]} at [${Math.floor(i / T)}][${
+          i % T
+        }] is outside the vocabulary (size ${vocabSize})`,
+      );
+    }
+  }
+  let mask: Int32Array | null = null;
+  if (opts.attentionMask) {
+    const m = toFlat(opts.attentionMask, "attentionMask");
+    if (m.B !== B || m.T !== past + T) {
+      throw new RangeError(
+        `attentionMask is [${m.B}, ${m.T}], expected [${B}, ${past + T}] (inputIds [${B}, ${T}]` +
+          (past ? ` after ${past} cached positions)` : ")"),
+      );
+    }
+    mask = m.data;
+  }
+  let positions: Int32Array;
+  if (opts.positionIds) {
+    const p = toFlat(opts.positionIds, "positionIds");
+    if (p.B !== B || p.T !== T) {
+      throw new RangeError(`positionIds is [${p.B}, ${p.T}], inputIds [${B}, ${T}]`);
+    }
+    positions = p.data;
+  } else {
+    positions = new Int32Array(B * T);
+    const TK = past + T;
+    for (let b = 0; b < B; b++) {
+      let c = 0;
+      for (let t = 0; t < TK; t++) {
+        if (!mask || mask[b * TK + t] !== 0) c++;
+        if (t >= past) positions[b * T + t - past] = Math.max(0, c - 1);
+      }
+    }
+  }
+  return { B, T, ids, mask, positions };
+}
+
+/** Uploads a host batch's positions and mask as i32 tensors. */
+export function batchTensors(h: HostBatch): { positions: Tensor; mask: Tensor | undefined } {
+  return {
+    positions: tensor(h.positions, [h.B, h.T], { dtype: "i32" }),
+    mask: h.mask ? tensor(h.mask, [h.B, h.mask.length / h.B], { dtype: "i32" }) : undefined,
+  };
+}
+
+export class ModelError extends WebDPOError {}
+
+/**
+ * Wraps or replaces a projection: called with the input, the module name (e.g. "model.layers.0.self_attn.q_proj")
+ * and `base`, which computes the plain projection with the module's own weights. LoRA adapters and quantised
+ * frozen bases hook in here.
+ */
+export type LinearHook = (x: Tensor, module: string, base: () => Tensor) => Tensor;
+
+/** A causal language model. */
+export abstract class CausalLM extends Module {
+  /** See LinearHook; null for plain projections. */
+  linearHook: LinearHook | null = null;
+  /** The folder the weights came from (tokenizer and generation_config live there). */
+  sourceDir?: string;
+
+  constructor(readonly config: ModelConfig) {
+    super();
+  }
+
+  /** The names of the model's projection modules (the targets LoRA can adapt). */
+  abstract projectionModules(): string[];
+
+  /** Final hidden states [B, T, C] (after the last norm): the input of the LM head / fused log-probs. */
+  abstract hiddenStates(inputIds: IdBatch, opts?: ForwardOptions): Tensor;
+
+  /** The LM head weight [V, C] (the embedding when tied). */
+  abstract lmHeadWeight(): Tensor;
+
+  /** Logits [B, T, V]. */
+  abstract forward(inputIds: IdBatch, opts?: ForwardOptions): Tensor;
+
+  /** The state-dict names a checkpoint for this config must contain (tied weights excluded). */
+  abstract expectedShapes(): Map<string, number[]>;
+}

@@ -1,0 +1,148 @@
+/**
+ * generate(model, tokenizer, prompts, opts): batched decoding with a KV cache. Prompts are left-padded into one
+ * batch; each step runs only the new token of every sequence, samples (or takes the argmax of) the last position's
+ * logits on the host, and stops a sequence at EOS; the batch stops when every sequence has or after
+ * `maxNewTokens`.
+ */
+import { noGrad } from "../autograd/grad_mode.ts";
+import { scope } from "../autograd/scope.ts";
+import { gatherRows } from "../autograd/ops/gather_rows.ts";
+import { reshape } from "../autograd/ops/reshape.ts";
+import { linear } from "../nn/layers.ts";
+import { Generator } from "../tensor/random.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { CausalLM } from "./causal_lm.ts";
+import { KVCache } from "./kv_cache.ts";
+
+export interface GenerateOptions {
+  /** New tokens per sequence at most (default 32). */
+  maxNewTokens?: number;
+  /** Sample (true) or greedy argmax (false, the default). */
+  doSample?: boolean;
+  /** Softmax temperature for sampling (default 1). */
+  temperature?: number;
+  /** Keep the k most likely tokens (0 = all; default 0). */
+  topK?: number;
+  /** Keep the smallest set of tokens whose probability reaches p (default 1). */
+  topP?: number;
+  /** Seed of the sampler (default 0). */
+  seed?: number;
+  /** Stop tokens (default: the tokenizer's EOS). */
+  eosTokenIds?: number[];
+  /** Render string prompts as a user turn with the chat template (default false). */
+  chat?: boolean;
+}
+
+export interface GenerateResult {
+  /** The generated token ids per prompt (EOS included when reached). */
+  tokens: number[][];
+  /** The decoded generated text per prompt (special tokens skipped). */
+  texts: string[];
+}
+
+/** Picks the next token from one row of logits. */
+export function pickToken(logits: Float32Array, opts: GenerateOptions, rng: Generator): number {
+  const V = logits.length;
+  if (!opts.doSample) {
+    let best = 0;
+    for (let v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
+    return best;
+  }
+  const temp = opts.temperature ?? 1;
+  if (!(temp > 0)) throw new RangeError(`temperature must be > 0 when sampling, got ${temp}`);
+  let order = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b] - logits[a]);
+  const k = opts.topK ?? 0;
+  if (k > 0) order = order.slice(0, k);
+  const m = logits[order[0]];
+  let probs = order.map((i) => Math.exp((logits[i] - m) / temp));
+  let total = probs.reduce((a, b) => a + b, 0);
+  const p = opts.topP ?? 1;
+  if (p < 1) {
+    let acc = 0;
+    let cut = order.length;
+    for (let i = 0; i < order.length; i++) {
+      acc += probs[i] / total;
+      if (acc >= p) {
+        cut = i + 1;
+        break;
+      }
+    }
+    order = order.slice(0, cut);
+    probs = probs.slice(0, cut);
+    total = probs.reduce((a, b) => a + b, 0);
+  }
+  let u = rng.uniform() * total;
+  for (let i = 0; i < order.length; i++) {
+    u -= probs[i];
+    if (u < 0) return order[i];
+  }
+  return order[order.length - 1];
+}
+
+/** Generates continuations of `prompts` (strings, or token id arrays). */
+export async function generate(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  prompts: (string | number[])[],
+  opts: GenerateOptions = {},
+): Promise<GenerateResult> {
+  const maxNew = opts.maxNewTokens ?? 32;
+  const stop = new Set(opts.eosTokenIds ?? (tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId]));
+  const pad = tokenizer.padTokenId ?? 0;
+  const encoded = prompts.map((p) => {
+    if (typeof p !== "string") return p;
+    if (opts.chat) {
+      return tokenizer.applyChatTemplate([{ role: "user", content: p }], {
+        addGenerationPrompt: true,
+        tokenize: true,
+      });
+    }
+    const ids = tokenizer.encode(p);
+    return tokenizer.bosTokenId !== null && ids[0] !== tokenizer.bosTokenId
+      ? [tokenizer.bosTokenId, ...ids]
+      : ids;
+  });
+  if (encoded.some((e) => e.length === 0)) throw new RangeError("generate: a prompt encodes to no tokens");
+  const B = encoded.length;
+  const T = Math.max(...encoded.map((e) => e.length));
+  const ids = encoded.map((e) => [...new Array(T - e.length).fill(pad), ...e]);
+  let mask = encoded.map((e) => [...new Array(T - e.length).fill(0), ...new Array(e.length).fill(1)]);
+  const rng = new Generator(opts.seed ?? 0);
+  const out: number[][] = encoded.map(() => []);
+  const done = new Array(B).fill(false);
+  const cache = new KVCache(model.config.numLayers);
+  const V = model.config.vocabSize;
+  try {
+    let step: number[][] = ids;
+    for (let n = 0; n < maxNew; n++) {
+      const logits = await scope(() =>
+        noGrad(() => {
+          const h = model.hiddenStates(step, { attentionMask: mask, cache });
+          const Tn = step[0].length;
+          const C = h.shape[2];
+          const last = new Int32Array(B).map((_, b) => b * Tn + Tn - 1);
+          const rows = gatherRows(reshape(h, [B * Tn, C]), last);
+          return linear(rows, model.lmHeadWeight(), null).toArray();
+        })
+      );
+      const next: number[] = [];
+      for (let b = 0; b < B; b++) {
+        if (done[b]) {
+          next.push(pad);
+          continue;
+        }
+        const tok = pickToken(logits.subarray(b * V, (b + 1) * V), opts, rng);
+        out[b].push(tok);
+        if (stop.has(tok)) done[b] = true;
+        next.push(tok);
+      }
+      if (done.every(Boolean)) break;
+      step = next.map((t) => [t]);
+      // finished sequences keep decoding pad tokens (ignored) so the batch stays rectangular
+      mask = mask.map((row) => [...row, 1]);
+    }
+  } finally {
+    cache.dispose();
+  }
+  return { tokens: out, texts: out.map((t) => tokenizer.decode(t, { skipSpecialTokens: true })) };
+}

@@ -1,0 +1,116 @@
+/**
+ * GPT-2 as transformers' GPT2LMHeadModel computes it: token + learned position embeddings → per layer [LayerNorm →
+ * fused c_attn (Conv1D, weights [in, out]) → causal attention → c_proj → residual; LayerNorm → c_fc → gelu_new →
+ * c_proj → residual] → LayerNorm → LM head tied to wte. State-dict names carry the `transformer.` prefix (a
+ * GPT2Model checkpoint without it loads too; see loader.ts).
+ */
+import { add } from "../autograd/ops/binary.ts";
+import { attention } from "../autograd/ops/attention.ts";
+import { gatherRows } from "../autograd/ops/gather_rows.ts";
+import { layerNorm } from "../autograd/ops/layernorm.ts";
+import { permute } from "../autograd/ops/permute.ts";
+import { reshape } from "../autograd/ops/reshape.ts";
+import { slice } from "../autograd/ops/slice.ts";
+import { unary } from "../autograd/ops/unary.ts";
+import { linear } from "../nn/layers.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { tensor } from "../tensor/create.ts";
+import { CausalLM, type ForwardOptions, hostBatch, type IdBatch } from "./causal_lm.ts";
+
+const P = "transformer";
+
+export class GPT2Model extends CausalLM {
+  expectedShapes(): Map<string, number[]> {
+    const c = this.config;
+    const C = c.hiddenSize, I = c.intermediateSize;
+    const m = new Map<string, number[]>();
+    m.set(`${P}.wte.weight`, [c.vocabSize, C]);
+    m.set(`${P}.wpe.weight`, [c.maxPositionEmbeddings, C]);
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `${P}.h.${l}`;
+      m.set(`${p}.ln_1.weight`, [C]);
+      m.set(`${p}.ln_1.bias`, [C]);
+      m.set(`${p}.attn.c_attn.weight`, [C, 3 * C]);
+      m.set(`${p}.attn.c_attn.bias`, [3 * C]);
+      m.set(`${p}.attn.c_proj.weight`, [C, C]);
+      m.set(`${p}.attn.c_proj.bias`, [C]);
+      m.set(`${p}.ln_2.weight`, [C]);
+      m.set(`${p}.ln_2.bias`, [C]);
+      m.set(`${p}.mlp.c_fc.weight`, [C, I]);
+      m.set(`${p}.mlp.c_fc.bias`, [I]);
+      m.set(`${p}.mlp.c_proj.weight`, [I, C]);
+      m.set(`${p}.mlp.c_proj.bias`, [C]);
+    }
+    m.set(`${P}.ln_f.weight`, [C]);
+    m.set(`${P}.ln_f.bias`, [C]);
+    if (!c.tieWordEmbeddings) m.set("lm_head.weight", [c.vocabSize, C]);
+    return m;
+  }
+
+  /** A Conv1D projection by module name (the seam where LoRA adapters hook in: see `linearHook`). */
+  proj(x: Tensor, module: string): Tensor {
+    const base = () => linear(x, this.param(`${module}.weight`), this.maybeParam(`${module}.bias`), "in_out");
+    return this.linearHook ? this.linearHook(x, module, base) : base();
+  }
+
+  projectionModules(): string[] {
+    const out: string[] = [];
+    for (let l = 0; l < this.config.numLayers; l++) {
+      out.push(
+        `${P}.h.${l}.attn.c_attn`,
+        `${P}.h.${l}.attn.c_proj`,
+        `${P}.h.${l}.mlp.c_fc`,
+        `${P}.h.${l}.mlp.c_proj`,
+      );
+    }
+    return out;
+  }
+
+  lmHeadWeight(): Tensor {
+    return this.config.tieWordEmbeddings ? this.param(`${P}.wte.weight`) : this.param("lm_head.weight");
+  }
+
+  hiddenStates(inputIds: IdBatch, opts: ForwardOptions = {}): Tensor {
+    const c = this.config;
+    const h = hostBatch(inputIds, c.vocabSize, opts);
+    const { B, T } = h;
+    for (let i = 0; i < h.positions.length; i++) {
+      if (h.positions[i] >= c.maxPositionEmbeddings) {
+        throw new RangeError(
+          `position ${h.positions[i]} exceeds GPT-2's n_positions ${c.maxPositionEmbeddings}`,
+        );
+      }
+    }
+    const mask = h.mask ? tensor(h.mask, [B, h.mask.length / B], { dtype: "i32" }) : undefined;
+    const H = c.numHeads, D = c.headDim, C = c.hiddenSize;
+    let x = add(
+      gatherRows(this.param(`${P}.wte.weight`), h.ids, { shape: [B, T] }),
+      gatherRows(this.param(`${P}.wpe.weight`), h.positions, { shape: [B, T] }),
+    );
+    const scaleByLayer = c.raw.scale_attn_by_inverse_layer_idx === true;
+    const scaleWeights = c.raw.scale_attn_weights !== false;
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `${P}.h.${l}`;
+      const a = layerNorm(x, this.param(`${p}.ln_1.weight`), this.param(`${p}.ln_1.bias`), c.normEps);
+      const qkv = this.proj(a, `${p}.attn.c_attn`); // [B, T, 3C]
+      const split = permute(reshape(qkv, [B, T, 3, H, D]), [2, 0, 3, 1, 4]); // [3, B, H, T, D]
+      const part = (i: number) => reshape(slice(split, i, i + 1), [B, H, T, D]);
+      let scale = scaleWeights ? 1 / Math.sqrt(D) : 1;
+      if (scaleByLayer) scale /= l + 1;
+      let k = part(1);
+      let v = part(2);
+      if (opts.cache) ({ k, v } = opts.cache.update(l, k, v));
+      const o = attention(part(0), k, v, { attentionMask: mask, scale });
+      const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, C]);
+      x = add(x, this.proj(merged, `${p}.attn.c_proj`));
+      const m = layerNorm(x, this.param(`${p}.ln_2.weight`), this.param(`${p}.ln_2.bias`), c.normEps);
+      const f = unary("gelu", this.proj(m, `${p}.mlp.c_fc`));
+      x = add(x, this.proj(f, `${p}.mlp.c_proj`));
+    }
+    return layerNorm(x, this.param(`${P}.ln_f.weight`), this.param(`${P}.ln_f.bias`), c.normEps);
+  }
+
+  forward(inputIds: IdBatch, opts: ForwardOptions = {}): Tensor {
+    return linear(this.hiddenStates(inputIds, opts), this.lmHeadWeight(), null);
+  }
+}

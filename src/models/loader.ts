@@ -1,0 +1,233 @@
+/**
+ * loadModel(pathOrHubId): a local Hugging Face model folder, or a hub id resolved in the Hugging Face cache
+ * ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub: models--org--name/snapshots/<rev>/) and, when
+ * absent, downloaded into that cache with @huggingface/hub. Weights stream one tensor at a time from disk to the
+ * GPU; names and shapes are checked against the config. `saveModel` writes a folder transformers loads.
+ */
+import { init } from "../gpu/init.ts";
+import { tensor } from "../tensor/create.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { CausalLM } from "./causal_lm.ts";
+import { ModelError } from "./causal_lm.ts";
+import { type ModelConfig, readConfig } from "./config.ts";
+import { GPT2Model } from "./gpt2.ts";
+import { LlamaModel } from "./llama.ts";
+import {
+  readSafetensorsHeader,
+  readShardIndex,
+  readTensor,
+  type SafetensorsHeader,
+  writeSafetensors,
+} from "./safetensors.ts";
+
+export interface LoadModelOptions {
+  /** Hub revision (branch, tag or commit) when resolving a hub id (default "main"). */
+  revision?: string;
+  /** Never download; resolve a hub id only from the local cache. */
+  localFilesOnly?: boolean;
+  /** Whether the loaded parameters require gradients (default true). */
+  requiresGrad?: boolean;
+}
+
+/** Builds an (uninitialised) model object for a config. */
+export function modelFor(config: ModelConfig): CausalLM {
+  return config.architecture === "gpt2" ? new GPT2Model(config) : new LlamaModel(config);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The Hugging Face hub cache folder. */
+export function hubCacheDir(): string {
+  const env = (k: string) => Deno.env.get(k);
+  if (env("HF_HUB_CACHE")) return env("HF_HUB_CACHE")!;
+  const home = env("HF_HOME") ?? `${env("XDG_CACHE_HOME") ?? `${env("HOME") ?? "."}/.cache`}/huggingface`;
+  return `${home}/hub`;
+}
+
+/** A hub id's snapshot folder in the local cache, or null. */
+export async function resolveCachedSnapshot(repoId: string, revision = "main"): Promise<string | null> {
+  const base = `${hubCacheDir()}/models--${repoId.replace(/\//g, "--")}`;
+  if (!(await exists(base))) return null;
+  let commit = revision;
+  try {
+    commit = (await Deno.readTextFile(`${base}/refs/${revision}`)).trim();
+  } catch { /* revision may be a commit hash */ }
+  const snap = `${base}/snapshots/${commit}`;
+  if (await exists(`${snap}/config.json`)) return snap;
+  return null;
+}
+
+const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+
+/** A local folder for `pathOrHubId`: the folder itself, a cached snapshot, or a fresh download. */
+export async function resolveModelDir(pathOrHubId: string, opts: LoadModelOptions = {}): Promise<string> {
+  if (await exists(pathOrHubId)) return pathOrHubId.replace(/\/+$/, "");
+  if (!HUB_ID.test(pathOrHubId)) {
+    throw new ModelError(`${pathOrHubId}: no such folder (and not a hub id like org/name)`);
+  }
+  const cached = await resolveCachedSnapshot(pathOrHubId, opts.revision);
+  if (cached) return cached;
+  const how =
+    `download it first, e.g. \`huggingface-cli download ${pathOrHubId}\` (it lands in ${hubCacheDir()}), ` +
+    `or pass the path of a local folder holding config.json, model.safetensors and the tokenizer files`;
+  if (opts.localFilesOnly) throw new ModelError(`${pathOrHubId} is not in the Hugging Face cache; ${how}`);
+  try {
+    return await downloadToCache(pathOrHubId, opts.revision ?? "main");
+  } catch (e) {
+    throw new ModelError(
+      `${pathOrHubId} is not in the Hugging Face cache and downloading it failed ` +
+        `(${e instanceof Error ? e.message : e}); ${how}`,
+    );
+  }
+}
+
+async function downloadToCache(repoId: string, revision: string): Promise<string> {
+  const hub = await import("@huggingface/hub");
+  const accessToken = Deno.env.get("HF_TOKEN") ?? undefined;
+  const dir = await hub.snapshotDownload({
+    repo: { type: "model", name: repoId },
+    revision,
+    cacheDir: hubCacheDir(),
+    ...(accessToken ? { accessToken } : {}),
+  });
+  return dir;
+}
+
+/** The safetensors headers of a folder (single file or shards) and which file holds each tensor. */
+async function checkpointFiles(dir: string): Promise<Map<string, SafetensorsHeader>> {
+  const single = `${dir}/model.safetensors`;
+  const index = `${dir}/model.safetensors.index.json`;
+  const byTensor = new Map<string, SafetensorsHeader>();
+  if (await exists(single)) {
+    const h = await readSafetensorsHeader(single);
+    for (const t of h.tensors) byTensor.set(t.name, h);
+    return byTensor;
+  }
+  if (await exists(index)) {
+    const map = await readShardIndex(index);
+    const headers = new Map<string, SafetensorsHeader>();
+    for (const [name, file] of map) {
+      let h = headers.get(file);
+      if (!h) {
+        const path = `${dir}/${file}`;
+        if (!(await exists(path))) {
+          throw new ModelError(`${path}: missing shard (listed in ${index} for "${name}")`);
+        }
+        h = await readSafetensorsHeader(path);
+        headers.set(file, h);
+      }
+      if (!h.byName.has(name)) {
+        throw new ModelError(`${h.path}: has no tensor "${name}" although ${index} says so`);
+      }
+      byTensor.set(name, h);
+    }
+    return byTensor;
+  }
+  const bin = (await exists(`${dir}/pytorch_model.bin`)) ||
+    (await exists(`${dir}/pytorch_model.bin.index.json`));
+  throw new ModelError(
+    `${dir}: no model.safetensors (nor model.safetensors.index.json)` +
+      (bin
+        ? "; only pytorch_model.bin (pickle) was found: convert it to safetensors with transformers' save_pretrained"
+        : ""),
+  );
+}
+
+/** GPT-2 buffers that old checkpoints store and the model does not use. */
+const IGNORED = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$|(^|\.)rotary_emb\.inv_freq$/;
+
+/** Loads a model folder or hub id onto the GPU. */
+export async function loadModel(pathOrHubId: string, opts: LoadModelOptions = {}): Promise<CausalLM> {
+  await init();
+  const dir = await resolveModelDir(pathOrHubId, opts);
+  if (!(await exists(`${dir}/config.json`))) {
+    throw new ModelError(`${dir}/config.json: missing (every model folder needs one)`);
+  }
+  const config = await readConfig(dir);
+  const model = modelFor(config);
+  const expected = model.expectedShapes();
+  const files = await checkpointFiles(dir);
+  // map checkpoint names to model names (GPT2Model checkpoints have no "transformer." prefix)
+  const rename = new Map<string, string>();
+  for (const name of files.keys()) {
+    if (IGNORED.test(name)) continue;
+    let target = name;
+    if (config.architecture === "gpt2" && !name.startsWith("transformer.") && name !== "lm_head.weight") {
+      target = `transformer.${name}`;
+    }
+    if (config.tieWordEmbeddings && name === "lm_head.weight") continue; // tied: the embedding is used
+    if (!expected.has(target)) {
+      const where = files.get(name)!.path;
+      throw new ModelError(
+        `${where}: unexpected tensor "${name}" for a ${config.modelType} model with this config`,
+      );
+    }
+    rename.set(target, name);
+  }
+  for (const name of expected.keys()) {
+    if (!rename.has(name)) {
+      throw new ModelError(
+        `${dir}: the checkpoint is missing tensor "${name}" (shape [${expected.get(name)}])`,
+      );
+    }
+  }
+  const requiresGrad = opts.requiresGrad ?? true;
+  const open = new Map<string, Deno.FsFile>();
+  try {
+    for (const [target, shape] of expected) {
+      const source = rename.get(target)!;
+      const header = files.get(source)!;
+      const entry = header.byName.get(source)!;
+      if (entry.shape.join() !== shape.join()) {
+        throw new ModelError(
+          `${header.path}: tensor "${source}" has shape [${entry.shape}] but the config implies [${shape}]`,
+        );
+      }
+      let f = open.get(header.path);
+      if (!f) open.set(header.path, f = await Deno.open(header.path, { read: true }));
+      const host = await readTensor(f, header, entry);
+      model.register(target, tensor(host.data, shape, { requiresGrad }));
+    }
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    for (const f of open.values()) f.close();
+  }
+  model.sourceDir = dir;
+  return model;
+}
+
+export interface SaveModelOptions {
+  /** Tokenizer files to write alongside. */
+  tokenizer?: Tokenizer;
+  /** Storage dtype (default F32). */
+  dtype?: "F32" | "BF16";
+}
+
+/** Writes config.json, model.safetensors (one tensor in memory at a time) and, given one, the tokenizer files. */
+export async function saveModel(model: CausalLM, dir: string, opts: SaveModelOptions = {}): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const raw = { ...model.config.raw };
+  raw.torch_dtype = opts.dtype === "BF16" ? "bfloat16" : "float32";
+  if ("dtype" in raw) raw.dtype = raw.torch_dtype;
+  if (model.config.architecture === "gpt2") raw.architectures = ["GPT2LMHeadModel"];
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(raw, null, 2) + "\n");
+  const src = model.sourceDir;
+  if (src && src !== dir && (await exists(`${src}/generation_config.json`))) {
+    await Deno.copyFile(`${src}/generation_config.json`, `${dir}/generation_config.json`);
+  }
+  await writeSafetensors(
+    `${dir}/model.safetensors`,
+    model.namedParameters().map(([name, t]) => ({ name, shape: t.shape, data: () => t.toArray() })),
+    { dtype: opts.dtype },
+  );
+  if (opts.tokenizer) await opts.tokenizer.save(dir);
+}
