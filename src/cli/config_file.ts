@@ -1,0 +1,395 @@
+/**
+ * The configuration of `webdpo train`: a YAML file with TRL's snake_case keys (`--config dpo.yaml`), overridden by
+ * command-line flags (`--beta 0.2 --loss_type ipo`), parsed and typed by the table in src/dpo/config_table.ts into
+ * a validated DPOConfig and the script keys (model, reference model, dataset and splits). `trainHelp()` is the
+ * text of `webdpo train --help`, generated from the same table.
+ *
+ * Flags: `--key value` or `--key=value` (`--key-name` is read as `--key_name`); booleans as `--flag` alone or with
+ * true/false (also yes/no, 1/0); lists comma-separated (`--loss_type sigmoid,sft`) or the flag repeated, replacing
+ * the YAML's list; mappings as JSON (`--lr_scheduler_kwargs '{"min_lr_rate": 0.1}'`) or `k=v,k=v`; `null` unsets a
+ * key that may be unset (`none` too, for numbers, booleans and mappings). In the YAML, quoted numbers and booleans
+ * are read as the key's type, as TRL's parser does. Relative paths are relative to the working directory, as TRL's.
+ *
+ * @module
+ */
+import { parse as parseYaml } from "yaml";
+import {
+  ConfigError,
+  DPOConfig,
+  type DPOConfigOptions,
+  rangeText,
+  unknownKeyMessage,
+} from "../dpo/config.ts";
+import { FIELD_BY_NAME, FIELDS, type FieldSpec, type TrainScriptArgs } from "../dpo/config_table.ts";
+
+export { ConfigError };
+export type { TrainScriptArgs };
+
+/** What `webdpo train` runs with. */
+export interface TrainConfig {
+  /** The validated DPO and training options. */
+  config: DPOConfig;
+  /** model_name_or_path, ref_model_name_or_path, dataset_name, dataset_train_split, dataset_test_split (camelCase). */
+  script: TrainScriptArgs;
+}
+
+/** The flags of a `webdpo train` command line, before typing. */
+export interface TrainArgs {
+  /** `-h` / `--help` was given. */
+  help: boolean;
+  /** The value of `--config`, if given. */
+  configPath?: string;
+  /** Each key's raw values in order (snake_case key; `true` for a flag given without a value). */
+  flags: Map<string, (string | true)[]>;
+}
+
+const BOOL_TRUE = ["true", "yes", "y", "t", "on", "1"];
+const BOOL_FALSE = ["false", "no", "n", "f", "off", "0"];
+const parseBool = (s: string): boolean | undefined =>
+  BOOL_TRUE.includes(s.toLowerCase()) ? true : BOOL_FALSE.includes(s.toLowerCase()) ? false : undefined;
+
+/** Kinds for which a bare `none` (besides `null`) unsets the key. */
+const NONE_IS_NULL = new Set(["number", "int", "steps", "bool", "map", "numberList"]);
+
+/** Splits a `webdpo train` command line into `--config`, `--help` and the other flags (raw strings). */
+export function parseTrainArgs(argv: readonly string[]): TrainArgs {
+  const out: TrainArgs = { help: false, flags: new Map() };
+  for (let i = 0; i < argv.length; i++) {
+    const tok = argv[i];
+    if (tok === "-h" || tok === "--help") {
+      out.help = true;
+      continue;
+    }
+    if (!tok.startsWith("--") || tok.length === 2) {
+      throw new ConfigError(
+        `unexpected argument '${tok}': options are given as --key value or --key=value (see webdpo train --help)`,
+      );
+    }
+    const eq = tok.indexOf("=");
+    const rawKey = eq < 0 ? tok.slice(2) : tok.slice(2, eq);
+    const key = rawKey.replace(/-/g, "_");
+    let value: string | true | undefined = eq < 0 ? undefined : tok.slice(eq + 1);
+    const next = argv[i + 1];
+    const nextIsValue = next !== undefined && !next.startsWith("--") && next !== "-h";
+    if (key === "config") {
+      if (value === undefined) {
+        if (!nextIsValue) throw new ConfigError("--config needs the path of a YAML file");
+        value = argv[++i];
+      }
+      if (out.configPath !== undefined) throw new ConfigError("--config is given more than once");
+      out.configPath = value as string;
+      continue;
+    }
+    const f = FIELD_BY_NAME.get(key);
+    if (f === undefined || f.name !== key) {
+      throw new ConfigError(unknownKeyMessage(key, "snake", FIELDS, true));
+    }
+    if (value === undefined) {
+      const kind = f.type.kind;
+      if (kind === "bool") {
+        if (nextIsValue && parseBool(next!) !== undefined) value = argv[++i];
+        else if (nextIsValue && f.nullable && next!.toLowerCase() === "null") value = argv[++i];
+        else value = true;
+      } else if (kind === "boolOrPath") {
+        value = nextIsValue ? argv[++i] : true;
+      } else {
+        if (!nextIsValue) throw new ConfigError(`--${key} needs a value (${typeLabel(f)})`);
+        value = argv[++i];
+      }
+    }
+    const list = out.flags.get(key) ?? [];
+    list.push(value);
+    out.flags.set(key, list);
+  }
+  return out;
+}
+
+/** Whether a `webdpo train` command line asks for help. */
+export function wantsHelp(argv: readonly string[]): boolean {
+  return argv.includes("-h") || argv.includes("--help");
+}
+
+const NUMBER_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const INT_RE = /^[+-]?\d+$/;
+
+/** What a key's value looks like, for messages and `--help`. */
+export function typeLabel(f: FieldSpec): string {
+  const t = f.type;
+  const range = rangeText(f);
+  switch (t.kind) {
+    case "number":
+      return `float${range ? " " + range : ""}`;
+    case "int":
+      return `int${range ? " " + range : ""}`;
+    case "steps":
+      return "int ≥ 1 | fraction in (0, 1)";
+    case "bool":
+      return "bool";
+    case "string":
+      return "str";
+    case "enum":
+      return `{${t.values.join("|")}}`;
+    case "numberList":
+      return `list of float${range ? " " + range : ""}`;
+    case "enumOrList":
+      return `{${t.values.join("|")}} or a list`;
+    case "enumList":
+      return `list of {${t.values.join("|")}}`;
+    case "map":
+      return "mapping";
+    case "boolOrPath":
+      return "bool | path";
+  }
+}
+
+function expected(f: FieldSpec): string {
+  switch (f.type.kind) {
+    case "number":
+      return "a number";
+    case "int":
+      return "an integer";
+    case "steps":
+      return "a whole number of steps or a fraction in (0, 1)";
+    case "bool":
+      return "true or false";
+    case "numberList":
+      return "a comma-separated list of numbers";
+    case "map":
+      return 'a mapping: JSON ({"k": 1}) or k=v,k=v';
+    default:
+      return typeLabel(f);
+  }
+}
+
+/**
+ * Types the string(s) given for one key (a flag's values, or a quoted YAML scalar) by the key's table type.
+ * `where` names the source in errors ("--beta", "dpo.yaml: beta").
+ */
+export function parseValue(f: FieldSpec, raw: readonly (string | true)[], where: string): unknown {
+  const kind = f.type.kind;
+  const isList = kind === "numberList" || kind === "enumOrList" || kind === "enumList";
+  if (raw.length > 1 && !isList) {
+    throw new ConfigError(`${where} is given ${raw.length} times; give it once`);
+  }
+  const bad = (s: string | true): never => {
+    throw new ConfigError(`${where} expects ${expected(f)}${f.nullable ? " (or null)" : ""}; got '${s}'`);
+  };
+  if (raw.length === 1 && typeof raw[0] === "string" && f.nullable) {
+    const s = raw[0].toLowerCase();
+    if (s === "null" || (s === "none" && NONE_IS_NULL.has(kind))) return null;
+  }
+  if (isList) {
+    const items = raw.flatMap((s) => (s === true ? bad(s) : s.split(",").map((x) => x.trim()))).filter((x) =>
+      x !== ""
+    );
+    if (items.length === 0) bad(raw.join(","));
+    if (kind === "numberList") return items.map((x) => (NUMBER_RE.test(x) ? Number(x) : bad(x)));
+    if (kind === "enumList") return items;
+    return items.length === 1 && raw.length === 1 ? items[0] : items;
+  }
+  const s = raw[0];
+  switch (kind) {
+    case "bool":
+      return s === true ? true : parseBool(s) ?? bad(s);
+    case "boolOrPath":
+      return s === true ? true : parseBool(s) ?? s;
+    case "number":
+    case "steps":
+      return s !== true && NUMBER_RE.test(s.trim()) ? Number(s) : bad(s);
+    case "int":
+      return s !== true && INT_RE.test(s.trim()) ? Number(s) : bad(s);
+    case "map":
+      return s === true ? bad(s) : parseMap(s, bad);
+    default:
+      return s === true ? bad(s) : s;
+  }
+}
+
+function parseMap(s: string, bad: (s: string) => never): Record<string, unknown> {
+  const text = s.trim();
+  if (text.startsWith("{")) {
+    try {
+      const v = JSON.parse(text);
+      if (v !== null && typeof v === "object" && !Array.isArray(v)) return v;
+    } catch {
+      // reported below
+    }
+    return bad(s);
+  }
+  const out: Record<string, unknown> = {};
+  for (const part of text.split(",")) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) bad(s);
+    const k = part.slice(0, eq).trim();
+    const raw = part.slice(eq + 1).trim();
+    let v: unknown = raw;
+    try {
+      v = JSON.parse(raw);
+    } catch {
+      // a bare word stays a string
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+/** Reads the values of a YAML mapping, typing quoted scalars by the table (as TRL's parser does). */
+function fromYaml(doc: Record<string, unknown>, file: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const errors: string[] = [];
+  for (const [key, v] of Object.entries(doc)) {
+    const f = FIELD_BY_NAME.get(key);
+    if (f === undefined || f.name !== key) {
+      errors.push(unknownKeyMessage(key, "snake", FIELDS));
+      continue;
+    }
+    const kind = f.type.kind;
+    const where = `${file}: ${key}`;
+    if (typeof v === "string" && ["number", "int", "steps", "bool", "map"].includes(kind)) {
+      out[key] = parseValue(f, [v], where);
+    } else if (kind === "numberList" && (typeof v === "string" || Array.isArray(v))) {
+      const items = typeof v === "string" ? [v] : v;
+      out[key] = items.map((x) => (typeof x === "string" ? (parseValue(f, [x], where) as number[])[0] : x));
+    } else {
+      out[key] = v;
+    }
+  }
+  if (errors.length === 1) throw new ConfigError(`${file}: ${errors[0]}`);
+  if (errors.length > 1) {
+    throw new ConfigError(`${file}: ${errors.length} unknown keys:\n  ${errors.join("\n  ")}`);
+  }
+  return out;
+}
+
+/** Reads a YAML config file into snake_case values (typed where the YAML quoted them). */
+export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(
+      `cannot read the config file ${path}: ${
+        e instanceof Deno.errors.NotFound ? "no such file" : String(e)
+      }`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(`${path} is not valid YAML: ${(e as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    throw new ConfigError(
+      `${path} must be a YAML mapping of keys to values (key: value lines); got ${typeof doc}`,
+    );
+  }
+  return fromYaml(doc as Record<string, unknown>, path);
+}
+
+/**
+ * The configuration of `webdpo train`: defaults < the YAML file (`yamlPath`, or `--config` in `argv`) < the flags
+ * of `argv`. Throws a ConfigError naming the file or flag and what is allowed; `--help` in argv is an error here
+ * (check `wantsHelp(argv)` first and print `trainHelp()`).
+ */
+export async function loadTrainConfig(
+  yamlPath: string | undefined,
+  argv: readonly string[],
+  options: Omit<DPOConfigOptions, "nameStyle"> = {},
+): Promise<TrainConfig> {
+  const args = parseTrainArgs(argv);
+  if (args.help) throw new ConfigError("--help was given: print trainHelp() instead of loading a config");
+  if (yamlPath !== undefined && args.configPath !== undefined) {
+    throw new ConfigError(`two config files: ${yamlPath} and --config ${args.configPath}; give one`);
+  }
+  const file = yamlPath ?? args.configPath;
+  const values: Record<string, unknown> = file !== undefined ? await readConfigFile(file) : {};
+  for (const [key, raw] of args.flags) values[key] = parseValue(FIELD_BY_NAME.get(key)!, raw, `--${key}`);
+  return buildTrainConfig(values, options);
+}
+
+/** Splits snake_case values into the script keys and a validated DPOConfig. */
+export function buildTrainConfig(
+  values: Record<string, unknown>,
+  options: Omit<DPOConfigOptions, "nameStyle"> = {},
+): TrainConfig {
+  const script: Record<string, unknown> = {};
+  const rest: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(values)) {
+    if (FIELD_BY_NAME.get(k)?.group === "script") continue;
+    rest[k] = v;
+  }
+  for (const f of FIELDS) {
+    if (f.group !== "script") continue;
+    const v = values[f.name];
+    if (v === undefined) {
+      if (f.required) {
+        throw new ConfigError(`${f.name} is required (in the YAML file or as --${f.name}): ${f.doc}`);
+      }
+      script[f.camel] = f.default;
+      continue;
+    }
+    if (v === null && f.nullable) {
+      script[f.camel] = null;
+      continue;
+    }
+    if (typeof v !== "string" || v === "") {
+      throw new ConfigError(`${f.name} must be a non-empty string; got ${JSON.stringify(v)}`);
+    }
+    script[f.camel] = v;
+  }
+  const config = DPOConfig.fromSnakeCase(rest, options);
+  return { config, script: Object.freeze(script) as TrainScriptArgs };
+}
+
+function showNumber(x: number): string {
+  return x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential() : String(x);
+}
+
+function showDefault(f: FieldSpec): string {
+  if (f.required) return "required";
+  const v = f.default;
+  if (v === null) return "unset";
+  if (typeof v === "string") return v;
+  if (typeof v === "number") return showNumber(v);
+  return JSON.stringify(v);
+}
+
+function trlText(f: FieldSpec): string {
+  if (f.trl === null) return "webdpo-only";
+  return f.trl.until ? `TRL ≥ ${f.trl.since}, < ${f.trl.until}` : `TRL ≥ ${f.trl.since}`;
+}
+
+/** The text of `webdpo train --help`: every key, grouped, with its type, default and one line of documentation. */
+export function trainHelp(): string {
+  const lines = [
+    "usage: webdpo train [--config dpo.yaml] [--key value ...]",
+    "",
+    "Trains a causal LM with DPO. Keys are TRL's snake_case names: `key: value` in the YAML file, `--key value` or",
+    "`--key=value` on the command line, where they override the YAML. Booleans: `--flag` or `--flag false`. Lists:",
+    "`a,b` or the flag repeated. Mappings: JSON or `k=v,k=v`. `null` unsets a key whose default is unset.",
+    "Each key is marked with the TRL releases whose `trl dpo --config` accepts it; remove the webdpo-only keys",
+    "(and keys outside your TRL's range) before running the same YAML under TRL.",
+    "",
+    "options:",
+    "  --config <path>  a YAML file of the keys below",
+    "  -h, --help       this help",
+  ];
+  const sections: [string, (f: FieldSpec) => boolean][] = [
+    ["script", (f) => f.group === "script" && f.trl !== null],
+    ["DPO", (f) => f.group === "dpo" && f.trl !== null],
+    ["training", (f) => f.group === "training" && f.trl !== null],
+    ["webdpo-only", (f) => f.trl === null],
+  ];
+  for (const [title, pick] of sections) {
+    const rows = FIELDS.filter(pick);
+    if (rows.length === 0) continue;
+    lines.push("", `${title}:`);
+    for (const f of rows) {
+      lines.push(`  --${f.name} <${typeLabel(f)}>  (default: ${showDefault(f)}; ${trlText(f)})`);
+      lines.push(`      ${f.doc}`);
+    }
+  }
+  return lines.join("\n");
+}
