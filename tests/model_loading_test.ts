@@ -88,7 +88,7 @@ Deno.test(
       await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(cfg));
       await assert.rejects(
         () => loadModel(dir),
-        /tensor "model\.layers\.0\.mlp\.down_proj\.weight" has shape \[64,128\] but the config implies \[64,96\]/,
+        /tensor "model\.layers\.0\.mlp\.gate_proj\.weight" has shape \[128,64\] but the config implies \[96,64\]/,
       );
       cfg.intermediate_size = 128;
       cfg.tie_word_embeddings = true;

@@ -178,6 +178,17 @@ export async function loadModel(pathOrHubId: string, opts: LoadModelOptions = {}
       );
     }
   }
+  // every shape is checked before anything is read or uploaded
+  for (const [target, shape] of expected) {
+    const source = rename.get(target)!;
+    const header = files.get(source)!;
+    const entry = header.byName.get(source)!;
+    if (entry.shape.join() !== shape.join()) {
+      throw new ModelError(
+        `${header.path}: tensor "${source}" has shape [${entry.shape}] but the config implies [${shape}]`,
+      );
+    }
+  }
   const requiresGrad = opts.requiresGrad ?? true;
   const open = new Map<string, Deno.FsFile>();
   try {
@@ -185,11 +196,6 @@ export async function loadModel(pathOrHubId: string, opts: LoadModelOptions = {}
       const source = rename.get(target)!;
       const header = files.get(source)!;
       const entry = header.byName.get(source)!;
-      if (entry.shape.join() !== shape.join()) {
-        throw new ModelError(
-          `${header.path}: tensor "${source}" has shape [${entry.shape}] but the config implies [${shape}]`,
-        );
-      }
       let f = open.get(header.path);
       if (!f) open.set(header.path, f = await Deno.open(header.path, { read: true }));
       const host = await readTensor(f, header, entry);

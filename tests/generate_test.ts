@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { generate, pickToken } from "../src/models/generate.ts";
+import { loadModel } from "../src/models/loader.ts";
+import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
+import { Generator } from "../src/tensor/random.ts";
+import { noGrad, scope } from "../mod.ts";
+import { gpuTest, setup } from "./util.ts";
+
+const FIX = new URL("./fixtures/hf-reference/", import.meta.url).pathname;
+
+/** A word-level tokenizer over "t0".."t{V-1}" with BOS 1, EOS 2, PAD 0 (the fixtures' special ids). */
+function wordTokenizer(V: number): Tokenizer {
+  const vocab: Record<string, number> = {};
+  for (let i = 0; i < V; i++) vocab[`t${i}`] = i;
+  return new Tokenizer(
+    {
+      version: "1.0",
+      added_tokens: [],
+      normalizer: null,
+      pre_tokenizer: { type: "WhitespaceSplit" },
+      post_processor: null,
+      decoder: null,
+      model: { type: "WordLevel", vocab, unk_token: "t0" },
+    },
+    { bos_token: "t1", eos_token: "t2", pad_token: "t0" },
+  );
+}
+
+for (const name of ["llama", "gpt2"]) {
+  Deno.test(
+    `${name}: greedy generation with the KV cache reproduces transformers' tokens`,
+    gpuTest,
+    async () => {
+      await setup();
+      const ref = JSON.parse(await Deno.readTextFile(`${FIX}${name}/reference.json`));
+      const model = await loadModel(`${FIX}${name}`, { requiresGrad: false });
+      try {
+        const tok = wordTokenizer(model.config.vocabSize);
+        const prompt: number[] = ref.greedy.prompt;
+        const out = await generate(model, tok, [prompt], {
+          maxNewTokens: ref.greedy.new_tokens.length,
+          eosTokenIds: [],
+        });
+        assert.deepEqual(out.tokens[0], ref.greedy.new_tokens);
+        // a batch with a shorter, left-padded second prompt gives the same tokens for the first
+        const both = await generate(model, tok, [prompt, prompt.slice(5)], {
+          maxNewTokens: 4,
+          eosTokenIds: [],
+        });
+        assert.deepEqual(both.tokens[0], ref.greedy.new_tokens.slice(0, 4));
+        const alone = await generate(model, tok, [prompt.slice(5)], { maxNewTokens: 4, eosTokenIds: [] });
+        assert.deepEqual(both.tokens[1], alone.tokens[0]);
+      } finally {
+        model.dispose();
+      }
+    },
+  );
+}
+
+Deno.test("left and right padding give the unpadded logits for real tokens", gpuTest, async () => {
+  await setup();
+  const model = await loadModel(`${FIX}llama`, { requiresGrad: false });
+  try {
+    const seq = [5, 17, 99, 3, 250, 41, 7];
+    const V = model.config.vocabSize;
+    const run = (ids: number[][], mask: number[][]) =>
+      scope(() => noGrad(() => model.forward(ids, { attentionMask: mask }).toArray()));
+    const alone = await run([seq], [seq.map(() => 1)]);
+    const padded = await run(
+      [[...seq, 0, 0, 0], [0, 0, 0, ...seq]],
+      [[...seq.map(() => 1), 0, 0, 0], [0, 0, 0, ...seq.map(() => 1)]],
+    );
+    const T = seq.length + 3;
+    let worst = 0;
+    for (let t = 0; t < seq.length; t++) {
+      for (let v = 0; v < V; v++) {
+        const a = alone[t * V + v];
+        worst = Math.max(worst, Math.abs(padded[t * V + v] - a), Math.abs(padded[(T + 3 + t) * V + v] - a));
+      }
+    }
+    assert.ok(worst < 2e-5, `max difference ${worst}`);
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("sampling: seeded, top-k and top-p restrict the support", () => {
+  const logits = new Float32Array([0, 5, 4, -3, 1]);
+  const draw = (opts: Parameters<typeof pickToken>[1], seed: number, n = 400) => {
+    const g = new Generator(seed);
+    return Array.from({ length: n }, () => pickToken(logits, opts, g));
+  };
+  assert.equal(pickToken(logits, {}, new Generator(0)), 1);
+  assert.deepEqual(draw({ doSample: true }, 3), draw({ doSample: true }, 3));
+  assert.ok(new Set(draw({ doSample: true, topK: 2 }, 1)).size <= 2);
+  assert.ok(draw({ doSample: true, topK: 2 }, 1).every((t) => t === 1 || t === 2));
+  // p(1) ≈ 0.72 at temperature 1: top-p 0.5 keeps only token 1
+  assert.ok(draw({ doSample: true, topP: 0.5 }, 2).every((t) => t === 1));
+  assert.throws(() => pickToken(logits, { doSample: true, temperature: 0 }, new Generator(0)), /temperature/);
+});
