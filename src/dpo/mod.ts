@@ -12,7 +12,19 @@ export {
   F_DIVERGENCE_TYPES,
   type FDivergenceType,
   resetDpoLossWarnings,
-  resolveDpoLossConfig,
   type ResolvedDpoLossConfig,
+  resolveDpoLossConfig,
 } from "./loss.ts";
 export { isSyncStep, mixInto } from "./sync_ref.ts";
+export {
+  camelToSnake,
+  ConfigError,
+  DPOConfig,
+  type DPOConfigInit,
+  type DPOConfigOptions,
+  type DPOConfigValues,
+  intervalSteps,
+  resetPrintedConfigWarnings,
+  snakeToCamel,
+} from "./config.ts";
+export { CONFIG_FIELDS, FIELDS, type FieldSpec, LOSS_TYPE_NAMES, SCRIPT_FIELDS } from "./config_table.ts";
