@@ -1,0 +1,504 @@
+// attention_bwd.wgsl — scaled-dot-product attention backward, flash style: probabilities are recomputed key by
+// key from the saved logsumexp, P = exp(q·kᵀ·scale − L), and
+//   dV = Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − Δ)  (Δ = rowsum(dO ⊙ O)),  dQ = scale·dS·K,  dK = scale·dSᵀ·Q.
+// dQ and dK/dV are separate passes, so every output element is written by exactly one invocation (no atomics,
+// deterministic): the dK/dV of a kv head sum over the H / HKV query heads that share it inside one invocation.
+// Only (query, key) pairs where the key is visible are visited, so a row that sees no key (L = -inf) never
+// enters an exponential: its dq is 0, and a padded key (seen by no query) gets dk = dv = 0.
+//
+// Bindings: 0 uniform Params (below, as in attention_fwd.wgsl);
+//           1 q     [B, H,   TQ, D] f32 as vec4 (read);
+//           2 k     [B, HKV, TK, D] f32 as vec4 (read);
+//           3 v     [B, HKV, TK, D] f32 as vec4 (read);
+//           4 mask  [B, TK] raw 32-bit words (read), read as in attention_fwd.wgsl (p.mask_kind);
+//           5 stats [B, H, TQ, 2] f32 (read): (logsumexp L, Δ) per query row, from attention_delta.wgsl;
+//           6 dout  [B, H, TQ, D] f32 as vec4 (read);
+//           7 dq_dk (read_write, vec4): dq [B, H, TQ, D] for the dq_* entries, dk [B, HKV, TK, D] for dkv_*;
+//           8 dv    [B, HKV, TK, D] f32 as vec4 (read_write; dkv_* entries only).
+// Layout, visibility and query alignment: as in attention_fwd.wgsl (D = 4·D4).
+//
+// Entry points:
+//   dq_rows   — one invocation per pair of adjacent query rows (CPU adapters).
+//               Dispatch: grid1d(B·H·ceil(TQ/2), 64); p.rows = B·H·ceil(TQ/2).
+//   dkv_rows  — one invocation per pair of adjacent keys of a kv head (CPU adapters).
+//               Dispatch: grid1d(B·HKV·ceil(TK/2), 64); p.rows = B·HKV·ceil(TK/2).
+//   dq_tiled  — one workgroup of 64 per (query tile of 64/NS rows, b·H + h), NS invocations per row each
+//               taking every NS-th key, K/V tiles of BC keys staged in workgroup memory, the NS partial dq
+//               summed in workgroup memory at the end (GPUs). Dispatch: [ceil(TQ / (64/NS)), B·H].
+//   dkv_tiled — one workgroup of 64 per (key tile of 64/NS keys, b·HKV + hk), NS invocations per key each
+//               taking every NS-th query row, q/dO tiles of BC query rows and their (L, Δ) staged in workgroup
+//               memory, partial dk/dv summed at the end (GPUs). Dispatch: [ceil(TK / (64/NS)), B·HKV].
+// Override constants: D4 (head dim / 4, 1..32); tiled entries only: BC (rows of the staged tiles), NS (1, 2,
+//                     4, …, 64). Workgroup memory: 2·BC·(D4+1)·16 + 8·BC bytes, and 2·BC·(D4+1) ≥ 32·D4 when
+//                     NS > 1 (the merge reuses the tiles).
+
+struct Params {
+  B: u32,
+  H: u32,
+  HKV: u32,
+  TQ: u32,
+  TK: u32,
+  causal: u32,
+  window: u32, // 0 = no sliding window
+  rows: u32, // invocations that do work (see the entry points)
+  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words
+  scale_log2: f32, // softmax scale · log2(e)
+}
+
+override D4: u32 = 16u;
+override BC: u32 = 32u;
+override NS: u32 = 4u;
+
+const DMAX4 = 32u;
+const WG = 64u; // tiled workgroup size
+const LOG2E = 1.4426950408889634;
+const LN2 = 0.6931471805599453;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4f>;
+@group(0) @binding(2) var<storage, read> k: array<vec4f>;
+@group(0) @binding(3) var<storage, read> v: array<vec4f>;
+@group(0) @binding(4) var<storage, read> mask: array<u32>;
+@group(0) @binding(5) var<storage, read> stats: array<f32>;
+@group(0) @binding(6) var<storage, read> dout: array<vec4f>;
+@group(0) @binding(7) var<storage, read_write> dq_dk: array<vec4f>;
+@group(0) @binding(8) var<storage, read_write> dv: array<vec4f>;
+
+// dq_tiled: a tile of keys and values; dkv_tiled: a tile of query rows and their output gradients
+override KS: u32 = D4 + 1u; // row stride of the workgroup tiles (padded against bank conflicts)
+var<workgroup> ta: array<vec4f, BC * KS>;
+var<workgroup> tb: array<vec4f, BC * KS>;
+var<workgroup> tl: array<f32, BC>; // dq_tiled: key visible (1) or padded (0); dkv_tiled: L·log2(e)
+var<workgroup> td: array<f32, BC>; // dkv_tiled: Δ
+
+alias Row = array<vec4f, DMAX4>;
+
+// [lo, hi): the keys a query at absolute position t may see before the padding mask.
+fn key_range(t: u32) -> vec2u {
+  if (p.causal == 0u) {
+    return vec2u(0u, p.TK);
+  }
+  var lo = 0u;
+  if (p.window != 0u && t + 1u > p.window) {
+    lo = t + 1u - p.window;
+  }
+  return vec2u(lo, t + 1u);
+}
+
+// [lo, hi): the absolute query positions that may see key s (the inverse of key_range).
+fn query_range(s: u32) -> vec2u {
+  if (p.causal == 0u) {
+    return vec2u(0u, p.TK);
+  }
+  var hi = p.TK;
+  if (p.window != 0u) {
+    hi = min(p.TK, s + p.window);
+  }
+  return vec2u(s, hi);
+}
+
+fn key_ok(b: u32, s: u32) -> bool {
+  if (p.mask_kind == 0u) {
+    return true;
+  }
+  let w = mask[b * p.TK + s];
+  if (p.mask_kind == 1u) {
+    return w != 0u;
+  }
+  return (w & 0x7fffffffu) != 0u;
+}
+
+fn hsum(x: vec4f) -> f32 {
+  return (x.x + x.y) + (x.z + x.w);
+}
+
+@compute @workgroup_size(64)
+fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = gid.x + gid.y * nwg.x * 64u;
+  if (r >= p.rows) {
+    return;
+  }
+  let pairs = (p.TQ + 1u) / 2u;
+  let bh = r / pairs;
+  let ia = 2u * (r % pairs);
+  let has_b = ia + 1u < p.TQ;
+  let h = bh % p.H;
+  let b = bh / p.H;
+  let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TK;
+  let off = p.TK - p.TQ;
+  let ra = key_range(ia + off);
+  var rb = vec2u(0u, 0u);
+  if (has_b) {
+    rb = key_range(ia + 1u + off);
+  }
+  let hi = max(ra.y, rb.y);
+  let row_a = bh * p.TQ + ia;
+  let row_b = select(row_a, row_a + 1u, has_b);
+  let la = stats[2u * row_a] * LOG2E;
+  let dla = stats[2u * row_a + 1u];
+  let lb = stats[2u * row_b] * LOG2E;
+  let dlb = stats[2u * row_b + 1u];
+
+  var qa: Row;
+  var qb: Row;
+  var oa: Row;
+  var ob: Row;
+  var ga: Row;
+  var gb: Row;
+  for (var d = 0u; d < D4; d++) {
+    qa[d] = q[row_a * D4 + d] * p.scale_log2;
+    qb[d] = q[row_b * D4 + d] * p.scale_log2;
+    oa[d] = dout[row_a * D4 + d];
+    ob[d] = dout[row_b * D4 + d];
+    ga[d] = vec4f(0.0);
+    gb[d] = vec4f(0.0);
+  }
+  for (var s = ra.x; s < hi; s++) {
+    let kv = key_ok(b, s);
+    let va = kv && s < ra.y;
+    let vb = kv && s >= rb.x && s < rb.y;
+    if (!(va || vb)) {
+      continue;
+    }
+    let kb = (kv0 + s) * D4;
+    var xa = vec4f(0.0);
+    var xb = vec4f(0.0);
+    var pa = vec4f(0.0);
+    var pb = vec4f(0.0);
+    for (var d = 0u; d < D4; d++) {
+      let kk = k[kb + d];
+      let vv = v[kb + d];
+      xa += qa[d] * kk;
+      xb += qb[d] * kk;
+      pa += oa[d] * vv;
+      pb += ob[d] * vv;
+    }
+    let dsa = select(0.0, exp2(hsum(xa) - la) * (hsum(pa) - dla), va);
+    let dsb = select(0.0, exp2(hsum(xb) - lb) * (hsum(pb) - dlb), vb);
+    for (var d = 0u; d < D4; d++) {
+      let kk = k[kb + d];
+      ga[d] += dsa * kk;
+      gb[d] += dsb * kk;
+    }
+  }
+  let sc = p.scale_log2 * LN2;
+  for (var d = 0u; d < D4; d++) {
+    dq_dk[row_a * D4 + d] = ga[d] * sc;
+  }
+  if (has_b) {
+    for (var d = 0u; d < D4; d++) {
+      dq_dk[row_b * D4 + d] = gb[d] * sc;
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = gid.x + gid.y * nwg.x * 64u;
+  if (r >= p.rows) {
+    return;
+  }
+  let pairs = (p.TK + 1u) / 2u;
+  let bk = r / pairs;
+  let sa = 2u * (r % pairs);
+  let has_b = sa + 1u < p.TK;
+  let hk = bk % p.HKV;
+  let b = bk / p.HKV;
+  let group = p.H / p.HKV;
+  let off = p.TK - p.TQ;
+  let key_a = bk * p.TK + sa;
+  let key_b = select(key_a, key_a + 1u, has_b);
+  let ok_a = key_ok(b, sa);
+  let ok_b = has_b && key_ok(b, sa + 1u);
+  let qra = query_range(sa);
+  let qrb = query_range(sa + 1u);
+
+  var ka: Row;
+  var kb: Row;
+  var va: Row;
+  var vb: Row;
+  var gka: Row;
+  var gkb: Row;
+  var gva: Row;
+  var gvb: Row;
+  var qc: Row; // the current query row and its output gradient, kept for the accumulation loop
+  var oc: Row;
+  for (var d = 0u; d < D4; d++) {
+    ka[d] = k[key_a * D4 + d] * p.scale_log2;
+    kb[d] = k[key_b * D4 + d] * p.scale_log2;
+    va[d] = v[key_a * D4 + d];
+    vb[d] = v[key_b * D4 + d];
+    gka[d] = vec4f(0.0);
+    gkb[d] = vec4f(0.0);
+    gva[d] = vec4f(0.0);
+    gvb[d] = vec4f(0.0);
+  }
+  if (ok_a || ok_b) {
+    // absolute positions [qra.x, max(qra.y, qrb.y)) as query rows
+    let ilo = max(qra.x, off) - off;
+    let ihi = max(max(qra.y, qrb.y), off) - off;
+    for (var g = 0u; g < group; g++) {
+      let row0 = (b * p.H + hk * group + g) * p.TQ;
+      for (var i = ilo; i < ihi; i++) {
+        let t = i + off;
+        let sees_a = ok_a && t >= qra.x && t < qra.y;
+        let sees_b = ok_b && t >= qrb.x && t < qrb.y;
+        if (!(sees_a || sees_b)) {
+          continue;
+        }
+        let rq = row0 + i;
+        let qb4 = rq * D4;
+        var xa = vec4f(0.0);
+        var xb = vec4f(0.0);
+        var pa = vec4f(0.0);
+        var pb = vec4f(0.0);
+        for (var d = 0u; d < D4; d++) {
+          let qq = q[qb4 + d];
+          let oo = dout[qb4 + d];
+          qc[d] = qq;
+          oc[d] = oo;
+          xa += qq * ka[d];
+          xb += qq * kb[d];
+          pa += oo * va[d];
+          pb += oo * vb[d];
+        }
+        let l2 = stats[2u * rq] * LOG2E;
+        let delta = stats[2u * rq + 1u];
+        let pra = select(0.0, exp2(hsum(xa) - l2), sees_a);
+        let prb = select(0.0, exp2(hsum(xb) - l2), sees_b);
+        let dsa = pra * (hsum(pa) - delta);
+        let dsb = prb * (hsum(pb) - delta);
+        for (var d = 0u; d < D4; d++) {
+          let qq = qc[d];
+          let oo = oc[d];
+          gva[d] += pra * oo;
+          gvb[d] += prb * oo;
+          gka[d] += dsa * qq;
+          gkb[d] += dsb * qq;
+        }
+      }
+    }
+  }
+  let sc = p.scale_log2 * LN2;
+  for (var d = 0u; d < D4; d++) {
+    dq_dk[key_a * D4 + d] = gka[d] * sc;
+    dv[key_a * D4 + d] = gva[d];
+  }
+  if (has_b) {
+    for (var d = 0u; d < D4; d++) {
+      dq_dk[key_b * D4 + d] = gkb[d] * sc;
+      dv[key_b * D4 + d] = gvb[d];
+    }
+  }
+}
+
+// Merge space after the main loop: slot e of (WG/2)·D4 vec4s lives in ta, then tb.
+fn merge_store(e: u32, x: vec4f) {
+  let n = BC * KS;
+  if (e < n) {
+    ta[e] = x;
+  } else {
+    tb[e - n] = x;
+  }
+}
+
+fn merge_load(e: u32) -> vec4f {
+  let n = BC * KS;
+  if (e < n) {
+    return ta[e];
+  }
+  return tb[e - n];
+}
+
+@compute @workgroup_size(64)
+fn dq_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let rows_per = WG / NS;
+  let rl = lid / NS;
+  let split = lid % NS; // this invocation takes keys split, split + NS, … of each tile
+  let bh = wid.y;
+  let h = bh % p.H;
+  let b = bh / p.H;
+  let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TK;
+  let off = p.TK - p.TQ;
+  let i0 = wid.x * rows_per;
+  // the keys any row of this tile may see (uniform across the workgroup)
+  let tile_lo = key_range(i0 + off).x;
+  let tile_hi = key_range(min(i0 + rows_per, p.TQ) - 1u + off).y;
+
+  let i = i0 + rl;
+  let live = i < p.TQ;
+  let row = bh * p.TQ + min(i, p.TQ - 1u);
+  let range = key_range(i + off);
+  let l2 = stats[2u * row] * LOG2E;
+  let delta = stats[2u * row + 1u];
+  var qr: Row;
+  var orow: Row;
+  var g: Row;
+  for (var d = 0u; d < D4; d++) {
+    qr[d] = q[row * D4 + d] * p.scale_log2;
+    orow[d] = dout[row * D4 + d];
+    g[d] = vec4f(0.0);
+  }
+  for (var t0 = tile_lo; t0 < tile_hi; t0 += BC) {
+    let n = min(BC, tile_hi - t0);
+    let base = (kv0 + t0) * D4;
+    for (var e = lid; e < n * D4; e += WG) {
+      let at = (e / D4) * KS + e % D4;
+      ta[at] = k[base + e];
+      tb[at] = v[base + e];
+    }
+    for (var j = lid; j < n; j += WG) {
+      tl[j] = select(0.0, 1.0, key_ok(b, t0 + j));
+    }
+    workgroupBarrier();
+    if (live) {
+      for (var j = split; j < n; j += NS) {
+        let s = t0 + j;
+        if (s >= range.x && s < range.y && tl[j] != 0.0) {
+          var x = vec4f(0.0);
+          var dp = vec4f(0.0);
+          for (var d = 0u; d < D4; d++) {
+            x += qr[d] * ta[j * KS + d];
+            dp += orow[d] * tb[j * KS + d];
+          }
+          let ds = exp2(hsum(x) - l2) * (hsum(dp) - delta);
+          for (var d = 0u; d < D4; d++) {
+            g[d] += ds * ta[j * KS + d];
+          }
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  // sum the NS partial dq of each row
+  for (var step = NS / 2u; step > 0u; step /= 2u) {
+    if (split >= step && split < 2u * step) {
+      let slot = rl * step + split - step;
+      for (var d = 0u; d < D4; d++) {
+        merge_store(slot * D4 + d, g[d]);
+      }
+    }
+    workgroupBarrier();
+    if (split < step) {
+      let slot = rl * step + split;
+      for (var d = 0u; d < D4; d++) {
+        g[d] += merge_load(slot * D4 + d);
+      }
+    }
+    workgroupBarrier();
+  }
+  if (live && split == 0u) {
+    let sc = p.scale_log2 * LN2;
+    for (var d = 0u; d < D4; d++) {
+      dq_dk[row * D4 + d] = g[d] * sc;
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn dkv_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let keys_per = WG / NS;
+  let kl = lid / NS;
+  let split = lid % NS; // this invocation takes query rows split, split + NS, … of each tile
+  let bk = wid.y;
+  let hk = bk % p.HKV;
+  let b = bk / p.HKV;
+  let group = p.H / p.HKV;
+  let off = p.TK - p.TQ;
+  let s0 = wid.x * keys_per;
+  // the query rows any key of this tile may be seen by (uniform across the workgroup)
+  let ilo = max(query_range(s0).x, off) - off;
+  let ihi = max(query_range(min(s0 + keys_per, p.TK) - 1u).y, off) - off;
+
+  let s = s0 + kl;
+  let in_range = s < p.TK;
+  let sc_s = min(s, p.TK - 1u);
+  let live = in_range && key_ok(b, sc_s);
+  let key = bk * p.TK + sc_s;
+  let qrange = query_range(s);
+  var kr: Row;
+  var vr: Row;
+  var gk: Row;
+  var gv: Row;
+  for (var d = 0u; d < D4; d++) {
+    kr[d] = k[key * D4 + d] * p.scale_log2;
+    vr[d] = v[key * D4 + d];
+    gk[d] = vec4f(0.0);
+    gv[d] = vec4f(0.0);
+  }
+  for (var g = 0u; g < group; g++) {
+    let row0 = (b * p.H + hk * group + g) * p.TQ;
+    for (var t0 = ilo; t0 < ihi; t0 += BC) {
+      let n = min(BC, ihi - t0);
+      let base = (row0 + t0) * D4;
+      for (var e = lid; e < n * D4; e += WG) {
+        let at = (e / D4) * KS + e % D4;
+        ta[at] = q[base + e];
+        tb[at] = dout[base + e];
+      }
+      for (var j = lid; j < n; j += WG) {
+        tl[j] = stats[2u * (row0 + t0 + j)] * LOG2E;
+        td[j] = stats[2u * (row0 + t0 + j) + 1u];
+      }
+      workgroupBarrier();
+      if (live) {
+        for (var j = split; j < n; j += NS) {
+          let t = t0 + j + off;
+          if (t >= qrange.x && t < qrange.y) {
+            var x = vec4f(0.0);
+            var dp = vec4f(0.0);
+            for (var d = 0u; d < D4; d++) {
+              x += ta[j * KS + d] * kr[d];
+              dp += tb[j * KS + d] * vr[d];
+            }
+            let pj = exp2(hsum(x) - tl[j]);
+            let ds = pj * (hsum(dp) - td[j]);
+            for (var d = 0u; d < D4; d++) {
+              gv[d] += pj * tb[j * KS + d];
+              gk[d] += ds * ta[j * KS + d];
+            }
+          }
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  // sum the NS partial dk and dv of each key (dk, then dv, through the same merge space)
+  for (var step = NS / 2u; step > 0u; step /= 2u) {
+    let writer = split >= step && split < 2u * step;
+    let reader = split < step;
+    let wslot = kl * step + split - step;
+    let rslot = kl * step + split;
+    if (writer) {
+      for (var d = 0u; d < D4; d++) {
+        merge_store(wslot * D4 + d, gk[d]);
+      }
+    }
+    workgroupBarrier();
+    if (reader) {
+      for (var d = 0u; d < D4; d++) {
+        gk[d] += merge_load(rslot * D4 + d);
+      }
+    }
+    workgroupBarrier();
+    if (writer) {
+      for (var d = 0u; d < D4; d++) {
+        merge_store(wslot * D4 + d, gv[d]);
+      }
+    }
+    workgroupBarrier();
+    if (reader) {
+      for (var d = 0u; d < D4; d++) {
+        gv[d] += merge_load(rslot * D4 + d);
+      }
+    }
+    workgroupBarrier();
+  }
+  if (in_range && split == 0u) {
+    let sc = p.scale_log2 * LN2;
+    for (var d = 0u; d < D4; d++) {
+      dq_dk[key * D4 + d] = gk[d] * sc;
+      dv[key * D4 + d] = gv[d];
+    }
+  }
+}

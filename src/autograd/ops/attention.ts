@@ -1,0 +1,355 @@
+/**
+ * attention(q, k, v, opts): scaled-dot-product attention, flash style (kernels/attention_*.wgsl).
+ *
+ *   q [B, H, TQ, D], k and v [B, HKV, TK, D] → out [B, H, TQ, D], out = softmax(q·kᵀ·scale + mask)·v per head.
+ *
+ * - Grouped-query attention: query head h reads kv head ⌊h / (H / HKV)⌋; K and V are never copied.
+ * - Causal by default: query t sees keys s ≤ t. With TQ < TK the queries are the last TQ positions (generation
+ *   with a KV cache): query row i sits at absolute position t = i + TK − TQ.
+ * - `attentionMask` [B, TK] (i32 or f32; non-zero = real token, 0 = padding): padding keys are seen by no query.
+ * - `slidingWindow` W (Mistral, as in transformers): query t sees keys s with t − W < s ≤ t.
+ * - A query that sees no key at all (e.g. a padded query whose earlier keys are all padding) gives a zero output
+ *   row and zero gradients, never NaN.
+ *
+ * The forward keeps a running max and sum per query row over tiles of keys (online softmax) and saves only the
+ * output and the per-row logsumexp L [B, H, TQ]. The backward recomputes each probability from L: Δ = rowsum(dO ⊙
+ * O), then one pass per query row for dQ and one pass per key row for dK/dV (summing the query heads of its
+ * group inside one invocation: deterministic, no atomics). Memory is O(B·H·T·D); no [T, T] matrix is ever made.
+ *
+ * Two kernel variants: "rows" (one invocation per row, everything in registers: best where each invocation is a
+ * SIMD lane, i.e. lavapipe/llvmpipe) and "tiled" (a workgroup per tile of 64 rows sharing K/V — or Q/dO — tiles
+ * in workgroup memory: for GPUs). The default follows `gpu().info.isFallbackAdapter`.
+ */
+import { gpu } from "../../gpu/device.ts";
+import { kernel } from "../../gpu/kernel.ts";
+import { Params } from "../../gpu/params.ts";
+import { clearBuffer, dispatch, grid1d } from "../../gpu/queue.ts";
+import { empty, type Tensor, view } from "../../tensor/tensor.ts";
+import { needsGrad, record } from "../record.ts";
+
+const FWD = kernel("attention_fwd.wgsl");
+const DELTA = kernel("attention_delta.wgsl");
+const BWD = kernel("attention_bwd.wgsl");
+const PAD = kernel("attention_pad.wgsl");
+
+/** The largest head dimension the kernels hold in registers. */
+export const ATTENTION_MAX_HEAD_DIM = 128;
+/** Invocations per workgroup of the tiled kernels; fixed in the WGSL. */
+const WG = 64;
+
+export type AttentionVariant = "rows" | "tiled";
+
+export interface AttentionOptions {
+  /** [B, TK] i32 or f32: 1 (non-zero) = real token, 0 = padding key. */
+  attentionMask?: Tensor;
+  /** Mistral sliding window: query t sees only keys s with t − s < slidingWindow (a positive integer). */
+  slidingWindow?: number;
+  /** Softmax scale; 1/√D by default. */
+  scale?: number;
+  /** Causal masking (default true). */
+  causal?: boolean;
+  /** Kernel variant; by default "rows" on a CPU (fallback) adapter, "tiled" on a GPU. */
+  variant?: AttentionVariant;
+  /** Tiled variant only: invocations sharing one query row (or key) — 1, 2, 4, …, 64; default 4. */
+  splits?: number;
+}
+
+/** Everything a dispatch needs, validated once. */
+interface Plan {
+  B: number;
+  H: number;
+  HKV: number;
+  TQ: number;
+  TK: number;
+  D: number;
+  /** D rounded up to a multiple of 4: the kernels read vec4s; other head dims run on zero-padded copies. */
+  DP: number;
+  causal: boolean;
+  window: number;
+  scale: number;
+  mask: Tensor | null;
+  maskKind: number;
+  variant: AttentionVariant;
+  /** Keys (or query rows) per workgroup-memory tile in the tiled kernels. */
+  bc: number;
+  /** Tiled kernels: invocations per row (key); a workgroup covers 64 / ns rows (keys). */
+  ns: number;
+}
+
+function shapeOf(t: Tensor): string {
+  return `[${t.shape.join(", ")}]`;
+}
+
+function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
+  for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
+    if (t.ndim !== 4) throw new RangeError(`attention: ${name} must be 4-D [B, H, T, D], got ${shapeOf(t)}`);
+    if (t.dtype !== "f32") throw new TypeError(`attention: ${name} must be f32, got ${t.dtype}`);
+  }
+  const [B, H, TQ, D] = q.shape;
+  const [Bk, HKV, TK, Dk] = k.shape;
+  if (Bk !== B || Dk !== D) {
+    throw new RangeError(
+      `attention: k ${shapeOf(k)} must be [B, HKV, TK, D] with B = ${B} and D = ${D} from q ${shapeOf(q)}`,
+    );
+  }
+  if (v.shape.join() !== k.shape.join()) {
+    throw new RangeError(`attention: v ${shapeOf(v)} must have k's shape ${shapeOf(k)}`);
+  }
+  if (HKV === 0 || H % HKV !== 0) {
+    throw new RangeError(`attention: query heads (${H}) must be a multiple of kv heads (${HKV})`);
+  }
+  if (D < 1 || D > ATTENTION_MAX_HEAD_DIM) {
+    throw new RangeError(`attention: head dim D = ${D} must be in 1..${ATTENTION_MAX_HEAD_DIM}`);
+  }
+  const causal = opts.causal ?? true;
+  if (TQ > TK) {
+    throw new RangeError(
+      `attention: q has ${TQ} positions but k/v only ${TK}; queries must be the last TQ ≤ TK positions`,
+    );
+  }
+  let window = 0;
+  if (opts.slidingWindow !== undefined) {
+    const w = opts.slidingWindow;
+    if (!Number.isInteger(w) || w < 1) {
+      throw new RangeError(`attention: slidingWindow must be a positive integer, got ${w}`);
+    }
+    if (!causal) throw new RangeError("attention: slidingWindow needs causal attention (causal: true)");
+    // a window at least as long as the keys masks nothing
+    window = w >= TK ? 0 : w;
+  }
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  if (!Number.isFinite(scale)) throw new RangeError(`attention: scale must be finite, got ${scale}`);
+  const mask = opts.attentionMask ?? null;
+  if (mask && (mask.ndim !== 2 || mask.shape[0] !== B || mask.shape[1] !== TK)) {
+    throw new RangeError(`attention: attentionMask must be [B, TK] = [${B}, ${TK}], got ${shapeOf(mask)}`);
+  }
+  const info = gpu().info;
+  const variant = opts.variant ?? (info.isFallbackAdapter ? "rows" : "tiled");
+  if (variant !== "rows" && variant !== "tiled") {
+    throw new RangeError(`attention: variant must be "rows" or "tiled", got ${String(variant)}`);
+  }
+  // the tiled kernels stage two [bc, D4 + 1] vec4 tiles, two [bc] vectors and 32 (m, l) pairs in workgroup
+  // memory; merging split partials reuses the tiles, which must then hold 32·D4 vec4s
+  const DP = Math.ceil(D / 4) * 4;
+  const D4 = DP / 4;
+  let ns = opts.splits ?? 4;
+  if (![1, 2, 4, 8, 16, 32, 64].includes(ns)) {
+    throw new RangeError(`attention: splits must be a power of two in 1..64, got ${ns}`);
+  }
+  let bc = 32;
+  while (bc > 4 && 2 * bc * (D4 + 1) * 16 + 8 * bc + 256 > info.limits.maxComputeWorkgroupStorageSize) {
+    bc /= 2;
+  }
+  if (2 * bc * (D4 + 1) < 32 * D4) ns = 1;
+  return {
+    B,
+    H,
+    HKV,
+    TQ,
+    TK,
+    D,
+    DP,
+    causal,
+    window,
+    scale,
+    mask,
+    maskKind: mask ? (mask.dtype === "i32" ? 1 : 2) : 0,
+    variant,
+    bc,
+    ns,
+  };
+}
+
+function params(pl: Plan, rows: number): Params {
+  return new Params()
+    .u32(pl.B, pl.H, pl.HKV, pl.TQ, pl.TK, pl.causal ? 1 : 0, pl.window, rows, pl.maskKind)
+    .f32(pl.scale * Math.LOG2E);
+}
+
+function constants(pl: Plan, tiled: boolean): Record<string, number> {
+  const c: Record<string, number> = { D4: pl.DP / 4 };
+  if (tiled) {
+    c.BC = pl.bc;
+    c.NS = pl.ns;
+  }
+  return c;
+}
+
+/** Raw forward (no autograd): the output and the per-row logsumexp L [B, H, TQ] (-inf where no key is seen). */
+export function attentionForwardRaw(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionOptions = {},
+): { out: Tensor; lse: Tensor } {
+  return forward(q, k, v, plan(q, k, v, opts));
+}
+
+/** [..., D] → [..., DP] with zero columns D..DP−1 (no autograd). */
+function padHead(x: Tensor, D: number, DP: number): Tensor {
+  const shape = [...x.shape.slice(0, -1), DP];
+  const out = empty(shape);
+  const n = out.size;
+  if (n > 0) {
+    dispatch({
+      kernel: PAD,
+      entry: "pad",
+      params: new Params().u32(n, D, DP),
+      buffers: [x.binding, out.binding],
+      workgroups: grid1d(n, 256),
+    });
+  }
+  return out;
+}
+
+/** [..., DP] → [..., D], dropping the padding columns (no autograd). */
+function unpadHead(x: Tensor, D: number, DP: number): Tensor {
+  const shape = [...x.shape.slice(0, -1), D];
+  const out = empty(shape);
+  const n = out.size;
+  if (n > 0) {
+    dispatch({
+      kernel: PAD,
+      entry: "unpad",
+      params: new Params().u32(n, D, DP),
+      buffers: [x.binding, out.binding],
+      workgroups: grid1d(n, 256),
+    });
+  }
+  return out;
+}
+
+/** Runs `fn` on head-dim-padded copies of `xs` when D is not a multiple of 4, unpadding what it returns. */
+function withPadding<R extends Record<string, Tensor>>(
+  pl: Plan,
+  xs: Tensor[],
+  fn: (...xs: Tensor[]) => R,
+  padded: (keyof R)[],
+): R {
+  if (pl.DP === pl.D) return fn(...xs);
+  const ps = xs.map((x) => padHead(x, pl.D, pl.DP));
+  const res = fn(...ps);
+  for (const p of ps) p.dispose();
+  const out = { ...res };
+  for (const key of padded) {
+    const t = res[key];
+    out[key] = unpadHead(t, pl.D, pl.DP) as R[keyof R];
+    t.dispose();
+  }
+  return out;
+}
+
+function forward(q: Tensor, k: Tensor, v: Tensor, pl: Plan): { out: Tensor; lse: Tensor } {
+  return withPadding(pl, [q, k, v], (qp, kp, vp) => {
+    const out = empty(qp.shape);
+    const lse = empty([pl.B, pl.H, pl.TQ]);
+    if (pl.B * pl.H * pl.TQ === 0) return { out, lse };
+    const tiled = pl.variant === "tiled";
+    const work = tiled ? pl.B * pl.H * pl.TQ : pl.B * pl.H * Math.ceil(pl.TQ / 2);
+    dispatch({
+      kernel: FWD,
+      entry: tiled ? "fwd_tiled" : "fwd_rows",
+      constants: constants(pl, tiled),
+      params: params(pl, work),
+      buffers: [qp.binding, kp.binding, vp.binding, (pl.mask ?? qp).binding, out.binding, lse.binding],
+      workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(work, 64),
+    });
+    return { out, lse };
+  }, ["out"]);
+}
+
+/** Raw backward (no autograd): dq, dk, dv from the forward's output and logsumexp and the output gradient. */
+export function attentionBackwardRaw(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  lse: Tensor,
+  dout: Tensor,
+  opts: AttentionOptions = {},
+): { dq: Tensor; dk: Tensor; dv: Tensor } {
+  const pl = plan(q, k, v, opts);
+  if (out.size !== q.size || dout.size !== q.size || lse.size !== pl.B * pl.H * pl.TQ) {
+    throw new RangeError(
+      `attention backward: out ${shapeOf(out)} and dout ${shapeOf(dout)} must match q ${shapeOf(q)}, ` +
+        `lse ${shapeOf(lse)} must hold B·H·TQ = ${pl.B * pl.H * pl.TQ} values`,
+    );
+  }
+  return backwardPass(q, k, v, out, lse, dout, pl);
+}
+
+function backwardPass(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  lse: Tensor,
+  dout: Tensor,
+  pl: Plan,
+): { dq: Tensor; dk: Tensor; dv: Tensor } {
+  const qrows = pl.B * pl.H * pl.TQ;
+  if (qrows === 0) {
+    // no query rows: no key is seen by anyone, so every gradient is zero
+    const g = { dq: empty(q.shape), dk: empty(k.shape), dv: empty(v.shape) };
+    for (const t of Object.values(g)) clearBuffer(t.storage.buffer, 0, Math.max(4, t.bytes));
+    return g;
+  }
+  // (L, Δ) per query row, from the unpadded output and its gradient
+  const stats = empty([qrows, 2]);
+  dispatch({
+    kernel: DELTA,
+    constants: { D: pl.D },
+    params: new Params().u32(qrows),
+    buffers: [out.binding, dout.binding, lse.binding, stats.binding],
+    workgroups: grid1d(qrows, 64),
+  });
+  const tiled = pl.variant === "tiled";
+  const grads = withPadding(pl, [q, k, v, dout], (qp, kp, vp, dop) => {
+    const dq = empty(qp.shape);
+    const dk = empty(kp.shape);
+    const dv = empty(vp.shape);
+    const common = [qp.binding, kp.binding, vp.binding, (pl.mask ?? qp).binding, stats.binding, dop.binding];
+    const qwork = tiled ? qrows : pl.B * pl.H * Math.ceil(pl.TQ / 2);
+    dispatch({
+      kernel: BWD,
+      entry: tiled ? "dq_tiled" : "dq_rows",
+      constants: constants(pl, tiled),
+      params: params(pl, qwork),
+      buffers: [...common, dq.binding],
+      workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(qwork, 64),
+    });
+    const kwork = tiled ? pl.B * pl.HKV * pl.TK : pl.B * pl.HKV * Math.ceil(pl.TK / 2);
+    dispatch({
+      kernel: BWD,
+      entry: tiled ? "dkv_tiled" : "dkv_rows",
+      constants: constants(pl, tiled),
+      params: params(pl, kwork),
+      buffers: [...common, dk.binding, dv.binding],
+      workgroups: tiled ? [Math.ceil(pl.TK / (WG / pl.ns)), pl.B * pl.HKV] : grid1d(kwork, 64),
+    });
+    return { dq, dk, dv };
+  }, ["dq", "dk", "dv"]);
+  stats.dispose();
+  return grads;
+}
+
+/**
+ * Scaled-dot-product attention with autograd: q [B, H, TQ, D], k/v [B, HKV, TK, D] → [B, H, TQ, D].
+ * Gradients flow to q, k and v (never to the mask).
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  const pl = plan(q, k, v, opts);
+  const { out, lse } = forward(q, k, v, pl);
+  if (!needsGrad(q, k, v)) {
+    lse.dispose();
+    return out;
+  }
+  // saved for backward: the output (a view of its own, so the caller may dispose `out`) and the logsumexp
+  const saved = view(out, out.shape);
+  return record("attention", [q, k, v], out, (dy) => {
+    const { dq, dk, dv } = backwardPass(q, k, v, saved, lse, dy, pl);
+    saved.dispose();
+    lse.dispose();
+    return [dq, dk, dv];
+  });
+}

@@ -1,0 +1,309 @@
+/**
+ * Flash attention (src/autograd/ops/attention.ts) against the float64 materialised-softmax reference in
+ * tests/reference/attention.ts, for both kernel variants ("rows" for CPU adapters, "tiled" for GPUs).
+ *
+ * Tolerances: forward |Δ| ≤ 2e-5 + 1e-4·|ref| (f32 online softmax vs float64, T ≤ 129; the observed worst error
+ * is about 3e-7); gradients |Δ| ≤ 5e-5 + 5e-4·|ref| (observed about 5e-7); the finite-difference check uses
+ * gradCheck's defaults (eps 1e-2, rtol 2e-2, atol 1e-3) on a tiny case.
+ */
+import assert from "node:assert/strict";
+import {
+  attention,
+  attentionBackwardRaw,
+  type AttentionOptions,
+  type AttentionVariant,
+} from "../src/autograd/ops/attention.ts";
+import { memoryStats, resetPeakMemory } from "../src/gpu/pool.ts";
+import { sizeClass } from "../src/gpu/pool.ts";
+import { scope } from "../src/autograd/scope.ts";
+import { tensor } from "../src/tensor/create.ts";
+import type { Tensor } from "../src/tensor/tensor.ts";
+import {
+  attentionBackwardRef,
+  attentionRef,
+  type AttnRefOptions,
+  type AttnShape,
+} from "./reference/attention.ts";
+import { assertClose, gpuTest, gradCheck, randomArray, setup } from "./util.ts";
+
+const FWD_TOL = { atol: 2e-5, rtol: 1e-4 };
+const GRAD_TOL = { atol: 5e-5, rtol: 5e-4 };
+const VARIANTS: AttentionVariant[] = ["rows", "tiled"];
+
+interface Case {
+  sh: AttnShape;
+  /** [B·TK] host mask (1 = real token), uploaded as i32 or f32. */
+  mask?: number[];
+  maskType?: "i32" | "f32";
+  window?: number;
+  scale?: number;
+  causal?: boolean;
+  /** Inputs drawn from [-range, range). */
+  range?: number;
+  seed?: number;
+}
+
+function hasNaN(a: ArrayLike<number>): boolean {
+  for (let i = 0; i < a.length; i++) if (Number.isNaN(a[i])) return true;
+  return false;
+}
+
+/** Runs forward and backward on the GPU and compares both with the reference; returns the GPU results. */
+async function check(c: Case, variant: AttentionVariant) {
+  const { B, H, HKV, TQ, TK, D } = c.sh;
+  const r = c.range ?? 1;
+  const seed = c.seed ?? 11;
+  const qd = randomArray(B * H * TQ * D, seed, -r, r);
+  const kd = randomArray(B * HKV * TK * D, seed + 1, -r, r);
+  const vd = randomArray(B * HKV * TK * D, seed + 2, -1, 1);
+  const gd = randomArray(B * H * TQ * D, seed + 3, -1, 1);
+  const refOpts: AttnRefOptions = { mask: c.mask, window: c.window, scale: c.scale, causal: c.causal };
+  const ref = attentionRef(qd, kd, vd, c.sh, refOpts);
+  const refG = attentionBackwardRef(qd, kd, vd, gd, c.sh, refOpts);
+  const what = `${variant} ${JSON.stringify(c.sh)} window ${c.window} mask ${
+    c.mask ? c.maskType ?? "i32" : "none"
+  }`;
+  return await scope(async () => {
+    const q = tensor(qd, [B, H, TQ, D], { requiresGrad: true });
+    const k = tensor(kd, [B, HKV, TK, D], { requiresGrad: true });
+    const v = tensor(vd, [B, HKV, TK, D], { requiresGrad: true });
+    const opts: AttentionOptions = { variant, slidingWindow: c.window, scale: c.scale, causal: c.causal };
+    if (c.mask) {
+      const dtype = c.maskType ?? "i32";
+      opts.attentionMask = tensor(dtype === "i32" ? Int32Array.from(c.mask) : c.mask, [B, TK], { dtype });
+    }
+    const out = attention(q, k, v, opts);
+    assert.deepEqual(out.shape, [B, H, TQ, D]);
+    out.backward(tensor(gd, out.shape));
+    const o = await out.toArray();
+    const dq = await q.grad!.toArray();
+    const dk = await k.grad!.toArray();
+    const dv = await v.grad!.toArray();
+    for (const [name, a] of [["out", o], ["dq", dq], ["dk", dk], ["dv", dv]] as const) {
+      assert.ok(!hasNaN(a), `${what}: ${name} has NaN`);
+    }
+    assertClose(o, ref.out, FWD_TOL, `${what}: out`);
+    assertClose(dq, refG.dq, GRAD_TOL, `${what}: dq`);
+    assertClose(dk, refG.dk, GRAD_TOL, `${what}: dk`);
+    assertClose(dv, refG.dv, GRAD_TOL, `${what}: dv`);
+    return { o, dq, dk, dv };
+  });
+}
+
+const SHAPES: AttnShape[] = [
+  { B: 1, H: 1, HKV: 1, TQ: 1, TK: 1, D: 1 },
+  { B: 2, H: 4, HKV: 2, TQ: 7, TK: 7, D: 5 },
+  { B: 1, H: 3, HKV: 1, TQ: 65, TK: 65, D: 64 },
+  { B: 1, H: 2, HKV: 1, TQ: 129, TK: 129, D: 32 },
+];
+
+for (const variant of VARIANTS) {
+  Deno.test(
+    `attention (${variant}): forward and backward match the reference on awkward shapes`,
+    gpuTest,
+    async () => {
+      await setup();
+      for (const sh of SHAPES) await check({ sh }, variant);
+    },
+  );
+}
+
+/** [B=4, TK=13]: left padding, right padding, a fully padded row, a row of real tokens only. */
+function paddingMask(TK: number): number[] {
+  const m: number[] = [];
+  for (let s = 0; s < TK; s++) m.push(s < 4 ? 0 : 1); // left padding: 4 pads
+  for (let s = 0; s < TK; s++) m.push(s < TK - 5 ? 1 : 0); // right padding: 5 pads
+  for (let s = 0; s < TK; s++) m.push(0); // fully padded
+  for (let s = 0; s < TK; s++) m.push(1);
+  return m;
+}
+
+for (const variant of VARIANTS) {
+  Deno.test(
+    `attention (${variant}): padding masks, i32 and f32, fully masked rows are zero`,
+    gpuTest,
+    async () => {
+      await setup();
+      const sh = { B: 4, H: 4, HKV: 2, TQ: 13, TK: 13, D: 8 };
+      const mask = paddingMask(sh.TK);
+      const a = await check({ sh, mask, maskType: "i32" }, variant);
+      const b = await check({ sh, mask, maskType: "f32" }, variant);
+      assert.deepEqual(a.o, b.o, "i32 and f32 masks give the same output");
+      const { H, HKV, TQ, D } = sh;
+      // left-padded batch 0: queries 0..3 see only padding keys → zero rows, zero dq
+      for (let h = 0; h < H; h++) {
+        for (let i = 0; i < 4; i++) {
+          for (let d = 0; d < D; d++) {
+            const at = ((0 * H + h) * TQ + i) * D + d;
+            assert.equal(a.o[at], 0);
+            assert.equal(a.dq[at], 0);
+          }
+        }
+      }
+      // fully padded batch 2: every output and gradient exactly zero
+      const qs = H * TQ * D;
+      const ks = HKV * sh.TK * D;
+      assert.ok(a.o.subarray(2 * qs, 3 * qs).every((x) => x === 0), "fully padded row: out = 0");
+      assert.ok(a.dq.subarray(2 * qs, 3 * qs).every((x) => x === 0), "fully padded row: dq = 0");
+      assert.ok(a.dk.subarray(2 * ks, 3 * ks).every((x) => x === 0), "fully padded row: dk = 0");
+      assert.ok(a.dv.subarray(2 * ks, 3 * ks).every((x) => x === 0), "fully padded row: dv = 0");
+      // right-padded batch 1: padded keys get no gradient, padded queries still attend to the real keys
+      for (let s = sh.TK - 5; s < sh.TK; s++) {
+        for (let d = 0; d < D; d++) {
+          assert.equal(a.dk[((1 * HKV + 0) * sh.TK + s) * D + d], 0);
+          assert.equal(a.dv[((1 * HKV + 0) * sh.TK + s) * D + d], 0);
+        }
+      }
+      assert.ok(a.o.subarray(qs + (TQ - 1) * D, qs + TQ * D).some((x) => x !== 0));
+    },
+  );
+}
+
+for (const variant of VARIANTS) {
+  Deno.test(
+    `attention (${variant}): sliding windows 1, 3 and longer than T, with and without a mask`,
+    gpuTest,
+    async () => {
+      await setup();
+      const sh = { B: 2, H: 4, HKV: 2, TQ: 20, TK: 20, D: 8 };
+      const mask = [...Array(20).fill(1), ...Array(20).fill(0).map((_, s) => (s < 6 ? 0 : 1))];
+      for (const window of [1, 3, 25]) {
+        const r = await check({ sh, window }, variant);
+        if (window === 1) {
+          // each query sees only itself: out = v of its own position
+          const vd = randomArray(sh.B * sh.HKV * sh.TK * sh.D, 11 + 2, -1, 1);
+          const expected: number[] = [];
+          for (let b = 0; b < sh.B; b++) {
+            for (let h = 0; h < sh.H; h++) {
+              const hk = Math.floor(h / 2);
+              for (let i = 0; i < sh.TQ; i++) {
+                for (let d = 0; d < sh.D; d++) expected.push(vd[((b * sh.HKV + hk) * sh.TK + i) * sh.D + d]);
+              }
+            }
+          }
+          assertClose(r.o, expected, { atol: 1e-6, rtol: 1e-6 }, "window 1 gives v");
+        }
+        await check({ sh, window, mask }, variant);
+      }
+    },
+  );
+}
+
+for (const variant of VARIANTS) {
+  Deno.test(
+    `attention (${variant}): queries at the end of longer keys, non-causal, sharp softmax`,
+    gpuTest,
+    async () => {
+      await setup();
+      // KV-cache style: TQ < TK, queries aligned to the last positions
+      const mask = [...Array(11).fill(0).map((_, s) => (s < 2 ? 0 : 1)), ...Array(11).fill(1)];
+      await check({ sh: { B: 2, H: 4, HKV: 2, TQ: 3, TK: 11, D: 8 }, mask }, variant);
+      await check({ sh: { B: 2, H: 4, HKV: 2, TQ: 1, TK: 11, D: 8 }, mask, window: 4 }, variant);
+      await check({ sh: { B: 1, H: 3, HKV: 3, TQ: 70, TK: 70, D: 8 }, window: 33 }, variant);
+      // non-causal (bidirectional) with a mask
+      await check({
+        sh: { B: 2, H: 2, HKV: 1, TQ: 9, TK: 9, D: 8 },
+        mask: mask.slice(0, 9).concat(mask.slice(11, 20)),
+        causal: false,
+      }, variant);
+      // large scores: the online max must keep the softmax stable
+      await check({ sh: { B: 1, H: 2, HKV: 1, TQ: 67, TK: 67, D: 8 }, scale: 1, range: 3 }, variant);
+    },
+  );
+}
+
+Deno.test("attention: gradients match finite differences on a tiny masked GQA case", gpuTest, async () => {
+  await setup();
+  const sh = { B: 2, H: 2, HKV: 1, T: 5, D: 4 };
+  const maskData = Int32Array.from([0, 1, 1, 1, 1, 1, 1, 1, 1, 0]);
+  for (const variant of VARIANTS) {
+    const f = (q: Tensor, k: Tensor, v: Tensor) =>
+      attention(q, k, v, {
+        variant,
+        slidingWindow: 3,
+        attentionMask: tensor(maskData, [2, 5], { dtype: "i32" }),
+      });
+    await gradCheck(f, [
+      { data: randomArray(sh.B * sh.H * sh.T * sh.D, 5), shape: [sh.B, sh.H, sh.T, sh.D] },
+      { data: randomArray(sh.B * sh.HKV * sh.T * sh.D, 6), shape: [sh.B, sh.HKV, sh.T, sh.D] },
+      { data: randomArray(sh.B * sh.HKV * sh.T * sh.D, 7), shape: [sh.B, sh.HKV, sh.T, sh.D] },
+    ]);
+  }
+});
+
+Deno.test(
+  "attention: the forward saves only O and L, the backward never allocates a [T, T] buffer",
+  gpuTest,
+  async () => {
+    await setup();
+    const [B, H, HKV, T, D] = [1, 4, 2, 129, 32];
+    await scope(async () => {
+      const q = tensor(randomArray(B * H * T * D, 1), [B, H, T, D], { requiresGrad: true });
+      const k = tensor(randomArray(B * HKV * T * D, 2), [B, HKV, T, D], { requiresGrad: true });
+      const v = tensor(randomArray(B * HKV * T * D, 3), [B, HKV, T, D], { requiresGrad: true });
+      const dy = tensor(randomArray(B * H * T * D, 4), [B, H, T, D]);
+      await dy.toArray();
+      const before = memoryStats().liveBytes;
+      const out = attention(q, k, v, { variant: "rows" });
+      const saved = memoryStats().liveBytes - before;
+      assert.equal(
+        saved,
+        sizeClass(B * H * T * D * 4) + sizeClass(B * H * T * 4),
+        "forward keeps O and L only",
+      );
+      resetPeakMemory();
+      const peakBase = memoryStats().liveBytes;
+      out.backward(dy);
+      await q.grad!.toArray();
+      const extra = memoryStats().peakBytes - peakBase;
+      // dq, dk, dv and the (L, Δ) pairs; one head's [T, T] scores alone would be T²·4 = 66564 bytes
+      const bound = sizeClass(B * H * T * D * 4) + 2 * sizeClass(B * HKV * T * D * 4) +
+        sizeClass(B * H * T * 8);
+      assert.ok(extra <= bound, `backward peak ${extra} bytes > ${bound}`);
+    });
+  },
+);
+
+Deno.test("attention: raw backward and invalid arguments", gpuTest, async () => {
+  await setup();
+  const q = tensor(randomArray(2 * 4 * 3 * 8, 1), [2, 4, 3, 8]);
+  const k = tensor(randomArray(2 * 2 * 5 * 8, 2), [2, 2, 5, 8]);
+  const v = tensor(randomArray(2 * 2 * 5 * 8, 3), [2, 2, 5, 8]);
+  assert.throws(
+    () => attention(q, k, tensor(randomArray(80, 1), [2, 2, 5, 4])),
+    /v \[2, 2, 5, 4\] must have k's shape/,
+  );
+  assert.throws(
+    () => attention(q, tensor(randomArray(120, 1), [2, 3, 5, 4]), v),
+    /must be \[B, HKV, TK, D\]/,
+  );
+  assert.throws(
+    () =>
+      attention(
+        q,
+        tensor(randomArray(2 * 3 * 5 * 8, 1), [2, 3, 5, 8]),
+        tensor(randomArray(240, 1), [2, 3, 5, 8]),
+      ),
+    /multiple of kv heads/,
+  );
+  assert.throws(
+    () => attention(tensor(randomArray(2 * 4 * 6 * 8, 1), [2, 4, 6, 8]), k, v),
+    /queries must be the last TQ ≤ TK positions/,
+  );
+  assert.throws(() => attention(q, k, v, { slidingWindow: 0 }), /positive integer/);
+  assert.throws(() => attention(q, k, v, { slidingWindow: 2, causal: false }), /needs causal/);
+  assert.throws(
+    () => attention(q, k, v, { attentionMask: tensor([1, 1, 1], [1, 3]) }),
+    /\[B, TK\] = \[2, 5\]/,
+  );
+  assert.throws(() => attention(tensor([1, 2], [2]), k, v), /4-D/);
+  const big = tensor(new Float32Array(132), [1, 1, 1, 132]);
+  assert.throws(() => attention(big, big, big), /1\.\.128/);
+  // zero-length queries: empty output, zero key gradients
+  const q0 = tensor(new Float32Array(0), [2, 4, 0, 8], { requiresGrad: true });
+  const kk = tensor(randomArray(2 * 2 * 5 * 8, 2), [2, 2, 5, 8], { requiresGrad: true });
+  const out0 = attention(q0, kk, kk);
+  assert.deepEqual(out0.shape, [2, 4, 0, 8]);
+  const g = attentionBackwardRaw(q0, kk, kk, out0, tensor(new Float32Array(0), [2, 4, 0]), out0);
+  assert.ok((await g.dk.toArray()).every((x) => x === 0));
+});
