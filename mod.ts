@@ -7,3 +7,4 @@ export * from "./src/gpu/mod.ts";
 export * from "./src/tensor/mod.ts";
 export * from "./src/autograd/mod.ts";
 export * from "./src/dpo/mod.ts";
+export * from "./src/optim/mod.ts";
