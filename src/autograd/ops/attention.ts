@@ -16,9 +16,14 @@
  * O), then one pass per query row for dQ and one pass per key row for dK/dV (summing the query heads of its
  * group inside one invocation: deterministic, no atomics). Memory is O(B·H·T·D); no [T, T] matrix is ever made.
  *
- * Two kernel variants: "rows" (one invocation per row, everything in registers: best where each invocation is a
- * SIMD lane, i.e. lavapipe/llvmpipe) and "tiled" (a workgroup per tile of 64 rows sharing K/V — or Q/dO — tiles
- * in workgroup memory: for GPUs). The default follows `gpu().info.isFallbackAdapter`.
+ * Two kernel variants: "rows" (one invocation per pair of adjacent query rows — or keys in the dK/dV pass — with
+ * its accumulators in registers and each K/V load feeding both rows: best where an invocation is one SIMD lane
+ * and loads dominate, i.e. lavapipe/llvmpipe) and "tiled" (a workgroup per tile of 64/splits rows, `splits`
+ * invocations per row each taking every splits-th key, K/V — or Q/dO — tiles shared in workgroup memory, partial
+ * states merged in workgroup memory: for GPUs). The default follows `gpu().info.isFallbackAdapter`.
+ *
+ * The kernels read rows as vec4s; a head dim that is not a multiple of 4 runs on zero-padded copies (padding
+ * columns contribute nothing to any dot product), at the cost of the copies.
  */
 import { gpu } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
