@@ -1,0 +1,38 @@
+// weighted_row_sum.wgsl — out[b] = Σ_t w[b, t]·x[b, t] per row (forward), dx[b, t] = w[b, t]·dy[b] (backward).
+// Per-sequence log-probs with per-token weights: 0 for unscored positions, 1 for scored ones, ld_alpha for LD-DPO's
+// tail tokens, 1/count for means.
+//
+// Bindings (forward):  0 uniform Params { B: u32, T: u32 }; 1 x: array<f32> (read) [B, T];
+//                      2 w: array<f32> (read) [B, T]; 3 out: array<f32> (read_write) [B].
+// Bindings (backward): 0 uniform Params { B: u32, T: u32 }; 1 dy: array<f32> (read) [B];
+//                      2 w: array<f32> (read) [B, T]; 3 dx: array<f32> (read_write) [B, T].
+// Layout:   row-major, contiguous.
+// Dispatch: forward grid1d(B, 64), one invocation per row summing t = 0..T−1 in order (deterministic);
+//           backward grid1d(B·T, 256), one invocation per element.
+
+struct Params { B: u32, T: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let b = gid.x + gid.y * nwg.x * 64u;
+  if (b >= p.B) { return; }
+  var s = 0.0;
+  for (var t = 0u; t < p.T; t++) {
+    let k = b * p.T + t;
+    let wk = w[k];
+    if (wk != 0.0) { s += wk * src[k]; }
+  }
+  dst[b] = s;
+}
+
+@compute @workgroup_size(256)
+fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.B * p.T) { return; }
+  dst[i] = w[i] * src[i / p.T];
+}
