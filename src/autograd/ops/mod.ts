@@ -31,3 +31,9 @@ export { scale } from "./scale.ts";
 export { layerNorm } from "./layernorm.ts";
 export { rmsNorm } from "./rmsnorm.ts";
 export { type Llama3RopeScaling, rope, type RopeConfig, type RopeOptions } from "./rope.ts";
+export {
+  attention,
+  ATTENTION_MAX_HEAD_DIM,
+  type AttentionOptions,
+  type AttentionVariant,
+} from "./attention.ts";
