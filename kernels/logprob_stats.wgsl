@@ -1,0 +1,123 @@
+// logprob_stats.wgsl — running per-row softmax statistics over vocabulary chunks (online logsumexp).
+//
+// For row n and the chunk of logits z[n, 0..VC) (vocabulary ids VLAB..VLAB+VC−1) it merges, into the running state,
+//   m = max z,  s = Σ exp(z − m),  s2 = Σ exp(2(z − m)),  sz = Σ z,  zl = z[label] (when the label is in the chunk).
+// FIRST = 1 starts a new state; LAST = 1 writes the results instead of the state:
+//   lse[n] = m + log s,   logp[n] = zl − lse (0 where labels[n] = ignore, NaN where the label is outside [0, V)),
+//   zsum[n] = sz (sum of the logits over the vocabulary),   lsp2[n] = log Σ p² = log s2 − 2 log s.
+//
+// Bindings: 0 uniform Params { N, VC, LDZ, VLAB, V, FIRST, LAST: u32, ignore: i32 };
+//           1 z: array<f32> (read) [N, LDZ] — this chunk's logits;   2 labels: array<i32> (read) [N];
+//           3 state: array<f32> (read_write) [N, 5] — (m, s, s2, sz, zl) between chunks;
+//           4 logp, 5 lse, 6 zsum, 7 lsp2: array<f32> (read_write) [N] — written when LAST = 1.
+// Dispatch: one workgroup of 64 per row, grid1d(N, 1): row = wg.x + wg.y · num_workgroups.x. Each invocation
+//           strides over the chunk's columns, then a shared-memory tree merges the 64 partial states.
+
+struct Params { N: u32, VC: u32, LDZ: u32, VLAB: u32, V: u32, FIRST: u32, LAST: u32, ignore: i32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> z: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<i32>;
+@group(0) @binding(3) var<storage, read_write> state: array<f32>;
+@group(0) @binding(4) var<storage, read_write> logp: array<f32>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(6) var<storage, read_write> zsum: array<f32>;
+@group(0) @binding(7) var<storage, read_write> lsp2: array<f32>;
+
+const WG = 64u;
+const LOW = -3.0e38; // below any finite logit; exp(LOW − x) underflows to 0
+
+var<workgroup> sm: array<f32, WG>;
+var<workgroup> ss: array<f32, WG>;
+var<workgroup> ss2: array<f32, WG>;
+var<workgroup> ssz: array<f32, WG>;
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) t: u32,
+) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.N) { return; }
+  let base = row * p.LDZ;
+  var m = LOW;
+  var s = 0.0;
+  var s2 = 0.0;
+  var sz = 0.0;
+  for (var j = t; j < p.VC; j += WG) {
+    let x = z[base + j];
+    if (x > m) {
+      let r = exp(m - x);
+      s = s * r + 1.0;
+      s2 = s2 * r * r + 1.0;
+      m = x;
+    } else {
+      let e = exp(x - m);
+      s += e;
+      s2 += e * e;
+    }
+    sz += x;
+  }
+  sm[t] = m;
+  ss[t] = s;
+  ss2[t] = s2;
+  ssz[t] = sz;
+  workgroupBarrier();
+  for (var st = WG / 2u; st > 0u; st >>= 1u) {
+    if (t < st) {
+      let ma = sm[t];
+      let mb = sm[t + st];
+      let mm = max(ma, mb);
+      let ra = exp(ma - mm);
+      let rb = exp(mb - mm);
+      sm[t] = mm;
+      ss[t] = ss[t] * ra + ss[t + st] * rb;
+      ss2[t] = ss2[t] * ra * ra + ss2[t + st] * rb * rb;
+      ssz[t] = ssz[t] + ssz[t + st];
+    }
+    workgroupBarrier();
+  }
+  if (t != 0u) { return; }
+  m = sm[0];
+  s = ss[0];
+  s2 = ss2[0];
+  sz = ssz[0];
+  let lab = labels[row];
+  var zl = 0.0;
+  let st = row * 5u;
+  if (p.FIRST == 0u) {
+    let mo = state[st];
+    let mm = max(m, mo);
+    let ra = exp(m - mm);
+    let rb = exp(mo - mm);
+    s = s * ra + state[st + 1u] * rb;
+    s2 = s2 * ra * ra + state[st + 2u] * rb * rb;
+    sz += state[st + 3u];
+    zl = state[st + 4u];
+    m = mm;
+  }
+  if (lab >= i32(p.VLAB) && lab < i32(p.VLAB + p.VC)) {
+    zl = z[base + u32(lab) - p.VLAB];
+  }
+  if (p.LAST == 0u) {
+    state[st] = m;
+    state[st + 1u] = s;
+    state[st + 2u] = s2;
+    state[st + 3u] = sz;
+    state[st + 4u] = zl;
+    return;
+  }
+  let ls = log(s);
+  let l = m + ls;
+  lse[row] = l;
+  zsum[row] = sz;
+  lsp2[row] = log(s2) - 2.0 * ls;
+  if (lab == p.ignore) {
+    logp[row] = 0.0;
+  } else if (lab < 0 || lab >= i32(p.V)) {
+    logp[row] = bitcast<f32>(0x7fc00000u);
+  } else {
+    logp[row] = zl - l;
+  }
+}
