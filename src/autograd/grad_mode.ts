@@ -22,3 +22,14 @@ export function noGrad<T>(fn: () => T): T {
   enabled = prev;
   return result;
 }
+
+/** Runs `fn` with gradient recording on (inside a backward closure, e.g. to recompute a checkpointed layer). */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = enabled;
+  enabled = true;
+  try {
+    return fn();
+  } finally {
+    enabled = prev;
+  }
+}

@@ -125,11 +125,19 @@ export type LinearHook = (x: Tensor, module: string, base: () => Tensor) => Tens
 export abstract class CausalLM extends Module {
   /** See LinearHook; null for plain projections. */
   linearHook: LinearHook | null = null;
+  /** Recompute each layer's activations during backward instead of keeping them (TRL's gradient_checkpointing). */
+  gradientCheckpointing = false;
   /** The folder the weights came from (tokenizer and generation_config live there). */
   sourceDir?: string;
 
   constructor(readonly config: ModelConfig) {
     super();
+  }
+
+  /** The parameters of decoder layer `l` (for checkpointing). */
+  layerParameters(l: number): Tensor[] {
+    const prefix = this.config.architecture === "gpt2" ? `transformer.h.${l}.` : `model.layers.${l}.`;
+    return this.namedParameters().filter(([n]) => n.startsWith(prefix)).map(([, t]) => t);
   }
 
   /** The names of the model's projection modules (the targets LoRA can adapt). */

@@ -11,7 +11,9 @@ import { reshape } from "../autograd/ops/reshape.ts";
 import { rmsNorm } from "../autograd/ops/rmsnorm.ts";
 import { rope, type RopeConfig } from "../autograd/ops/rope.ts";
 import { unary } from "../autograd/ops/unary.ts";
+import { checkpoint } from "../autograd/checkpoint.ts";
 import { linear } from "../nn/layers.ts";
+import type { KVCache } from "./kv_cache.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { batchTensors, CausalLM, type ForwardOptions, hostBatch, type IdBatch } from "./causal_lm.ts";
 import type { ModelConfig } from "./config.ts";
@@ -78,29 +80,43 @@ export class LlamaModel extends CausalLM {
       : this.param("lm_head.weight");
   }
 
+  /** Decoder layer `l`: attention and MLP blocks with their residuals. */
+  layer(
+    l: number,
+    x: Tensor,
+    ctx: { B: number; T: number; positions: Tensor; mask: Tensor | undefined; cache?: KVCache },
+  ): Tensor {
+    const c = this.config;
+    const { B, T, positions, mask } = ctx;
+    const H = c.numHeads, HKV = c.numKvHeads, D = c.headDim;
+    const p = `model.layers.${l}`;
+    const a = rmsNorm(x, this.param(`${p}.input_layernorm.weight`), c.normEps);
+    const heads = (t: Tensor, n: number) => permute(reshape(t, [B, T, n, D]), [0, 2, 1, 3]);
+    const q = rope(heads(this.proj(a, `${p}.self_attn.q_proj`), H), positions, this.rope);
+    let k = rope(heads(this.proj(a, `${p}.self_attn.k_proj`), HKV), positions, this.rope);
+    let v = heads(this.proj(a, `${p}.self_attn.v_proj`), HKV);
+    if (ctx.cache) ({ k, v } = ctx.cache.update(l, k, v));
+    const window = c.layerSlidingWindow[l];
+    const o = attention(q, k, v, { attentionMask: mask, slidingWindow: window ?? undefined });
+    const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, H * D]);
+    x = add(x, this.proj(merged, `${p}.self_attn.o_proj`));
+    const m = rmsNorm(x, this.param(`${p}.post_attention_layernorm.weight`), c.normEps);
+    const gate = unary("silu", this.proj(m, `${p}.mlp.gate_proj`));
+    const up = this.proj(m, `${p}.mlp.up_proj`);
+    return add(x, this.proj(mul(gate, up), `${p}.mlp.down_proj`));
+  }
+
   hiddenStates(inputIds: IdBatch, opts: ForwardOptions = {}): Tensor {
     const c = this.config;
     const h = hostBatch(inputIds, c.vocabSize, opts);
     const { B, T } = h;
     const { positions, mask } = batchTensors(h);
-    const H = c.numHeads, HKV = c.numKvHeads, D = c.headDim;
     let x = gatherRows(this.param("model.embed_tokens.weight"), h.ids, { shape: [B, T] });
     for (let l = 0; l < c.numLayers; l++) {
-      const p = `model.layers.${l}`;
-      const a = rmsNorm(x, this.param(`${p}.input_layernorm.weight`), c.normEps);
-      const heads = (t: Tensor, n: number) => permute(reshape(t, [B, T, n, D]), [0, 2, 1, 3]);
-      const q = rope(heads(this.proj(a, `${p}.self_attn.q_proj`), H), positions, this.rope);
-      let k = rope(heads(this.proj(a, `${p}.self_attn.k_proj`), HKV), positions, this.rope);
-      let v = heads(this.proj(a, `${p}.self_attn.v_proj`), HKV);
-      if (opts.cache) ({ k, v } = opts.cache.update(l, k, v));
-      const window = c.layerSlidingWindow[l];
-      const o = attention(q, k, v, { attentionMask: mask, slidingWindow: window ?? undefined });
-      const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, H * D]);
-      x = add(x, this.proj(merged, `${p}.self_attn.o_proj`));
-      const m = rmsNorm(x, this.param(`${p}.post_attention_layernorm.weight`), c.normEps);
-      const gate = unary("silu", this.proj(m, `${p}.mlp.gate_proj`));
-      const up = this.proj(m, `${p}.mlp.up_proj`);
-      x = add(x, this.proj(mul(gate, up), `${p}.mlp.down_proj`));
+      const layer = (xi: Tensor) => this.layer(l, xi, { B, T, positions, mask, cache: opts.cache });
+      x = this.gradientCheckpointing && !opts.cache
+        ? checkpoint(layer, x, this.layerParameters(l))
+        : layer(x);
     }
     return rmsNorm(x, this.param("model.norm.weight"), c.normEps);
   }
