@@ -6,5 +6,10 @@
 export * from "./src/gpu/mod.ts";
 export * from "./src/tensor/mod.ts";
 export * from "./src/autograd/mod.ts";
-export * from "./src/dpo/mod.ts";
 export * from "./src/optim/mod.ts";
+export * from "./src/nn/mod.ts";
+export * from "./src/models/mod.ts";
+export * from "./src/tokenizer/mod.ts";
+export * from "./src/data/mod.ts";
+export * from "./src/dpo/mod.ts";
+export { VERSION } from "./src/version.ts";

@@ -28,3 +28,12 @@ export {
   snakeToCamel,
 } from "./config.ts";
 export { CONFIG_FIELDS, FIELDS, type FieldSpec, LOSS_TYPE_NAMES, SCRIPT_FIELDS } from "./config_table.ts";
+export {
+  DPOTrainer,
+  type DPOTrainerOptions,
+  type TrainerCallback,
+  type TrainerState,
+  TrainingError,
+  type TrainOutput,
+} from "./trainer.ts";
+export { type PairLogps, pairLogps, type TokenValues } from "./batch.ts";

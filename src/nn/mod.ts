@@ -1,0 +1,3 @@
+/** Layers. */
+export { linear } from "./layers.ts";
+export { Module } from "./module.ts";

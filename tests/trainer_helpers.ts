@@ -1,0 +1,70 @@
+/** Shared pieces of the trainer tests: a character tokenizer and a synthetic preference task. */
+import { Generator } from "../src/tensor/random.ts";
+import { ToyTokenizer } from "./toy_tokenizer.ts";
+
+export const CHARS = "abcdefghyn?= ";
+
+/** A character-level tokenizer: <pad> 0, <s> 1, </s> 2, then one id per character of CHARS. */
+export function charTokenizer(): ToyTokenizer {
+  return new ToyTokenizer({
+    vocab: ["<pad>", "<s>", "</s>", ...CHARS],
+    pad_token_id: 0,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    bos_token: "<s>",
+    eos_token: "</s>",
+  });
+}
+
+/**
+ * Pairs whose preferred answer depends on the prompt's content: "y" when the prompt contains an "a", else "n".
+ * The rejected answer is the other one.
+ */
+export function containsATask(n: number, seed: number): { prompt: string; chosen: string; rejected: string }[] {
+  const g = new Generator(seed);
+  const letters = "abcdefgh";
+  const rows = [];
+  for (let i = 0; i < n; i++) {
+    const len = 3 + g.int(5);
+    let s = "";
+    for (let k = 0; k < len; k++) s += letters[g.int(letters.length)];
+    // balance the classes: half the prompts get an "a" forced in, half get every "a" removed
+    if (i % 2 === 0) {
+      const at = g.int(len);
+      s = s.slice(0, at) + "a" + s.slice(at + 1);
+    } else s = s.replaceAll("a", letters[1 + g.int(letters.length - 1)]);
+    const yes = s.includes("a");
+    rows.push({ prompt: `${s}?`, chosen: yes ? "y" : "n", rejected: yes ? "n" : "y" });
+  }
+  return rows;
+}
+
+export const TINY_LLAMA = {
+  model_type: "llama",
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  num_hidden_layers: 2,
+  vocab_size: 3 + CHARS.length,
+  max_position_embeddings: 64,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_word_embeddings: false,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  pad_token_id: 0,
+};
+
+export const TINY_GPT2 = {
+  model_type: "gpt2",
+  n_embd: 32,
+  n_head: 4,
+  n_layer: 2,
+  n_positions: 64,
+  vocab_size: 3 + CHARS.length,
+  layer_norm_epsilon: 1e-5,
+  activation_function: "gelu_new",
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
