@@ -29,3 +29,11 @@ export {
   streamSafetensors,
   writeSafetensors,
 } from "./safetensors.ts";
+export {
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  loadAdapter,
+  type LoadAdapterOptions,
+  saveAdapter,
+  type SaveAdapterOptions,
+} from "./adapter_io.ts";
