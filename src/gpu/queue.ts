@@ -52,10 +52,29 @@ const pipelines = new Map<string, GPUComputePipeline>();
 const layouts = new Map<string, GPUBindGroupLayout>();
 let cacheDevice: GPUDevice | null = null;
 
+/**
+ * Bind groups are cached by pipeline and bound buffer ranges: a training loop binds the same pooled buffers step
+ * after step, and creating a bind group costs more than recording the dispatch. The uniform arena is bound with a
+ * dynamic offset, so a bind group does not depend on the dispatch's parameter slot. Bounded (oldest evicted) and
+ * cleared when pooled buffers are destroyed.
+ */
+const bindGroups = new Map<string, GPUBindGroup>();
+const BIND_GROUP_CACHE = 8192;
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 1;
+function bufferId(b: GPUBuffer): number {
+  let id = bufferIds.get(b);
+  if (id === undefined) bufferIds.set(b, id = nextBufferId++);
+  return id;
+}
+const pipelineIds = new WeakMap<GPUComputePipeline, number>();
+let nextPipelineId = 1;
+
 function caches(device: GPUDevice): void {
   if (cacheDevice !== device) {
     pipelines.clear();
     layouts.clear();
+    bindGroups.clear();
     cacheDevice = device;
     encoder = null;
     pass = null;
@@ -73,7 +92,7 @@ function bindGroupLayout(device: GPUDevice, kinds: BindingKind[]): GPUBindGroupL
       entries: kinds.map((type, binding) => ({
         binding,
         visibility: GPUShaderStage.COMPUTE,
-        buffer: { type },
+        buffer: binding === 0 ? { type, hasDynamicOffset: true } : { type },
       })),
     });
     layouts.set(key, l);
@@ -148,9 +167,8 @@ export function dispatch(spec: DispatchSpec): void {
   }
   const declared = spec.kernel.bindings;
   const kinds: BindingKind[] = ["uniform"];
-  const entries: GPUBindGroupEntry[] = [];
-  const pslot = slots;
-  entries.push({ binding: 0, resource: { buffer: arena, offset: pslot * SLOT, size: SLOT } });
+  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: arena, offset: 0, size: SLOT } }];
+  let key = "";
   spec.buffers.forEach((b, i) => {
     const binding = i + 1;
     const kind = declared.get(binding);
@@ -170,17 +188,28 @@ export function dispatch(spec: DispatchSpec): void {
           `(${info.limits.maxStorageBufferBindingSize} bytes, ${info.adapterName}); split the tensor.`,
       );
     }
-    entries.push({ binding, resource: { buffer, offset, size: Math.max(4, Math.ceil(size / 4) * 4) } });
+    const bound = Math.max(4, Math.ceil(size / 4) * 4);
+    entries.push({ binding, resource: { buffer, offset, size: bound } });
+    key += `|${bufferId(buffer)}:${offset}:${bound}`;
     used.add(buffer);
   });
   const p = begin(device);
   const pl = pipeline(device, spec, kinds);
-  const bg = device.createBindGroup({ label: name, layout: pl.getBindGroupLayout(0), entries });
+  let pid = pipelineIds.get(pl);
+  if (pid === undefined) pipelineIds.set(pl, pid = nextPipelineId++);
+  key = pid + key;
+  let bg = bindGroups.get(key);
+  if (!bg) {
+    bg = device.createBindGroup({ label: name, layout: pl.getBindGroupLayout(0), entries });
+    if (bindGroups.size >= BIND_GROUP_CACHE) bindGroups.delete(bindGroups.keys().next().value!);
+    bindGroups.set(key, bg);
+  }
+  const pslot = slots;
   if (spec.params) arenaCpu.set(spec.params.bytes(), pslot * SLOT);
   slots++;
   batchKernels.add(name);
   p.setPipeline(pl);
-  p.setBindGroup(0, bg);
+  p.setBindGroup(0, bg, [pslot * SLOT]);
   p.dispatchWorkgroups(wg[0], wg[1] ?? 1, wg[2] ?? 1);
   dispatchCount++;
   if (slots >= BATCH) flush();
@@ -297,6 +326,7 @@ export async function sync(): Promise<void> {
 /** Destroys the pool's free buffers (after submitting pending work that may still use them). */
 export function emptyCache(): void {
   flush();
+  bindGroups.clear();
   emptyPool();
 }
 
