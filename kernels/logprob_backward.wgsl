@@ -1,12 +1,13 @@
 // logprob_backward.wgsl — the two products of the LM head's backward, one vocabulary chunk (or row block) at a time.
 //
-// Entry `dh`: o[n, c] (+)= Σ_j g[n, j] · m[MBASE + j, c]     (dH from dLogits · W;     R = N rows,  K = VC)
-// Entry `dw`: o[OBASE + j, c] (+)= Σ_n g[n, j] · m[MBASE + n, c]   (dW from dLogitsᵀ · h; R = VC rows, K = N)
-// "(+)=": with ACC = 1 the sum is added to what o holds (accumulation over chunks / row blocks, in dispatch order:
-// deterministic, no atomics); with ACC = 0 it overwrites.
+// Entry `dh`: o[n, c] (+)= Σ_{k ∈ [KBASE, KBASE+K)} g[n, k] · m[MBASE + k, c]      (dH from dLogits · W; R = N rows)
+// Entry `dw`: o[OBASE + j, c] (+)= Σ_{k ∈ [KBASE, KBASE+K)} g[k, j] · m[MBASE + k, c]   (dW from dLogitsᵀ · h; R = VC)
+// "(+)=": with ACC = 1 the sum is added to what o holds (accumulation over chunks / row blocks / K pieces, in
+// dispatch order: deterministic, no atomics); with ACC = 0 it overwrites. The op splits K into pieces of at most
+// 16384 (KBASE, K): lavapipe stops an invocation after 65535 loop iterations in all (llvmpipe's loop limiter).
 //
-// Bindings: 0 uniform Params { R, K, C4, LDG, MBASE, OBASE, ACC: u32 };
-//           1 g: array<f32> (read) — dLogits, row-major with row stride LDG (dh: [R, LDG]; dw: [K, LDG]);
+// Bindings: 0 uniform Params { R, K, C4, LDG, MBASE, OBASE, ACC, KBASE: u32 };
+//           1 g: array<f32> (read) — dLogits, row-major with row stride LDG (dh: [R, LDG]; dw: [rows, LDG]);
 //           2 m: array<vec4f> (read) [rows, C4] — W for dh, h for dw;
 //           3 o: array<vec4f> (read_write) [rows, C4] — dH for dh, dW for dw.
 // Layout:   row-major, contiguous; C4 = C/4 (C padded to a multiple of 4).
@@ -15,7 +16,7 @@
 //           32 vec4 FMAs (on lavapipe 8×4 measured fastest of 4×2 … 16×4; written out unrolled for the same reason
 //           as logprob_logits.wgsl).
 
-struct Params { R: u32, K: u32, C4: u32, LDG: u32, MBASE: u32, OBASE: u32, ACC: u32 }
+struct Params { R: u32, K: u32, C4: u32, LDG: u32, MBASE: u32, OBASE: u32, ACC: u32, KBASE: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
@@ -70,7 +71,8 @@ fn dh(@builtin(global_invocation_id) gid: vec3u) {
   var a50 = vec4f(0.0); var a51 = vec4f(0.0); var a52 = vec4f(0.0); var a53 = vec4f(0.0);
   var a60 = vec4f(0.0); var a61 = vec4f(0.0); var a62 = vec4f(0.0); var a63 = vec4f(0.0);
   var a70 = vec4f(0.0); var a71 = vec4f(0.0); var a72 = vec4f(0.0); var a73 = vec4f(0.0);
-  for (var k = 0u; k < p.K; k++) {
+  for (var kk = 0u; kk < p.K; kk++) {
+    let k = p.KBASE + kk;
     let mr = (p.MBASE + k) * p.C4;
     let m0 = m[mr + q0];
     let m1 = m[mr + q1];
@@ -130,7 +132,8 @@ fn dw(@builtin(global_invocation_id) gid: vec3u) {
   var a50 = vec4f(0.0); var a51 = vec4f(0.0); var a52 = vec4f(0.0); var a53 = vec4f(0.0);
   var a60 = vec4f(0.0); var a61 = vec4f(0.0); var a62 = vec4f(0.0); var a63 = vec4f(0.0);
   var a70 = vec4f(0.0); var a71 = vec4f(0.0); var a72 = vec4f(0.0); var a73 = vec4f(0.0);
-  for (var k = 0u; k < p.K; k++) {
+  for (var kk = 0u; kk < p.K; kk++) {
+    let k = p.KBASE + kk;
     let mr = (p.MBASE + k) * p.C4;
     let m0 = m[mr + q0];
     let m1 = m[mr + q1];

@@ -11,8 +11,10 @@
 //           3 out: array<f32> (read_write) — forward: logp [N]; backward: dLogits [R, V];
 //           4 lse: array<f32> (read_write) [N] — written by forward, read by backward;
 //           5 dy: array<f32> (read) [N] (backward only).
-// Dispatch: forward: one workgroup of 64 per row, grid1d(R, 1) (row = wg.x + wg.y·num_workgroups.x), a strided
-//           online max/sum then a shared-memory tree. backward: grid1d(R·V, 256), one element per invocation.
+// Dispatch: forward: one workgroup of 64 per row, grid1d(R, 1) (row = wg.x + wg.y·num_workgroups.x): each
+//           invocation takes the max, then Σ exp, of its strided columns (2·V/64 loop iterations: lavapipe stops an
+//           invocation after 65535 in all, so V may reach ~2M), then a shared-memory tree merges them.
+//           backward: grid1d(R·V, 256), one element per invocation.
 
 struct Params { R: u32, V: u32, ROW0: u32, ignore: i32 }
 
@@ -39,16 +41,9 @@ fn forward(
   if (r >= p.R) { return; }
   let base = r * p.V;
   var m = LOW;
+  for (var j = t; j < p.V; j += WG) { m = max(m, z[base + j]); }
   var s = 0.0;
-  for (var j = t; j < p.V; j += WG) {
-    let x = z[base + j];
-    if (x > m) {
-      s = s * exp(m - x) + 1.0;
-      m = x;
-    } else {
-      s += exp(x - m);
-    }
-  }
+  for (var j = t; j < p.V; j += WG) { s += exp(z[base + j] - m); }
   sm[t] = m;
   ss[t] = s;
   workgroupBarrier();

@@ -10,8 +10,11 @@
 //           1 z: array<f32> (read) [N, LDZ] — this chunk's logits;   2 labels: array<i32> (read) [N];
 //           3 state: array<f32> (read_write) [N, 5] — (m, s, s2, sz, zl) between chunks;
 //           4 logp, 5 lse, 6 zsum, 7 lsp2: array<f32> (read_write) [N] — written when LAST = 1.
-// Dispatch: one workgroup of 64 per row, grid1d(N, 1): row = wg.x + wg.y · num_workgroups.x. Each invocation
-//           strides over the chunk's columns, then a shared-memory tree merges the 64 partial states.
+// Dispatch: grid1d(N, 64 / LANES) workgroups of 64 (rows (wg.x + wg.y·num_workgroups.x)·64/LANES + t/LANES),
+//           LANES invocations per row (override, 1…64): each takes the max, then the sums, of its strided columns
+//           (two passes: no data-dependent branch, one exp per element), then the row's lanes merge through a
+//           shared-memory tree. The op uses LANES = 1 on CPU adapters (lavapipe: no barriers, ~10× faster than 64
+//           lanes per row there) and 64 on GPUs (coalesced reads of the chunk).
 
 struct Params { N: u32, VC: u32, LDZ: u32, VLAB: u32, V: u32, FIRST: u32, LAST: u32, ignore: i32 }
 
@@ -24,13 +27,15 @@ struct Params { N: u32, VC: u32, LDZ: u32, VLAB: u32, V: u32, FIRST: u32, LAST: 
 @group(0) @binding(6) var<storage, read_write> zsum: array<f32>;
 @group(0) @binding(7) var<storage, read_write> lsp2: array<f32>;
 
-const WG = 64u;
 const LOW = -3.0e38; // below any finite logit; exp(LOW − x) underflows to 0
 
-var<workgroup> sm: array<f32, WG>;
-var<workgroup> ss: array<f32, WG>;
-var<workgroup> ss2: array<f32, WG>;
-var<workgroup> ssz: array<f32, WG>;
+// Invocations per row (1, 2, 4, …, 64): 64 / LANES rows per workgroup of 64.
+override LANES: u32 = 1u;
+
+var<workgroup> sm: array<f32, 64>;
+var<workgroup> ss: array<f32, 64>;
+var<workgroup> ss2: array<f32, 64>;
+var<workgroup> ssz: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn main(
@@ -38,51 +43,70 @@ fn main(
   @builtin(num_workgroups) nwg: vec3u,
   @builtin(local_invocation_index) t: u32,
 ) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= p.N) { return; }
-  let base = row * p.LDZ;
-  var m = LOW;
-  var s = 0.0;
-  var s2 = 0.0;
-  var sz = 0.0;
-  for (var j = t; j < p.VC; j += WG) {
+  let lane = t % LANES;
+  let row = (wid.x + wid.y * nwg.x) * (64u / LANES) + t / LANES;
+  let live = row < p.N;
+  let base = min(row, p.N - 1u) * p.LDZ;
+  // this lane's columns: lane, lane + LANES, … taken four at a time (lavapipe stops an invocation after 65535 loop
+  // iterations in all — llvmpipe's loop limiter — so both passes together run 2·VC/(4·LANES) iterations; the op
+  // caps chunks at 16384)
+  let step = 4u * LANES;
+  let n4 = p.VC / step;
+  var m4 = vec4f(LOW);
+  for (var q = 0u; q < n4; q++) {
+    let j = base + q * step + lane;
+    m4 = max(m4, vec4f(z[j], z[j + LANES], z[j + 2u * LANES], z[j + 3u * LANES]));
+  }
+  var m = max(max(m4.x, m4.y), max(m4.z, m4.w));
+  for (var j = n4 * step + lane; j < p.VC; j += LANES) { m = max(m, z[base + j]); }
+  var s4 = vec4f(0.0);
+  var q4 = vec4f(0.0);
+  var z4 = vec4f(0.0);
+  for (var q = 0u; q < n4; q++) {
+    let j = base + q * step + lane;
+    let x = vec4f(z[j], z[j + LANES], z[j + 2u * LANES], z[j + 3u * LANES]);
+    let e = exp(x - m);
+    s4 += e;
+    q4 += e * e;
+    z4 += x;
+  }
+  var s = s4.x + s4.y + s4.z + s4.w;
+  var s2 = q4.x + q4.y + q4.z + q4.w;
+  var sz = z4.x + z4.y + z4.z + z4.w;
+  for (var j = n4 * step + lane; j < p.VC; j += LANES) {
     let x = z[base + j];
-    if (x > m) {
-      let r = exp(m - x);
-      s = s * r + 1.0;
-      s2 = s2 * r * r + 1.0;
-      m = x;
-    } else {
-      let e = exp(x - m);
-      s += e;
-      s2 += e * e;
-    }
+    let e = exp(x - m);
+    s += e;
+    s2 += e * e;
     sz += x;
   }
-  sm[t] = m;
-  ss[t] = s;
-  ss2[t] = s2;
-  ssz[t] = sz;
-  workgroupBarrier();
-  for (var st = WG / 2u; st > 0u; st >>= 1u) {
-    if (t < st) {
-      let ma = sm[t];
-      let mb = sm[t + st];
-      let mm = max(ma, mb);
-      let ra = exp(ma - mm);
-      let rb = exp(mb - mm);
-      sm[t] = mm;
-      ss[t] = ss[t] * ra + ss[t + st] * rb;
-      ss2[t] = ss2[t] * ra * ra + ss2[t + st] * rb * rb;
-      ssz[t] = ssz[t] + ssz[t + st];
-    }
+  if (LANES > 1u) {
+    // merge the row's LANES partial states (a tree over neighbouring invocations)
+    sm[t] = m;
+    ss[t] = s;
+    ss2[t] = s2;
+    ssz[t] = sz;
     workgroupBarrier();
+    for (var st = LANES / 2u; st > 0u; st >>= 1u) {
+      if (lane < st) {
+        let ma = sm[t];
+        let mb = sm[t + st];
+        let mm = max(ma, mb);
+        let ra = exp(ma - mm);
+        let rb = exp(mb - mm);
+        sm[t] = mm;
+        ss[t] = ss[t] * ra + ss[t + st] * rb;
+        ss2[t] = ss2[t] * ra * ra + ss2[t + st] * rb * rb;
+        ssz[t] = ssz[t] + ssz[t + st];
+      }
+      workgroupBarrier();
+    }
+    m = sm[t];
+    s = ss[t];
+    s2 = ss2[t];
+    sz = ssz[t];
   }
-  if (t != 0u) { return; }
-  m = sm[0];
-  s = ss[0];
-  s2 = ss2[0];
-  sz = ssz[0];
+  if (lane != 0u || !live) { return; }
   let lab = labels[row];
   var zl = 0.0;
   let st = row * 5u;

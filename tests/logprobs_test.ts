@@ -1,5 +1,18 @@
 import assert from "node:assert/strict";
-import { memoryStats, noGrad, resetPeakMemory, scale, scope, type Tensor, tensor } from "../mod.ts";
+import {
+  dispatch,
+  grid1d,
+  kernel,
+  memoryStats,
+  noGrad,
+  Params,
+  resetPeakMemory,
+  scale,
+  scope,
+  type Tensor,
+  tensor,
+  zeros,
+} from "../mod.ts";
 import { crossEntropy } from "../src/autograd/ops/cross_entropy.ts";
 import {
   fusedLogProbs,
@@ -453,3 +466,99 @@ Deno.test("logSoftmaxGather on logits larger than one storage binding (row block
     zt.grad!.dispose();
   });
 });
+
+// lavapipe stops an invocation after 65535 loop iterations in all, silently: long vocabularies and many rows must
+// be split into bounded pieces. These shapes failed before the pieces existed (a 70000-entry row in one loop).
+Deno.test(
+  "long vocabularies and many rows stay within lavapipe's per-invocation loop limit",
+  gpuTest,
+  async () => {
+    await setup();
+    for (const [N, C, V] of [[3, 8, 70000], [16500, 4, 3]]) {
+      const h = randomArray(N * C, 101 + N, -1, 1);
+      const W = randomArray(V * C, 102 + V, -1, 1);
+      const labels = makeLabels(N, V, 103, { 0: V - 1, 1: -100 });
+      const d = randomArray(N, 104, -1, 1);
+      const ref = refFusedLogProbs(h, W, labels, N, C, V, -100, d);
+      const z = refLogits(h, W, N, C, V);
+      const fromLogits = refLogitsBackward(refLogSoftmaxGatherBackward(z, labels, d, N, V), h, W, N, C, V);
+      const what = `N=${N} C=${C} V=${V}`;
+      for (const path of ["fused", "materialised"]) {
+        await scope(async () => {
+          const ht = tensor(h, [N, C], { requiresGrad: true });
+          const Wt = tensor(W, [V, C], { requiresGrad: true });
+          const lp = path === "fused"
+            ? fusedLogProbsWithStats(ht, Wt, labels)
+            : { logps: logSoftmaxGather(lmHeadLogits(ht, Wt), labels), logSumP2: null };
+          assertClose(await values(lp.logps), ref.logp, { atol: 1e-4, rtol: 1e-4 }, `${what} ${path} logps`);
+          if (lp.logSumP2) {
+            assertClose(
+              await values(lp.logSumP2),
+              ref.logSumP2,
+              { atol: 1e-4, rtol: 1e-4 },
+              `${what} logΣp²`,
+            );
+          }
+          lp.logps.backward(tensor(d, [N]));
+          assertClose(
+            await values(ht.grad!),
+            fromLogits.dH,
+            { atol: 1e-5, rtol: 1e-3 },
+            `${what} ${path} dH`,
+          );
+          assertClose(
+            await values(Wt.grad!),
+            fromLogits.dW,
+            { atol: 1e-4, rtol: 1e-3 },
+            `${what} ${path} dW`,
+          );
+          ht.grad!.dispose();
+          Wt.grad!.dispose();
+        });
+      }
+    }
+  },
+);
+
+Deno.test(
+  "the statistics kernel gives the same results with 1, 8 and 64 invocations per row",
+  gpuTest,
+  async () => {
+    await setup();
+    // the op picks 1 lane per row on CPU adapters and 64 on GPUs; both (and 8) are checked here, on two chunks
+    const STATS = kernel("logprob_stats.wgsl");
+    const [N, V, split] = [67, 301, 150]; // chunks [0, 150) and [150, 301)
+    const z = randomArray(N * V, 111, -6, 6);
+    const labels = makeLabels(N, V, 112, { 0: 0, 1: V - 1, 2: 149, 3: 150, 4: -100 });
+    const ref = refLogSoftmaxGather(z, labels, N, V);
+    for (const lanes of [1, 8, 64]) {
+      await scope(async () => {
+        const lab = tensor(labels, [N], { dtype: "i32" });
+        const outs = [0, 1, 2, 3].map(() => zeros([N]));
+        const state = zeros([N, 5]);
+        for (const [v0, vc] of [[0, split], [split, V - split]]) {
+          const chunk = new Float32Array(N * vc);
+          for (let n = 0; n < N; n++) chunk.set(z.subarray(n * V + v0, n * V + v0 + vc), n * vc);
+          dispatch({
+            kernel: STATS,
+            constants: { LANES: lanes },
+            params: new Params().u32(N, vc, vc, v0, V, v0 === 0 ? 1 : 0, v0 + vc >= V ? 1 : 0).i32(-100),
+            buffers: [
+              tensor(chunk, [N, vc]).binding,
+              lab.binding,
+              state.binding,
+              ...outs.map((t) => t.binding),
+            ],
+            workgroups: grid1d(N, 64 / lanes),
+          });
+        }
+        const [logp, lse, sum, lsp2] = await Promise.all(outs.map(values));
+        const tol = { atol: 2e-5, rtol: 1e-5 };
+        assertClose(logp, ref.logp, tol, `LANES=${lanes} logp`);
+        assertClose(lse, ref.lse, tol, `LANES=${lanes} lse`);
+        assertClose(sum, ref.logitSum, { atol: 1e-3, rtol: 1e-5 }, `LANES=${lanes} Σz`);
+        assertClose(lsp2, ref.logSumP2, tol, `LANES=${lanes} logΣp²`);
+      });
+    }
+  },
+);

@@ -113,6 +113,12 @@ export const family: BenchFamily = {
       const pass = backward ? "forward+backward" : "forward";
       const f = await measure(h, W, labels, "fused", backward, true);
       const m = await measure(h, W, labels, "materialised", backward, true);
+      // runs under 2 s (real GPUs): the best of three, peak memory from the first
+      for (const [r, path] of [[f, "fused"], [m, "materialised"]] as const) {
+        for (let i = 0; i < 2 && r.ms < 2000; i++) {
+          r.ms = Math.min(r.ms, (await measure(h, W, labels, path, backward, false)).ms);
+        }
+      }
       let diff = maxAbsDiff(f.logps, m.logps);
       if (f.dW && m.dW) diff = Math.max(diff, maxAbsDiff(f.dW, m.dW));
       const flops = (backward ? 6 : 2) * n * V * C;

@@ -48,7 +48,8 @@ export interface FusedLogProbsOptions {
   ignoreIndex?: number;
   /**
    * Vocabulary entries per chunk. Default: as many as keep the [N, chunk] scratch near 8 MiB (a multiple of 64,
-   * at most V). Any positive integer works; it is lowered where a storage binding would be too large.
+   * at most V). Any positive integer works; it is lowered to 16384 (longer loops stop early on lavapipe) and where a
+   * storage binding would be too large.
    */
   chunk?: number;
 }
@@ -68,6 +69,28 @@ export interface FusedLogProbsResult {
 
 const TILE = 64; // rows / vocabulary entries covered by one 8×8 workgroup of the tiled kernels (8 × 8 per invocation)
 const SCRATCH_BYTES = 8 * 1024 * 1024;
+/**
+ * Longest loop one invocation may run: lavapipe (llvmpipe) stops an invocation after 65535 loop iterations in all,
+ * silently. Chunks are capped at this, and the K dimension of the backward products is split into pieces of it
+ * (accumulated in order). A multiple of 64, so row pieces keep 256-byte-aligned binding offsets.
+ */
+const LOOP_CAP = 16384;
+
+/** [start, count] pieces of [0, K), each at most LOOP_CAP long. */
+function pieces(K: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let k0 = 0; k0 < K; k0 += LOOP_CAP) out.push([k0, Math.min(LOOP_CAP, K - k0)]);
+  return out;
+}
+
+/**
+ * Invocations per row in the statistics kernel: 1 on CPU adapters (lavapipe runs an invocation per SIMD lane and
+ * workgroup barriers are costly there: one row per invocation measured ~10× faster), 64 on GPUs (coalesced reads).
+ */
+function statsLanes(): number {
+  const info = gpu().info;
+  return info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(info.adapterName) ? 1 : 64;
+}
 
 function maxBinding(): number {
   return gpu().info.limits.maxStorageBufferBindingSize;
@@ -196,7 +219,7 @@ function planChunks(what: string, N: number, V: number, CP: number, requested?: 
     throw new RangeError(`${what}: chunk must be a positive integer, got ${requested}`);
   }
   let chunk = requested ?? Math.max(64, Math.floor(SCRATCH_BYTES / (4 * N) / 64) * 64);
-  chunk = Math.min(chunk, V, Math.floor(maxB / (4 * N)));
+  chunk = Math.min(chunk, V, LOOP_CAP, Math.floor(maxB / (4 * N)));
   if (chunk < 1) {
     throw new GpuLimitError(
       `${what}: ${N} rows do not fit one storage binding (${maxB} bytes) even one vocabulary entry at a time; ` +
@@ -245,6 +268,7 @@ function fusedForwardRaw(
   const scratch = empty([N, chunk]);
   const state = empty([N, 5]);
   const C4 = CP / 4;
+  const lanes = statsLanes();
   for (let v0 = 0; v0 < V; v0 += chunk) {
     const vc = Math.min(chunk, V - v0);
     dispatch({
@@ -266,7 +290,8 @@ function fusedForwardRaw(
         logitSum.binding,
         logSumP2.binding,
       ],
-      workgroups: grid1d(N, 1),
+      constants: { LANES: lanes },
+      workgroups: grid1d(N, 64 / lanes),
     });
   }
   scratch.dispose();
@@ -305,22 +330,27 @@ function fusedBackwardRaw(
       workgroups: [Math.ceil(vc / TILE), Math.ceil(N / TILE)],
     });
     if (dH) {
+      // K = vc ≤ LOOP_CAP (chunks are capped)
       dispatch({
         kernel: BACKWARD,
         entry: "dh",
-        params: new Params().u32(N, vc, C4, chunk, vbase, 0, v0 > 0 ? 1 : 0),
+        params: new Params().u32(N, vc, C4, chunk, vbase, 0, v0 > 0 ? 1 : 0, 0),
         buffers: [g.binding, wb, dH.binding],
         workgroups: [Math.ceil(C4 / 32), Math.ceil(N / TILE)],
       });
     }
     if (dW) {
-      dispatch({
-        kernel: BACKWARD,
-        entry: "dw",
-        params: new Params().u32(vc, N, C4, chunk, 0, vbase, 0),
-        buffers: [g.binding, hp.binding, whole ? dW.binding : range(dW, v0 * CP, vc * CP)],
-        workgroups: [Math.ceil(C4 / 32), Math.ceil(vc / TILE)],
-      });
+      // this chunk's dW rows, summed over all N rows in pieces of at most LOOP_CAP rows (accumulated in order)
+      const ob = whole ? dW.binding : range(dW, v0 * CP, vc * CP);
+      for (const [k0, kc] of pieces(N)) {
+        dispatch({
+          kernel: BACKWARD,
+          entry: "dw",
+          params: new Params().u32(vc, kc, C4, chunk, 0, vbase, k0 > 0 ? 1 : 0, k0),
+          buffers: [g.binding, hp.binding, ob],
+          workgroups: [Math.ceil(C4 / 32), Math.ceil(vc / TILE)],
+        });
+      }
     }
   }
   g.dispose();
@@ -477,23 +507,27 @@ export function lmHeadLogits(h: Tensor, W: Tensor): Tensor {
       dH = empty([N, CP]);
       for (let r0 = 0; r0 < N; r0 += rb) {
         const r = Math.min(rb, N - r0);
-        dispatch({
-          kernel: BACKWARD,
-          entry: "dh",
-          params: new Params().u32(r, V, C4, V, 0, 0, 0),
-          buffers: [range(dz, r0 * V, r * V), wp2.binding, range(dH, r0 * CP, r * CP)],
-          workgroups: [Math.ceil(C4 / 32), Math.ceil(r / TILE)],
-        });
+        for (const [k0, kc] of pieces(V)) {
+          dispatch({
+            kernel: BACKWARD,
+            entry: "dh",
+            params: new Params().u32(r, kc, C4, V, 0, 0, k0 > 0 ? 1 : 0, k0),
+            buffers: [range(dz, r0 * V, r * V), wp2.binding, range(dH, r0 * CP, r * CP)],
+            workgroups: [Math.ceil(C4 / 32), Math.ceil(r / TILE)],
+          });
+        }
       }
     }
     if (W.requiresGrad) {
+      // summed over all rows: row blocks of at most LOOP_CAP rows (a multiple of 64), accumulated in order
       dW = empty([V, CP]);
-      for (let r0 = 0; r0 < N; r0 += rb) {
-        const r = Math.min(rb, N - r0);
+      const rbw = Math.min(rb, LOOP_CAP);
+      for (let r0 = 0; r0 < N; r0 += rbw) {
+        const r = Math.min(rbw, N - r0);
         dispatch({
           kernel: BACKWARD,
           entry: "dw",
-          params: new Params().u32(V, r, C4, V, 0, 0, r0 > 0 ? 1 : 0),
+          params: new Params().u32(V, r, C4, V, 0, 0, r0 > 0 ? 1 : 0, 0),
           buffers: [range(dz, r0 * V, r * V), range(hp2, r0 * CP, r * CP), dW.binding],
           workgroups: [Math.ceil(C4 / 32), Math.ceil(V / TILE)],
         });
