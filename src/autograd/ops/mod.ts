@@ -37,3 +37,19 @@ export {
   type AttentionOptions,
   type AttentionVariant,
 } from "./attention.ts";
+export {
+  fusedLogProbs,
+  type FusedLogProbsOptions,
+  type FusedLogProbsResult,
+  fusedLogProbsWithStats,
+  type HostLabels,
+  IGNORE_INDEX,
+  type Labels,
+  lmHeadLogits,
+  logSoftmaxGather,
+  type SequenceLogps,
+  sequenceLogps,
+  type SequenceLogpsOptions,
+  shiftLabels,
+} from "./logprobs.ts";
+export { crossEntropy } from "./cross_entropy.ts";
