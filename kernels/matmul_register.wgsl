@@ -1,0 +1,220 @@
+// matmul_register.wgsl — C = alpha·op(A)·op(B) (+ C when accumulating), register-tiled for CPU adapters
+// (lavapipe/llvmpipe), where each invocation is one SIMD lane and every load costs far more than an FMA.
+//
+// Each invocation computes a 16×16 block of C in registers; a workgroup of 8 invocations covers 16 rows × 128
+// columns. K advances 4 at a time: the invocation loads its 4×16 block of B (16 vec4 loads, the only loads
+// whose addresses differ between lanes), then for each group of 4 of its 16 rows loads a 4×4 block of A (4
+// vec4 loads at addresses shared by every lane of the workgroup, which cost far less on llvmpipe) and does 16
+// vec4 FMAs per row. The block was chosen by measurement on llvmpipe (bench/RESULTS.md): smaller blocks pay
+// more loads per FMA; 32×16 was no faster (±5%) and took 2.5× as long to compile (8 s of CPU per pipeline).
+// On llvmpipe every load is a loop over the SIMD lanes, so loads, not FMAs, set the speed.
+//
+// Bindings: 0 uniform Params (below); 1 a: array<vec4f> (read); 2 b: array<vec4f> (read);
+//           3 c: array<f32> (read_write).
+// Layout:   row-major, batch-major; operands are vec4 rows whose length (lda4, ldb4 vec4s) is the logical row
+//           length rounded up to a multiple of 4, the padding zero. For batch z of this dispatch:
+//           A = a[offA4 + z·strideA4 ...] holding [M, K] (TRANS_A: [K, M]);
+//           B = b[offB4 + z·strideB4 ...] holding [K, N] (TRANS_B: [N, K]); strideB4 = 0 shares B;
+//           C = c[offC + z·strideC ...]: [M, N], f32, unpadded.
+// Dispatch: (ceil(N / 128), ceil(M / 16), batches), or part of it: invocation lid.x of workgroup (x, y, z)
+//           computes rows mOff + 16·y .. + 15 and columns nOff + 128·x + 16·lid.x .. + 15 of batch z.
+//           Edges: loads are clamped into the operands (A's values past K read as 0), stores past M or N are
+//           skipped.
+// Overrides: TRANS_A, TRANS_B (operand layouts): each combination is its own pipeline, so the branches on
+//           them cost nothing. Params.accumulate ≠ 0: C += alpha·AB instead of C = alpha·AB.
+
+struct Params {
+  M: u32,
+  N: u32,
+  K: u32,
+  lda4: u32,
+  ldb4: u32,
+  strideA4: u32,
+  strideB4: u32,
+  strideC: u32,
+  offA4: u32,
+  offB4: u32,
+  offC: u32,
+  mOff: u32,
+  nOff: u32,
+  accumulate: u32,
+  alpha: f32,
+}
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<vec4f>;
+@group(0) @binding(2) var<storage, read> b: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+// Four vec4s: 16 consecutive columns of one row (of C or of B), or 4 rows × 4 k of A.
+struct Row { c0: vec4f, c1: vec4f, c2: vec4f, c3: vec4f }
+// A 4 (k) × 16 (n) block of B.
+struct Blk { k0: Row, k1: Row, k2: Row, k3: Row }
+
+// A[m .. m+3, k .. k+3] as 4 vec4s, one per row (each holding k .. k+3); ab = A's first vec4. Rows past M are
+// clamped to M − 1 (their results are never stored); entries past K are 0.
+fn loadA(ab: u32, m: u32, k: u32) -> Row {
+  if (TRANS_A) {
+    // A stored [K, M]: one vec4 along m per k, then transposed (free: vec4 components are separate registers
+    // on CPU adapters).
+    let g = min(m / 4u, p.lda4 - 1u);
+    let k1 = p.K - 1u;
+    let t0 = b4zero(a[ab + min(k, k1) * p.lda4 + g], k < p.K);
+    let t1 = b4zero(a[ab + min(k + 1u, k1) * p.lda4 + g], k + 1u < p.K);
+    let t2 = b4zero(a[ab + min(k + 2u, k1) * p.lda4 + g], k + 2u < p.K);
+    let t3 = b4zero(a[ab + min(k + 3u, k1) * p.lda4 + g], k + 3u < p.K);
+    return Row(vec4f(t0.x, t1.x, t2.x, t3.x), vec4f(t0.y, t1.y, t2.y, t3.y), vec4f(t0.z, t1.z, t2.z, t3.z),
+               vec4f(t0.w, t1.w, t2.w, t3.w));
+  }
+  // A stored [M, K] with rows padded to lda4 vec4s: one vec4 along k per row.
+  let m1 = p.M - 1u;
+  let g = ab + k / 4u;
+  return Row(a[g + min(m, m1) * p.lda4], a[g + min(m + 1u, m1) * p.lda4], a[g + min(m + 2u, m1) * p.lda4],
+             a[g + min(m + 3u, m1) * p.lda4]);
+}
+
+fn b4zero(v: vec4f, keep: bool) -> vec4f {
+  return select(vec4f(0.0), v, keep);
+}
+
+// B[k .. k+3, n0 .. n0+15] for one invocation; bb = B's first vec4. Columns past N and rows past K are
+// clamped (the matching A values are 0, the matching outputs are not stored).
+fn loadB(bb: u32, k: u32, n0: u32) -> Blk {
+  if (TRANS_B) {
+    // B stored [N, K]: one vec4 along k per column, then transposed.
+    let n1 = p.N - 1u;
+    let k4 = k / 4u;
+    let t0 = b[bb + min(n0 + 0u, n1) * p.ldb4 + k4];
+    let t1 = b[bb + min(n0 + 1u, n1) * p.ldb4 + k4];
+    let t2 = b[bb + min(n0 + 2u, n1) * p.ldb4 + k4];
+    let t3 = b[bb + min(n0 + 3u, n1) * p.ldb4 + k4];
+    let t4 = b[bb + min(n0 + 4u, n1) * p.ldb4 + k4];
+    let t5 = b[bb + min(n0 + 5u, n1) * p.ldb4 + k4];
+    let t6 = b[bb + min(n0 + 6u, n1) * p.ldb4 + k4];
+    let t7 = b[bb + min(n0 + 7u, n1) * p.ldb4 + k4];
+    let t8 = b[bb + min(n0 + 8u, n1) * p.ldb4 + k4];
+    let t9 = b[bb + min(n0 + 9u, n1) * p.ldb4 + k4];
+    let t10 = b[bb + min(n0 + 10u, n1) * p.ldb4 + k4];
+    let t11 = b[bb + min(n0 + 11u, n1) * p.ldb4 + k4];
+    let t12 = b[bb + min(n0 + 12u, n1) * p.ldb4 + k4];
+    let t13 = b[bb + min(n0 + 13u, n1) * p.ldb4 + k4];
+    let t14 = b[bb + min(n0 + 14u, n1) * p.ldb4 + k4];
+    let t15 = b[bb + min(n0 + 15u, n1) * p.ldb4 + k4];
+    return Blk(
+      Row(vec4f(t0.x, t1.x, t2.x, t3.x), vec4f(t4.x, t5.x, t6.x, t7.x),
+          vec4f(t8.x, t9.x, t10.x, t11.x), vec4f(t12.x, t13.x, t14.x, t15.x)),
+      Row(vec4f(t0.y, t1.y, t2.y, t3.y), vec4f(t4.y, t5.y, t6.y, t7.y),
+          vec4f(t8.y, t9.y, t10.y, t11.y), vec4f(t12.y, t13.y, t14.y, t15.y)),
+      Row(vec4f(t0.z, t1.z, t2.z, t3.z), vec4f(t4.z, t5.z, t6.z, t7.z),
+          vec4f(t8.z, t9.z, t10.z, t11.z), vec4f(t12.z, t13.z, t14.z, t15.z)),
+      Row(vec4f(t0.w, t1.w, t2.w, t3.w), vec4f(t4.w, t5.w, t6.w, t7.w),
+          vec4f(t8.w, t9.w, t10.w, t11.w), vec4f(t12.w, t13.w, t14.w, t15.w)));
+  }
+  // B stored [K, N]: four vec4s per row.
+  let g = n0 / 4u;
+  return Blk(bRow(bb, k, g), bRow(bb, k + 1u, g), bRow(bb, k + 2u, g), bRow(bb, k + 3u, g));
+}
+
+// B[k, 4g .. 4g+15] of a [K, N] B.
+fn bRow(bb: u32, k: u32, g: u32) -> Row {
+  let row = bb + min(k, p.K - 1u) * p.ldb4;
+  let g1 = p.ldb4 - 1u;
+  return Row(b[row + min(g, g1)], b[row + min(g + 1u, g1)], b[row + min(g + 2u, g1)],
+             b[row + min(g + 3u, g1)]);
+}
+
+// acc + Σ_u a4[u] · blk[k + u, :]
+fn step(acc: Row, a4: vec4f, blk: Blk) -> Row {
+  var r = acc;
+  r.c0 = fma(vec4f(a4.x), blk.k0.c0, r.c0);
+  r.c1 = fma(vec4f(a4.x), blk.k0.c1, r.c1);
+  r.c2 = fma(vec4f(a4.x), blk.k0.c2, r.c2);
+  r.c3 = fma(vec4f(a4.x), blk.k0.c3, r.c3);
+  r.c0 = fma(vec4f(a4.y), blk.k1.c0, r.c0);
+  r.c1 = fma(vec4f(a4.y), blk.k1.c1, r.c1);
+  r.c2 = fma(vec4f(a4.y), blk.k1.c2, r.c2);
+  r.c3 = fma(vec4f(a4.y), blk.k1.c3, r.c3);
+  r.c0 = fma(vec4f(a4.z), blk.k2.c0, r.c0);
+  r.c1 = fma(vec4f(a4.z), blk.k2.c1, r.c1);
+  r.c2 = fma(vec4f(a4.z), blk.k2.c2, r.c2);
+  r.c3 = fma(vec4f(a4.z), blk.k2.c3, r.c3);
+  r.c0 = fma(vec4f(a4.w), blk.k3.c0, r.c0);
+  r.c1 = fma(vec4f(a4.w), blk.k3.c1, r.c1);
+  r.c2 = fma(vec4f(a4.w), blk.k3.c2, r.c2);
+  r.c3 = fma(vec4f(a4.w), blk.k3.c3, r.c3);
+  return r;
+}
+
+// Writes C[m, n0 .. n0+15], skipping columns past N; cb = C's first element. Only the 16 stores of this
+// function are compiled, once: the rows reach it through a loop (see main), which keeps the pipeline's
+// compile time on CPU adapters to seconds.
+fn put(r: Row, cb: u32, m: u32, n0: u32) {
+  let row = cb + m * p.N;
+  let v = array<vec4f, 4>(r.c0, r.c1, r.c2, r.c3);
+  for (var j = 0u; j < 16u; j++) {
+    let n = n0 + j;
+    if (n >= p.N) { break; }
+    let x = p.alpha * v[j / 4u][j % 4u];
+    if (p.accumulate != 0u) {
+      c[row + n] += x;
+    } else {
+      c[row + n] = x;
+    }
+  }
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let m0 = p.mOff + wid.y * 16u;
+  let n0 = p.nOff + wid.x * 128u + lid.x * 16u;
+  let ab = p.offA4 + wid.z * p.strideA4;
+  let bb = p.offB4 + wid.z * p.strideB4;
+  let cb = p.offC + wid.z * p.strideC;
+  var r0: Row;
+  var r1: Row;
+  var r2: Row;
+  var r3: Row;
+  var r4: Row;
+  var r5: Row;
+  var r6: Row;
+  var r7: Row;
+  var r8: Row;
+  var r9: Row;
+  var r10: Row;
+  var r11: Row;
+  var r12: Row;
+  var r13: Row;
+  var r14: Row;
+  var r15: Row;
+  for (var k = 0u; k < p.K; k += 4u) {
+    let blk = loadB(bb, k, n0);
+    let a0 = loadA(ab, m0 + 0u, k);
+    r0 = step(r0, a0.c0, blk);
+    r1 = step(r1, a0.c1, blk);
+    r2 = step(r2, a0.c2, blk);
+    r3 = step(r3, a0.c3, blk);
+    let a1 = loadA(ab, m0 + 4u, k);
+    r4 = step(r4, a1.c0, blk);
+    r5 = step(r5, a1.c1, blk);
+    r6 = step(r6, a1.c2, blk);
+    r7 = step(r7, a1.c3, blk);
+    let a2 = loadA(ab, m0 + 8u, k);
+    r8 = step(r8, a2.c0, blk);
+    r9 = step(r9, a2.c1, blk);
+    r10 = step(r10, a2.c2, blk);
+    r11 = step(r11, a2.c3, blk);
+    let a3 = loadA(ab, m0 + 12u, k);
+    r12 = step(r12, a3.c0, blk);
+    r13 = step(r13, a3.c1, blk);
+    r14 = step(r14, a3.c2, blk);
+    r15 = step(r15, a3.c3, blk);
+  }
+  let rows = array<Row, 16>(r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15);
+  for (var i = 0u; i < 16u; i++) {
+    if (m0 + i >= p.M) { break; }
+    put(rows[i], cb, m0 + i, n0);
+  }
+}

@@ -1,0 +1,319 @@
+/**
+ * matmul: both kernels (register-tiled and shared-memory) against the float64 reference on shapes that are not
+ * multiples of any tile (16×128 register blocks, 64×64 shared blocks, vec4 rows), in every transposition,
+ * batched and with a shared 2-D b; accumulate mode; gradients by finite differences and against the reference
+ * backward; the splitting of batches over binding limits and of grids over workgroup limits; errors.
+ *
+ * Tolerance (forward and reference-backward checks): |gpu − ref| ≤ 1e-5·√K·max|a|·max|b| elementwise, K the
+ * length of the dot products (for gradients, the length of the sums that form them). A single wrong term of
+ * size |a|·|b| exceeds it by a factor 1e5/√K.
+ */
+import assert from "node:assert/strict";
+import { GpuLimitError } from "../src/gpu/errors.ts";
+import {
+  defaultMatmulVariant,
+  matmul,
+  matmulInto,
+  type MatmulVariant,
+  matmulVariant,
+  setMatmulLimits,
+  setMatmulVariant,
+} from "../src/autograd/ops/matmul.ts";
+import { scope } from "../src/autograd/scope.ts";
+import { tensor, zeros } from "../src/tensor/create.ts";
+import {
+  matmulBackwardRef,
+  type MatmulCase,
+  matmulRef,
+  matmulTolerance,
+  maxAbs,
+} from "./reference/matmul.ts";
+import { assertClose, gpuTest, gradCheck, randomArray, setup } from "./util.ts";
+
+const VARIANTS: MatmulVariant[] = ["register", "shared"];
+const TRANS: [boolean, boolean][] = [[false, false], [true, false], [false, true], [true, true]];
+const name = (ta: boolean, tb: boolean) => `${ta ? "Aᵀ" : "A"}·${tb ? "Bᵀ" : "B"}`;
+
+/** Storage shapes of a case's operands and output. */
+function shapes(c: MatmulCase, batchDims = c.batch > 1 ? [c.batch] : []) {
+  const a = [...batchDims, ...(c.transA ? [c.K, c.M] : [c.M, c.K])];
+  const b = [...(c.sharedB ? [] : batchDims), ...(c.transB ? [c.N, c.K] : [c.K, c.N])];
+  return { a, b, y: [...batchDims, c.M, c.N] };
+}
+
+function data(c: MatmulCase, seed: number) {
+  const a = randomArray(c.batch * c.M * c.K, seed, -1, 1);
+  const b = randomArray((c.sharedB ? 1 : c.batch) * c.K * c.N, seed + 1, -2, 2);
+  return { a, b };
+}
+
+async function checkForward(c: MatmulCase, seed: number, what: string, batchDims?: number[]): Promise<void> {
+  const { a, b } = data(c, seed);
+  const s = shapes(c, batchDims);
+  const got = await scope(async () => {
+    const y = matmul(tensor(a, s.a), tensor(b, s.b), { transA: c.transA, transB: c.transB });
+    assert.deepEqual(y.shape, s.y, `${what}: output shape`);
+    return await y.toArray();
+  });
+  const tol = matmulTolerance(c.K, maxAbs(a), maxAbs(b));
+  assertClose(got, matmulRef(a, b, c), { atol: tol, rtol: 0 }, what);
+}
+
+async function withVariant<T>(v: MatmulVariant, fn: () => Promise<T>): Promise<T> {
+  setMatmulVariant(v);
+  try {
+    return await fn();
+  } finally {
+    setMatmulVariant("auto");
+  }
+}
+
+// [M, K, N]
+// (K covers every residue mod 4: the register kernel's vec4 rows and padding)
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [3, 5, 7],
+  [129, 65, 33],
+  [1, 300, 2],
+  [2, 1, 300],
+  [5, 7, 3],
+  [67, 66, 129],
+  [36, 44, 20],
+];
+
+for (const v of VARIANTS) {
+  Deno.test(`matmul forward (${v}): 2-D awkward shapes, every transposition`, gpuTest, async () => {
+    await setup();
+    await withVariant(v, async () => {
+      let seed = 1;
+      for (const [M, K, N] of SHAPES) {
+        for (const [transA, transB] of TRANS) {
+          const c = { batch: 1, M, N, K, transA, transB };
+          await checkForward(c, seed++, `${v} ${name(transA, transB)} M=${M} K=${K} N=${N}`);
+        }
+      }
+    });
+  });
+
+  Deno.test(`matmul forward (${v}): batched and shared-weight operands`, gpuTest, async () => {
+    await setup();
+    await withVariant(v, async () => {
+      let seed = 100;
+      for (const [transA, transB] of TRANS) {
+        const t = name(transA, transB);
+        // [3,17,9]·[3,9,13]
+        await checkForward({ batch: 3, M: 17, K: 9, N: 13, transA, transB }, seed++, `${v} ${t} batched`);
+        // [2,5,11]·[11,7], b shared by the batch
+        await checkForward(
+          { batch: 2, M: 5, K: 11, N: 7, transA, transB, sharedB: true },
+          seed++,
+          `${v} ${t} shared b`,
+        );
+        // two batch dims, [2,3,6,4]·[2,3,4,5]
+        await checkForward({ batch: 6, M: 6, K: 4, N: 5, transA, transB }, seed++, `${v} ${t} 2 batch dims`, [
+          2,
+          3,
+        ]);
+        await checkForward(
+          { batch: 6, M: 33, K: 8, N: 130, transA, transB, sharedB: true },
+          seed++,
+          `${v} ${t} 2 batch dims, shared b`,
+          [3, 2],
+        );
+      }
+    });
+  });
+
+  Deno.test(
+    `matmulInto (${v}): overwrite ignores old contents, accumulate adds alpha·AB`,
+    gpuTest,
+    async () => {
+      await setup();
+      await withVariant(v, async () => {
+        for (const [transA, transB] of TRANS) {
+          const c: MatmulCase = { batch: 2, M: 19, K: 10, N: 6, transA, transB };
+          const { a, b } = data(c, 7);
+          const s = shapes(c);
+          const ref = matmulRef(a, b, c);
+          const tol = matmulTolerance(c.K, maxAbs(a), maxAbs(b));
+          const c0 = randomArray(ref.length, 9, -3, 3);
+          const [over, acc] = await scope(async () => {
+            const at = tensor(a, s.a);
+            const bt = tensor(b, s.b);
+            const o1 = tensor(new Float32Array(ref.length).fill(NaN), s.y);
+            matmulInto(o1, at, bt, { transA, transB, alpha: -2 });
+            const o2 = tensor(c0, s.y);
+            matmulInto(o2, at, bt, { transA, transB, accumulate: true, alpha: 0.5 });
+            matmulInto(o2, at, bt, { transA, transB, accumulate: true }); // twice: c0 + 1.5·AB
+            return [await o1.toArray(), await o2.toArray()];
+          });
+          const t = name(transA, transB);
+          assertClose(over, ref.map((x) => -2 * x), { atol: 2 * tol, rtol: 0 }, `${v} ${t} overwrite`);
+          assertClose(
+            acc,
+            ref.map((x, i) => c0[i] + 1.5 * x),
+            { atol: 2 * tol, rtol: 1e-6 },
+            `${v} ${t} accumulate`,
+          );
+        }
+      });
+    },
+  );
+
+  Deno.test(`matmul backward (${v}): finite differences, every transposition`, gpuTest, async () => {
+    await setup();
+    await withVariant(v, async () => {
+      let seed = 300;
+      for (const [transA, transB] of TRANS) {
+        for (
+          const c of [
+            { batch: 1, M: 3, K: 5, N: 4, transA, transB },
+            { batch: 2, M: 3, K: 2, N: 5, transA, transB },
+            { batch: 3, M: 2, K: 3, N: 4, transA, transB, sharedB: true },
+          ]
+        ) {
+          const { a, b } = data(c, seed++);
+          const s = shapes(c);
+          // f32 forward passes: step 1e-2, tolerance 2e-2 relative + 1e-3 absolute on each directional derivative
+          await gradCheck(
+            (x, y) => matmul(x, y, { transA, transB }),
+            [{ data: a, shape: s.a }, { data: b, shape: s.b }],
+            { eps: 1e-2, rtol: 2e-2, atol: 1e-3 },
+          );
+        }
+      }
+    });
+  });
+
+  Deno.test(`matmul backward (${v}): against the reference backward on awkward shapes`, gpuTest, async () => {
+    await setup();
+    await withVariant(v, async () => {
+      let seed = 500;
+      for (const [transA, transB] of TRANS) {
+        for (
+          const c of [
+            { batch: 1, M: 129, K: 33, N: 65, transA, transB },
+            { batch: 3, M: 17, K: 9, N: 13, transA, transB },
+            { batch: 4, M: 5, K: 11, N: 7, transA, transB, sharedB: true },
+          ] as MatmulCase[]
+        ) {
+          const { a, b } = data(c, seed++);
+          const s = shapes(c);
+          const dy = randomArray(c.batch * c.M * c.N, seed++, -1, 1);
+          const [ga, gb] = await scope(async () => {
+            const at = tensor(a, s.a, { requiresGrad: true });
+            const bt = tensor(b, s.b, { requiresGrad: true });
+            matmul(at, bt, { transA, transB }).backward(tensor(dy, s.y));
+            return [await at.grad!.toArray(), await bt.grad!.toArray()];
+          });
+          const ref = matmulBackwardRef(a, b, dy, c);
+          const what = `${v} ${name(transA, transB)} batch ${c.batch}${c.sharedB ? " shared" : ""}`;
+          // dA sums over N terms, dB over M (times the batch when b is shared)
+          const tolA = matmulTolerance(c.N, 1, maxAbs(b));
+          const tolB = matmulTolerance(c.M * (c.sharedB ? c.batch : 1), 1, maxAbs(a));
+          assertClose(ga, ref.da, { atol: tolA, rtol: 0 }, `${what} dA`);
+          assertClose(gb, ref.db, { atol: tolB, rtol: 0 }, `${what} dB`);
+        }
+      }
+    });
+  });
+
+  Deno.test(
+    `matmul (${v}): batches split over binding limits, grids over workgroup limits`,
+    gpuTest,
+    async () => {
+      await setup();
+      await withVariant(v, async () => {
+        try {
+          // 4 KiB bindings: [7,33,20]·[7,20,9] (2.6 KiB per matrix of a) needs one dispatch per batch, at offsets
+          // that are not multiples of the 256-byte binding alignment
+          setMatmulLimits({ maxBindingBytes: 4096 });
+          let seed = 700;
+          for (const [transA, transB] of TRANS) {
+            await checkForward({ batch: 7, M: 33, K: 20, N: 9, transA, transB }, seed++, `${v} split batch`);
+            await checkForward(
+              { batch: 5, M: 9, K: 13, N: 6, transA, transB, sharedB: true },
+              seed++,
+              `${v} split`,
+            );
+          }
+          // a single matrix above the limit: a clear error naming its shape
+          const big = () => matmul(zeros([40, 30]), zeros([30, 5]));
+          assert.throws(big, (e: unknown) => e instanceof GpuLimitError && /\[40,30\]/.test(e.message));
+          // 2 workgroups per dimension: batch, rows and columns all split into several dispatches
+          setMatmulLimits({ maxWorkgroups: 2 });
+          for (const [transA, transB] of TRANS) {
+            await checkForward({ batch: 5, M: 150, K: 7, N: 300, transA, transB }, seed++, `${v} split grid`);
+          }
+        } finally {
+          setMatmulLimits(null);
+        }
+      });
+    },
+  );
+}
+
+Deno.test("matmul: zero-size operands and K = 0", gpuTest, async () => {
+  await setup();
+  for (const v of VARIANTS) {
+    await withVariant(v, async () => {
+      assert.deepEqual(matmul(zeros([0, 4]), zeros([4, 3])).shape, [0, 3]);
+      assert.deepEqual(matmul(zeros([2, 0, 4]), zeros([2, 4, 3])).shape, [2, 0, 3]);
+      // K = 0: the empty sum is 0, even over an uninitialised output
+      const y = matmul(zeros([3, 0]), zeros([0, 5]));
+      assert.deepEqual(Array.from(await y.toArray()), new Array(15).fill(0));
+      const acc = tensor(new Float32Array(15).fill(2), [3, 5]);
+      matmulInto(acc, zeros([3, 0]), zeros([0, 5]), { accumulate: true });
+      assert.deepEqual(Array.from(await acc.toArray()), new Array(15).fill(2));
+    });
+  }
+});
+
+Deno.test(
+  "matmul: the default variant follows the adapter; setMatmulVariant overrides it",
+  gpuTest,
+  async () => {
+    await setup();
+    assert.equal(
+      defaultMatmulVariant({ adapterName: "llvmpipe (LLVM 15.0.6, 256 bits)", isFallbackAdapter: false }),
+      "register",
+    );
+    assert.equal(
+      defaultMatmulVariant({ adapterName: "SwiftShader Device (Subzero)", isFallbackAdapter: false }),
+      "register",
+    );
+    assert.equal(
+      defaultMatmulVariant({ adapterName: "some cpu adapter", isFallbackAdapter: true }),
+      "register",
+    );
+    assert.equal(
+      defaultMatmulVariant({ adapterName: "NVIDIA H100 80GB HBM3", isFallbackAdapter: false }),
+      "shared",
+    );
+    setMatmulVariant("shared");
+    assert.equal(matmulVariant(), "shared");
+    setMatmulVariant("register");
+    assert.equal(matmulVariant(), "register");
+    setMatmulVariant("auto");
+    assert.throws(() => setMatmulVariant("fast" as "auto"), /expected "register", "shared" or "auto"/);
+    assert.throws(() => setMatmulLimits({ maxBindingBytes: 10 }), /maxBindingBytes/);
+  },
+);
+
+Deno.test("matmul: shape errors say what was expected", gpuTest, async () => {
+  await setup();
+  assert.throws(
+    () => matmul(zeros([2, 3]), zeros([4, 5])),
+    /inner dimensions differ: op\(a\) is \[2, 3\] and op\(b\) is \[4, 5\]/,
+  );
+  assert.throws(() => matmul(zeros([2, 3]), zeros([3, 5]), { transB: true }), /op\(b\) is \[5, 3\]/);
+  assert.throws(() => matmul(zeros([3]), zeros([3, 2])), /at least 2 dims/);
+  assert.throws(() => matmul(zeros([2, 3, 4]), zeros([3, 4, 5])), /batch dims differ/);
+  assert.throws(() => matmul(zeros([3, 4]), zeros([2, 4, 5])), /batch dims differ/);
+  assert.throws(() => matmul(zeros([2, 3]), tensor([1, 2, 3], [3, 1], { dtype: "i32" })), /f32/);
+  const a = zeros([2, 3]);
+  const b = zeros([3, 4]);
+  assert.throws(() => matmulInto(zeros([2, 5]), a, b), /expected \[2,4\]/);
+  assert.throws(() => matmulInto(a, a, zeros([3, 3])), /share storage/);
+  assert.throws(() => matmulInto(zeros([2, 4]), a, b, { alpha: NaN }), /alpha/);
+});
