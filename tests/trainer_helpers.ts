@@ -20,7 +20,10 @@ export function charTokenizer(): ToyTokenizer {
  * Pairs whose preferred answer depends on the prompt's content: "y" when the prompt contains an "a", else "n".
  * The rejected answer is the other one.
  */
-export function containsATask(n: number, seed: number): { prompt: string; chosen: string; rejected: string }[] {
+export function containsATask(
+  n: number,
+  seed: number,
+): { prompt: string; chosen: string; rejected: string }[] {
   const g = new Generator(seed);
   const letters = "abcdefgh";
   const rows = [];
