@@ -40,6 +40,21 @@ export class ToyTokenizer implements RowTokenizer {
     }
     return out;
   }
+  /** The text of `ids`: their vocabulary entries joined (pad, BOS and EOS left out with skipSpecialTokens). */
+  decode(
+    ids: ArrayLike<number>,
+    { skipSpecialTokens = false }: { skipSpecialTokens?: boolean } = {},
+  ): string {
+    const special = new Set([this.padTokenId, this.bosTokenId, this.eosTokenId]);
+    let out = "";
+    for (const id of Array.from(ids)) {
+      if (skipSpecialTokens && special.has(id)) continue;
+      const piece = this.spec.vocab[id];
+      if (piece === undefined) throw new Error(`toy tokenizer: no token with id ${id}`);
+      out += piece;
+    }
+    return out;
+  }
   applyChatTemplate(messages: Message[], opts: { addGenerationPrompt?: boolean } = {}): string {
     return new Template(this.spec.chat_template!).render({
       messages,

@@ -1,7 +1,15 @@
 /**
- * Training progress: on a TTY a bar redrawn in place (step/total, elapsed, ETA, it/s, the latest loss and reward
- * accuracy); otherwise one plain line per log. `disable_tqdm` turns the bar off (log lines remain).
+ * Training progress. On a terminal, a bar redrawn in place on one line (step/total, elapsed, ETA, it/s, the latest
+ * loss, reward accuracy and margin), with log lines printed above it. Not on a terminal (a file, a pipe, CI), or
+ * with `disable_tqdm`, no bar is drawn: the trainer prints its log lines as plain lines instead.
  */
+
+/** Where the bar is drawn (Deno.stderr by default; tests pass a fake terminal). */
+export interface ProgressStream {
+  isTerminal(): boolean;
+  writeSync(p: Uint8Array): number;
+}
+
 function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return "?";
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = Math.floor(s % 60);
@@ -16,55 +24,83 @@ function fmtNum(v: number): string {
   return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : v.toFixed(4);
 }
 
+const CLEAR_LINE = "\r\x1b[2K";
+
 export class Progress {
   private readonly start = performance.now();
-  private readonly tty: boolean;
-  private lastDraw = 0;
+  /** Whether a bar is drawn (enabled and the stream is a terminal). */
+  readonly active: boolean;
+  private lastDraw = -Infinity;
+  private bar = "";
   private latest: Record<string, number> = {};
 
-  constructor(readonly total: number, readonly enabled: boolean, private readonly out = Deno.stderr) {
-    this.tty = enabled && out.isTerminal();
+  /**
+   * @param total the last step
+   * @param enabled false with `disable_tqdm`
+   * @param out the terminal the bar is drawn on
+   * @param first the step the run starts from (a resumed run), so that it/s and the ETA count this session only
+   */
+  constructor(
+    readonly total: number,
+    enabled: boolean,
+    private readonly out: ProgressStream = Deno.stderr,
+    private readonly first = 0,
+  ) {
+    this.active = enabled && out.isTerminal();
   }
 
   private write(s: string): void {
-    this.out.writeSync(new TextEncoder().encode(s));
+    const bytes = new TextEncoder().encode(s);
+    let done = 0;
+    while (done < bytes.length) done += this.out.writeSync(bytes.subarray(done));
   }
 
-  /** Redraws the bar after a step (throttled to 10 redraws a second). */
+  /** Redraws the bar after a step (at most 10 redraws a second, and always at the last step). */
   update(step: number, values: Record<string, number> = {}): void {
     Object.assign(this.latest, values);
-    if (!this.tty) return;
+    if (!this.active) return;
     const now = performance.now();
     if (now - this.lastDraw < 100 && step < this.total) return;
     this.lastDraw = now;
     const elapsed = (now - this.start) / 1000;
-    const rate = step / Math.max(elapsed, 1e-9);
-    const eta = (this.total - step) / Math.max(rate, 1e-9);
+    const rate = (step - this.first) / Math.max(elapsed, 1e-9);
+    const eta = rate > 0 ? (this.total - step) / rate : NaN;
     const width = 24;
-    const filled = Math.round((width * step) / Math.max(1, this.total));
-    const bar = "█".repeat(filled) + "░".repeat(width - filled);
+    const filled = Math.min(width, Math.round((width * step) / Math.max(1, this.total)));
     const extras = ["loss", "rewards/accuracies", "rewards/margins"]
       .filter((k) => k in this.latest)
       .map((k) => `${k.replace("rewards/", "")}=${fmtNum(this.latest[k])}`)
       .join(" ");
-    this.write(
-      `\r\x1b[2K${bar} ${step}/${this.total} [${fmtTime(elapsed)}<${fmtTime(eta)}, ${
-        rate.toFixed(2)
-      } it/s] ${extras}`,
-    );
+    this.bar = `${"█".repeat(filled)}${"░".repeat(width - filled)} ${step}/${this.total} ` +
+      `[${fmtTime(elapsed)}<${fmtTime(eta)}, ${rate.toFixed(2)} it/s] ${extras}`.trimEnd();
+    this.write(CLEAR_LINE + this.bar);
   }
 
-  /** Prints a log line (above the bar on a TTY). */
-  log(entry: Record<string, number | string>): void {
-    const text = Object.entries(entry)
-      .map(([k, v]) => `${k}=${typeof v === "number" ? fmtNum(v) : v}`)
-      .join("  ");
-    if (this.tty) this.write(`\r\x1b[2K${text}\n`);
-    else console.log(text);
+  /**
+   * Prints a line above the bar when a bar is drawn (and redraws the bar under it); returns false, printing
+   * nothing, when there is no bar, so the caller prints the line its own way.
+   */
+  log(line: string): boolean {
+    if (!this.active) return false;
+    this.write(`${CLEAR_LINE}${line}\n${this.bar}`);
+    return true;
   }
 
   /** Ends the bar's line. */
   close(): void {
-    if (this.tty) this.write("\n");
+    if (this.active && this.bar) this.write("\n");
+    this.bar = "";
   }
+}
+
+/** A log entry as one line: `key=value` pairs, numbers with 4 decimals (exponents when tiny or huge). */
+export function formatLogLine(entry: Record<string, number | string>): string {
+  return Object.entries(entry)
+    .map(([k, v]) => `${k}=${typeof v === "number" ? fmtEntry(v) : v}`)
+    .join("  ");
+}
+
+function fmtEntry(v: number): string {
+  if (Number.isInteger(v)) return String(v);
+  return fmtNum(v);
 }

@@ -8,6 +8,13 @@
  * clipping, fused AdamW, the LR schedule, TR-DPO's reference sync. Metrics stay on the GPU and are read back once
  * per logging step (the latest step's loss and gradient norm are read one step late, for the NaN check and the
  * progress bar).
+ *
+ * Around the steps: logs every `logging_steps` (console, `output_dir/metrics.jsonl`, `log_history`), evaluation
+ * (with generate_during_eval's samples), checkpoints every `save_steps` / epoch and at the end (checkpoint.ts:
+ * atomic, everything an exact resume needs), `resume_from_checkpoint`, and a graceful stop on Ctrl-C or
+ * `requestStop()`: the current step finishes, a checkpoint is saved, and `train()` returns `interrupted: true`.
+ * The data order is a pure function of the seed and the epoch (`epochOrder`), so a resumed run sees exactly the
+ * batches the uninterrupted run would have seen.
  */
 import { noGrad } from "../autograd/grad_mode.ts";
 import { scale } from "../autograd/ops/scale.ts";
@@ -29,6 +36,7 @@ import { WebDPOError } from "../gpu/errors.ts";
 import { init } from "../gpu/init.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { cloneModel } from "../models/clone.ts";
+import { generate } from "../models/generate.ts";
 import { saveModel } from "../models/loader.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { clipGradNorm, gradNorm } from "../optim/grad_norm.ts";
@@ -40,7 +48,26 @@ import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { type DPOConfig, intervalSteps } from "./config.ts";
 import { type PairLogps, pairLogps } from "./batch.ts";
 import { BcoRunningMean, DPO_LOSS_METRICS, dpoLoss } from "./loss.ts";
-import { Progress } from "./progress.ts";
+import {
+  CHECKPOINT_FILES,
+  checkpointDirName,
+  commitCheckpoint,
+  hfTrainerState,
+  loadOptimizer,
+  loadTensorsInto,
+  missingCheckpointFiles,
+  numberField,
+  parseHfTrainerState,
+  pruneCheckpoints,
+  readJson,
+  removeTemporaryCheckpoints,
+  scanCheckpoints,
+  writeJson,
+  writeOptimizer,
+  writeTensors,
+} from "./checkpoint.ts";
+import { JsonlLog } from "./metrics_log.ts";
+import { formatLogLine, Progress, type ProgressStream } from "./progress.ts";
 import { isSyncStep, mixInto } from "./sync_ref.ts";
 
 /** An error that stops training (a NaN loss, an unusable dataset, ...). */
@@ -95,16 +122,38 @@ export interface DPOTrainerOptions {
   computeMetrics?: (metrics: Record<string, number>) => Record<string, number>;
   /** LoRA configuration (not supported yet: an error). */
   peftConfig?: unknown;
-  /** Where progress and log lines go (tests pass a sink); default the console. */
+  /** Where log lines go when no progress bar is drawn (tests pass a sink); default the console. */
   log?: (line: string) => void;
+  /** The terminal the progress bar is drawn on (default Deno.stderr; a bar only when it is a terminal). */
+  progressStream?: ProgressStream;
+  /** Stops training like Ctrl-C once aborted: after the current step, with a checkpoint. */
+  stopSignal?: AbortSignal;
+  /** Listen for SIGINT (Ctrl-C) during `train()` (default true). */
+  handleSignals?: boolean;
 }
 
 /** The result of `train()`. */
 export interface TrainOutput {
   globalStep: number;
+  /** The mean training loss over the whole run (a resumed run included). */
   trainingLoss: number;
+  /** train_loss, train_runtime, train_samples_per_second, train_steps_per_second, epoch. */
   metrics: Record<string, number>;
+  /** True when Ctrl-C, `requestStop()` or `stopSignal` stopped the run before max_steps. */
+  interrupted: boolean;
+  /** The last checkpoint written by this `train()` call, or null. */
+  checkpoint: string | null;
 }
+
+/** Where the next training batch comes from: the epoch and how many of its examples were used. */
+interface DataPosition {
+  epoch: number;
+  cursor: number;
+}
+
+/** generate_during_eval: prompts and new tokens per evaluation. */
+const GENERATION_PROMPTS = 3;
+const GENERATION_TOKENS = 32;
 
 interface Example {
   row: TokenizedRow;
@@ -138,6 +187,17 @@ export class DPOTrainer {
   private train_: Example[] | null = null;
   private eval_: Example[] | null = null;
   private padId = 0;
+  private readonly progressStream: ProgressStream | undefined;
+  private readonly stopSignal: AbortSignal | undefined;
+  private readonly handleSignals: boolean;
+  private progress: Progress | null = null;
+  private stopRequested = false;
+  /** The step of the evaluation that set `state.bestMetric`. */
+  private bestStep: number | null = null;
+  /** The last checkpoint written or resumed from (named by the NaN error). */
+  private lastCheckpoint: string | null = null;
+  private readonly metricsLog: JsonlLog;
+  private readonly generationsLog: JsonlLog;
 
   constructor(opts: DPOTrainerOptions) {
     if (opts.peftConfig !== undefined && opts.peftConfig !== null) {
@@ -159,6 +219,20 @@ export class DPOTrainer {
     this.evalData = opts.evalDataset ? toDataset(opts.evalDataset) : null;
     this.computeMetrics = opts.computeMetrics;
     this.out = opts.log ?? ((l) => console.log(l));
+    this.progressStream = opts.progressStream;
+    this.stopSignal = opts.stopSignal;
+    this.handleSignals = opts.handleSignals ?? true;
+    const jsonl = a.reportTo === null || a.reportTo.includes("jsonl") || a.reportTo.includes("all");
+    this.metricsLog = new JsonlLog(`${a.outputDir}/metrics.jsonl`, jsonl);
+    this.generationsLog = new JsonlLog(`${a.outputDir}/generations.jsonl`, jsonl);
+    if (
+      a.generateDuringEval && this.evalData &&
+      typeof (this.tokenizer as { decode?: unknown }).decode !== "function"
+    ) {
+      throw new TrainingError(
+        "generate_during_eval needs a tokenizer with decode(ids, { skipSpecialTokens }) (the webdpo Tokenizer)",
+      );
+    }
     if (a.referenceFree) {
       if (opts.refModel) throw new TrainingError("reference_free is set: do not pass a refModel");
       this.refModel = null;
@@ -245,7 +319,8 @@ export class DPOTrainer {
     if (this.args.precomputeRefLogProbs && !this.allPrecomputed()) {
       await this.precomputeReference(this.train_!);
       if (this.eval_) await this.precomputeReference(this.eval_);
-      if (this.ownsRef) {
+      // generate_during_eval samples from the reference, so it is kept then
+      if (this.ownsRef && !(this.args.generateDuringEval && this.eval_)) {
         this.refModel!.dispose();
         this.refModel = null;
         this.ownsRef = false;
@@ -364,7 +439,9 @@ export class DPOTrainer {
     const a = this.args;
     const n = this.train_!.length;
     const batchesPerEpoch = Math.ceil(n / a.perDeviceTrainBatchSize);
-    const stepsPerEpoch = Math.max(1, Math.floor(batchesPerEpoch / a.gradientAccumulationSteps));
+    // an epoch's last optimizer step may take fewer than gradient_accumulation_steps micro-batches, so that
+    // every example is used once per epoch
+    const stepsPerEpoch = Math.max(1, Math.ceil(batchesPerEpoch / a.gradientAccumulationSteps));
     const maxSteps = a.maxSteps > 0 ? a.maxSteps : Math.ceil(a.numTrainEpochs * stepsPerEpoch);
     const s = this.state;
     s.stepsPerEpoch = stepsPerEpoch;
@@ -375,10 +452,24 @@ export class DPOTrainer {
     s.saveSteps = intervalSteps(a.saveSteps, maxSteps);
   }
 
+  /** The seed of the data order (`data_seed`, else `seed`). */
+  private get shuffleSeed(): number {
+    return this.args.dataSeed ?? this.args.seed;
+  }
+
   /** The order of the training examples in `epoch` (a seeded shuffle; the same for a resumed run). */
   epochOrder(epoch: number): number[] {
-    const seed = (this.args.dataSeed ?? this.args.seed) + 7919 * epoch;
+    const seed = this.shuffleSeed + 7919 * epoch;
     return new Generator(seed).shuffle(Array.from({ length: this.train_!.length }, (_, i) => i));
+  }
+
+  /** The data position after `step` optimizer steps from the start. */
+  private positionAt(step: number): DataPosition {
+    const per = this.args.gradientAccumulationSteps * this.args.perDeviceTrainBatchSize;
+    return {
+      epoch: Math.floor(step / this.state.stepsPerEpoch),
+      cursor: (step % this.state.stepsPerEpoch) * per,
+    };
   }
 
   private buildOptimizer(): void {
@@ -416,13 +507,26 @@ export class DPOTrainer {
     }
   }
 
+  /** Prints a line: above the progress bar when one is drawn, else to the log sink (the console by default). */
+  private print(line: string): void {
+    if (!this.progress?.log(line)) this.out(line);
+  }
+
+  /** Reads packed micro-batch metrics back (one readback), one row of METRIC_SLOTS values per micro-batch. */
+  private async readPacks(packs: Tensor[]): Promise<number[][]> {
+    if (packs.length === 0) return [];
+    const all = await scope(() => concat(packs).toArray());
+    const k = METRIC_SLOTS.length;
+    return packs.map((_, i) => Array.from(all.subarray(i * k, (i + 1) * k)));
+  }
+
   /** Averages packed micro-batch metrics (read back once) into TRL's metric names. */
   private async average(packs: Tensor[], prefix = ""): Promise<Record<string, number>> {
     if (packs.length === 0) return {};
-    const all = await scope(() => concat(packs).toArray());
+    const rows = await this.readPacks(packs);
     const k = METRIC_SLOTS.length;
     const sums = new Array(k).fill(0);
-    for (let i = 0; i < packs.length; i++) for (let j = 0; j < k; j++) sums[j] += all[i * k + j];
+    for (const row of rows) for (let j = 0; j < k; j++) sums[j] += row[j];
     const out: Record<string, number> = {};
     const ipoOnly = this.args.lossType === "ipo";
     METRIC_SLOTS.forEach((name, j) => {
@@ -438,14 +542,285 @@ export class DPOTrainer {
     for (const [k, v] of Object.entries(values)) {
       if (!Number.isFinite(v)) {
         throw new TrainingError(
-          `step ${step}: ${k} is ${v}; training stopped (lower learning_rate, check the data, or set max_grad_norm)`,
+          `step ${step}: ${k} is ${v}; training stopped (lower learning_rate, check the data, or set max_grad_norm)` +
+            this.lastGoodCheckpointNote(),
         );
       }
     }
   }
 
-  /** Runs training to `max_steps` (or `num_train_epochs`). */
+  private lastGoodCheckpointNote(): string {
+    return this.lastCheckpoint ? `; the last good checkpoint is ${this.lastCheckpoint}` : "";
+  }
+
+  /** Asks a running `train()` to stop after its current step: it saves a checkpoint and returns `interrupted`. */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  private get stopping(): boolean {
+    return this.stopRequested || (this.stopSignal?.aborted ?? false);
+  }
+
+  /** Ctrl-C: the first stops after the current step (with a checkpoint), a second one quits at once. */
+  private listenForInterrupts(): () => void {
+    if (!this.handleSignals) return () => {};
+    let count = 0;
+    const handler = () => {
+      if (++count === 1) {
+        this.stopRequested = true;
+        this.print(
+          "webdpo: interrupt received; saving a checkpoint after the current step (Ctrl-C again quits without saving)",
+        );
+      } else {
+        this.print("webdpo: second interrupt; quitting without saving");
+        Deno.exit(130);
+      }
+    };
+    try {
+      Deno.addSignalListener("SIGINT", handler);
+    } catch {
+      return () => {}; // a platform without SIGINT: requestStop() and stopSignal still work
+    }
+    return () => Deno.removeSignalListener("SIGINT", handler);
+  }
+
+  /** The checkpoint `resume_from_checkpoint` names (true: the latest complete one in output_dir), or null. */
+  private async resumePath(): Promise<string | null> {
+    const r = this.args.resumeFromCheckpoint as boolean | string | null;
+    if (r === null || r === false) return null;
+    const outDir = this.args.outputDir;
+    if (r === true) {
+      const { complete, incomplete } = await scanCheckpoints(outDir);
+      for (const c of incomplete) {
+        if (complete.length && c.step > complete[complete.length - 1].step) {
+          this.print(`webdpo: skipping ${c.path}: incomplete (no ${c.missing.join(", ")})`);
+        }
+      }
+      if (complete.length === 0) {
+        throw new TrainingError(
+          `resume_from_checkpoint: true, but ${outDir} holds no complete checkpoint-<step> folder; start ` +
+            `without resume_from_checkpoint, or give the path of a checkpoint`,
+        );
+      }
+      return complete[complete.length - 1].path;
+    }
+    const missing = await missingCheckpointFiles(r);
+    if (missing.length) {
+      const { complete } = await scanCheckpoints(r);
+      throw new TrainingError(
+        complete.length
+          ? `resume_from_checkpoint: ${r} is an output folder, not a checkpoint; give one of its checkpoints ` +
+            `(latest: ${
+              complete[complete.length - 1].path
+            }), or set output_dir to it and resume_from_checkpoint: true`
+          : `resume_from_checkpoint: ${r} is not a complete checkpoint (no ${missing.join(", ")})`,
+      );
+    }
+    return r;
+  }
+
+  /** Restores everything a checkpoint holds; returns the loop's own state (data position, log window). */
+  private async restore(
+    dir: string,
+  ): Promise<{ position: DataPosition; window: number[][]; lossSum: number; lossCount: number }> {
+    const F = CHECKPOINT_FILES;
+    const s = this.state;
+    const a = this.args;
+    const path = (f: string) => `${dir}/${f}`;
+    const ts = parseHfTrainerState(await readJson(path(F.trainerState)), path(F.trainerState));
+    const rng = await readJson(path(F.rng));
+    const ws = await readJson(path(F.webdpo));
+    const sch = await readJson(path(F.scheduler));
+    const n = numberField(rng, "num_train_examples", path(F.rng), true);
+    const have = this.train_!.length;
+    if (n !== have) {
+      throw new TrainingError(
+        `${dir}: the checkpoint was trained on ${n} examples, this training set has ${have}; resuming needs ` +
+          `the same training set`,
+      );
+    }
+    const savedSeed = numberField(rng, "shuffle_seed", path(F.rng), true);
+    if (savedSeed !== this.shuffleSeed) {
+      this.print(
+        `webdpo: warning: the checkpoint's data order came from seed ${savedSeed}, this run's from ` +
+          `${this.shuffleSeed}: the remaining batches will differ from the interrupted run's`,
+      );
+    }
+    const position = {
+      epoch: numberField(rng, "epoch", path(F.rng), true),
+      cursor: numberField(rng, "examples_seen_in_epoch", path(F.rng), true),
+    };
+    const saved = await readJson(path(F.args));
+    const now = a.toSnakeCase();
+    const keys = [
+      "per_device_train_batch_size",
+      "gradient_accumulation_steps",
+      "learning_rate",
+      "loss_type",
+      "beta",
+    ];
+    const differ = keys.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k]));
+    if (differ.length) {
+      this.print(`webdpo: warning: resuming with a different ${differ.join(", ")} than the checkpoint's run`);
+    }
+    const window = ws.log_window;
+    if (
+      !Array.isArray(window) ||
+      !window.every((r) => Array.isArray(r) && r.length === METRIC_SLOTS.length && r.every(Number.isFinite))
+    ) {
+      throw new TrainingError(
+        `${path(F.webdpo)}: "log_window" must be a list of ${METRIC_SLOTS.length}-number rows`,
+      );
+    }
+    // weights and optimizer state, in place (the optimizer holds the policy's tensors)
+    await loadTensorsInto(path(F.model), this.model.namedParameters(), "the policy model");
+    await loadOptimizer(path(F.optimizer), this.optimizer!);
+    this.scheduler!.loadState({ stepCount: numberField(sch, "step_count", path(F.scheduler), true) });
+    const hasBco = await exists(path(F.bco));
+    if (this.bco) {
+      if (hasBco) {
+        const b = await readJson(path(F.bco));
+        this.bco.load({
+          mean: numberField(b, "mean", path(F.bco)),
+          count: numberField(b, "count", path(F.bco), true),
+        });
+      } else if (ts.globalStep > 0) {
+        throw new TrainingError(`${dir}: loss_type uses bco_pair but the checkpoint has no ${F.bco}`);
+      }
+    }
+    if (await exists(path(F.ref))) {
+      if (!this.refModel) {
+        throw new TrainingError(
+          `${dir} holds TR-DPO reference weights (${F.ref}) but this run has no reference model ` +
+            `(reference_free or precompute_ref_log_probs)`,
+        );
+      }
+      await loadTensorsInto(path(F.ref), this.refModel.namedParameters(), "the reference model");
+    } else if (this.refModel && typeof ws.reference_norm === "number") {
+      const norm = await this.weightNorm(this.refModel.parameters());
+      if (norm !== ws.reference_norm) {
+        this.print(
+          `webdpo: warning: the reference model differs from the checkpoint's run (weight norm ${norm}, was ` +
+            `${ws.reference_norm}); pass the model the run started from (not the checkpoint's), since the ` +
+            `frozen reference is a copy of it`,
+        );
+      }
+    }
+    s.globalStep = ts.globalStep;
+    s.epoch = s.globalStep / s.stepsPerEpoch;
+    s.logHistory.splice(0, s.logHistory.length, ...ts.logHistory);
+    s.bestMetric = ts.bestMetric;
+    s.bestModelCheckpoint = ts.bestModelCheckpoint;
+    this.bestStep = typeof ws.best_step === "number" ? ws.best_step : null;
+    this.print(`webdpo: resuming from ${dir} at step ${s.globalStep}`);
+    return {
+      position,
+      window: window as number[][],
+      lossSum: numberField(ws, "train_loss_sum", path(F.webdpo)),
+      lossCount: numberField(ws, "train_loss_count", path(F.webdpo), true),
+    };
+  }
+
+  /** The L2 norm of a list of tensors (NaN or Inf when one holds a non-finite value), one per tensor. */
+  private async tensorNorms(tensors: Tensor[]): Promise<Float32Array> {
+    const list = tensors.filter((t) => t.size > 0);
+    if (list.length === 0) return new Float32Array(0);
+    // gradNorm reduces `.grad`: hand it each tensor as the gradient of a stand-in parameter
+    return await scope(() =>
+      concat(list.map((t) => gradNorm([{ grad: t, size: t.size } as unknown as Tensor]))).toArray()
+    );
+  }
+
+  private async weightNorm(tensors: Tensor[]): Promise<number> {
+    const norms = await this.tensorNorms(tensors);
+    return Math.sqrt(norms.reduce((acc, x) => acc + x * x, 0));
+  }
+
+  /** Refuses to checkpoint weights that hold NaN or Inf (a step that spoiled them must not save). */
+  private async assertFiniteWeights(step: number): Promise<void> {
+    const named = this.model.namedParameters().filter(([, t]) => t.size > 0);
+    const norms = await this.tensorNorms(named.map(([, t]) => t));
+    const bad = named.findIndex((_, i) => !Number.isFinite(norms[i]));
+    if (bad >= 0) {
+      const [name] = named[bad];
+      throw new TrainingError(
+        `step ${step}: the weights hold non-finite values (${name}: norm ${norms[bad]}); no checkpoint was ` +
+          `saved (lower learning_rate or set max_grad_norm)${this.lastGoodCheckpointNote()}`,
+      );
+    }
+  }
+
+  /** Whether the reference weights differ from the initial model's (TR-DPO synced them at least once). */
+  private refChanged(): boolean {
+    const a = this.args;
+    return a.syncRefModel && this.refModel !== null && this.state.globalStep >= a.refModelSyncSteps &&
+      a.refModelSyncSteps > 0;
+  }
+
+  /** Writes `output_dir/checkpoint-<step>` atomically, prunes old ones, calls onSave. */
+  private async saveCheckpoint(
+    ctx: { position: DataPosition; window: Tensor[]; lossSum: number; lossCount: number },
+  ): Promise<string> {
+    const a = this.args;
+    const s = this.state;
+    const F = CHECKPOINT_FILES;
+    await this.assertFiniteWeights(s.globalStep);
+    if (this.bestStep === s.globalStep) {
+      s.bestModelCheckpoint = `${a.outputDir}/${checkpointDirName(s.globalStep)}`;
+    }
+    const windowRows = await this.readPacks(ctx.window);
+    const bco = this.bco ? await this.bco.read() : null;
+    const refChanged = this.refChanged();
+    const refNorm = this.refModel && !refChanged ? await this.weightNorm(this.refModel.parameters()) : null;
+    const tokenizer = typeof this.tokenizer.save === "function" ? this.tokenizer as Tokenizer : undefined;
+    const opt = this.optimizer!;
+    const sched = this.scheduler!;
+    const dir = await commitCheckpoint(a.outputDir, s.globalStep, async (tmp) => {
+      await saveModel(this.model, tmp, { tokenizer });
+      await writeOptimizer(`${tmp}/${F.optimizer}`, opt);
+      await writeJson(`${tmp}/${F.scheduler}`, {
+        step_count: sched.stepCount,
+        last_epoch: sched.stepCount,
+        lr_scheduler_type: a.lrSchedulerType,
+        base_lrs: opt.groups.map((g) => g.initialLr),
+        last_lr: sched.lastLr(),
+      });
+      await writeJson(`${tmp}/${F.rng}`, {
+        seed: a.seed,
+        data_seed: a.dataSeed,
+        shuffle_seed: this.shuffleSeed,
+        epoch: ctx.position.epoch,
+        examples_seen_in_epoch: ctx.position.cursor,
+        num_train_examples: this.train_!.length,
+        order: "epoch e visits the examples in the order Generator(shuffle_seed + 7919 * e).shuffle([0, n))",
+      });
+      if (bco) await writeJson(`${tmp}/${F.bco}`, bco);
+      if (refChanged) await writeTensors(`${tmp}/${F.ref}`, this.refModel!.namedParameters());
+      await writeJson(`${tmp}/${F.args}`, a.toSnakeCase());
+      await writeJson(`${tmp}/${F.webdpo}`, {
+        format: 1,
+        global_step: s.globalStep,
+        metric_slots: METRIC_SLOTS,
+        log_window: windowRows,
+        train_loss_sum: ctx.lossSum,
+        train_loss_count: ctx.lossCount,
+        best_step: this.bestStep,
+        reference_norm: refNorm,
+      });
+      await writeJson(`${tmp}/${F.trainerState}`, hfTrainerState(s));
+    });
+    this.lastCheckpoint = dir;
+    if (a.saveTotalLimit !== null) {
+      await pruneCheckpoints(a.outputDir, a.saveTotalLimit, [dir, s.bestModelCheckpoint]);
+    }
+    await this.emit("onSave", dir);
+    return dir;
+  }
+
+  /** Runs training to `max_steps` (or `num_train_epochs`), resuming first when `resume_from_checkpoint` is set. */
   async train(): Promise<TrainOutput> {
+    const started = performance.now();
     await this.prepare();
     this.planSteps();
     this.buildOptimizer();
@@ -454,34 +829,45 @@ export class DPOTrainer {
     const opt = this.optimizer!;
     const sched = this.scheduler!;
     const params = opt.params;
-    const progress = new Progress(s.maxSteps, !a.disableTqdm);
-    const log = (entry: Record<string, number>) => {
-      if (!a.disableTqdm && Deno.stderr.isTerminal()) progress.log(entry);
-      else this.out(Object.entries(entry).map(([k, v]) => `${k}=${fmt(v)}`).join("  "));
-    };
-    await this.emit("onTrainBegin");
     const bs = a.perDeviceTrainBatchSize;
     const gas = a.gradientAccumulationSteps;
+    this.stopRequested = false;
     let window: Tensor[] = [];
     let lastNorm: Tensor | null = null;
     let pending: { step: number; values: Promise<Float32Array> } | null = null;
     let lossSum = 0;
     let lossCount = 0;
-    const order: number[] = [];
-    let epoch = Math.floor(s.globalStep / s.stepsPerEpoch);
-    let cursor = (s.globalStep % s.stepsPerEpoch) * gas * bs;
+    let interrupted = false;
+    let savedNow: string | null = null;
+    const stopListening = this.listenForInterrupts();
     try {
+      const resume = await this.resumePath();
+      let pos = this.positionAt(s.globalStep);
+      if (resume) {
+        const r = await this.restore(resume);
+        pos = r.position;
+        window = r.window.map((row) => tensor(row, [METRIC_SLOTS.length]).keep());
+        lossSum = r.lossSum;
+        lossCount = r.lossCount;
+        this.lastCheckpoint = resume;
+      }
+      await removeTemporaryCheckpoints(a.outputDir);
+      await this.metricsLog.start(resume ? s.globalStep : null);
+      await this.generationsLog.start(resume ? s.globalStep : null);
+      const firstStep = s.globalStep;
+      this.progress = new Progress(s.maxSteps, !a.disableTqdm, this.progressStream ?? Deno.stderr, firstStep);
+      await this.emit("onTrainBegin");
+      let order = this.epochOrder(pos.epoch);
       while (s.globalStep < s.maxSteps) {
-        if (order.length === 0 || cursor >= order.length) {
-          if (order.length > 0) epoch++;
-          order.splice(0, order.length, ...this.epochOrder(epoch));
-          if (cursor >= order.length) cursor = 0;
+        if (pos.cursor >= order.length) {
+          pos = { epoch: pos.epoch + 1, cursor: 0 };
+          order = this.epochOrder(pos.epoch);
         }
         // one optimizer step: up to `gas` micro-batches of this epoch
         const micro: Example[][] = [];
-        for (let m = 0; m < gas && cursor < order.length; m++) {
-          micro.push(order.slice(cursor, cursor + bs).map((i) => this.train_![i]));
-          cursor += bs;
+        for (let m = 0; m < gas && pos.cursor < order.length; m++) {
+          micro.push(order.slice(pos.cursor, pos.cursor + bs).map((i) => this.train_![i]));
+          pos = { epoch: pos.epoch, cursor: pos.cursor + bs };
         }
         for (const examples of micro) {
           const packed = scope(() => {
@@ -515,7 +901,7 @@ export class DPOTrainer {
         if (pending) {
           const v = await pending.values;
           this.check(pending.step, { loss: v[0], grad_norm: v[1] });
-          progress.update(pending.step, { loss: v[0] });
+          this.progress.update(pending.step, { loss: v[0] });
         }
         const lastPack = window[window.length - 1];
         pending = {
@@ -544,26 +930,63 @@ export class DPOTrainer {
           for (const p of window) p.dispose();
           window = [];
           s.logHistory.push(entry);
-          log(entry);
-          progress.update(s.globalStep, entry);
+          this.print(formatLogLine(entry));
+          await this.metricsLog.append(entry);
+          this.progress.update(s.globalStep, entry);
           await this.emit("onLog", entry);
         }
         const evalNow = this.eval_ && (a.evalStrategy === "steps" && s.globalStep % s.evalSteps === 0 ||
           a.evalStrategy === "epoch" && s.globalStep % s.stepsPerEpoch === 0);
         if (evalNow) await this.evaluate();
+        const stop = this.stopping && s.globalStep < s.maxSteps;
+        const saveNow = stop ||
+          a.saveStrategy === "steps" && (s.globalStep % s.saveSteps === 0 || s.globalStep === s.maxSteps) ||
+          a.saveStrategy === "epoch" && (s.globalStep % s.stepsPerEpoch === 0 || s.globalStep === s.maxSteps);
+        if (saveNow) {
+          // this step's loss and gradient norm must be finite before anything is saved
+          const v = await pending.values;
+          this.check(pending.step, { loss: v[0], grad_norm: v[1] });
+          pending = null;
+          savedNow = await this.saveCheckpoint({ position: pos, window, lossSum, lossCount });
+        }
+        if (stop) {
+          interrupted = true;
+          break;
+        }
       }
       if (pending) {
         const v = await pending.values;
         this.check(pending.step, { loss: v[0], grad_norm: v[1] });
       }
+      const trainingLoss = lossCount ? lossSum / lossCount : NaN;
+      const runtime = (performance.now() - started) / 1000;
+      const steps = s.globalStep - firstStep;
+      const metrics: Record<string, number> = {
+        train_runtime: round(runtime),
+        train_samples_per_second: round((steps * bs * gas) / runtime),
+        train_steps_per_second: round(steps / runtime),
+        train_loss: trainingLoss,
+        epoch: round(s.epoch),
+      };
+      if (interrupted) {
+        this.print(
+          `webdpo: training interrupted at step ${s.globalStep}/${s.maxSteps}; checkpoint saved to ${savedNow}. ` +
+            `Resume with --resume_from_checkpoint ${savedNow} (or resume_from_checkpoint: true for the latest ` +
+            `checkpoint in ${a.outputDir})`,
+        );
+      } else {
+        this.print(formatLogLine(metrics));
+        await this.metricsLog.append({ ...metrics, step: s.globalStep });
+      }
+      await this.emit("onTrainEnd");
+      return { globalStep: s.globalStep, trainingLoss, metrics, interrupted, checkpoint: savedNow };
     } finally {
       for (const p of window) p.dispose();
       lastNorm?.dispose();
-      progress.close();
+      stopListening();
+      this.progress?.close();
+      this.progress = null;
     }
-    const trainingLoss = lossCount ? lossSum / lossCount : NaN;
-    await this.emit("onTrainEnd");
-    return { globalStep: s.globalStep, trainingLoss, metrics: { train_loss: trainingLoss } };
   }
 
   /** Evaluates on the eval dataset: TRL's metrics with the eval_ prefix (logged and returned). */
@@ -585,14 +1008,48 @@ export class DPOTrainer {
           metrics[k.startsWith("eval_") ? k : `eval_${k}`] = v;
         }
       }
-      const entry = { ...metrics, epoch: round(this.state.epoch), step: this.state.globalStep };
-      this.state.logHistory.push(entry);
-      this.out(Object.entries(entry).map(([k, v]) => `${k}=${fmt(v)}`).join("  "));
+      const s = this.state;
+      const entry = { ...metrics, epoch: round(s.epoch), step: s.globalStep };
+      s.logHistory.push(entry);
+      this.print(formatLogLine(entry));
+      await this.metricsLog.append(entry);
+      // best_metric: the lowest eval_loss (Hugging Face's default metric_for_best_model)
+      if (Number.isFinite(metrics.eval_loss) && (s.bestMetric === null || metrics.eval_loss < s.bestMetric)) {
+        s.bestMetric = metrics.eval_loss;
+        this.bestStep = s.globalStep;
+      }
+      if (this.args.generateDuringEval) await this.generateSamples();
       await this.emit("onEvaluate", metrics);
       return metrics;
     } finally {
       for (const p of packs) p.dispose();
       this.model.train(wasTraining);
+    }
+  }
+
+  /**
+   * generate_during_eval: greedy completions of the first eval prompts by the policy and by the reference, printed
+   * as a table and appended to output_dir/generations.jsonl.
+   */
+  private async generateSamples(): Promise<void> {
+    const tok = this.tokenizer as unknown as Tokenizer;
+    const examples = this.eval_!.slice(0, GENERATION_PROMPTS);
+    const prompts = examples.map((e) => e.row.prompt_input_ids);
+    const longest = Math.max(...prompts.map((p) => p.length));
+    const maxNewTokens = Math.min(GENERATION_TOKENS, this.model.config.maxPositionEmbeddings - longest);
+    if (maxNewTokens < 1) return;
+    const policy = await generate(this.model, tok, prompts, { maxNewTokens });
+    const reference = this.refModel ? await generate(this.refModel, tok, prompts, { maxNewTokens }) : null;
+    const s = this.state;
+    const rows = examples.map((_, i) => ({
+      prompt: tok.decode(prompts[i], { skipSpecialTokens: true }),
+      policy: policy.texts[i],
+      reference: reference ? reference.texts[i] : null,
+    }));
+    this.print(`generations at step ${s.globalStep} (greedy, ${maxNewTokens} new tokens at most):`);
+    for (const line of textTable(rows, reference ? "" : " (no reference model)")) this.print(line);
+    for (const r of rows) {
+      await this.generationsLog.append({ step: s.globalStep, epoch: round(s.epoch), ...r });
     }
   }
 
@@ -611,6 +1068,33 @@ export class DPOTrainer {
   }
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** A three-column text table of generations (cells escaped to one line and cut at 40 characters). */
+function textTable(
+  rows: { prompt: string; policy: string; reference: string | null }[],
+  note: string,
+): string[] {
+  const header = ["prompt", "policy", `reference${note}`];
+  const cells = rows.map((r) => [r.prompt, r.policy, r.reference ?? "-"].map(oneLine));
+  const widths = header.map((h, j) => Math.max(h.length, ...cells.map((c) => c[j].length)));
+  const line = (c: string[]) => `| ${c.map((x, j) => x.padEnd(widths[j])).join(" | ")} |`;
+  return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...cells.map(line)];
+}
+
+function oneLine(s: string): string {
+  const t = JSON.stringify(s).slice(1, -1);
+  return t.length > 40 ? t.slice(0, 39) + "…" : t;
+}
+
 function pick(o: Record<string, number>, k: string): Record<string, number> {
   return k in o ? { [k]: o[k] } : {};
 }
@@ -623,11 +1107,4 @@ function omit(o: Record<string, number>, k: string): Record<string, number> {
 
 function round(x: number): number {
   return Math.round(x * 1e4) / 1e4;
-}
-
-function fmt(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  if (Number.isInteger(v)) return String(v);
-  const a = Math.abs(v);
-  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(4) : v.toFixed(4);
 }
