@@ -1,17 +1,21 @@
 /**
- * The `webdpo` command line: `env`, `generate` (and `train`, `plot` once the trainer lands).
+ * The `webdpo` command line: `train`, `plot`, `generate`, `env`.
  *
  * @module
  */
 import { VERSION } from "../version.ts";
 import { envReport } from "./env.ts";
 import { generateCommand } from "./generate.ts";
+import { plotCommand } from "./plot.ts";
+import { trainCommand } from "./train.ts";
 
 const USAGE = `webdpo ${VERSION} — DPO for Hugging Face causal LMs on WebGPU
 
 usage: webdpo <command> [options]
 
 commands:
+  train      DPO-train a model folder on a preference dataset (--config dpo.yaml, --key value; train --help)
+  plot       draw OUTPUT_DIR/training.svg (loss, reward margins, accuracies) from a run's logs
   env        print the WebGPU adapter, its limits and features, Deno and webdpo versions
   generate   continue prompts with a model folder (greedy or sampled, KV cache)
 
@@ -37,6 +41,8 @@ export async function main(args: string[]): Promise<number> {
     console.log(await envReport());
     return 0;
   }
+  if (cmd === "train") return await trainCommand(rest);
+  if (cmd === "plot") return await plotCommand(rest);
   if (cmd === "generate") return await generateCommand(rest);
   console.error(`webdpo: unknown command "${cmd}"\n\n${USAGE}`);
   return 2;

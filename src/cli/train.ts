@@ -1,0 +1,245 @@
+/**
+ * `webdpo train --config dpo.yaml [--key value ...]`: the YAML file and flags (src/cli/config_file.ts) → the
+ * datasets, the policy, the reference and the tokenizer → DPOTrainer → the trained model in `output_dir`.
+ *
+ * The cheap checks come first (config, dataset paths and splits), then the model is loaded, so a typo costs no
+ * model load. Errors a user can cause are printed as one paragraph on stderr without a stack trace: exit code 2
+ * for a bad command line or config (unknown key, bad value, a split the config needs but the data lacks), 1 for a
+ * failure while running (missing model files, a malformed dataset row, no WebGPU adapter, a NaN loss).
+ *
+ * @module
+ */
+import { type Dataset, loadDataset } from "../data/dataset.ts";
+import { DatasetError } from "../data/tokenize_row.ts";
+import { DPOTrainer } from "../dpo/trainer.ts";
+import { WebDPOError } from "../gpu/errors.ts";
+import type { CausalLM } from "../models/causal_lm.ts";
+import { hubCacheDir, loadModel } from "../models/loader.ts";
+import { loadTokenizer } from "../tokenizer/tokenizer.ts";
+import { ConfigError, loadTrainConfig, type TrainConfig, trainHelp, wantsHelp } from "./config_file.ts";
+
+/** Where `trainCommand` writes (tests pass sinks; default the console). */
+export interface TrainIO {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+const CONSOLE_IO: TrainIO = { out: (l) => console.log(l), err: (l) => console.error(l) };
+
+/** The result of a completed `webdpo train` run. */
+export interface TrainRunResult {
+  /** Where the final model was saved (`output_dir`). */
+  outputDir: string;
+  /** Optimizer steps taken. */
+  globalStep: number;
+  /** The mean training loss over the logged steps. */
+  trainingLoss: number;
+  /** The run was stopped early (Ctrl-C): a checkpoint was saved instead of the final model. */
+  interrupted: boolean;
+}
+
+const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+
+async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(path);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The local path of `dataset_name`: the file or folder itself, else, for a hub id (org/name), its snapshot in the
+ * Hugging Face cache (`datasets--org--name/snapshots/<commit of refs/main>`). Datasets are never downloaded here.
+ */
+export async function resolveDatasetPath(name: string): Promise<string> {
+  if ((await statOrNull(name)) !== null || !HUB_ID.test(name)) return name;
+  const base = `${hubCacheDir()}/datasets--${name.replace(/\//g, "--")}`;
+  let commit: string | null = null;
+  try {
+    commit = (await Deno.readTextFile(`${base}/refs/main`)).trim();
+  } catch {
+    // not cached
+  }
+  const snapshot = commit ? `${base}/snapshots/${commit}` : null;
+  if (snapshot && (await statOrNull(snapshot))?.isDirectory) return snapshot;
+  throw new DatasetError(
+    `dataset_name ${name} is neither a local file or folder nor a dataset in the Hugging Face cache ` +
+      `(${hubCacheDir()}); webdpo does not download datasets: fetch it first, e.g. ` +
+      `\`huggingface-cli download --repo-type dataset ${name} --local-dir ${
+        name.split("/")[1]
+      }\`, and point ` +
+      `dataset_name at that folder`,
+  );
+}
+
+/** The train and (when evaluation is on) eval datasets named by the script keys. */
+export async function loadTrainDatasets(tc: TrainConfig): Promise<{ train: Dataset; eval: Dataset | null }> {
+  const { datasetTrainSplit, datasetTestSplit } = tc.script;
+  const datasetName = await resolveDatasetPath(tc.script.datasetName);
+  const needsEval = tc.config.evalStrategy !== "no";
+  const info = await statOrNull(datasetName);
+  const train = await loadDataset(datasetName, { split: datasetTrainSplit });
+  if (!needsEval) return { train, eval: null };
+  if (info !== null && !info.isDirectory) {
+    throw new ConfigError(
+      `eval_strategy is '${tc.config.evalStrategy}', so the run needs the '${datasetTestSplit}' split ` +
+        `(dataset_test_split), but dataset_name ${datasetName} is a single file, which is the train split only: ` +
+        `point dataset_name at a folder holding ${datasetTrainSplit}.jsonl and ${datasetTestSplit}.jsonl ` +
+        `(or data/${datasetTrainSplit}-*.parquet and data/${datasetTestSplit}-*.parquet), or set eval_strategy: no`,
+    );
+  }
+  let evalData: Dataset;
+  try {
+    evalData = await loadDataset(datasetName, { split: datasetTestSplit });
+  } catch (e) {
+    if (!(e instanceof WebDPOError)) throw e;
+    throw new ConfigError(
+      `eval_strategy is '${tc.config.evalStrategy}', so the run needs the '${datasetTestSplit}' split ` +
+        `(dataset_test_split), but ${datasetName} has no files for it (looked for data/${datasetTestSplit}-*, ` +
+        `${datasetTestSplit}/*, ${datasetTestSplit}.jsonl and similar): add the split, name an existing one ` +
+        `with dataset_test_split, or set eval_strategy: no`,
+    );
+  }
+  return { train, eval: evalData };
+}
+
+function countParameters(model: CausalLM): number {
+  let n = 0;
+  for (const p of model.parameters()) n += p.size;
+  return n;
+}
+
+function humanCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return String(n);
+}
+
+/** Runs a parsed `webdpo train` configuration to the end and saves the model; errors propagate. */
+export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promise<TrainRunResult> {
+  const { config, script } = tc;
+  const data = await loadTrainDatasets(tc);
+  const model = await loadModel(script.modelNameOrPath, { revision: script.modelRevision });
+  let refModel: CausalLM | null = null;
+  let trainer: DPOTrainer | null = null;
+  try {
+    const tokenizer = await loadTokenizer(model.sourceDir ?? script.modelNameOrPath);
+    if (script.refModelNameOrPath !== null) {
+      if (config.referenceFree) {
+        throw new ConfigError(
+          "ref_model_name_or_path and reference_free: true contradict each other (reference_free uses no " +
+            "reference model); remove one",
+        );
+      }
+      refModel = await loadModel(script.refModelNameOrPath, { requiresGrad: false });
+    }
+    const reference = config.referenceFree
+      ? "none (reference_free)"
+      : refModel
+      ? script.refModelNameOrPath!
+      : "a frozen copy of the initial policy";
+    io.out(
+      `webdpo train: policy ${script.modelNameOrPath} (${model.config.modelType}, ` +
+        `${humanCount(countParameters(model))} parameters); reference: ${reference}` +
+        `${config.precomputeRefLogProbs ? " (log-probs precomputed)" : ""}`,
+    );
+    io.out(
+      `  data: ${data.train.name}${data.eval ? `, eval: ${data.eval.name}` : ""}; ` +
+        `loss_type ${Array.isArray(config.lossType) ? config.lossType.join("+") : config.lossType}, ` +
+        `beta ${config.beta}, learning_rate ${config.learningRate}; output_dir ${config.outputDir}`,
+    );
+    trainer = new DPOTrainer({
+      model,
+      refModel,
+      args: config,
+      trainDataset: data.train,
+      evalDataset: data.eval,
+      tokenizer,
+    });
+    const out = await trainer.train();
+    // a run stopped early (Ctrl-C) has saved a checkpoint and said how to resume: no final model then
+    // (`interrupted` comes with the trainer's checkpoint support; read defensively)
+    if ((out as { interrupted?: boolean }).interrupted === true) {
+      return {
+        outputDir: config.outputDir,
+        globalStep: out.globalStep,
+        trainingLoss: out.trainingLoss,
+        interrupted: true,
+      };
+    }
+    await trainer.save(config.outputDir);
+    io.out(
+      `saved the trained model to ${config.outputDir} (config.json, model.safetensors, tokenizer files) after ` +
+        `${out.globalStep} steps, mean training loss ${fmtLoss(out.trainingLoss)}; try it with ` +
+        `\`webdpo generate --model ${config.outputDir} --prompt "..."\` or transformers' from_pretrained`,
+    );
+    return {
+      outputDir: config.outputDir,
+      globalStep: out.globalStep,
+      trainingLoss: out.trainingLoss,
+      interrupted: false,
+    };
+  } finally {
+    trainer?.dispose();
+    refModel?.dispose();
+    model.dispose();
+  }
+}
+
+function fmtLoss(x: number): string {
+  return Number.isFinite(x) ? x.toFixed(4) : String(x);
+}
+
+/** One paragraph for an error: its message, lines joined, without a stack trace. */
+function paragraph(e: Error): string {
+  return e.message.trim();
+}
+
+/**
+ * `webdpo train ARGS`: the exit code (0 done or help, 2 a bad command line or config, 1 a failure while running).
+ * Errors webdpo raises on purpose are one paragraph on stderr; anything else is an internal error printed with
+ * its stack so it can be reported.
+ */
+export async function trainCommand(argv: readonly string[], io: TrainIO = CONSOLE_IO): Promise<number> {
+  if (wantsHelp(argv)) {
+    io.out(trainHelp());
+    return 0;
+  }
+  let tc: TrainConfig;
+  try {
+    if (argv.length === 0) {
+      throw new ConfigError(
+        "no configuration: give --config dpo.yaml and/or --key value flags (see webdpo train --help)",
+      );
+    }
+    tc = await loadTrainConfig(undefined, argv);
+  } catch (e) {
+    return report(e, io);
+  }
+  try {
+    await runTrain(tc, io);
+    return 0;
+  } catch (e) {
+    return report(e, io);
+  }
+}
+
+function report(e: unknown, io: TrainIO): number {
+  if (e instanceof ConfigError) {
+    io.err(`webdpo train: ${paragraph(e)}`);
+    return 2;
+  }
+  if (e instanceof WebDPOError) {
+    io.err(`webdpo train: ${paragraph(e)}`);
+    return 1;
+  }
+  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotFound) {
+    io.err(`webdpo train: ${paragraph(e)}`);
+    return 1;
+  }
+  io.err(`webdpo train: internal error (please report it with the output of \`webdpo env\`):`);
+  io.err(e instanceof Error ? e.stack ?? e.message : String(e));
+  return 1;
+}
