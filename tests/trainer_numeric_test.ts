@@ -44,7 +44,7 @@ for (const [name, cfg] of [["llama", TINY_LLAMA], ["gpt2", TINY_GPT2]] as const)
           labels: toRows(b.labels),
         },
         dpo: { beta, lossType },
-        adamw: { lr, maxGradNorm: 1, weightDecay: 0 },
+        adamw: { lr, maxGradNorm: 1, weightDecay: 0.1 }, // biases and norm weights are not decayed (hfNoDecay)
       });
       const trainer = new DPOTrainer({
         model,
@@ -59,6 +59,7 @@ for (const [name, cfg] of [["llama", TINY_LLAMA], ["gpt2", TINY_GPT2]] as const)
           maxSteps: 1,
           loggingSteps: 1,
           learningRate: lr,
+          weightDecay: 0.1,
           lrSchedulerType: "constant",
           beta,
           lossType,

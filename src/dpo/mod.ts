@@ -37,3 +37,12 @@ export {
   type TrainOutput,
 } from "./trainer.ts";
 export { type PairLogps, pairLogps, type TokenValues } from "./batch.ts";
+export {
+  CHECKPOINT_FILES,
+  CheckpointError,
+  latestCheckpoint,
+  listCheckpoints,
+  pruneCheckpoints,
+  scanCheckpoints,
+} from "./checkpoint.ts";
+export { type ProgressStream } from "./progress.ts";

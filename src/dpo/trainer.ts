@@ -38,7 +38,7 @@ import type { CausalLM } from "../models/causal_lm.ts";
 import { cloneModel } from "../models/clone.ts";
 import { generate } from "../models/generate.ts";
 import { saveModel } from "../models/loader.ts";
-import { AdamW } from "../optim/adamw.ts";
+import { AdamW, weightDecayGroups } from "../optim/adamw.ts";
 import { clipGradNorm, gradNorm } from "../optim/grad_norm.ts";
 import { LRScheduler, type SchedulerType } from "../optim/schedule.ts";
 import { tensor } from "../tensor/create.ts";
@@ -475,9 +475,11 @@ export class DPOTrainer {
   private buildOptimizer(): void {
     const a = this.args;
     if (!this.optimizer) {
-      const params = this.model.trainableParameters();
-      if (params.length === 0) throw new TrainingError("the model has no trainable parameters");
-      this.optimizer = new AdamW(params, {
+      const named = this.model.namedParameters().filter(([, p]) => p.requiresGrad);
+      if (named.length === 0) throw new TrainingError("the model has no trainable parameters");
+      // as Hugging Face's Trainer: no weight decay for biases and norm weights
+      const groups = weightDecayGroups(named, a.weightDecay).filter((g) => g.params.length > 0);
+      this.optimizer = new AdamW(groups, {
         lr: a.learningRate,
         betas: [a.adamBeta1, a.adamBeta2],
         eps: a.adamEpsilon,
