@@ -17,6 +17,7 @@ import type { CausalLM } from "../models/causal_lm.ts";
 import { hubCacheDir, loadModel } from "../models/loader.ts";
 import { loadTokenizer } from "../tokenizer/tokenizer.ts";
 import { ConfigError, loadTrainConfig, type TrainConfig, trainHelp, wantsHelp } from "./config_file.ts";
+import { plotTraining } from "../plot/training.ts";
 
 /** Where `trainCommand` writes (tests pass sinks; default the console). */
 export interface TrainIO {
@@ -160,8 +161,7 @@ export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promi
     });
     const out = await trainer.train();
     // a run stopped early (Ctrl-C) has saved a checkpoint and said how to resume: no final model then
-    // (`interrupted` comes with the trainer's checkpoint support; read defensively)
-    if ((out as { interrupted?: boolean }).interrupted === true) {
+    if (out.interrupted === true) {
       return {
         outputDir: config.outputDir,
         globalStep: out.globalStep,
@@ -170,6 +170,12 @@ export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promi
       };
     }
     await trainer.save(config.outputDir);
+    try {
+      const svg = await plotTraining(config.outputDir);
+      io.out(`wrote the training curves to ${svg}`);
+    } catch (e) {
+      io.out(`(no training plot: ${e instanceof Error ? e.message : e})`);
+    }
     io.out(
       `saved the trained model to ${config.outputDir} (config.json, model.safetensors, tokenizer files) after ` +
         `${out.globalStep} steps, mean training loss ${fmtLoss(out.trainingLoss)}; try it with ` +
