@@ -53,3 +53,12 @@ export {
   shiftLabels,
 } from "./logprobs.ts";
 export { crossEntropy } from "./cross_entropy.ts";
+export {
+  matmul,
+  matmulInto,
+  type MatmulIntoOptions,
+  type MatmulOptions,
+  type MatmulVariant,
+  matmulVariant,
+  setMatmulVariant,
+} from "./matmul.ts";
