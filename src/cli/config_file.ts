@@ -14,6 +14,7 @@
  */
 import { parse as parseYaml } from "yaml";
 import {
+  checkFieldValue,
   ConfigError,
   DPOConfig,
   type DPOConfigOptions,
@@ -21,6 +22,7 @@ import {
   unknownKeyMessage,
 } from "../dpo/config.ts";
 import { FIELD_BY_NAME, FIELDS, type FieldSpec, type TrainScriptArgs } from "../dpo/config_table.ts";
+import { type LoraConfig, loraConfig, LoraError } from "../nn/lora_config.ts";
 
 export { ConfigError };
 export type { TrainScriptArgs };
@@ -29,8 +31,17 @@ export type { TrainScriptArgs };
 export interface TrainConfig {
   /** The validated DPO and training options. */
   config: DPOConfig;
-  /** model_name_or_path, ref_model_name_or_path, dataset_name, dataset_train_split, dataset_test_split (camelCase). */
+  /**
+   * model_name_or_path, ref_model_name_or_path, dataset_name, dataset_train_split, dataset_test_split and TRL's
+   * ModelConfig LoRA keys (use_peft, lora_*, use_rslora) and webdpo's int8_base, camelCase.
+   */
   script: TrainScriptArgs;
+  /**
+   * The LoRA configuration `use_peft` asks for (lora_r, lora_alpha, lora_dropout, lora_target_modules,
+   * lora_modules_to_save, use_rslora with TRL's defaults), to pass to DPOTrainer as `peftConfig`; null without
+   * use_peft. `script.int8Base` asks for an int8 frozen base (quantizeBase) besides.
+   */
+  peftConfig: LoraConfig | null;
 }
 
 /** The flags of a `webdpo train` command line, before typing. */
@@ -135,6 +146,8 @@ export function typeLabel(f: FieldSpec): string {
       return `{${t.values.join("|")}} or a list`;
     case "enumList":
       return `list of {${t.values.join("|")}}`;
+    case "stringList":
+      return "list of str";
     case "map":
       return "mapping";
     case "boolOrPath":
@@ -167,7 +180,8 @@ function expected(f: FieldSpec): string {
  */
 export function parseValue(f: FieldSpec, raw: readonly (string | true)[], where: string): unknown {
   const kind = f.type.kind;
-  const isList = kind === "numberList" || kind === "enumOrList" || kind === "enumList";
+  const isList = kind === "numberList" || kind === "enumOrList" || kind === "enumList" ||
+    kind === "stringList";
   if (raw.length > 1 && !isList) {
     throw new ConfigError(`${where} is given ${raw.length} times; give it once`);
   }
@@ -184,7 +198,8 @@ export function parseValue(f: FieldSpec, raw: readonly (string | true)[], where:
     );
     if (items.length === 0) bad(raw.join(","));
     if (kind === "numberList") return items.map((x) => (NUMBER_RE.test(x) ? Number(x) : bad(x)));
-    if (kind === "enumList") return items;
+    // a flag's names are always a list (as TRL's nargs="+"), so `--lora_target_modules q_proj` names a module
+    if (kind === "enumList" || kind === "stringList") return items;
     return items.length === 1 && raw.length === 1 ? items[0] : items;
   }
   const s = raw[0];
@@ -334,13 +349,47 @@ export function buildTrainConfig(
       script[f.camel] = null;
       continue;
     }
-    if (typeof v !== "string" || v === "") {
-      throw new ConfigError(`${f.name} must be a non-empty string; got ${JSON.stringify(v)}`);
-    }
-    script[f.camel] = v;
+    script[f.camel] = checkFieldValue(f, v, "snake");
   }
   const config = DPOConfig.fromSnakeCase(rest, options);
-  return { config, script: Object.freeze(script) as TrainScriptArgs };
+  const frozen = Object.freeze(script) as TrainScriptArgs;
+  return { config, script: frozen, peftConfig: peftConfigFromScript(frozen) };
+}
+
+/**
+ * The LoRA configuration of TRL's ModelConfig keys (TRL's `get_peft_config`): null unless `use_peft`. The lora_*
+ * keys without use_peft are ignored, as TRL ignores them; `int8_base` without use_peft is an error (a frozen
+ * int8 base with nothing to train).
+ */
+export function peftConfigFromScript(script: TrainScriptArgs): LoraConfig | null {
+  if (!script.usePeft) {
+    if (script.int8Base) {
+      throw new ConfigError(
+        "int8_base freezes the base in int8, so it needs use_peft: true (a LoRA adapter to train)",
+      );
+    }
+    return null;
+  }
+  try {
+    return loraConfig({
+      r: script.loraR,
+      loraAlpha: script.loraAlpha,
+      loraDropout: script.loraDropout,
+      targetModules: script.loraTargetModules === null
+        ? null
+        : typeof script.loraTargetModules === "string"
+        ? script.loraTargetModules
+        : [...script.loraTargetModules],
+      modulesToSave: script.loraModulesToSave === null
+        ? null
+        : typeof script.loraModulesToSave === "string"
+        ? [script.loraModulesToSave]
+        : [...script.loraModulesToSave],
+      useRslora: script.useRslora,
+    });
+  } catch (e) {
+    throw e instanceof LoraError ? new ConfigError(e.message) : e;
+  }
 }
 
 function showNumber(x: number): string {

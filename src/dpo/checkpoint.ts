@@ -5,6 +5,7 @@
  * | file | content |
  * |---|---|
  * | `config.json`, `model.safetensors`, tokenizer files | the policy, loadable by `transformers` (saveModel) |
+ * | `adapter_config.json`, `adapter_model.safetensors` | instead of the two above in a LoRA run: the trained adapter, a PEFT folder |
  * | `optimizer.safetensors` | AdamW's `<param>.exp_avg` and `<param>.exp_avg_sq` (F32); the `__metadata__` key `webdpo_optimizer` holds each parameter's step and the groups' hyperparameters (JSON) |
  * | `scheduler.json` | the schedule's step count (torch's `last_epoch`) and learning rates |
  * | `rng_state.json` | the data position: the epoch, the examples of it already seen, the seeds of its shuffle |
@@ -44,6 +45,8 @@ export const CHECKPOINT_FILES = {
   webdpo: "webdpo_state.json",
   bco: "bco_state.json",
   ref: "ref_model.safetensors",
+  adapterConfig: "adapter_config.json",
+  adapterModel: "adapter_model.safetensors",
 } as const;
 
 /** Every complete checkpoint has these (bco_state.json and ref_model.safetensors only when used). */
@@ -89,10 +92,17 @@ async function isDir(path: string): Promise<boolean> {
   }
 }
 
-/** The required files `dir` lacks (empty for a complete checkpoint). */
+/**
+ * The required files `dir` lacks (empty for a complete checkpoint). A LoRA run's checkpoint (one with
+ * adapter_config.json) holds the adapter's two files in place of config.json and model.safetensors.
+ */
 export async function missingCheckpointFiles(dir: string): Promise<string[]> {
+  const F = CHECKPOINT_FILES;
+  const required = (await isFile(`${dir}/${F.adapterConfig}`))
+    ? [F.adapterModel, ...REQUIRED_CHECKPOINT_FILES.filter((f) => f !== F.config && f !== F.model)]
+    : REQUIRED_CHECKPOINT_FILES;
   const missing: string[] = [];
-  for (const f of REQUIRED_CHECKPOINT_FILES) if (!(await isFile(`${dir}/${f}`))) missing.push(f);
+  for (const f of required) if (!(await isFile(`${dir}/${f}`))) missing.push(f);
   return missing;
 }
 

@@ -239,6 +239,21 @@ export function checkFieldValue(f: FieldSpec, v: unknown, style: NameStyle = "sn
       });
       return [...list];
     }
+    case "stringList": {
+      if (typeof v === "string") {
+        if (v === "") throw new ConfigError(`${name} must be a non-empty string or a list of them; got ''`);
+        return v;
+      }
+      if (!Array.isArray(v) || v.length === 0) {
+        throw new ConfigError(`${name} must be a non-empty list of names (or one string); got ${show(v)}`);
+      }
+      v.forEach((x, i) => {
+        if (typeof x !== "string" || x === "") {
+          throw new ConfigError(`${name}[${i}] must be a non-empty string; got ${show(x)}`);
+        }
+      });
+      return [...v];
+    }
     case "map":
       if (!isPlainObject(v)) {
         throw new ConfigError(`${name} must be a mapping of option names to values; got ${show(v)}`);

@@ -77,6 +77,11 @@ export type FieldType =
   | { readonly kind: "enumOrList"; readonly values: readonly string[] }
   /** A list of `values` (a single value is read as a list of one). */
   | { readonly kind: "enumList"; readonly values: readonly string[] }
+  /**
+   * Names: a list of non-empty strings, or one string kept as it is (LoRA's target_modules: one string is a regex
+   * or "all-linear", as PEFT reads it).
+   */
+  | { readonly kind: "stringList" }
   /** A JSON object whose keys are passed through unchanged (snake_case). */
   | { readonly kind: "map" }
   /** An interval in optimizer steps: an integer ≥ 1, or a number in (0, 1) meaning that fraction of the run's steps. */
@@ -181,6 +186,82 @@ const RAW = [
     group: "script",
     trl: TRL,
     doc: "the split to evaluate on (used when eval_strategy is not 'no')",
+  },
+
+  // ---- LoRA (TRL's ModelConfig keys; `trl dpo` builds its peft_config from them) ----
+  {
+    name: "use_peft",
+    type: { kind: "bool" },
+    nullable: false,
+    default: false,
+    group: "script",
+    trl: TRL,
+    doc: "train a LoRA adapter (the lora_* keys) on a frozen base instead of every weight; see docs/LORA.md",
+  },
+  {
+    name: "lora_r",
+    type: { kind: "int", min: 1 },
+    nullable: false,
+    default: 16,
+    group: "script",
+    trl: TRL,
+    doc: "LoRA rank r (TRL's default 16; PEFT's own default is 8)",
+  },
+  {
+    name: "lora_alpha",
+    type: { kind: "int", min: 1 },
+    nullable: false,
+    default: 32,
+    group: "script",
+    trl: TRL,
+    doc: "LoRA alpha: the adapter's output is scaled by lora_alpha / lora_r (TRL's default 32)",
+  },
+  {
+    name: "lora_dropout",
+    type: { kind: "number", min: 0, max: 1, maxOpen: true },
+    nullable: false,
+    default: 0.05,
+    group: "script",
+    trl: TRL,
+    doc: "dropout on the adapter's input in training, in [0, 1); disable_dropout (default true) turns it off",
+  },
+  {
+    name: "lora_target_modules",
+    type: { kind: "stringList" },
+    nullable: true,
+    default: null,
+    group: "script",
+    trl: TRL,
+    doc: "projections to adapt (q_proj,v_proj,... or all-linear); unset: PEFT's default for the architecture",
+  },
+  {
+    name: "lora_modules_to_save",
+    type: { kind: "stringList" },
+    nullable: true,
+    default: null,
+    group: "script",
+    trl: TRL,
+    doc: "modules trained in full and saved with the adapter (e.g. lm_head, embed_tokens)",
+  },
+  {
+    name: "use_rslora",
+    type: { kind: "bool" },
+    nullable: false,
+    default: false,
+    group: "script",
+    trl: { since: "0.10" },
+    doc: "rank-stabilised LoRA: scale by lora_alpha / sqrt(lora_r) instead of lora_alpha / lora_r",
+  },
+  {
+    name: "int8_base",
+    type: { kind: "bool" },
+    nullable: false,
+    default: false,
+    group: "script",
+    trl: null,
+    doc:
+      "with use_peft: keep the frozen base's projections in int8 with per-channel scales (TRL's load_in_8bit is " +
+      "bitsandbytes' LLM.int8 instead)",
   },
 
   // ---- DPO options ----
@@ -740,7 +821,6 @@ const RAW = [
 export const UNSUPPORTED_TRL_KEYS: Readonly<Record<string, string>> = (() => {
   const precision =
     "webdpo computes in float32 on WebGPU (f16/bf16 weights are converted on load); remove it";
-  const lora = "LoRA / quantized training is not supported yet; remove it to train every parameter";
   const out: Record<string, string> = {
     bf16: precision,
     fp16: precision,
@@ -759,12 +839,14 @@ export const UNSUPPORTED_TRL_KEYS: Readonly<Record<string, string>> = (() => {
     max_completion_length: "webdpo follows TRL v0.9's truncation: use max_length and max_prompt_length",
     dataset_config: "hub dataset configurations are not supported; point dataset_name at a file or folder",
   };
-  for (
-    const k of ["use_peft", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "load_in_4bit"]
-  ) {
-    out[k] = lora;
-  }
-  out.load_in_8bit = lora;
+  out.load_in_8bit =
+    "webdpo has no bitsandbytes; its int8 frozen base (per-channel scales, weight-only) is the webdpo-only key " +
+    "int8_base: use that, with use_peft";
+  out.load_in_4bit =
+    "4-bit bases are not supported; webdpo's int8_base (with use_peft) keeps the base in int8";
+  out.lora_task_type = "webdpo trains causal LMs only (TRL's default CAUSAL_LM); remove it";
+  out.use_dora = "DoRA is not supported (webdpo implements LoRA and rsLoRA); remove it";
+  out.lora_target_parameters = "LoRA on raw parameters is not supported; use lora_target_modules";
   return out;
 })();
 
@@ -804,6 +886,7 @@ type ValueOf<T> = T extends { kind: "number" | "int" | "steps" } ? number
   : T extends { kind: "numberList" } ? readonly number[]
   : T extends { kind: "enumOrList"; values: readonly (infer V)[] } ? V | readonly V[]
   : T extends { kind: "enumList"; values: readonly (infer V)[] } ? readonly V[]
+  : T extends { kind: "stringList" } ? string | readonly string[]
   : T extends { kind: "map" } ? Readonly<Record<string, unknown>>
   : T extends { kind: "boolOrPath" } ? boolean | string
   : never;

@@ -15,6 +15,11 @@
  * `requestStop()`: the current step finishes, a checkpoint is saved, and `train()` returns `interrupted: true`.
  * The data order is a pure function of the seed and the epoch (`epochOrder`), so a resumed run sees exactly the
  * batches the uninterrupted run would have seen.
+ *
+ * LoRA (lora_reference.ts): `peftConfig`, or a model that already carries adapters, trains only the adapter (the
+ * optimizer holds its tensors alone; the base gets no gradients). The reference is then an explicit `refModel`
+ * (option 1), the policy with its adapters disabled (option 2) or with `ref_adapter_name` active (option 3).
+ * Checkpoints and `save()` write the adapter as a PEFT folder instead of the model.
  */
 import { noGrad } from "../autograd/grad_mode.ts";
 import { scale } from "../autograd/ops/scale.ts";
@@ -38,6 +43,9 @@ import type { CausalLM } from "../models/causal_lm.ts";
 import { cloneModel } from "../models/clone.ts";
 import { generate } from "../models/generate.ts";
 import { saveModel } from "../models/loader.ts";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, saveAdapter } from "../models/adapter_io.ts";
+import { namedTrainableParametersOf } from "../nn/lora.ts";
+import type { LoraConfig, LoraConfigInput } from "../nn/lora_config.ts";
 import { AdamW, weightDecayGroups } from "../optim/adamw.ts";
 import { clipGradNorm, gradNorm } from "../optim/grad_norm.ts";
 import { LRScheduler, type SchedulerType } from "../optim/schedule.ts";
@@ -69,6 +77,15 @@ import {
 import { JsonlLog } from "./metrics_log.ts";
 import { formatLogLine, Progress, type ProgressStream } from "./progress.ts";
 import { isSyncStep, mixInto } from "./sync_ref.ts";
+import {
+  adapterFileTensors,
+  inReference,
+  type LoraSetup,
+  LoraTrainingError,
+  referenceTensors,
+  seedLoraDropout,
+  setupLora,
+} from "./lora_reference.ts";
 
 /** An error that stops training (a NaN loss, an unusable dataset, ...). */
 export class TrainingError extends WebDPOError {}
@@ -120,8 +137,12 @@ export interface DPOTrainerOptions {
   optimizers?: [AdamW | null, LRScheduler | null];
   /** Extra evaluation metrics from the averaged eval metrics (returned keys get the eval_ prefix). */
   computeMetrics?: (metrics: Record<string, number>) => Record<string, number>;
-  /** LoRA configuration (not supported yet: an error). */
-  peftConfig?: unknown;
+  /**
+   * A LoRA configuration (PEFT's options in camelCase, snake_case or TRL's lora_* names; PEFT's defaults for what is
+   * missing): LoRA is put on `model` (base frozen) and only the adapter is trained. Without it, a model that
+   * already has adapters (applyLora / loadAdapter) trains its active adapter (or `model_adapter_name`).
+   */
+  peftConfig?: LoraConfig | LoraConfigInput | null;
   /** Where log lines go when no progress bar is drawn (tests pass a sink); default the console. */
   log?: (line: string) => void;
   /** The terminal the progress bar is drawn on (default Deno.stderr; a bar only when it is a terminal). */
@@ -198,13 +219,10 @@ export class DPOTrainer {
   private lastCheckpoint: string | null = null;
   private readonly metricsLog: JsonlLog;
   private readonly generationsLog: JsonlLog;
+  /** The LoRA side of the run (the trained and reference adapters), or null for full fine-tuning. */
+  readonly lora: LoraSetup | null;
 
   constructor(opts: DPOTrainerOptions) {
-    if (opts.peftConfig !== undefined && opts.peftConfig !== null) {
-      throw new TrainingError(
-        "peftConfig: LoRA training is not supported in this version yet (see the README)",
-      );
-    }
     const a = opts.args;
     if (!a || typeof a !== "object" || !("lossType" in a)) {
       throw new TrainingError("args must be a DPOConfig (new DPOConfig({ outputDir, ... }))");
@@ -244,11 +262,10 @@ export class DPOTrainer {
         "refModel is the policy model itself; pass a separate model, or none for a frozen copy",
       );
     }
-    if (a.modelAdapterName || a.refAdapterName || a.forceUseRefModel) {
-      throw new TrainingError(
-        "model_adapter_name / ref_adapter_name / force_use_ref_model need LoRA adapters, which this version does " +
-          "not support yet",
-      );
+    try {
+      this.lora = setupLora(this.model, this.refModel, opts.peftConfig, a);
+    } catch (e) {
+      throw e instanceof LoraTrainingError ? new TrainingError(e.message) : e;
     }
     this.bco = a.lossType === "bco_pair" || (Array.isArray(a.lossType) && a.lossType.includes("bco_pair"))
       ? new BcoRunningMean()
@@ -302,11 +319,12 @@ export class DPOTrainer {
       throw new TrainingError("no padding id: set padding_value, or use a tokenizer with a pad or EOS token");
     }
     this.padId = pad;
-    for (const p of this.model.parameters()) p.requiresGrad = true;
+    // a LoRA policy keeps its base frozen (only the adapter trains)
+    if (!this.lora) { for (const p of this.model.parameters()) p.requiresGrad = true; }
     this.model.gradientCheckpointing = this.args.gradientCheckpointing;
     this.model.train();
     if (
-      !this.args.referenceFree && !this.refModel &&
+      !this.args.referenceFree && !this.refModel && !this.lora &&
       !(this.args.precomputeRefLogProbs && this.allPrecomputed())
     ) {
       this.refModel = cloneModel(this.model);
@@ -339,7 +357,7 @@ export class DPOTrainer {
       const values = await scope(() =>
         noGrad(() => {
           const { batch, shifted } = this.collate(chunk);
-          const r = this.logps(this.refModel!, batch, shifted, false);
+          const r = this.referenceLogps(batch, shifted);
           return concat([r.chosen, r.rejected]).toArray();
         })
       );
@@ -388,6 +406,27 @@ export class DPOTrainer {
     );
   }
 
+  /** Where the reference log-probs come from (precomputed values aside). */
+  get referenceKind(): "none" | "model" | "adapters_disabled" | "adapter" {
+    if (this.args.referenceFree) return "none";
+    if (this.refModel || !this.lora) return "model";
+    return this.lora.refAdapter === null ? "adapters_disabled" : "adapter";
+  }
+
+  /**
+   * The reference's per-sequence log-probs (no gradients): the reference model, or for a LoRA policy without one
+   * the policy itself with its adapters disabled or the reference adapter active (in eval mode).
+   */
+  private referenceLogps(batch: PairBatch, shifted: Int32Array): PairLogps {
+    if (this.refModel) return noGrad(() => this.logps(this.refModel!, batch, shifted, false));
+    if (!this.lora) throw new TrainingError("internal: no reference model for a reference log-prob");
+    return inReference(
+      this.model,
+      this.lora.refAdapter,
+      () => noGrad(() => this.logps(this.model, batch, shifted, false)),
+    );
+  }
+
   /**
    * Loss and metrics of one micro-batch. Returns the loss (for backward) and the packed metrics [METRIC_SLOTS]
    * kept alive outside the scope.
@@ -401,7 +440,7 @@ export class DPOTrainer {
         refC = tensor(examples.map((e) => e.ref![0]), [batch.B]);
         refR = tensor(examples.map((e) => e.ref![1]), [batch.B]);
       } else {
-        const ref = noGrad(() => this.logps(this.refModel!, batch, shifted, false));
+        const ref = this.referenceLogps(batch, shifted);
         refC = ref.chosen;
         refR = ref.rejected;
       }
@@ -475,7 +514,8 @@ export class DPOTrainer {
   private buildOptimizer(): void {
     const a = this.args;
     if (!this.optimizer) {
-      const named = this.model.namedParameters().filter(([, p]) => p.requiresGrad);
+      // a LoRA policy: the trained adapter's tensors (and modules_to_save copies) only
+      const named = namedTrainableParametersOf(this.model);
       if (named.length === 0) throw new TrainingError("the model has no trainable parameters");
       // as Hugging Face's Trainer: no weight decay for biases and norm weights
       const groups = weightDecayGroups(named, a.weightDecay).filter((g) => g.params.length > 0);
@@ -676,7 +716,7 @@ export class DPOTrainer {
       );
     }
     // weights and optimizer state, in place (the optimizer holds the policy's tensors)
-    await loadTensorsInto(path(F.model), this.model.namedParameters(), "the policy model");
+    await this.restorePolicy(dir);
     await loadOptimizer(path(F.optimizer), this.optimizer!);
     this.scheduler!.loadState({ stepCount: numberField(sch, "step_count", path(F.scheduler), true) });
     const hasBco = await exists(path(F.bco));
@@ -699,8 +739,8 @@ export class DPOTrainer {
         );
       }
       await loadTensorsInto(path(F.ref), this.refModel.namedParameters(), "the reference model");
-    } else if (this.refModel && typeof ws.reference_norm === "number") {
-      const norm = await this.weightNorm(this.refModel.parameters());
+    } else if (this.referenceParts() && typeof ws.reference_norm === "number") {
+      const norm = await this.weightNorm(this.referenceParts()!);
       if (norm !== ws.reference_norm) {
         this.print(
           `webdpo: warning: the reference model differs from the checkpoint's run (weight norm ${norm}, was ` +
@@ -724,6 +764,48 @@ export class DPOTrainer {
     };
   }
 
+  /** Loads a checkpoint's policy weights in place: the model, or for a LoRA run the trained adapter. */
+  private async restorePolicy(dir: string): Promise<void> {
+    const F = CHECKPOINT_FILES;
+    const isAdapter = await exists(`${dir}/${ADAPTER_CONFIG}`);
+    if (!this.lora) {
+      if (isAdapter) {
+        throw new TrainingError(
+          `${dir} holds a LoRA adapter (${ADAPTER_CONFIG}), but this run trains the full model; resume it with the ` +
+            `same LoRA setup (peftConfig, or use_peft: true and the same lora_* keys)`,
+        );
+      }
+      await loadTensorsInto(`${dir}/${F.model}`, this.model.namedParameters(), "the policy model");
+      return;
+    }
+    if (!isAdapter) {
+      throw new TrainingError(
+        `${dir} holds a full model, but this run trains a LoRA adapter; resume it without LoRA (no peftConfig / ` +
+          `use_peft), as it was trained`,
+      );
+    }
+    const saved = await readJson(`${dir}/${ADAPTER_CONFIG}`);
+    const cfg = this.lora.lora.adapter(this.lora.trainAdapter).config;
+    const now: Record<string, unknown> = {
+      lora_alpha: cfg.loraAlpha,
+      lora_dropout: cfg.loraDropout,
+      use_rslora: cfg.useRslora,
+      rank_pattern: cfg.rankPattern,
+      alpha_pattern: cfg.alphaPattern,
+    };
+    const differ = Object.keys(now).filter((k) =>
+      k in saved && JSON.stringify(saved[k]) !== JSON.stringify(now[k])
+    );
+    if (differ.length) {
+      const keys = differ.join(", ");
+      this.print(
+        `webdpo: warning: the adapter being trained has a different ${keys} than the checkpoint's ` +
+          `(${dir}/${ADAPTER_CONFIG})`,
+      );
+    }
+    await loadTensorsInto(`${dir}/${ADAPTER_WEIGHTS}`, adapterFileTensors(this.lora), "the LoRA adapter");
+  }
+
   /** The L2 norm of a list of tensors (NaN or Inf when one holds a non-finite value), one per tensor. */
   private async tensorNorms(tensors: Tensor[]): Promise<Float32Array> {
     const list = tensors.filter((t) => t.size > 0);
@@ -741,7 +823,8 @@ export class DPOTrainer {
 
   /** Refuses to checkpoint weights that hold NaN or Inf (a step that spoiled them must not save). */
   private async assertFiniteWeights(step: number): Promise<void> {
-    const named = this.model.namedParameters().filter(([, t]) => t.size > 0);
+    const named = (this.lora ? namedTrainableParametersOf(this.model) : this.model.namedParameters())
+      .filter(([, t]) => t.size > 0);
     const norms = await this.tensorNorms(named.map(([, t]) => t));
     const bad = named.findIndex((_, i) => !Number.isFinite(norms[i]));
     if (bad >= 0) {
@@ -774,12 +857,13 @@ export class DPOTrainer {
     const windowRows = await this.readPacks(ctx.window);
     const bco = this.bco ? await this.bco.read() : null;
     const refChanged = this.refChanged();
-    const refNorm = this.refModel && !refChanged ? await this.weightNorm(this.refModel.parameters()) : null;
+    const refParts = this.referenceParts();
+    const refNorm = refParts && !refChanged ? await this.weightNorm(refParts) : null;
     const tokenizer = typeof this.tokenizer.save === "function" ? this.tokenizer as Tokenizer : undefined;
     const opt = this.optimizer!;
     const sched = this.scheduler!;
     const dir = await commitCheckpoint(a.outputDir, s.globalStep, async (tmp) => {
-      await saveModel(this.model, tmp, { tokenizer });
+      await this.writePolicy(tmp, tokenizer);
       await writeOptimizer(`${tmp}/${F.optimizer}`, opt);
       await writeJson(`${tmp}/${F.scheduler}`, {
         step_count: sched.stepCount,
@@ -818,6 +902,26 @@ export class DPOTrainer {
     }
     await this.emit("onSave", dir);
     return dir;
+  }
+
+  /** The tensors whose norm a checkpoint records to notice a different reference on resume, or null. */
+  private referenceParts(): Tensor[] | null {
+    if (this.refModel) return this.refModel.parameters();
+    if (this.lora && !this.args.referenceFree) return referenceTensors(this.model, this.lora);
+    return null;
+  }
+
+  /**
+   * Writes the trained policy to `dir`: the model (config.json, model.safetensors), or for a LoRA run the adapter as
+   * a PEFT folder (adapter_config.json, adapter_model.safetensors); the tokenizer files alongside when given.
+   */
+  private async writePolicy(dir: string, tokenizer: Tokenizer | undefined): Promise<void> {
+    if (this.lora) {
+      await saveAdapter(this.model, dir, this.lora.trainAdapter);
+      if (tokenizer) await tokenizer.save(dir);
+    } else {
+      await saveModel(this.model, dir, { tokenizer });
+    }
   }
 
   /** Runs training to `max_steps` (or `num_train_epochs`), resuming first when `resume_from_checkpoint` is set. */
@@ -871,7 +975,8 @@ export class DPOTrainer {
           micro.push(order.slice(pos.cursor, pos.cursor + bs).map((i) => this.train_![i]));
           pos = { epoch: pos.epoch, cursor: pos.cursor + bs };
         }
-        for (const examples of micro) {
+        for (const [m, examples] of micro.entries()) {
+          if (this.lora) seedLoraDropout(this.lora, a.seed, s.globalStep, m);
           const packed = scope(() => {
             const { loss, packed } = this.microBatch(examples, true);
             scale(loss, 1 / micro.length).backward();
@@ -1041,7 +1146,13 @@ export class DPOTrainer {
     const maxNewTokens = Math.min(GENERATION_TOKENS, this.model.config.maxPositionEmbeddings - longest);
     if (maxNewTokens < 1) return;
     const policy = await generate(this.model, tok, prompts, { maxNewTokens });
-    const reference = this.refModel ? await generate(this.refModel, tok, prompts, { maxNewTokens }) : null;
+    const kind = this.referenceKind;
+    const reference = this.refModel
+      ? await generate(this.refModel, tok, prompts, { maxNewTokens })
+      : this.lora && (kind === "adapters_disabled" || kind === "adapter")
+      ? await inReference(this.model, this.lora.refAdapter, () =>
+        generate(this.model, tok, prompts, { maxNewTokens }))
+      : null;
     const s = this.state;
     const rows = examples.map((_, i) => ({
       prompt: tok.decode(prompts[i], { skipSpecialTokens: true }),
@@ -1055,11 +1166,17 @@ export class DPOTrainer {
     }
   }
 
-  /** Saves the policy (config.json, model.safetensors, tokenizer files) to `dir` (default `output_dir`). */
+  /**
+   * Saves the policy to `dir` (default `output_dir`) with the tokenizer files: config.json + model.safetensors, or
+   * for a LoRA run the trained adapter as a PEFT folder (adapter_config.json + adapter_model.safetensors, loadable
+   * by `peft`). For a full model from a LoRA run, merge first: `mergeAdapter(model)` then `saveModel` (with an int8
+   * base, `dequantizeBase(model)` before merging).
+   */
   async save(dir: string = this.args.outputDir): Promise<void> {
-    await saveModel(this.model, dir, {
-      tokenizer: typeof this.tokenizer.save === "function" ? this.tokenizer as Tokenizer : undefined,
-    });
+    await this.writePolicy(
+      dir,
+      typeof this.tokenizer.save === "function" ? this.tokenizer as Tokenizer : undefined,
+    );
   }
 
   /** Releases the reference copy the trainer made (the policy belongs to the caller). */

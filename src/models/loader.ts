@@ -5,6 +5,8 @@
  * GPU; names and shapes are checked against the config. `saveModel` writes a folder transformers loads.
  */
 import { init } from "../gpu/init.ts";
+import { loraOf } from "../nn/lora.ts";
+import { quantizedModules } from "../nn/lora_quant.ts";
 import { tensor } from "../tensor/create.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { CausalLM } from "./causal_lm.ts";
@@ -220,6 +222,22 @@ export interface SaveModelOptions {
 
 /** Writes config.json, model.safetensors (one tensor in memory at a time) and, given one, the tokenizer files. */
 export async function saveModel(model: CausalLM, dir: string, opts: SaveModelOptions = {}): Promise<void> {
+  if (loraOf(model)) {
+    throw new ModelError(
+      `saveModel(${dir}): the model has LoRA adapters, and its parameters are the frozen base; save the adapter ` +
+        `with saveAdapter(model, dir) (a PEFT folder), or fold it in with mergeAdapter(model) and then saveModel`,
+    );
+  }
+  const quantized = quantizedModules(model);
+  if (quantized.length) {
+    throw new ModelError(
+      `saveModel(${dir}): ${quantized.length} projection(s) of the model hold int8 weights (${
+        quantized[0]
+      }, ...) ` +
+        `that are not parameters; call dequantizeBase(model) first (to save a merged adapter: dequantizeBase, then ` +
+        `mergeAdapter, then saveModel)`,
+    );
+  }
   await Deno.mkdir(dir, { recursive: true });
   const raw = { ...model.config.raw };
   raw.torch_dtype = opts.dtype === "BF16" ? "bfloat16" : "float32";

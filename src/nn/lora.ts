@@ -44,6 +44,7 @@ import {
   moduleHyper,
 } from "./lora_config.ts";
 import { loraDropout } from "./lora_dropout.ts";
+import { loraAddInto } from "./lora_fused.ts";
 import { int8Linear, type QuantizedWeight } from "./lora_int8.ts";
 
 export { LoraError } from "./lora_config.ts";
@@ -456,7 +457,8 @@ export class LoraModel {
       );
     }
     const xin = drop ? loraDropout(x, p, a.rng.nextU32()) : x;
-    return add(base(), loraDelta(xin, l.A, l.B, l.scaling));
+    // the branch accumulated into the base output's own buffer (lora_fused.ts): no extra [rows, out] tensors
+    return loraAddInto(base(), xin, l.A, l.B, l.scaling);
   }
 
   /** The active adapter's named trainable tensors (PEFT's in-memory names), plus base parameters left trainable. */
