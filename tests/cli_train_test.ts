@@ -8,6 +8,7 @@ import { trlKeyTable } from "../src/cli/trl_keys.ts";
 import { FIELDS } from "../src/dpo/config_table.ts";
 import { initModel } from "../src/models/init.ts";
 import { loadModel, saveModel } from "../src/models/loader.ts";
+import { readSafetensorsHeader } from "../src/models/safetensors.ts";
 import { loadTokenizer, Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { CHARS, containsATask, TINY_LLAMA } from "./trainer_helpers.ts";
 import { gpuTest, setup } from "./util.ts";
@@ -200,6 +201,47 @@ Deno.test("webdpo train: a separate reference model; a hub dataset id from the c
   assert.match(r.out, /after 1 steps/);
   assert.ok((await Deno.stat(`${dir}/out_ref/model.safetensors`)).isFile);
 });
+
+Deno.test(
+  "webdpo train with use_peft writes a PEFT adapter folder; training continues from it",
+  gpuTest,
+  async () => {
+    await prepare();
+    const config = await writeYaml("lora", {
+      use_peft: true,
+      lora_r: 4,
+      lora_alpha: 8,
+      lora_target_modules: "all-linear",
+      output_dir: `${dir}/out_lora`,
+      max_steps: 2,
+    });
+    const r = await webdpo("train", "--config", config);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /reference: the base model \(adapters disabled\)/);
+    assert.match(r.out, /saved the trained LoRA adapter/);
+    const cfg = JSON.parse(await Deno.readTextFile(`${dir}/out_lora/adapter_config.json`));
+    assert.equal(cfg.peft_type, "LORA");
+    assert.equal(cfg.r, 4);
+    assert.equal(cfg.lora_alpha, 8);
+    const names = [
+      ...(await readSafetensorsHeader(`${dir}/out_lora/adapter_model.safetensors`)).byName.keys(),
+    ];
+    assert.ok(
+      names.includes("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"),
+      names.join(", "),
+    );
+    assert.ok(names.includes("base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"));
+    // the adapter folder is itself a model_name_or_path: its base plus the adapter, trained further
+    const again = await writeYaml("lora2", {
+      model_name_or_path: `${dir}/out_lora`,
+      output_dir: `${dir}/out_lora2`,
+      max_steps: 1,
+    });
+    const r2 = await webdpo("train", "--config", again);
+    assert.equal(r2.code, 0, r2.err);
+    assert.ok((await Deno.stat(`${dir}/out_lora2/adapter_model.safetensors`)).isFile);
+  },
+);
 
 Deno.test("webdpo train: Ctrl-C saves a checkpoint, exits 0 and writes no final model", gpuTest, async () => {
   await prepare();

@@ -61,6 +61,14 @@ Deno.test("YAML keys with defaults for the rest; script keys split off", async (
     datasetName: "prefs.jsonl",
     datasetTrainSplit: "train",
     datasetTestSplit: "test",
+    usePeft: false,
+    loraR: 16,
+    loraAlpha: 32,
+    loraDropout: 0.05,
+    loraTargetModules: null,
+    loraModulesToSave: null,
+    useRslora: false,
+    int8Base: false,
   });
   assert.equal(config.beta, 0.2);
   assert.deepEqual(config.lossType, ["sigmoid", "sft"]);
@@ -240,8 +248,8 @@ Deno.test("YAML errors name the file and the key", async () => {
     /unknown key 'learningRate'; did you mean 'learning_rate'\?/,
   );
   await rejects(
-    loadTrainConfig(await yamlFile(BASE + "use_peft: true\n"), []),
-    /unknown key 'use_peft': LoRA .* not supported yet/,
+    loadTrainConfig(await yamlFile(BASE + "load_in_8bit: true\n"), []),
+    /unknown key 'load_in_8bit': webdpo has no bitsandbytes.*int8_base/,
   );
   await rejects(
     loadTrainConfig(await yamlFile(BASE + "evaluation_strategy: steps\n"), []),

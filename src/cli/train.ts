@@ -14,10 +14,13 @@ import { DatasetError } from "../data/tokenize_row.ts";
 import { DPOTrainer } from "../dpo/trainer.ts";
 import { WebDPOError } from "../gpu/errors.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
-import { hubCacheDir, loadModel } from "../models/loader.ts";
+import { hubCacheDir, type loadModel } from "../models/loader.ts";
 import { loadTokenizer } from "../tokenizer/tokenizer.ts";
 import { ConfigError, loadTrainConfig, type TrainConfig, trainHelp, wantsHelp } from "./config_file.ts";
 import { plotTraining } from "../plot/training.ts";
+import { loadPolicy, loadReference } from "../dpo/lora_reference.ts";
+import { loraOf, unloadLora } from "../nn/lora.ts";
+import { disposeQuantized } from "../nn/lora_quant.ts";
 
 /** Where `trainCommand` writes (tests pass sinks; default the console). */
 export interface TrainIO {
@@ -122,7 +125,9 @@ function humanCount(n: number): string {
 export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promise<TrainRunResult> {
   const { config, script } = tc;
   const data = await loadTrainDatasets(tc);
-  const model = await loadModel(script.modelNameOrPath, { revision: script.modelRevision });
+  const loadOpts = { revision: script.modelRevision, int8Base: script.int8Base };
+  // a model folder, a cached hub id, or a PEFT adapter folder (its base with the adapter loaded)
+  const model = await loadPolicy(script.modelNameOrPath, config, loadOpts);
   let refModel: CausalLM | null = null;
   let trainer: DPOTrainer | null = null;
   try {
@@ -134,12 +139,17 @@ export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promi
             "reference model); remove one",
         );
       }
-      refModel = await loadModel(script.refModelNameOrPath, { requiresGrad: false });
+      refModel = await loadReference(script.refModelNameOrPath, loadOpts);
     }
+    const lora = tc.peftConfig !== null || loraOf(model) !== null;
     const reference = config.referenceFree
       ? "none (reference_free)"
       : refModel
       ? script.refModelNameOrPath!
+      : lora
+      ? config.refAdapterName
+        ? `the adapter "${config.refAdapterName}"`
+        : "the base model (adapters disabled)"
       : "a frozen copy of the initial policy";
     io.out(
       `webdpo train: policy ${script.modelNameOrPath} (${model.config.modelType}, ` +
@@ -154,6 +164,7 @@ export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promi
     trainer = new DPOTrainer({
       model,
       refModel,
+      peftConfig: tc.peftConfig,
       args: config,
       trainDataset: data.train,
       evalDataset: data.eval,
@@ -177,7 +188,11 @@ export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promi
       io.out(`(no training plot: ${e instanceof Error ? e.message : e})`);
     }
     io.out(
-      `saved the trained model to ${config.outputDir} (config.json, model.safetensors, tokenizer files) after ` +
+      `saved the trained ${lora ? "LoRA adapter" : "model"} to ${config.outputDir} (` +
+        (lora
+          ? "adapter_config.json, adapter_model.safetensors: a PEFT folder"
+          : "config.json, model.safetensors, tokenizer files") +
+        `) after ` +
         `${out.globalStep} steps, mean training loss ${fmtLoss(out.trainingLoss)}; try it with ` +
         `\`webdpo generate --model ${config.outputDir} --prompt "..."\` or transformers' from_pretrained`,
     );
@@ -189,8 +204,12 @@ export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promi
     };
   } finally {
     trainer?.dispose();
-    refModel?.dispose();
-    model.dispose();
+    for (const m of [refModel, model]) {
+      if (!m) continue;
+      unloadLora(m);
+      disposeQuantized(m);
+      m.dispose();
+    }
   }
 }
 

@@ -46,3 +46,4 @@ export {
   scanCheckpoints,
 } from "./checkpoint.ts";
 export { type ProgressStream } from "./progress.ts";
+export { adapterBase, loadPolicy, loadReference, type ReferenceKind } from "./lora_reference.ts";
