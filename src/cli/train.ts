@@ -14,7 +14,7 @@ import { DatasetError } from "../data/tokenize_row.ts";
 import { DPOTrainer } from "../dpo/trainer.ts";
 import { WebDPOError } from "../gpu/errors.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
-import { hubCacheDir, type loadModel } from "../models/loader.ts";
+import { hubCacheDir } from "../models/loader.ts";
 import { loadTokenizer } from "../tokenizer/tokenizer.ts";
 import { ConfigError, loadTrainConfig, type TrainConfig, trainHelp, wantsHelp } from "./config_file.ts";
 import { plotTraining } from "../plot/training.ts";
