@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { hubCacheDir, loadModel, resolveModelDir, saveModel } from "../src/models/loader.ts";
-import { readSafetensors } from "../src/models/safetensors.ts";
+import { readSafetensors, writeSafetensors } from "../src/models/safetensors.ts";
 import { gpuTest, setup } from "./util.ts";
 
 const FIX = new URL("./fixtures/", import.meta.url).pathname;
@@ -134,5 +134,37 @@ Deno.test("hub ids resolve from the Hugging Face cache layout; offline misses sa
       else Deno.env.set("HF_HOME", prev);
       if (prevCache !== undefined) Deno.env.set("HF_HUB_CACHE", prevCache);
     }
+  });
+});
+
+Deno.test("sharded checkpoints load through model.safetensors.index.json", gpuTest, async () => {
+  await setup();
+  const src = await readSafetensors(`${FIX}hf-reference/llama/model.safetensors`);
+  await withTemp(async (dir) => {
+    for (const f of ["config.json", "generation_config.json"]) {
+      await Deno.copyFile(`${FIX}hf-reference/llama/${f}`, `${dir}/${f}`);
+    }
+    const names = [...src.keys()].sort();
+    const half = Math.ceil(names.length / 2);
+    const shards = [names.slice(0, half), names.slice(half)];
+    const weightMap: Record<string, string> = {};
+    for (const [i, shard] of shards.entries()) {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      await writeSafetensors(
+        `${dir}/${file}`,
+        shard.map((n) => ({ name: n, shape: src.get(n)!.shape, data: src.get(n)!.data })),
+      );
+      for (const n of shard) weightMap[n] = file;
+    }
+    await Deno.writeTextFile(
+      `${dir}/model.safetensors.index.json`,
+      JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }),
+    );
+    const m = await loadModel(dir);
+    for (const n of names) assert.deepEqual(await m.param(n).toArray(), src.get(n)!.data, n);
+    m.dispose();
+    // a shard listed in the index but absent is named
+    await Deno.remove(`${dir}/model-00002-of-00002.safetensors`);
+    await assert.rejects(() => loadModel(dir), /model-00002-of-00002\.safetensors: missing shard/);
   });
 });

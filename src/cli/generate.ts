@@ -1,5 +1,6 @@
 /** `webdpo generate --model DIR --prompt TEXT [...]`: continuations from a model folder (or hub id). */
 import { parseArgs } from "node:util";
+import { WebDPOError } from "../gpu/errors.ts";
 import { generate } from "../models/generate.ts";
 import { loadModel } from "../models/loader.ts";
 import { loadTokenizer } from "../tokenizer/tokenizer.ts";
@@ -16,7 +17,25 @@ export const GENERATE_USAGE = `usage: webdpo generate --model DIR --prompt TEXT 
   --top_p P              nucleus sampling threshold (default 1)
   --seed S               sampler seed (default 0)`;
 
+/** A mistake in the command line (exit code 2). */
+class UsageError extends Error {}
+
 export async function generateCommand(args: string[]): Promise<number> {
+  try {
+    return await run(args);
+  } catch (e) {
+    if (
+      e instanceof UsageError || e instanceof WebDPOError ||
+      (e instanceof TypeError && /parseArgs|option/i.test(e.message))
+    ) {
+      console.error(`webdpo generate: ${e.message}`);
+      return e instanceof WebDPOError ? 1 : 2;
+    }
+    throw e;
+  }
+}
+
+async function run(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args,
     options: {
@@ -43,7 +62,7 @@ export async function generateCommand(args: string[]): Promise<number> {
   const num = (name: string, s: string, int = false) => {
     const n = Number(s);
     if (!Number.isFinite(n) || (int && !Number.isInteger(n))) {
-      throw new Error(`--${name} expects ${int ? "an integer" : "a number"}, got "${s}"`);
+      throw new UsageError(`--${name} expects ${int ? "an integer" : "a number"}, got "${s}"`);
     }
     return n;
   };

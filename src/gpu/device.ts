@@ -51,7 +51,25 @@ export function acquireDevice(opts: InitOptions = {}): Promise<Gpu> {
   return pending;
 }
 
+/**
+ * Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" on every start when the variable is unset
+ * (containers, CI, ssh without a session). Pointing it at a private folder first keeps the output clean; nothing
+ * is written there. Skipped where the environment or the file system may not be touched.
+ */
+function quietMesaRuntimeDir(): void {
+  try {
+    if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR")) return;
+    const dir = `/tmp/webdpo-runtime-${Deno.uid() ?? "user"}`;
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.chmodSync(dir, 0o700);
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch {
+    // no --allow-env / --allow-write: leave the driver's message as it is
+  }
+}
+
 async function requestGpu(opts: InitOptions): Promise<Gpu> {
+  quietMesaRuntimeDir();
   const nav = globalThis.navigator as Navigator & { gpu?: GPU };
   if (!nav?.gpu) {
     throw new WebGPUUnavailableError(`this runtime has no navigator.gpu (WebGPU). ${INSTALL_HINT}`);
