@@ -35,9 +35,9 @@ import {
   resolveLengths,
   type RowTokenizer,
   type TokenizedRow,
-  tokenizeRow,
 } from "../data/tokenize_row.ts";
 import { WebDPOError } from "../gpu/errors.ts";
+import { tokenizeDataset } from "../data/tokenize_parallel.ts";
 import { init } from "../gpu/init.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { cloneModel } from "../models/clone.ts";
@@ -298,13 +298,13 @@ export class DPOTrainer {
       labelPadTokenId: a.labelPadTokenId,
     };
     const out: Example[] = [];
-    for await (const r of data) {
-      const row = tokenizeRow(r.row, this.tokenizer, opts, r.where);
+    // dataset_num_proc: worker threads, each with its own copy of the tokenizer (same result, in order)
+    for (const { row, where } of await tokenizeDataset(data, this.tokenizer, opts, a.datasetNumProc ?? 1)) {
       const scored = (ids: number[]) => ids.slice(1).some((l) => l !== a.labelPadTokenId);
       if (!scored(row.chosen_labels) || !scored(row.rejected_labels)) {
-        throw new DatasetError(`${r.where}: a completion has no token left to score after truncation`);
+        throw new DatasetError(`${where}: a completion has no token left to score after truncation`);
       }
-      out.push({ row, where: r.where });
+      out.push({ row, where });
     }
     if (out.length === 0) throw new DatasetError(`${data.name}: the dataset has no rows`);
     return out;
