@@ -3,45 +3,11 @@ import assert from "node:assert/strict";
 import { initModel } from "../src/models/init.ts";
 import { saveModel } from "../src/models/loader.ts";
 import { generate } from "../src/models/generate.ts";
-import { loadTokenizer, Tokenizer } from "../src/tokenizer/tokenizer.ts";
-import { CHARS, TINY_LLAMA } from "./trainer_helpers.ts";
+import { loadTokenizer } from "../src/tokenizer/tokenizer.ts";
+import { charTokenizerFiles, TINY_LLAMA } from "./trainer_helpers.ts";
 import { gpuTest, setup } from "./util.ts";
 
 const mainTs = new URL("../src/cli/main.ts", import.meta.url).pathname;
-
-/** A character tokenizer as a tokenizer.json (BPE without merges over single characters). */
-function charTokenizer(): Tokenizer {
-  const vocab: Record<string, number> = { "<pad>": 0, "<s>": 1, "</s>": 2 };
-  [...CHARS].forEach((c, i) => (vocab[c] = 3 + i));
-  return new Tokenizer(
-    {
-      version: "1.0",
-      added_tokens: ["<pad>", "<s>", "</s>"].map((t, id) => ({
-        id,
-        content: t,
-        single_word: false,
-        lstrip: false,
-        rstrip: false,
-        normalized: false,
-        special: true,
-      })),
-      normalizer: null,
-      pre_tokenizer: { type: "Split", pattern: { Regex: "." }, behavior: "Isolated", invert: false },
-      post_processor: null,
-      decoder: { type: "Fuse" },
-      model: {
-        type: "BPE",
-        dropout: null,
-        unk_token: null,
-        fuse_unk: false,
-        byte_fallback: false,
-        vocab,
-        merges: [],
-      },
-    },
-    { bos_token: "<s>", eos_token: "</s>", pad_token: "<pad>" },
-  );
-}
 
 async function cli(...args: string[]) {
   const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", mainTs, ...args] }).output();
@@ -54,7 +20,7 @@ Deno.test("webdpo generate prints the same greedy continuation as the API", gpuT
   const dir = await Deno.makeTempDir();
   try {
     const model = await initModel(TINY_LLAMA, { seed: 7, std: 0.3 });
-    await saveModel(model, dir, { tokenizer: charTokenizer() });
+    await saveModel(model, dir, { tokenizer: charTokenizerFiles() });
     const tok = await loadTokenizer(dir);
     const api = await generate(model, tok, ["abc?", "hgf="], { maxNewTokens: 6 });
     model.dispose();

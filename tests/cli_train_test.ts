@@ -9,8 +9,8 @@ import { FIELDS } from "../src/dpo/config_table.ts";
 import { initModel } from "../src/models/init.ts";
 import { loadModel, saveModel } from "../src/models/loader.ts";
 import { readSafetensorsHeader } from "../src/models/safetensors.ts";
-import { loadTokenizer, Tokenizer } from "../src/tokenizer/tokenizer.ts";
-import { CHARS, containsATask, TINY_LLAMA } from "./trainer_helpers.ts";
+import { loadTokenizer } from "../src/tokenizer/tokenizer.ts";
+import { charTokenizerFiles, containsATask, TINY_LLAMA } from "./trainer_helpers.ts";
 import { gpuTest, setup } from "./util.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -40,45 +40,6 @@ function assertCleanError(r: Run, code: number, pattern: RegExp): void {
   assert.match(r.err, pattern);
   assert.doesNotMatch(r.err, /^\s+at /m, "no stack trace");
   assert.doesNotMatch(r.err, /internal error/);
-}
-
-/** A character-level tokenizer.json (BPE without merges, one token per character) for TINY_LLAMA's vocabulary. */
-function charTokenizerFiles(): Tokenizer {
-  const specials = ["<pad>", "<s>", "</s>"];
-  const vocab: Record<string, number> = {};
-  [...specials, ...CHARS].forEach((t, i) => (vocab[t] = i));
-  return new Tokenizer(
-    {
-      version: "1.0",
-      truncation: null,
-      padding: null,
-      added_tokens: specials.map((content, id) => ({
-        id,
-        content,
-        single_word: false,
-        lstrip: false,
-        rstrip: false,
-        normalized: false,
-        special: true,
-      })),
-      normalizer: null,
-      pre_tokenizer: { type: "Split", pattern: { Regex: "." }, behavior: "Isolated", invert: false },
-      post_processor: null,
-      decoder: { type: "Fuse" },
-      model: {
-        type: "BPE",
-        dropout: null,
-        unk_token: null,
-        continuing_subword_prefix: null,
-        end_of_word_suffix: null,
-        fuse_unk: false,
-        byte_fallback: false,
-        vocab,
-        merges: [],
-      },
-    },
-    { bos_token: "<s>", eos_token: "</s>", pad_token: "<pad>" },
-  );
 }
 
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join("\n") + "\n";

@@ -1,6 +1,7 @@
 /** Shared pieces of the trainer tests: a character tokenizer and a synthetic preference task. */
 import { Generator } from "../src/tensor/random.ts";
 import { ToyTokenizer } from "./toy_tokenizer.ts";
+import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 
 export const CHARS = "abcdefghyn?= ";
 
@@ -71,3 +72,42 @@ export const TINY_GPT2 = {
   bos_token_id: 1,
   eos_token_id: 2,
 };
+
+/** A character-level tokenizer.json (BPE without merges, one token per character) for TINY_LLAMA's vocabulary. */
+export function charTokenizerFiles(): Tokenizer {
+  const specials = ["<pad>", "<s>", "</s>"];
+  const vocab: Record<string, number> = {};
+  [...specials, ...CHARS].forEach((t, i) => (vocab[t] = i));
+  return new Tokenizer(
+    {
+      version: "1.0",
+      truncation: null,
+      padding: null,
+      added_tokens: specials.map((content, id) => ({
+        id,
+        content,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      })),
+      normalizer: null,
+      pre_tokenizer: { type: "Split", pattern: { Regex: "." }, behavior: "Isolated", invert: false },
+      post_processor: null,
+      decoder: { type: "Fuse" },
+      model: {
+        type: "BPE",
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        vocab,
+        merges: [],
+      },
+    },
+    { bos_token: "<s>", eos_token: "</s>", pad_token: "<pad>" },
+  );
+}

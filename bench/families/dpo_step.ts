@@ -13,7 +13,7 @@ import { Generator } from "../../src/tensor/random.ts";
 import type { BenchContext, BenchFamily } from "../harness.ts";
 
 /** Token ids written as space-separated numbers: a tokenizer the bench needs no files for. */
-const numberTokenizer = {
+export const numberTokenizer = {
   bosTokenId: 1,
   eosTokenId: 2,
   padTokenId: 0,
@@ -23,7 +23,8 @@ const numberTokenizer = {
   },
 };
 
-function rows(n: number, promptLen: number, answerLen: number, V: number, seed: number) {
+/** Random preference rows in the number tokenizer's text. */
+export function rows(n: number, promptLen: number, answerLen: number, V: number, seed: number) {
   const g = new Generator(seed);
   const ids = (k: number) => Array.from({ length: k }, () => 3 + g.int(V - 3)).join(" ");
   return Array.from({ length: n }, () => ({
@@ -33,9 +34,9 @@ function rows(n: number, promptLen: number, answerLen: number, V: number, seed: 
   }));
 }
 
-async function run(ctx: BenchContext, precompute: boolean): Promise<void> {
-  const quick = ctx.quick;
-  const cfg = {
+/** The bench model: a Llama of hidden 256, 4 layers, 8 heads (4 KV), intermediate 688, vocabulary 8192. */
+export function benchConfig(quick: boolean) {
+  return {
     model_type: "llama",
     hidden_size: quick ? 64 : 256,
     intermediate_size: quick ? 172 : 688,
@@ -47,6 +48,11 @@ async function run(ctx: BenchContext, precompute: boolean): Promise<void> {
     rope_theta: 10000,
     rms_norm_eps: 1e-5,
   };
+}
+
+async function run(ctx: BenchContext, precompute: boolean): Promise<void> {
+  const quick = ctx.quick;
+  const cfg = benchConfig(quick);
   const T = quick ? 64 : 256;
   const pairs = 2;
   const steps = quick ? 2 : 3;

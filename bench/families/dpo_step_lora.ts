@@ -15,46 +15,14 @@ import { memoryStats, resetPeakMemory, sync } from "../../mod.ts";
 import { initModel } from "../../src/models/init.ts";
 import { loraOf, unloadLora } from "../../src/nn/lora.ts";
 import { disposeQuantized, quantizeBase } from "../../src/nn/lora_quant.ts";
-import { Generator } from "../../src/tensor/random.ts";
 import type { BenchContext, BenchFamily } from "../harness.ts";
-
-/** Token ids written as space-separated numbers: a tokenizer the bench needs no files for. */
-const numberTokenizer = {
-  bosTokenId: 1,
-  eosTokenId: 2,
-  padTokenId: 0,
-  encode: (s: string) => s.split(" ").filter((x) => x !== "").map(Number),
-  applyChatTemplate: () => {
-    throw new Error("not conversational");
-  },
-};
-
-function rows(n: number, promptLen: number, answerLen: number, V: number, seed: number) {
-  const g = new Generator(seed);
-  const ids = (k: number) => Array.from({ length: k }, () => 3 + g.int(V - 3)).join(" ");
-  return Array.from({ length: n }, () => ({
-    prompt: ids(promptLen) + " ",
-    chosen: ids(answerLen),
-    rejected: ids(answerLen),
-  }));
-}
+import { benchConfig, numberTokenizer, rows } from "./dpo_step.ts";
 
 type Variant = "full_ft" | "lora_r16" | "lora_r16_int8";
 
 async function run(ctx: BenchContext, variant: Variant): Promise<void> {
   const quick = ctx.quick;
-  const cfg = {
-    model_type: "llama",
-    hidden_size: quick ? 64 : 256,
-    intermediate_size: quick ? 172 : 688,
-    num_attention_heads: 8,
-    num_key_value_heads: 4,
-    num_hidden_layers: quick ? 2 : 4,
-    vocab_size: quick ? 2048 : 8192,
-    max_position_embeddings: 512,
-    rope_theta: 10000,
-    rms_norm_eps: 1e-5,
-  };
+  const cfg = benchConfig(quick);
   const T = quick ? 64 : 256;
   const pairs = 2;
   const steps = quick ? 2 : 3;
