@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { hubCacheDir, loadModel, resolveModelDir, saveModel } from "../src/models/loader.ts";
+import { hubCacheDir, loadModel, resolveModelDir } from "../src/models/loader.ts";
 import { readSafetensors, writeSafetensors } from "../src/models/safetensors.ts";
 import { gpuTest, setup } from "./util.ts";
 
@@ -44,7 +44,7 @@ Deno.test("save writes a folder that loads back bit-exact", gpuTest, async () =>
   await setup();
   const m = await loadModel(`${FIX}hf-reference/llama`);
   await withTemp(async (dir) => {
-    await saveModel(m, dir);
+    await m.save(dir);
     const cfg = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
     assert.equal(cfg.model_type, "llama");
     const again = await readSafetensors(`${dir}/model.safetensors`);

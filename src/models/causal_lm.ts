@@ -134,6 +134,15 @@ export abstract class CausalLM extends Module {
     super();
   }
 
+  /**
+   * Writes a folder `transformers` loads: config.json, model.safetensors (and the tokenizer files when a tokenizer
+   * is given). See `saveModel`.
+   */
+  async save(dir: string, opts: import("./loader.ts").SaveModelOptions = {}): Promise<void> {
+    const { saveModel } = await import("./loader.ts");
+    await saveModel(this, dir, opts);
+  }
+
   /** The parameters of decoder layer `l` (for checkpointing). */
   layerParameters(l: number): Tensor[] {
     const prefix = this.config.architecture === "gpt2" ? `transformer.h.${l}.` : `model.layers.${l}.`;
