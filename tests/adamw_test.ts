@@ -522,3 +522,19 @@ Deno.test(
     }
   },
 );
+
+Deno.test("clipAndStep(0) steps without clipping and still returns the gradient norm", gpuTest, async () => {
+  await setup();
+  const make = () => {
+    const p = tensor([1, -2, 3], [3], { requiresGrad: true });
+    p.grad = tensor([30, 40, 0], [3]).keep();
+    return p;
+  };
+  const a = make(), b = make();
+  const optA = new AdamW([a], { lr: 0.1 });
+  const optB = new AdamW([b], { lr: 0.1 });
+  const norm = optA.clipAndStep(0);
+  optB.step();
+  assert.equal(await norm.item(), 50);
+  assert.deepEqual(await a.toArray(), await b.toArray());
+});

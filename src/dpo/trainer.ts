@@ -47,7 +47,7 @@ import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, saveAdapter } from "../models/adapter_
 import { namedTrainableParametersOf } from "../nn/lora.ts";
 import type { LoraConfig, LoraConfigInput } from "../nn/lora_config.ts";
 import { AdamW, weightDecayGroups } from "../optim/adamw.ts";
-import { clipGradNorm, gradNorm } from "../optim/grad_norm.ts";
+import { gradNorm } from "../optim/grad_norm.ts";
 import { LRScheduler, type SchedulerType } from "../optim/schedule.ts";
 import { tensor } from "../tensor/create.ts";
 import { Generator } from "../tensor/random.ts";
@@ -934,7 +934,6 @@ export class DPOTrainer {
     const s = this.state;
     const opt = this.optimizer!;
     const sched = this.scheduler!;
-    const params = opt.params;
     const bs = a.perDeviceTrainBatchSize;
     const gas = a.gradientAccumulationSteps;
     this.stopRequested = false;
@@ -984,16 +983,7 @@ export class DPOTrainer {
           });
           window.push(packed);
         }
-        const normInfo = scope(() => {
-          if (a.maxGradNorm > 0) {
-            const { norm, coef } = clipGradNorm(params, a.maxGradNorm);
-            opt.step({ gradScale: coef });
-            return norm.keep();
-          }
-          const norm = gradNorm(params);
-          opt.step();
-          return norm.keep();
-        });
+        const normInfo = scope(() => opt.clipAndStep(a.maxGradNorm).keep());
         opt.zeroGrad();
         const lr = sched.lastLr()[0];
         sched.step();

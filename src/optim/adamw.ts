@@ -21,7 +21,7 @@ import { copyBuffer, dispatch, grid1d } from "../gpu/queue.ts";
 import { full, zeros } from "../tensor/create.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { type BindingLimitOptions, rangeBinding, rangeElements, splitRanges } from "./chunks.ts";
-import { clipGradNorm } from "./grad_norm.ts";
+import { clipGradNorm, gradNorm } from "./grad_norm.ts";
 
 const K = kernel("adamw.wgsl");
 
@@ -235,9 +235,16 @@ export class AdamW {
 
   /**
    * Clips the gradients' global norm to `maxNorm` (torch's clip_grad_norm_ coefficient, applied inside the
-   * update) and steps. Returns the unclipped norm as a one-element tensor, for logging.
+   * update) and steps; `maxNorm` ≤ 0 steps without clipping. Returns the unclipped norm as a one-element tensor,
+   * for logging.
    */
   clipAndStep(maxNorm: number): Tensor {
+    if (!(maxNorm > 0)) {
+      // no clipping (max_grad_norm 0 or unset): the norm is still computed, for logging
+      const norm = gradNorm(this.params, this.limits);
+      this.step();
+      return norm;
+    }
     const { norm, coef } = clipGradNorm(this.params, maxNorm, this.limits);
     this.step({ gradScale: coef });
     coef.dispose();

@@ -24,7 +24,6 @@ import { init } from "../gpu/init.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { saveModel } from "../models/loader.ts";
 import { AdamW } from "../optim/adamw.ts";
-import { clipGradNorm, gradNorm } from "../optim/grad_norm.ts";
 import { LRScheduler } from "../optim/schedule.ts";
 import { Generator } from "../tensor/random.ts";
 import { type Tensor, view } from "../tensor/tensor.ts";
@@ -239,16 +238,7 @@ export class SFTTrainer {
             return noGrad(() => view(loss, [1]));
           }));
         }
-        const norm = scope(() => {
-          if (a.maxGradNorm > 0) {
-            const { norm, coef } = clipGradNorm(params, a.maxGradNorm);
-            opt.step({ gradScale: coef });
-            return norm.keep();
-          }
-          const norm = gradNorm(params);
-          opt.step();
-          return norm.keep();
-        });
+        const norm = scope(() => opt.clipAndStep(a.maxGradNorm).keep());
         opt.zeroGrad();
         const lr = sched.lastLr()[0];
         sched.step();
