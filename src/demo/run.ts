@@ -21,6 +21,7 @@ import { plotTraining } from "../plot/training.ts";
 import { loadTokenizer } from "../tokenizer/tokenizer.ts";
 import { accuracy, type Answer, answerQuestions, preferenceAccuracy } from "./measure.ts";
 import { parseQuestion, type PreferenceRow, type Question, questionText } from "./task.ts";
+import { exists } from "../util/fs.ts";
 
 /** A bad demo command line. */
 export class DemoUsageError extends WebDPOError {}
@@ -161,15 +162,6 @@ async function readRows(path: string): Promise<PreferenceRow[]> {
 
 function pct(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Runs the demo. `print` receives the report's lines (default console.log). */

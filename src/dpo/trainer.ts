@@ -86,6 +86,7 @@ import {
   seedLoraDropout,
   setupLora,
 } from "./lora_reference.ts";
+import { exists } from "../util/fs.ts";
 
 /** An error that stops training (a NaN loss, an unusable dataset, ...). */
 export class TrainingError extends WebDPOError {}
@@ -1174,16 +1175,6 @@ export class DPOTrainer {
     if (this.ownsRef) this.refModel?.dispose();
     this.refModel = null;
     this.bco?.dispose();
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
   }
 }
 

@@ -12,6 +12,7 @@ import { attachLora, LoraError, LoraModel, loraOf, weightLayout } from "../nn/lo
 import { loraConfigFromPeft, peftConfigJson } from "../nn/lora_config.ts";
 import type { CausalLM } from "./causal_lm.ts";
 import { readSafetensorsHeader, readTensor, type WritableTensor, writeSafetensors } from "./safetensors.ts";
+import { exists } from "../util/fs.ts";
 
 export const ADAPTER_CONFIG = "adapter_config.json";
 export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
@@ -21,15 +22,6 @@ function lora(model: CausalLM | LoraModel): LoraModel {
   const l = loraOf(model);
   if (!l) throw new LoraError("this model has no LoRA adapters to save");
   return l;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export interface SaveAdapterOptions {

@@ -21,6 +21,7 @@ import {
   type SafetensorsHeader,
   writeSafetensors,
 } from "./safetensors.ts";
+import { exists } from "../util/fs.ts";
 
 export interface LoadModelOptions {
   /** Hub revision (branch, tag or commit) when resolving a hub id (default "main"). */
@@ -34,15 +35,6 @@ export interface LoadModelOptions {
 /** Builds an (uninitialised) model object for a config. */
 export function modelFor(config: ModelConfig): CausalLM {
   return config.architecture === "gpt2" ? new GPT2Model(config) : new LlamaModel(config);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The Hugging Face hub cache folder. */
