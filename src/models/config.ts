@@ -4,19 +4,15 @@
  * llama (SmolLM/SmolLM2 included), mistral, qwen2, gpt2.
  */
 import { WebDPOError } from "../gpu/errors.ts";
+import type { Llama3RopeScaling } from "../autograd/ops/rope.ts";
 
 export class ConfigError extends WebDPOError {}
 
 export const SUPPORTED_MODEL_TYPES = ["llama", "mistral", "qwen2", "gpt2"] as const;
 export type Architecture = "llama" | "gpt2";
 
-export interface Llama3RopeScaling {
-  ropeType: "llama3";
-  factor: number;
-  lowFreqFactor: number;
-  highFreqFactor: number;
-  originalMaxPositionEmbeddings: number;
-}
+/** The `llama3` rope_scaling, as the RoPE op takes it. */
+export type { Llama3RopeScaling };
 
 export interface ModelConfig {
   /** The config's model_type. */
