@@ -6,7 +6,7 @@
  * gradients, optimizer state and activations. `--quick` uses a smaller model and 64-token sequences.
  */
 import { DPOConfig } from "../../src/dpo/config.ts";
-import { DPOTrainer } from "../../src/dpo/trainer.ts";
+import { DPOTrainer, type TrainerCallback } from "../../src/dpo/trainer.ts";
 import { memoryStats, resetPeakMemory, sync } from "../../mod.ts";
 import { initModel } from "../../src/models/init.ts";
 import { Generator } from "../../src/tensor/random.ts";
@@ -32,6 +32,29 @@ export function rows(n: number, promptLen: number, answerLen: number, V: number,
     chosen: ids(answerLen),
     rejected: ids(answerLen),
   }));
+}
+
+/** Wall time of each optimizer step (waiting for the GPU at each step's end); the mean skips the first step. */
+export function stepTimer(): { callback: TrainerCallback; meanMs: () => number } {
+  const times: number[] = [];
+  let last = 0;
+  return {
+    callback: {
+      onTrainBegin: () => {
+        last = performance.now();
+      },
+      onStepEnd: async () => {
+        await sync();
+        const now = performance.now();
+        times.push(now - last);
+        last = now;
+      },
+    },
+    meanMs: () => {
+      const measured = times.slice(1); // the first step compiles pipelines
+      return measured.reduce((a, b) => a + b, 0) / measured.length;
+    },
+  };
 }
 
 /** The bench model: a Llama of hidden 256, 4 layers, 8 heads (4 KV), intermediate 688, vocabulary 8192. */
@@ -61,8 +84,7 @@ async function run(ctx: BenchContext, precompute: boolean): Promise<void> {
   const before = memoryStats().liveBytes;
   const model = await initModel(cfg, { seed: 1 });
   const data = rows(pairs * (steps + 1), T / 4, T - T / 4 - 2, cfg.vocab_size, 3);
-  const times: number[] = [];
-  let last = 0;
+  const timer = stepTimer();
   const trainer = new DPOTrainer({
     model,
     tokenizer: numberTokenizer,
@@ -79,23 +101,12 @@ async function run(ctx: BenchContext, precompute: boolean): Promise<void> {
       reportTo: ["none"],
       saveStrategy: "no",
     }),
-    callbacks: [{
-      onTrainBegin: () => {
-        last = performance.now();
-      },
-      onStepEnd: async () => {
-        await sync();
-        const now = performance.now();
-        times.push(now - last);
-        last = now;
-      },
-    }],
+    callbacks: [timer.callback],
     log: () => {},
   });
   await trainer.train();
   const peak = memoryStats().peakBytes - before;
-  const measured = times.slice(1); // the first step compiles pipelines
-  const ms = measured.reduce((a, b) => a + b, 0) / measured.length;
+  const ms = timer.meanMs();
   const tokens = 2 * pairs * T;
   ctx.emit({
     bench: "dpo_step",

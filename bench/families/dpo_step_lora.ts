@@ -16,7 +16,7 @@ import { initModel } from "../../src/models/init.ts";
 import { loraOf, unloadLora } from "../../src/nn/lora.ts";
 import { disposeQuantized, quantizeBase } from "../../src/nn/lora_quant.ts";
 import type { BenchContext, BenchFamily } from "../harness.ts";
-import { benchConfig, numberTokenizer, rows } from "./dpo_step.ts";
+import { benchConfig, numberTokenizer, rows, stepTimer } from "./dpo_step.ts";
 
 type Variant = "full_ft" | "lora_r16" | "lora_r16_int8";
 
@@ -32,8 +32,7 @@ async function run(ctx: BenchContext, variant: Variant): Promise<void> {
   const model = await initModel(cfg, { seed: 1 });
   if (variant === "lora_r16_int8") await quantizeBase(model);
   const data = rows(pairs * (steps + 1), T / 4, T - T / 4 - 2, cfg.vocab_size, 3);
-  const times: number[] = [];
-  let last = 0;
+  const timer = stepTimer();
   const trainer = new DPOTrainer({
     model,
     tokenizer: numberTokenizer,
@@ -50,23 +49,12 @@ async function run(ctx: BenchContext, variant: Variant): Promise<void> {
       saveStrategy: "no",
     }),
     peftConfig: variant === "full_ft" ? null : { r: 16, loraAlpha: 32, targetModules: "all-linear" },
-    callbacks: [{
-      onTrainBegin: () => {
-        last = performance.now();
-      },
-      onStepEnd: async () => {
-        await sync();
-        const now = performance.now();
-        times.push(now - last);
-        last = now;
-      },
-    }],
+    callbacks: [timer.callback],
     log: () => {},
   });
   await trainer.train();
   const peak = memoryStats().peakBytes - before;
-  const measured = times.slice(1); // the first step compiles pipelines
-  const ms = measured.reduce((a, b) => a + b, 0) / measured.length;
+  const ms = timer.meanMs();
   const tokens = 2 * pairs * T;
   const trainable = trainer.optimizer!.params.reduce((s, p) => s + p.size, 0);
   ctx.emit({
