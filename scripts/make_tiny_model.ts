@@ -4,20 +4,28 @@
  *
  * 1. The task (src/demo/task.ts): "What is 37 + 5?" → "37 + 5 = 42.", the questions split into training and
  *    held-out sets; noisy SFT conversations (a share of the answers off by a little) and preference pairs
- *    (chosen correct, rejected off by a little) written as JSONL to data/.
+ *    (chosen correct; rejected the SFT model's own wrong answer where it has one, else off by a little, see
+ *    `preferenceData.rejected`) written as JSONL to data/.
  * 2. The tokenizer (character level) and a Llama config (src/demo/tiny_chat.ts); the model initialised from a
  *    seed and trained with SFTTrainer on the noisy conversations (assistant turns only).
  * 3. The model and tokenizer saved with saveModel, generation_config.json, data/recipe.json (every parameter and
  *    the measured accuracies) and a model card.
  *
- * The data files are byte-for-byte reproducible; the weights are reproducible on the same WebGPU adapter (the
- * kernels are deterministic), and differ in the last bits across adapters.
+ * The SFT data and held-out pairs are byte-for-byte reproducible; the weights are reproducible on the same WebGPU
+ * adapter (the kernels are deterministic) and differ in the last bits across adapters, and so may the training
+ * pairs built from the model's own answers. SFT from a random start is not guaranteed to succeed: with some seeds
+ * (or on another adapter) the model stays near 10-20% accuracy; recipe.json records where the shipped one was
+ * trained (`trainedOn`), and `--data-only` rebuilds the data files for the model already in the folder.
  *
- * usage: deno task make-tiny-model [--out DIR] [--steps N]
+ * usage: deno task make-tiny-model [--out DIR] [--steps N] [--recipe FILE] [--data-only]
+ *
+ * `--recipe FILE` reads a JSON object whose fields replace the recipe's (nested objects are merged), e.g.
+ * `{"model": {"hiddenSize": 96}, "sft": {"maxSteps": 1200}}`, to try a variant without editing this file.
  */
 import { init } from "../src/gpu/init.ts";
 import { initModel } from "../src/models/init.ts";
-import { saveModel } from "../src/models/loader.ts";
+import { loadModel, saveModel } from "../src/models/loader.ts";
+import type { CausalLM } from "../src/models/causal_lm.ts";
 import { SFTConfig } from "../src/sft/config.ts";
 import { SFTTrainer } from "../src/sft/trainer.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
@@ -46,13 +54,22 @@ export const RECIPE = {
     seed: 1234,
     minA: 10,
     maxA: 99,
-    minB: 3,
-    maxB: 7,
+    minB: 1,
+    maxB: 9,
     ops: ["+"],
     heldOutFraction: 0.15,
   } satisfies TaskOptions,
   sftData: { seed: 7, noise: { carry: 0.65, other: 0.08 }, copies: 4 },
-  preferenceData: { trainSeed: 11, testSeed: 13, perQuestion: 6 },
+  /**
+   * `rejected`: "near-misses" rejects answers off by a little, chosen at random; "own-mistakes" rejects first the
+   * SFT model's own wrong greedy answer to the question, where it has one (on-policy pairs), then near misses.
+   */
+  preferenceData: {
+    trainSeed: 11,
+    testSeed: 13,
+    perQuestion: 2,
+    rejected: "own-mistakes" as "near-misses" | "own-mistakes",
+  },
   model: { ...DEFAULT_SHAPE, initSeed: 1 },
   sft: {
     learningRate: 3e-3,
@@ -65,17 +82,67 @@ export const RECIPE = {
   },
 };
 
+export type Recipe = typeof RECIPE;
+
+/** `base` with the fields of `over` replacing its own; nested objects are merged, unknown keys are errors. */
+export function mergeRecipe<T>(base: T, over: unknown, path = "recipe"): T {
+  if (over === null || typeof over !== "object" || Array.isArray(over)) {
+    throw new TypeError(`${path} must be an object`);
+  }
+  const out = { ...base } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(over)) {
+    if (!(k in out)) {
+      throw new TypeError(
+        `${path}.${k} is not a recipe field; the fields are ${Object.keys(out).join(", ")}`,
+      );
+    }
+    const cur = out[k];
+    const nested = cur !== null && typeof cur === "object" && !Array.isArray(cur);
+    out[k] = nested ? mergeRecipe(cur, v, `${path}.${k}`) : v;
+  }
+  return out as T;
+}
+
+/**
+ * For --data-only: how the model already in `out` was made (data/recipe.json's `trainedOn`), after checking that
+ * it was made by the same recipe as far as the model is concerned (task, SFT data, model, SFT).
+ */
+async function previousTraining(out: string, recipe: Recipe): Promise<{ adapter: string; seconds: number }> {
+  const path = `${out}/data/recipe.json`;
+  let previous: Record<string, unknown> & { trainedOn?: { adapter: string; seconds: number } };
+  try {
+    previous = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(`--data-only needs the recipe of the model in ${out}: ${(e as Error).message}`);
+  }
+  for (const k of ["task", "sftData", "model", "sft"] as const) {
+    if (JSON.stringify(previous[k]) !== JSON.stringify(recipe[k])) {
+      throw new Error(
+        `--data-only: the model in ${out} was made with ${k} ${JSON.stringify(previous[k])}, not ` +
+          `${JSON.stringify(recipe[k])}; retrain it (without --data-only) or use its recipe`,
+      );
+    }
+  }
+  if (!previous.trainedOn) throw new Error(`--data-only: ${path} does not say where the model was trained`);
+  return previous.trainedOn;
+}
+
 function usage(): string {
-  return `usage: deno task make-tiny-model [--out DIR] [--steps N]
+  return `usage: deno task make-tiny-model [--out DIR] [--steps N] [--recipe FILE] [--data-only]
 
 Regenerates the demo's tiny chat model and data (default folder examples/tiny-chat): synthetic arithmetic
 questions, noisy SFT conversations, preference pairs (train and held-out), a character-level tokenizer, and a
-${RECIPE.model.numLayers}-layer Llama SFT-trained from a seeded random initialisation (${RECIPE.sft.maxSteps} steps).`;
+${RECIPE.model.numLayers}-layer Llama SFT-trained from a seeded random initialisation (${RECIPE.sft.maxSteps} steps).
+--recipe FILE replaces recipe fields with those of a JSON file (nested objects merged), e.g.
+{"model": {"hiddenSize": 96}, "sft": {"maxSteps": 1200}}. --data-only keeps the model already in the folder and
+rewrites the data files, measurements and model card.`;
 }
 
 async function main(argv: string[]): Promise<number> {
   let out = new URL("../examples/tiny-chat", import.meta.url).pathname;
-  let steps = RECIPE.sft.maxSteps;
+  let recipe: Recipe = RECIPE;
+  let steps: number | undefined;
+  let dataOnly = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "-h" || a === "--help") {
@@ -84,23 +151,38 @@ async function main(argv: string[]): Promise<number> {
     } else if (a === "--out" && argv[i + 1]) out = argv[++i];
     else if (a === "--steps" && argv[i + 1] && Number.isInteger(Number(argv[i + 1]))) {
       steps = Number(argv[++i]);
+    } else if (a === "--data-only") dataOnly = true;
+    else if (a === "--recipe" && argv[i + 1]) {
+      recipe = mergeRecipe(RECIPE, JSON.parse(await Deno.readTextFile(argv[++i])));
     } else {
       console.error(`make-tiny-model: unexpected argument "${a}"\n\n${usage()}`);
       return 2;
     }
   }
+  steps ??= recipe.sft.maxSteps;
   const t0 = performance.now();
   const info = await init();
   console.log(`adapter: ${info.adapterName}`);
+  // where and how long the SFT ran: this run, or (--data-only) the run that made the model in `out`
+  const trained = dataOnly
+    ? await previousTraining(out, { ...recipe, sft: { ...recipe.sft, maxSteps: steps } })
+    : null;
 
   // 1. data
-  const { train, heldOut } = splitQuestions(RECIPE.task);
-  const sft = sftRows(train, RECIPE.sftData);
-  const dpoTrain = preferenceRows(train, {
-    seed: RECIPE.preferenceData.trainSeed,
-    perQuestion: RECIPE.preferenceData.perQuestion,
-  });
-  const dpoTest = preferenceRows(heldOut, { seed: RECIPE.preferenceData.testSeed, perQuestion: 1 });
+  const { train, heldOut } = splitQuestions(recipe.task);
+  const sft = sftRows(train, recipe.sftData);
+  const ownMistakes = recipe.preferenceData.rejected === "own-mistakes";
+  if (!ownMistakes && recipe.preferenceData.rejected !== "near-misses") {
+    throw new TypeError(`recipe.preferenceData.rejected must be "near-misses" or "own-mistakes"`);
+  }
+  const pairsFor = (mistakes?: Map<string, number>) =>
+    preferenceRows(train, {
+      seed: recipe.preferenceData.trainSeed,
+      perQuestion: recipe.preferenceData.perQuestion,
+      mistakes,
+    });
+  let dpoTrain = pairsFor();
+  const dpoTest = preferenceRows(heldOut, { seed: recipe.preferenceData.testSeed, perQuestion: 1 });
   await Deno.mkdir(`${out}/data`, { recursive: true });
   await Deno.writeTextFile(`${out}/data/sft_train.jsonl`, toJsonl(sft.rows));
   await Deno.writeTextFile(`${out}/data/dpo_train.jsonl`, toJsonl(dpoTrain));
@@ -112,49 +194,66 @@ async function main(argv: string[]): Promise<number> {
   );
 
   // 2. tokenizer and model
-  const config = tinyModelConfig(RECIPE.model);
+  const config = tinyModelConfig(recipe.model);
   const tokenizer = new Tokenizer(
     tinyTokenizerJson(),
-    tinyTokenizerConfig(RECIPE.model.maxPositions),
+    tinyTokenizerConfig(recipe.model.maxPositions),
     tinySpecialTokensMap(),
   );
-  const model = await initModel(config, { seed: RECIPE.model.initSeed });
+  // --data-only: the model already in `out` (no training), for the data files, measurements and model card
+  const model = dataOnly ? await loadModel(out) : await initModel(config, { seed: recipe.model.initSeed });
   const nParams = model.parameters().reduce((n, p) => n + p.size, 0);
-  console.log(
-    `model: Llama, ${RECIPE.model.numLayers} layers, hidden ${RECIPE.model.hiddenSize}, ` +
-      `${nParams} parameters; SFT for ${steps} steps of ${RECIPE.sft.perDeviceTrainBatchSize} conversations`,
-  );
-  const trainer = new SFTTrainer({
-    model,
-    tokenizer,
-    trainDataset: sft.rows as unknown as Record<string, unknown>[],
-    args: new SFTConfig({
-      ...RECIPE.sft,
-      maxSteps: steps,
-      outputDir: out,
-      loggingSteps: 25,
-      maxLength: RECIPE.model.maxPositions,
-    }),
-  });
-  // progress: held-out exact-answer accuracy every 100 steps
-  trainer.callbacks.push({
-    onStepEnd: async (s) => {
-      if (s.globalStep % 100 !== 0 || s.globalStep === steps) return;
-      const acc = accuracy(await answerQuestions(model, tokenizer, heldOut));
-      console.log(`step ${s.globalStep}: held-out exact-answer accuracy ${(100 * acc).toFixed(1)}%`);
-    },
-  });
-  await trainer.train();
-  trainer.dispose();
+  if (!dataOnly) await supervisedFineTune(model);
 
-  // 3. files and measurements
-  await saveModel(model, out, { tokenizer });
-  await Deno.writeTextFile(
-    `${out}/generation_config.json`,
-    JSON.stringify(tinyGenerationConfig(), null, 2) + "\n",
-  );
+  async function supervisedFineTune(model: CausalLM): Promise<void> {
+    console.log(
+      `model: Llama, ${recipe.model.numLayers} layers, hidden ${recipe.model.hiddenSize}, ` +
+        `${nParams} parameters; SFT for ${steps} steps of ${recipe.sft.perDeviceTrainBatchSize} conversations`,
+    );
+    const trainer = new SFTTrainer({
+      model,
+      tokenizer,
+      trainDataset: sft.rows as unknown as Record<string, unknown>[],
+      args: new SFTConfig({
+        ...recipe.sft,
+        maxSteps: steps,
+        outputDir: out,
+        loggingSteps: 25,
+        maxLength: recipe.model.maxPositions,
+      }),
+    });
+    // progress: held-out exact-answer accuracy every 100 steps
+    trainer.callbacks.push({
+      onStepEnd: async (s) => {
+        if (s.globalStep % 100 !== 0 || s.globalStep === steps) return;
+        const acc = accuracy(await answerQuestions(model, tokenizer, heldOut));
+        console.log(`step ${s.globalStep}: held-out exact-answer accuracy ${(100 * acc).toFixed(1)}%`);
+      },
+    });
+    await trainer.train();
+    trainer.dispose();
+    await saveModel(model, out, { tokenizer });
+    await Deno.writeTextFile(
+      `${out}/generation_config.json`,
+      JSON.stringify(tinyGenerationConfig(), null, 2) + "\n",
+    );
+  }
+
+  // 3. measurements, own-mistakes pairs, recipe and model card
   const answers = await answerQuestions(model, tokenizer, heldOut);
   const trainAnswers = await answerQuestions(model, tokenizer, train);
+  if (ownMistakes) {
+    const mistakes = new Map<string, number>();
+    for (const a of trainAnswers) {
+      if (!a.correct && a.value !== null) mistakes.set(questionText(a.question), a.value);
+    }
+    dpoTrain = pairsFor(mistakes);
+    await Deno.writeTextFile(`${out}/data/dpo_train.jsonl`, toJsonl(dpoTrain));
+    console.log(
+      `preference pairs: ${dpoTrain.length}, rejecting first the SFT model's own wrong answer ` +
+        `(${mistakes.size} of ${train.length} training questions)`,
+    );
+  }
   const measured = {
     heldOutExactAccuracy: accuracy(answers),
     heldOutPreferenceAccuracy: await preferenceAccuracy(model, tokenizer, dpoTest),
@@ -165,8 +264,8 @@ async function main(argv: string[]): Promise<number> {
     `${out}/data/recipe.json`,
     JSON.stringify(
       {
-        ...RECIPE,
-        sft: { ...RECIPE.sft, maxSteps: steps },
+        ...recipe,
+        sft: { ...recipe.sft, maxSteps: steps },
         counts: {
           trainQuestions: train.length,
           heldOutQuestions: heldOut.length,
@@ -176,7 +275,8 @@ async function main(argv: string[]): Promise<number> {
           dpoTestPairs: dpoTest.length,
           parameters: nParams,
         },
-        measured: { ...measured, adapter: info.adapterName, seconds: Math.round(seconds) },
+        measured: { ...measured, adapter: info.adapterName },
+        trainedOn: trained ?? { adapter: info.adapterName, seconds: Math.round(seconds) },
       },
       null,
       2,
@@ -190,13 +290,14 @@ async function main(argv: string[]): Promise<number> {
     `${out}/README.md`,
     `# tiny-chat
 
-A tiny Llama chat model made by webdpo for \`deno task demo\`: ${nParams} parameters (${RECIPE.model.numLayers} layers,
-hidden ${RECIPE.model.hiddenSize}), a character-level tokenizer with a ChatML-style chat template, trained from a
+A tiny Llama chat model made by webdpo for \`deno task demo\`: ${nParams} parameters (${recipe.model.numLayers} layers,
+hidden ${recipe.model.hiddenSize}), a character-level tokenizer with a ChatML-style chat template, trained from a
 seeded random initialisation with webdpo's \`SFTTrainer\` on deliberately noisy answers to short arithmetic
 questions (${
       pct(sft.wrong / sft.rows.length)
-    } of the answers off by a little, most of them one too low where the sum needs a carry). Regenerate it with
-\`deno task make-tiny-model\` (every parameter is in data/recipe.json).
+    } of the answers off by a little, most of them one too low where the sum needs a carry), on
+${(trained ?? { adapter: info.adapterName }).adapter}. Regenerate it with \`deno task make-tiny-model\` (every
+parameter is in data/recipe.json).
 
 Measured after SFT, on ${heldOut.length} held-out questions that no training file contains:
 exact-answer accuracy of greedy answers ${pct(measured.heldOutExactAccuracy)}, preference accuracy
@@ -211,7 +312,14 @@ ${examples.join("\n")}
 
 Files: config.json, model.safetensors, generation_config.json, tokenizer.json, tokenizer_config.json,
 special_tokens_map.json; data/sft_train.jsonl (SFT conversations), data/dpo_train.jsonl and data/dpo_test.jsonl
-(preference pairs in TRL's conversational format: prompt, chosen, rejected; disjoint questions).
+(preference pairs in TRL's conversational format: prompt, chosen, rejected; disjoint questions). The training
+pairs reject first the SFT model's own wrong answer to the question where it has one (on-policy pairs, here
+${
+      ownMistakes
+        ? "used"
+        : "not used"
+    }), then answers off by one, two or ten; the held-out pairs reject an answer
+off by one, two or ten.
 `,
   );
   console.log(

@@ -146,7 +146,7 @@ Deno.test("tokenizer files: standard components, consistent special tokens, Chat
   assert.equal(tok.bosTokenId, null);
 });
 
-Deno.test("data files: conversational formats, disjoint questions, correct chosen and near-miss rejected", async () => {
+Deno.test("data files: conversational formats, disjoint questions, correct chosen, plausible wrong rejected", async () => {
   const recipe = await json("data/recipe.json");
   const sft = await jsonl("sft_train.jsonl");
   const train = await jsonl("dpo_train.jsonl");
@@ -180,8 +180,10 @@ Deno.test("data files: conversational formats, disjoint questions, correct chose
   );
   const check = (
     rows: { prompt: { role: string; content: string }[]; chosen: never[]; rejected: never[] }[],
+    ownMistakes: boolean,
   ) => {
     const questions = new Set<string>();
+    const offs = new Map<number, number>();
     for (const r of rows) {
       assert.equal(r.prompt.length, 1);
       assert.equal(r.prompt[0].role, "user");
@@ -193,12 +195,32 @@ Deno.test("data files: conversational formats, disjoint questions, correct chose
       const sum = Number(x) + Number(y);
       assert.equal(Number(a.exec(c.content)![3]), sum, "chosen is correct");
       const off = Number(a.exec(rj.content)![3]) - sum;
-      assert.ok([-10, -2, -1, 1, 2, 10].includes(off), `rejected is a plausible wrong result, got ${off}`);
+      assert.notEqual(off, 0, "rejected is wrong");
+      offs.set(off, (offs.get(off) ?? 0) + 1);
       questions.add(r.prompt[0].content);
     }
-    return questions;
+    // near misses are off by 1, 2 or 10; the SFT model's own mistakes may be anything, but are few of those
+    const far = [...offs].filter(([d]) => ![-10, -2, -1, 1, 2, 10].includes(d)).reduce(
+      (n, [, c]) => n + c,
+      0,
+    );
+    if (!ownMistakes) assert.equal(far, 0, `rejected answers are near misses: ${[...offs]}`);
+    else assert.ok(far < 0.02 * rows.length, `mostly plausible rejected answers: ${[...offs]}`);
+    return { questions, offs };
   };
-  const trainQ = check(train), testQ = check(test);
+  const own = recipe.preferenceData.rejected === "own-mistakes";
+  const { questions: trainQ, offs } = check(train, own);
+  const { questions: testQ } = check(test, false);
+  if (own) {
+    // on-policy pairs: the SFT model's typical error (a carry answer one too low) is the most rejected
+    const top = [...offs].sort((x, y) => y[1] - x[1])[0][0];
+    assert.equal(top, -1, `the most common rejected offset is -1: ${[...offs]}`);
+  }
+  assert.equal(
+    train.length,
+    recipe.counts.trainQuestions * recipe.preferenceData.perQuestion,
+    `${recipe.preferenceData.perQuestion} pairs per training question`,
+  );
   assert.equal(testQ.size, test.length, "one held-out pair per question");
   for (const x of testQ) {
     assert.ok(!trainQ.has(x), `${x} is held out but in the training pairs`);

@@ -48,10 +48,10 @@ export interface DemoOptions {
 export const TINY_CHAT_DIR = new URL("../../examples/tiny-chat", import.meta.url).pathname;
 
 export const DEMO_DEFAULTS: DemoOptions = {
-  steps: 200,
+  steps: 300,
   lossType: "sigmoid",
-  beta: 0.5,
-  learningRate: 3e-4,
+  beta: 1,
+  learningRate: 5e-4,
   batchSize: 16,
   outputDir: "outputs/demo",
   modelDir: TINY_CHAT_DIR,
@@ -64,7 +64,8 @@ export function demoUsage(d: DemoOptions = DEMO_DEFAULTS): string {
   return `deno task demo [options]
 
 Fine-tunes the tiny chat model shipped in examples/tiny-chat (an SFT model that often gets short arithmetic
-questions wrong) with DPO on preference pairs (chosen = the correct answer, rejected = one off by a little),
+questions wrong) with DPO on preference pairs (chosen = the correct answer, rejected = the SFT model's own wrong
+answer or one off by a little),
 and measures on held-out questions, before and after: the exact-answer accuracy of greedy answers and the
 preference accuracy (log p(chosen) > log p(rejected)). Runs on any WebGPU adapter, the CPU included.
 

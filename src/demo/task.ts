@@ -156,21 +156,26 @@ export function sftRows(
 export const REJECTED_OFFSETS = [-2, -1, 1, 2, -10, 10] as const;
 
 /**
- * Preference pairs: per question `perQuestion` pairs, each rejecting a different plausible wrong result (an
- * offset of `offsets` chosen at random; results below zero are skipped).
+ * Preference pairs: per question `perQuestion` pairs, each rejecting a different plausible wrong result. The first
+ * rejected result is the model's own mistake where `mistakes` has one for the question (keyed by `questionText`:
+ * on-policy pairs, as when the rejected answers are sampled from the SFT model); the others are offsets of
+ * `offsets` chosen at random (results below zero are skipped).
  */
 export function preferenceRows(
   questions: Question[],
-  { seed, perQuestion = 1, offsets = REJECTED_OFFSETS }: {
+  { seed, perQuestion = 1, offsets = REJECTED_OFFSETS, mistakes }: {
     seed: number;
     perQuestion?: number;
     offsets?: readonly number[];
+    mistakes?: ReadonlyMap<string, number>;
   },
 ): PreferenceRow[] {
   const g = new Generator(seed);
   const rows: PreferenceRow[] = [];
   for (const q of questions) {
-    const wrong = g.shuffle(offsets.map((d) => q.answer + d).filter((v) => v >= 0));
+    const own = mistakes?.get(questionText(q));
+    const wrong = g.shuffle(offsets.map((d) => q.answer + d).filter((v) => v >= 0 && v !== own));
+    if (own !== undefined && own !== q.answer && own >= 0) wrong.unshift(own);
     for (const v of wrong.slice(0, perQuestion)) {
       rows.push({
         prompt: [{ role: "user", content: questionText(q) }],
