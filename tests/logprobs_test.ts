@@ -66,6 +66,11 @@ function caseLabels(N: number, V: number, seed: number): Int32Array {
   return makeLabels(N, V, seed, { 0: 0, 1: V - 1, 3: -100, [N - 1]: V - 1, [Math.floor(N / 2)]: -100 });
 }
 
+/** `ref` with the rows whose label is ignored set to 0 (what the stats are there with `scoredRowsOnly`). */
+function scoredOnly(ref: ArrayLike<number>, labels: Int32Array, ignore = -100): number[] {
+  return Array.from(ref, (v, i) => (labels[i] === ignore ? 0 : v));
+}
+
 Deno.test(
   "fusedLogProbs forward and stats match the float64 reference on awkward shapes",
   gpuTest,
@@ -77,26 +82,33 @@ Deno.test(
       const labels = N === 1 ? Int32Array.from([0]) : caseLabels(N, V, 5 + C);
       const ref = refFusedLogProbs(h, W, labels, N, C, V);
       for (const chunk of chunks) {
-        await scope(async () => {
-          const r = fusedLogProbsWithStats(tensor(h, [N, C]), tensor(W, [V, C]), labels, { chunk });
-          const what = `N=${N} C=${C} V=${V} chunk=${chunk}`;
-          // f32 dot products over C and f32 sums over V: tolerance scales with the logit magnitudes
-          assertClose(await values(r.logps), ref.logp, { atol: 2e-5 * C, rtol: 1e-4 }, `${what} logps`);
-          assertClose(
-            await values(r.logitSum),
-            ref.logitSum,
-            { atol: 2e-5 * C * V, rtol: 1e-4 },
-            `${what} sum`,
-          );
-          assertClose(
-            await values(r.logSumP2),
-            ref.logSumP2,
-            { atol: 2e-5 * C, rtol: 1e-4 },
-            `${what} logΣp²`,
-          );
-          // ignored rows are exactly 0
-          if (N > 3) assert.equal((await values(r.logps))[3], 0);
-        });
+        for (const scoredRowsOnly of [true, false]) {
+          await scope(async () => {
+            const r = fusedLogProbsWithStats(tensor(h, [N, C]), tensor(W, [V, C]), labels, {
+              chunk,
+              scoredRowsOnly,
+            });
+            const what = `N=${N} C=${C} V=${V} chunk=${chunk} scoredRowsOnly=${scoredRowsOnly}`;
+            // the stats of ignored rows are computed only when every row goes through the LM head
+            const stat = (x: ArrayLike<number>) => scoredRowsOnly ? scoredOnly(x, labels) : x;
+            // f32 dot products over C and f32 sums over V: tolerance scales with the logit magnitudes
+            assertClose(await values(r.logps), ref.logp, { atol: 2e-5 * C, rtol: 1e-4 }, `${what} logps`);
+            assertClose(
+              await values(r.logitSum),
+              stat(ref.logitSum),
+              { atol: 2e-5 * C * V, rtol: 1e-4 },
+              `${what} sum`,
+            );
+            assertClose(
+              await values(r.logSumP2),
+              stat(ref.logSumP2),
+              { atol: 2e-5 * C, rtol: 1e-4 },
+              `${what} logΣp²`,
+            );
+            // ignored rows are exactly 0
+            if (N > 3) assert.equal((await values(r.logps))[3], 0);
+          });
+        }
       }
     }
   },
@@ -111,22 +123,24 @@ Deno.test("fusedLogProbs backward matches the reference dH and dW on awkward sha
     const d = randomArray(N, 3, -2, 2);
     const ref = refFusedLogProbs(h, W, labels, N, C, V, -100, d);
     for (const chunk of chunks) {
-      await scope(async () => {
-        const ht = tensor(h, [N, C], { requiresGrad: true });
-        const Wt = tensor(W, [V, C], { requiresGrad: true });
-        const out = fusedLogProbs(ht, Wt, labels, { chunk });
-        out.backward(tensor(d, [N]));
-        const what = `N=${N} C=${C} V=${V} chunk=${chunk}`;
-        assertClose(await values(ht.grad!), ref.dH!, { atol: 1e-5 * V, rtol: 1e-3 }, `${what} dH`);
-        assertClose(await values(Wt.grad!), ref.dW!, { atol: 1e-5 * N, rtol: 1e-3 }, `${what} dW`);
-        if (N > 3) {
-          // an ignored row gets no gradient at all
-          const gh = await values(ht.grad!);
-          assert.ok(gh.slice(3 * C, 4 * C).every((x) => x === 0), "ignored row 3 has a nonzero dH");
-        }
-        ht.grad!.dispose();
-        Wt.grad!.dispose();
-      });
+      for (const scoredRowsOnly of [true, false]) {
+        await scope(async () => {
+          const ht = tensor(h, [N, C], { requiresGrad: true });
+          const Wt = tensor(W, [V, C], { requiresGrad: true });
+          const out = fusedLogProbs(ht, Wt, labels, { chunk, scoredRowsOnly });
+          out.backward(tensor(d, [N]));
+          const what = `N=${N} C=${C} V=${V} chunk=${chunk} scoredRowsOnly=${scoredRowsOnly}`;
+          assertClose(await values(ht.grad!), ref.dH!, { atol: 1e-5 * V, rtol: 1e-3 }, `${what} dH`);
+          assertClose(await values(Wt.grad!), ref.dW!, { atol: 1e-5 * N, rtol: 1e-3 }, `${what} dW`);
+          if (N > 3) {
+            // an ignored row gets no gradient at all
+            const gh = await values(ht.grad!);
+            assert.ok(gh.slice(3 * C, 4 * C).every((x) => x === 0), "ignored row 3 has a nonzero dH");
+          }
+          ht.grad!.dispose();
+          Wt.grad!.dispose();
+        });
+      }
     }
   }
 });
@@ -430,7 +444,12 @@ Deno.test(
       const Wt = tensor(W, [V, C], { requiresGrad: true });
       const r = fusedLogProbsWithStats(ht, Wt, labels);
       assertClose(await values(r.logps), ref.logp, { atol: 1e-4, rtol: 1e-4 }, "logps");
-      assertClose(await values(r.logSumP2), ref.logSumP2, { atol: 1e-4, rtol: 1e-4 }, "logΣp²");
+      assertClose(
+        await values(r.logSumP2),
+        scoredOnly(ref.logSumP2, labels),
+        { atol: 1e-4, rtol: 1e-4 },
+        "logΣp²",
+      );
       r.logps.backward(tensor(d, [N]));
       assertClose(await values(ht.grad!), ref.dH!, { atol: 1e-5, rtol: 1e-3 }, "dH");
       assertClose(await values(Wt.grad!), ref.dW!, { atol: 1e-6, rtol: 1e-3 }, "dW");
@@ -494,7 +513,7 @@ Deno.test(
           if (lp.logSumP2) {
             assertClose(
               await values(lp.logSumP2),
-              ref.logSumP2,
+              scoredOnly(ref.logSumP2, labels),
               { atol: 1e-4, rtol: 1e-4 },
               `${what} logΣp²`,
             );

@@ -26,6 +26,9 @@ import { type BufferBinding, dispatch, grid1d } from "../../gpu/queue.ts";
 import { tensor } from "../../tensor/create.ts";
 import { empty, type Tensor, view } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
+import { concat } from "./concat.ts";
+import { gatherRows } from "./gather_rows.ts";
+import { reshape } from "./reshape.ts";
 
 const LOGITS = kernel("logprob_logits.wgsl");
 const BACKWARD = kernel("logprob_backward.wgsl");
@@ -52,6 +55,12 @@ export interface FusedLogProbsOptions {
    * storage binding would be too large.
    */
   chunk?: number;
+  /**
+   * With host labels, run the LM head only on the rows whose label is scored (default true): the hidden states
+   * of those rows are gathered, scored, and the results put back in place (0 elsewhere), so prompt and padding
+   * positions — most of a DPO batch — cost nothing in the V-wide products. Same values and gradients.
+   */
+  scoredRowsOnly?: boolean;
 }
 
 /** What `fusedLogProbsWithStats` returns; every tensor is [N] (the leading dimensions of h). */
@@ -435,7 +444,7 @@ function reshapeRaw(t: Tensor, shape: readonly number[]): Tensor {
  * (W may be the tied input embedding).
  */
 export function fusedLogProbs(h: Tensor, W: Tensor, labels: Labels, opts: FusedLogProbsOptions = {}): Tensor {
-  const r = fusedImpl(h, W, labels, opts);
+  const r = scoredImpl(h, W, labels, opts);
   r.logitSum.dispose();
   r.logSumP2.dispose();
   return r.logps;
@@ -448,7 +457,44 @@ export function fusedLogProbsWithStats(
   labels: Labels,
   opts: FusedLogProbsOptions = {},
 ): FusedLogProbsResult {
-  return fusedImpl(h, W, labels, opts);
+  return scoredImpl(h, W, labels, opts);
+}
+
+/**
+ * `fusedImpl` on the scored rows only (see `scoredRowsOnly`): h's scored rows are gathered into [S, C]; each
+ * [S] result is put back in place by a second gather from [result; 0] (position n takes its compact row, or
+ * the zero row S), so both directions are differentiable gathers and ignored rows get exactly 0 and no gradient.
+ */
+function scoredImpl(h: Tensor, W: Tensor, labels: Labels, opts: FusedLogProbsOptions): FusedLogProbsResult {
+  if (opts.scoredRowsOnly === false || !isHost(labels) || h.shape.length < 2) {
+    return fusedImpl(h, W, labels, opts);
+  }
+  const ignore = opts.ignoreIndex ?? IGNORE_INDEX;
+  const flat = flattenLabels(labels);
+  const C = h.shape[h.shape.length - 1];
+  const N = h.size / C;
+  if (flat.length !== N) return fusedImpl(h, W, labels, opts); // fusedImpl reports the mismatch
+  let S = 0;
+  for (let n = 0; n < N; n++) if (flat[n] !== ignore) S++;
+  if (S === N || S === 0) return fusedImpl(h, W, labels, opts);
+  const rows = new Int32Array(S);
+  const place = new Int32Array(N).fill(S);
+  for (let n = 0, k = 0; n < N; n++) {
+    if (flat[n] !== ignore) {
+      rows[k] = n;
+      place[n] = k++;
+    }
+  }
+  const out = h.shape.slice(0, -1);
+  const hS = gatherRows(reshape(h, [N, C]), rows);
+  const r = fusedImpl(hS, W, rows.map((n) => flat[n]), { ...opts, scoredRowsOnly: false });
+  const zero = tensor(new Float32Array(1), [1, 1]);
+  const back = (t: Tensor) => reshape(gatherRows(concat([reshape(t, [S, 1]), zero]), place), out);
+  const result = { logps: back(r.logps), logitSum: back(r.logitSum), logSumP2: back(r.logSumP2) };
+  if (!needsGrad(h, W)) {
+    for (const t of [hS, r.logps, r.logitSum, r.logSumP2, zero]) t.dispose();
+  }
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
