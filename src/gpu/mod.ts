@@ -18,3 +18,10 @@ export {
   sync,
   upload,
 } from "./queue.ts";
+export {
+  formatKernelProfile,
+  type KernelTiming,
+  ProfileError,
+  startKernelProfile,
+  stopKernelProfile,
+} from "./profile.ts";

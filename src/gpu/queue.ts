@@ -12,6 +12,7 @@ import { DeviceLostError, GpuLimitError, KernelError } from "./errors.ts";
 import type { BindingKind, Kernel } from "./kernel.ts";
 import type { Params } from "./params.ts";
 import { emptyCache as emptyPool } from "./pool.ts";
+import { profiling, resolveTimestamps, timedPass } from "./profile.ts";
 
 /** A storage buffer binding: the whole buffer, or a byte range of it. */
 export interface BufferBinding {
@@ -122,11 +123,16 @@ function pipeline(device: GPUDevice, spec: DispatchSpec, kinds: BindingKind[]): 
   return p;
 }
 
-function begin(device: GPUDevice): GPUComputePassEncoder {
+function begin(device: GPUDevice, timed?: string): GPUComputePassEncoder {
   if (!encoder) {
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
     encoder = device.createCommandEncoder();
+  }
+  if (timed !== undefined) {
+    // profiling: each dispatch in its own pass, timestamped at both ends
+    endPass();
+    pass = encoder.beginComputePass(timedPass(device, timed));
   }
   if (!pass) pass = encoder.beginComputePass();
   return pass;
@@ -193,7 +199,7 @@ export function dispatch(spec: DispatchSpec): void {
     key += `|${bufferId(buffer)}:${offset}:${bound}`;
     used.add(buffer);
   });
-  const p = begin(device);
+  const p = begin(device, profiling() ? name : undefined);
   const pl = pipeline(device, spec, kinds);
   let pid = pipelineIds.get(pl);
   if (pid === undefined) pipelineIds.set(pl, pid = nextPipelineId++);
@@ -221,8 +227,10 @@ export function flush(): void {
   const { device } = gpu();
   endPass();
   if (slots > 0) device.queue.writeBuffer(arena!, 0, arenaCpu, 0, slots * SLOT);
+  const readTimestamps = resolveTimestamps(device, encoder);
   const cb = encoder.finish();
   device.queue.submit([cb]);
+  readTimestamps?.();
   const kernels = [...batchKernels];
   const validation = device.popErrorScope();
   const oom = device.popErrorScope();
