@@ -16,12 +16,18 @@
 // Layout:   row-major, contiguous; row n of x starts at n·C.
 // Dispatch: `forward`, `backward_dx`: one workgroup of WG invocations (override, a power of two ≤ 256) per row,
 //             row = wid.x + wid.y · nwg.x (grid1d(N, 1)); strided loads, fixed-shape tree reductions.
+//           `forward_rows`, `backward_dx_rows` (CPU adapters, as in rmsnorm.wgsl): workgroups of 64, one row per
+//             invocation, row = gid.x + gid.y · nwg.x · 64 (grid1d(N, 64)); blocked sums (32 columns, then the
+//             blocks; LayerNorm's mean of rows far from 0 needs it); about 3·C loop iterations (C ≤ 16384 for
+//             lavapipe's limit).
 //           `backward_dwdb_partial`: workgroup_size 64 over columns; workgroups [ceil(C / 64), nChunks];
 //             invocation (c, k) sums rows [k·rowsPerChunk, min(N, (k+1)·rowsPerChunk)) in order.
 
 struct Params { N: u32, C: u32, eps: f32, rowsPerChunk: u32 }
 
 override WG: u32 = 64u;
+// The `*_rows` entries' summation block.
+const BLOCK: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -92,6 +98,64 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   }
   let tot = workgroup_sum2(lid, s) / f32(p.C);
   for (var c = lid; c < p.C; c += WG) {
+    let g = dy[base + c] * w[c];
+    let xh = (x[base + c] - m) * r;
+    out[base + c] = r * (g - tot.x - xh * tot.y);
+  }
+}
+
+@compute @workgroup_size(64)
+fn forward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.N) { return; }
+  let base = row * p.C;
+  let inv_c = 1.0 / f32(p.C);
+  // blocked sums (blocks of BLOCK, then the block sums): rounding error grows with BLOCK + C / BLOCK, not C
+  var s = 0.0;
+  for (var c0 = 0u; c0 < p.C; c0 += BLOCK) {
+    var part = 0.0;
+    for (var c = c0; c < min(p.C, c0 + BLOCK); c++) {
+      part += x[base + c];
+    }
+    s += part;
+  }
+  let m = s * inv_c;
+  var ss = 0.0;
+  for (var c0 = 0u; c0 < p.C; c0 += BLOCK) {
+    var part = 0.0;
+    for (var c = c0; c < min(p.C, c0 + BLOCK); c++) {
+      let d = x[base + c] - m;
+      part += d * d;
+    }
+    ss += part;
+  }
+  let r = inverseSqrt(ss * inv_c + p.eps);
+  mean[row] = m;
+  rstd[row] = r;
+  for (var c = 0u; c < p.C; c++) {
+    out[base + c] = (x[base + c] - m) * r * w[c] + b[c];
+  }
+}
+
+@compute @workgroup_size(64)
+fn backward_dx_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.N) { return; }
+  let base = row * p.C;
+  let m = mean[row];
+  let r = rstd[row];
+  var s = vec2f(0.0);
+  for (var c0 = 0u; c0 < p.C; c0 += BLOCK) {
+    var part = vec2f(0.0);
+    for (var c = c0; c < min(p.C, c0 + BLOCK); c++) {
+      let g = dy[base + c] * w[c];
+      let xh = (x[base + c] - m) * r;
+      part += vec2f(g, g * xh);
+    }
+    s += part;
+  }
+  let tot = s / f32(p.C);
+  for (var c = 0u; c < p.C; c++) {
     let g = dy[base + c] * w[c];
     let xh = (x[base + c] - m) * r;
     out[base + c] = r * (g - tot.x - xh * tot.y);

@@ -15,12 +15,19 @@
 // Dispatch: `forward`, `backward_dx`: one workgroup of WG invocations (override, a power of two ≤ 256) per row,
 //             rows = wid.x + wid.y · nwg.x (grid1d(N, 1) splits past 65535); each invocation strides the row by WG,
 //             then a fixed-shape tree reduction in workgroup memory (deterministic).
+//           `forward_rows`, `backward_dx_rows` (CPU adapters: lavapipe runs each invocation as one SIMD lane and
+//             pays for every workgroup and barrier, so a row per invocation is several times faster): workgroups
+//             of 64, one row per invocation, row = gid.x + gid.y · nwg.x · 64 (grid1d(N, 64)); blocked sums (32
+//             columns, then the blocks). Each walks its row twice (about 2·C loop iterations: C ≤ 16384 for
+//             lavapipe's limit).
 //           `backward_dw_partial`: workgroup_size 64 over columns; workgroups [ceil(C / 64), nChunks];
 //             invocation (c, k) sums rows [k·rowsPerChunk, min(N, (k+1)·rowsPerChunk)) in order.
 
 struct Params { N: u32, C: u32, eps: f32, rowsPerChunk: u32 }
 
 override WG: u32 = 64u;
+// The `*_rows` entries' summation block.
+const BLOCK: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -79,6 +86,47 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   let r = rstd[row];
   let coef = r * r * r * (total / f32(p.C));
   for (var c = lid; c < p.C; c += WG) {
+    out[base + c] = r * (w[c] * dy[base + c]) - x[base + c] * coef;
+  }
+}
+
+@compute @workgroup_size(64)
+fn forward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.N) { return; }
+  let base = row * p.C;
+  var ss = 0.0;
+  for (var c0 = 0u; c0 < p.C; c0 += BLOCK) {
+    var part = 0.0;
+    for (var c = c0; c < min(p.C, c0 + BLOCK); c++) {
+      let v = x[base + c];
+      part += v * v;
+    }
+    ss += part;
+  }
+  let r = inverseSqrt(ss / f32(p.C) + p.eps);
+  rstd[row] = r;
+  for (var c = 0u; c < p.C; c++) {
+    out[base + c] = w[c] * (x[base + c] * r);
+  }
+}
+
+@compute @workgroup_size(64)
+fn backward_dx_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.N) { return; }
+  let base = row * p.C;
+  var s = 0.0;
+  for (var c0 = 0u; c0 < p.C; c0 += BLOCK) {
+    var part = 0.0;
+    for (var c = c0; c < min(p.C, c0 + BLOCK); c++) {
+      part += dy[base + c] * w[c] * x[base + c];
+    }
+    s += part;
+  }
+  let r = rstd[row];
+  let coef = r * r * r * (s / f32(p.C));
+  for (var c = 0u; c < p.C; c++) {
     out[base + c] = r * (w[c] * dy[base + c]) - x[base + c] * coef;
   }
 }

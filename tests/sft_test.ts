@@ -190,7 +190,8 @@ Deno.test(
   gpuTest,
   async () => {
     await setup();
-    const train = noisyPromptTask(64, 1);
+    // 512 rows seen about three times: too many to memorise, so a low held-out loss means the rule was learned
+    const train = noisyPromptTask(512, 1);
     const evalRows = noisyPromptTask(16, 2);
     const run = async (assistantOnlyLoss: boolean) => {
       const model = await initModel(TINY, { seed: 3 });
@@ -201,9 +202,9 @@ Deno.test(
         evalDataset: evalRows,
         args: new SFTConfig({
           learningRate: 1e-2,
-          maxSteps: 60,
+          maxSteps: 100,
           perDeviceTrainBatchSize: 16,
-          loggingSteps: 15,
+          loggingSteps: 25,
           lrSchedulerType: "constant",
           disableTqdm: true,
           assistantOnlyLoss,
@@ -218,7 +219,7 @@ Deno.test(
     const a = await run(true);
     const logs = a.trainer.state.logHistory.filter((l) => "loss" in l);
     assert.equal(logs.length, 4);
-    assert.equal(a.out.globalStep, 60);
+    assert.equal(a.out.globalStep, 100);
     for (const k of ["loss", "grad_norm", "learning_rate", "num_tokens", "epoch", "step"]) {
       assert.ok(
         k in logs[0],
@@ -236,9 +237,10 @@ Deno.test(
     );
     a.trainer.dispose();
     a.model.dispose();
-    // scoring the random user turns too: the loss cannot go near zero
+    // scoring the random user turns too: the loss cannot go near zero (six random letters of four per row are
+    // about 8.3 nats over some twenty scored tokens: a floor near 0.4 per token)
     const b = await run(false);
-    assert.ok(b.after.eval_loss > 0.5, `eval_loss with every token scored ${b.after.eval_loss}`);
+    assert.ok(b.after.eval_loss > 0.3, `eval_loss with every token scored ${b.after.eval_loss}`);
     b.trainer.dispose();
     b.model.dispose();
   },

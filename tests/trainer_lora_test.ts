@@ -71,6 +71,10 @@ function sameHistory(a: History, b: History, tol: number, what: string): void {
   for (let i = 0; i < a.length; i++) {
     assert.deepEqual(Object.keys(a[i]).sort(), Object.keys(b[i]).sort(), `${what}: keys at entry ${i}`);
     for (const k of Object.keys(a[i])) {
+      // accuracies count pairs whose chosen reward exceeds the rejected one: where the margins are at rounding
+      // level (the first step, policy = reference), equivalent computations may count differently
+      const tied = Math.max(Math.abs(a[i]["rewards/margins"]), Math.abs(b[i]["rewards/margins"])) < 1e-4;
+      if (k === "rewards/accuracies" && tied) continue;
       const d = Math.abs(a[i][k] - b[i][k]);
       assert.ok(
         d <= tol * Math.max(1, Math.abs(b[i][k])),

@@ -149,6 +149,15 @@ export function gpu(): Gpu {
   );
 }
 
+/**
+ * Whether the device runs on the CPU (lavapipe/llvmpipe, SwiftShader, or an adapter that says it is a fallback):
+ * kernels that have a CPU variant (a row per invocation, register tiles) choose it from this.
+ */
+export function isCpuAdapter(): boolean {
+  const { info } = gpu();
+  return info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(info.adapterName);
+}
+
 /** The device if one is held, else null. */
 export function gpuOrNull(): Gpu | null {
   return current;

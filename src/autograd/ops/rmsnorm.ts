@@ -10,7 +10,7 @@ import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { zeros } from "../../tensor/create.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
-import { columnSums, rowChunks, rowWorkgroupSize } from "./norm_colsum.ts";
+import { columnSums, rowChunks, rowPerInvocation, rowWorkgroupSize } from "./norm_colsum.ts";
 
 const K = kernel("rmsnorm.wgsl");
 
@@ -37,13 +37,14 @@ export function rmsNormForward(x: Tensor, weight: Tensor, eps = 1e-6): { y: Tens
   const y = empty(x.shape);
   const rstd = empty([N]);
   if (N > 0 && C > 0) {
+    const rows = rowPerInvocation(C);
     dispatch({
       kernel: K,
-      entry: "forward",
-      constants: { WG: rowWorkgroupSize(C) },
+      entry: rows ? "forward_rows" : "forward",
+      constants: rows ? {} : { WG: rowWorkgroupSize(C) },
       params: new Params().u32(N, C).f32(eps).u32(0),
       buffers: [x.binding, weight.binding, rstd.binding, y.binding],
-      workgroups: grid1d(N, 1),
+      workgroups: grid1d(N, rows ? 64 : 1),
     });
   }
   return { y, rstd };
@@ -70,13 +71,14 @@ export function rmsNormBackward(
   if (want.dx) {
     dx = empty(x.shape);
     if (N > 0 && C > 0) {
+      const rows = rowPerInvocation(C);
       dispatch({
         kernel: K,
-        entry: "backward_dx",
-        constants: { WG: rowWorkgroupSize(C) },
+        entry: rows ? "backward_dx_rows" : "backward_dx",
+        constants: rows ? {} : { WG: rowWorkgroupSize(C) },
         params: new Params().u32(N, C).f32(0).u32(0),
         buffers: [x.binding, weight.binding, rstd.binding, dx.binding, dy.binding],
-        workgroups: grid1d(N, 1),
+        workgroups: grid1d(N, rows ? 64 : 1),
       });
     }
   }
