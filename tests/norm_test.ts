@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { layerNorm, layerNormBackward, layerNormForward } from "../src/autograd/ops/layernorm.ts";
-import { setRowKernelVariant } from "../src/autograd/ops/norm_colsum.ts";
+import { setCpuKernels } from "../src/gpu/device.ts";
 import { rmsNorm, rmsNormBackward, rmsNormForward } from "../src/autograd/ops/rmsnorm.ts";
 import { scope } from "../src/autograd/scope.ts";
 import { tensor } from "../src/tensor/create.ts";
@@ -30,14 +30,14 @@ const FORWARD_SHAPES: number[][] = [
 /** Runs `fn` with each row-kernel variant of the norms forced (a row per invocation, a workgroup per row). */
 async function eachVariant(fn: () => Promise<void>): Promise<void> {
   for (const variant of ["rows", "workgroup"] as const) {
-    setRowKernelVariant(variant);
+    setCpuKernels(variant === "rows");
     try {
       await fn();
     } catch (e) {
       if (e instanceof Error) e.message = `[${variant} kernels] ${e.message}`;
       throw e;
     } finally {
-      setRowKernelVariant(null);
+      setCpuKernels(null);
     }
   }
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { permute } from "../src/autograd/ops/permute.ts";
+import { setCpuKernels } from "../src/gpu/device.ts";
 import { tensor } from "../src/tensor/create.ts";
 import { assertClose, gpuTest, gradCheck, randomArray, setup, values } from "./util.ts";
 
@@ -33,12 +34,28 @@ Deno.test("permute matches the reference on awkward shapes", gpuTest, async () =
     [[2, 7, 3, 4, 5], [2, 0, 3, 1, 4]],
     [[1, 2, 1, 3, 1, 2], [5, 4, 3, 2, 1, 0]],
     [[3, 70001], [1, 0]],
+    [[70001, 3], [1, 0]],
+    [[3, 2, 40000], [1, 0, 2]], // runs longer than one invocation's (16384): three chunks per row
+    [[2, 5, 3, 16], [0, 2, 1, 3]], // attention's head split
   ];
-  for (const [shape, dims] of cases) {
-    const data = randomArray(shape.reduce((a, b) => a * b, 1), shape.length);
-    const y = permute(tensor(data, shape), dims);
-    assert.deepEqual(y.shape, dims.map((d) => shape[d]));
-    assertClose(await values(y), permuteRef(data, shape, dims), { atol: 0, rtol: 0 });
+  // both variants: a run per invocation (CPU adapters) and an element per invocation (GPUs)
+  for (const cpu of [true, false]) {
+    setCpuKernels(cpu);
+    try {
+      for (const [shape, dims] of cases) {
+        const data = randomArray(shape.reduce((a, b) => a * b, 1), shape.length);
+        const y = permute(tensor(data, shape), dims);
+        assert.deepEqual(y.shape, dims.map((d) => shape[d]));
+        assertClose(
+          await values(y),
+          permuteRef(data, shape, dims),
+          { atol: 0, rtol: 0 },
+          `[${shape}] → [${dims}] (${cpu ? "CPU" : "GPU"} kernel)`,
+        );
+      }
+    } finally {
+      setCpuKernels(null);
+    }
   }
   assert.throws(() => permute(tensor([1, 2], [2, 1]), [0, 0]), /not a permutation/);
 });
@@ -46,5 +63,12 @@ Deno.test("permute matches the reference on awkward shapes", gpuTest, async () =
 Deno.test("permute backward is the inverse permutation", gpuTest, async () => {
   await setup();
   const shape = [2, 3, 4, 5];
-  await gradCheck((x) => permute(x, [2, 0, 3, 1]), [{ data: randomArray(120, 9), shape }]);
+  for (const cpu of [true, false]) {
+    setCpuKernels(cpu);
+    try {
+      await gradCheck((x) => permute(x, [2, 0, 3, 1]), [{ data: randomArray(120, 9), shape }]);
+    } finally {
+      setCpuKernels(null);
+    }
+  }
 });

@@ -149,13 +149,22 @@ export function gpu(): Gpu {
   );
 }
 
+let cpuKernelsOverride: boolean | null = null;
+
 /**
- * Whether the device runs on the CPU (lavapipe/llvmpipe, SwiftShader, or an adapter that says it is a fallback):
- * kernels that have a CPU variant (a row per invocation, register tiles) choose it from this.
+ * Whether kernels that have a CPU variant (a row per invocation, no barriers) should take it: by default when the
+ * device runs on the CPU (lavapipe/llvmpipe, SwiftShader, or an adapter that says it is a fallback), where each
+ * invocation is one SIMD lane and every workgroup and barrier costs; `setCpuKernels` overrides the choice.
  */
-export function isCpuAdapter(): boolean {
+export function cpuKernels(): boolean {
+  if (cpuKernelsOverride !== null) return cpuKernelsOverride;
   const { info } = gpu();
   return info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(info.adapterName);
+}
+
+/** Forces the CPU (true) or GPU (false) kernel variants, or restores the adapter's choice (null): for tests. */
+export function setCpuKernels(value: boolean | null): void {
+  cpuKernelsOverride = value;
 }
 
 /** The device if one is held, else null. */

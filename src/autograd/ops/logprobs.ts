@@ -18,7 +18,7 @@
  * validated (a label outside [0, V) that is not `ignoreIndex` throws, naming its position); labels given as an
  * i32 tensor cannot be checked without a readback, so an out-of-range label there yields NaN for that row.
  */
-import { gpu, isCpuAdapter } from "../../gpu/device.ts";
+import { cpuKernels, gpu } from "../../gpu/device.ts";
 import { GpuLimitError } from "../../gpu/errors.ts";
 import { kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
@@ -97,7 +97,7 @@ function pieces(K: number): [number, number][] {
  * workgroup barriers are costly there: one row per invocation measured ~10× faster), 64 on GPUs (coalesced reads).
  */
 function statsLanes(): number {
-  return isCpuAdapter() ? 1 : 64;
+  return cpuKernels() ? 1 : 64;
 }
 
 function maxBinding(): number {

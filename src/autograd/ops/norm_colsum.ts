@@ -3,7 +3,7 @@
  * the weight-gradient reduction, the choice of a row per invocation on CPU adapters, and the second pass (norm_colsum.wgsl), which sums per-chunk partials in chunk
  * order so that weight gradients are deterministic without atomics.
  */
-import { isCpuAdapter } from "../../gpu/device.ts";
+import { cpuKernels } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
 import { dispatch } from "../../gpu/queue.ts";
@@ -16,15 +16,7 @@ const COLSUM = kernel("norm_colsum.wgsl");
  * workgroup per row with barriers costs several times more, for rows short enough for lavapipe's loop limit.
  */
 export function rowPerInvocation(C: number): boolean {
-  if (C > 16384) return false;
-  return rowKernelVariant === null ? isCpuAdapter() : rowKernelVariant === "rows";
-}
-
-let rowKernelVariant: "rows" | "workgroup" | null = null;
-
-/** Forces the norms' row-kernel variant (tests, benchmarks); null restores the adapter's choice. */
-export function setRowKernelVariant(variant: "rows" | "workgroup" | null): void {
-  rowKernelVariant = variant;
+  return C <= 16384 && cpuKernels();
 }
 
 /** Workgroup size (a power of two, 32..256) of the one-workgroup-per-row kernels for rows of C channels. */

@@ -1,8 +1,10 @@
 /**
  * permute(x, dims): reorders the axes of x (up to 6) into a new contiguous tensor; output axis j is input axis
  * dims[j]. Backward: the inverse permutation applied to dy. Used to split and merge attention heads
- * ([B, T, H, D] ↔ [B, H, T, D]) and to separate GPT-2's fused q/k/v.
+ * ([B, T, H, D] ↔ [B, H, T, D]) and to separate GPT-2's fused q/k/v. On CPU adapters each invocation copies a
+ * run along the last output axis (one index decomposition per run instead of per element).
  */
+import { cpuKernels } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
@@ -10,6 +12,8 @@ import { empty, type Tensor, view } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
 
 const K = kernel("permute.wgsl");
+/** Longest run one invocation copies in the CPU variant (lavapipe stops an invocation after 65535 iterations). */
+const RUN = 16384;
 
 function check(shape: readonly number[], dims: readonly number[]): void {
   const n = shape.length;
@@ -31,8 +35,24 @@ function permuteRaw(x: Tensor, dims: readonly number[]): Tensor {
   for (let i = n - 2; i >= 0; i--) strides[i] = strides[i + 1] * x.shape[i + 1];
   const out = empty(outShape);
   if (out.size === 0) return out;
+  const inStrides = dims.map((d) => strides[d]);
+  if (cpuKernels()) {
+    // a run along the last output axis per invocation: the shape left-padded to 6 axes
+    const s = [...new Array(6 - n).fill(1), ...outShape];
+    const t = [...new Array(6 - n).fill(0), ...inStrides];
+    const inner = s[5], rows = out.size / inner;
+    const run = Math.min(inner, RUN), chunks = Math.ceil(inner / run);
+    dispatch({
+      kernel: K,
+      entry: "runs",
+      params: new Params().u32(rows, chunks, run, inner).u32(...s.slice(0, 5)).u32(...t),
+      buffers: [x.binding, out.binding],
+      workgroups: grid1d(rows * chunks, 64),
+    });
+    return out;
+  }
   const s = [...outShape, 1, 1, 1, 1, 1, 1].slice(0, 6);
-  const t = [...dims.map((d) => strides[d]), 0, 0, 0, 0, 0, 0].slice(0, 6);
+  const t = [...inStrides, 0, 0, 0, 0, 0, 0].slice(0, 6);
   dispatch({
     kernel: K,
     params: new Params().u32(x.size, n).u32(...s).u32(...t),

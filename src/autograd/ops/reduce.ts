@@ -16,7 +16,7 @@
  * Empty reductions: sum over zero elements is 0; mean and max over zero elements throw a RangeError.
  * NaN inputs: sum and mean propagate them; max's handling of NaN is unspecified.
  */
-import { isCpuAdapter } from "../../gpu/device.ts";
+import { cpuKernels } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
 import { clearBuffer, dispatch, grid1d } from "../../gpu/queue.ts";
@@ -39,7 +39,7 @@ const CPU_THREAD_ROWS_MIN = 256;
  */
 export function oneInvocationPerRow(rows: number, C: number): boolean {
   if (C <= THREAD_ROW_MAX) return true;
-  return isCpuAdapter() && rows >= CPU_THREAD_ROWS_MIN;
+  return cpuKernels() && rows >= CPU_THREAD_ROWS_MIN;
 }
 /** Chunk length of each pass of a full reduction. */
 const CHUNK = 4096;
