@@ -148,11 +148,53 @@ fn step(acc: Row, a4: vec4f, blk: Blk) -> Row {
   return r;
 }
 
-// Writes C[m, n0 .. n0+15], skipping columns past N; cb = C's first element. Only the 16 stores of this
-// function are compiled, once: the rows reach it through a loop (see main), which keeps the pipeline's
-// compile time on CPU adapters to seconds.
+// Writes C[m, n0 .. n0+15], skipping columns past N; cb = C's first element. This function is compiled once:
+// the rows reach it through a loop (see main), which keeps the pipeline's compile time on CPU adapters to
+// seconds (calling it for the 16 rows one by one took 2.3× as long to compile). Whole blocks take sixteen
+// plain stores; the runtime-indexed array of the edge path lives in memory on llvmpipe, which made the stores
+// cost as much as the FMAs when K is small (K = 64: 1.5-2× faster with the plain stores, noisy measurements).
 fn put(r: Row, cb: u32, m: u32, n0: u32) {
   let row = cb + m * p.N;
+  if (n0 + 16u <= p.N) {
+    // a whole block: sixteen plain stores (no runtime-indexed local array, which llvmpipe keeps in memory)
+    let o = row + n0;
+    if (p.accumulate != 0u) {
+      c[o + 0u] += p.alpha * r.c0.x;
+      c[o + 1u] += p.alpha * r.c0.y;
+      c[o + 2u] += p.alpha * r.c0.z;
+      c[o + 3u] += p.alpha * r.c0.w;
+      c[o + 4u] += p.alpha * r.c1.x;
+      c[o + 5u] += p.alpha * r.c1.y;
+      c[o + 6u] += p.alpha * r.c1.z;
+      c[o + 7u] += p.alpha * r.c1.w;
+      c[o + 8u] += p.alpha * r.c2.x;
+      c[o + 9u] += p.alpha * r.c2.y;
+      c[o + 10u] += p.alpha * r.c2.z;
+      c[o + 11u] += p.alpha * r.c2.w;
+      c[o + 12u] += p.alpha * r.c3.x;
+      c[o + 13u] += p.alpha * r.c3.y;
+      c[o + 14u] += p.alpha * r.c3.z;
+      c[o + 15u] += p.alpha * r.c3.w;
+    } else {
+      c[o + 0u] = p.alpha * r.c0.x;
+      c[o + 1u] = p.alpha * r.c0.y;
+      c[o + 2u] = p.alpha * r.c0.z;
+      c[o + 3u] = p.alpha * r.c0.w;
+      c[o + 4u] = p.alpha * r.c1.x;
+      c[o + 5u] = p.alpha * r.c1.y;
+      c[o + 6u] = p.alpha * r.c1.z;
+      c[o + 7u] = p.alpha * r.c1.w;
+      c[o + 8u] = p.alpha * r.c2.x;
+      c[o + 9u] = p.alpha * r.c2.y;
+      c[o + 10u] = p.alpha * r.c2.z;
+      c[o + 11u] = p.alpha * r.c2.w;
+      c[o + 12u] = p.alpha * r.c3.x;
+      c[o + 13u] = p.alpha * r.c3.y;
+      c[o + 14u] = p.alpha * r.c3.z;
+      c[o + 15u] = p.alpha * r.c3.w;
+    }
+    return;
+  }
   let v = array<vec4f, 4>(r.c0, r.c1, r.c2, r.c3);
   for (var j = 0u; j < 16u; j++) {
     let n = n0 + j;

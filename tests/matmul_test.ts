@@ -130,8 +130,9 @@ for (const v of VARIANTS) {
     async () => {
       await setup();
       await withVariant(v, async () => {
-        for (const [transA, transB] of TRANS) {
-          const c: MatmulCase = { batch: 2, M: 19, K: 10, N: 6, transA, transB };
+        // N = 6: the register kernel's edge stores only; N = 37: two whole 16-column blocks and an edge
+        for (const [[transA, transB], N] of TRANS.flatMap((t) => [[t, 6], [t, 37]] as const)) {
+          const c: MatmulCase = { batch: 2, M: 19, K: 10, N, transA, transB };
           const { a, b } = data(c, 7);
           const s = shapes(c);
           const ref = matmulRef(a, b, c);
