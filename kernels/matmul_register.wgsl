@@ -148,11 +148,11 @@ fn step(acc: Row, a4: vec4f, blk: Blk) -> Row {
   return r;
 }
 
-// Writes C[m, n0 .. n0+15], skipping columns past N; cb = C's first element. This function is compiled once:
-// the rows reach it through a loop (see main), which keeps the pipeline's compile time on CPU adapters to
-// seconds (calling it for the 16 rows one by one took 2.3× as long to compile). Whole blocks take sixteen
-// plain stores; the runtime-indexed array of the edge path lives in memory on llvmpipe, which made the stores
-// cost as much as the FMAs when K is small (K = 64: 1.5-2× faster with the plain stores, noisy measurements).
+// Writes C[m, n0 .. n0+15], skipping columns past N; cb = C's first element. Whole blocks take sixteen plain
+// stores; only the edge path indexes a local array. llvmpipe keeps runtime-indexed local arrays in memory: with
+// them, stores cost as much as the FMAs at small K. main reaches this function for its 16 rows through a loop
+// over four groups of four (picked by branches, not by an array index): calling it 16 times took 2.3× as long
+// to compile, an array of the 16 rows was 1.2-1.7× slower (bench/RESULTS.md).
 fn put(r: Row, cb: u32, m: u32, n0: u32) {
   let row = cb + m * p.N;
   if (n0 + 16u <= p.N) {
@@ -254,9 +254,33 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     r14 = step(r14, a3.c2, blk);
     r15 = step(r15, a3.c3, blk);
   }
-  let rows = array<Row, 16>(r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15);
-  for (var i = 0u; i < 16u; i++) {
-    if (m0 + i >= p.M) { break; }
-    put(rows[i], cb, m0 + i, n0);
+  // four groups of four rows, picked without a runtime-indexed array (llvmpipe keeps those in memory)
+  for (var g = 0u; g < 4u; g++) {
+    var q0 = r0;
+    var q1 = r1;
+    var q2 = r2;
+    var q3 = r3;
+    if (g == 1u) {
+      q0 = r4;
+      q1 = r5;
+      q2 = r6;
+      q3 = r7;
+    } else if (g == 2u) {
+      q0 = r8;
+      q1 = r9;
+      q2 = r10;
+      q3 = r11;
+    } else if (g == 3u) {
+      q0 = r12;
+      q1 = r13;
+      q2 = r14;
+      q3 = r15;
+    }
+    let m = m0 + 4u * g;
+    if (m >= p.M) { break; }
+    put(q0, cb, m, n0);
+    if (m + 1u < p.M) { put(q1, cb, m + 1u, n0); }
+    if (m + 2u < p.M) { put(q2, cb, m + 2u, n0); }
+    if (m + 3u < p.M) { put(q3, cb, m + 3u, n0); }
   }
 }
