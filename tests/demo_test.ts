@@ -25,6 +25,8 @@ Deno.test("demo command line: flags, --help, errors", () => {
     "5",
     "--batch_size",
     "4",
+    "--rpo_alpha",
+    "0.5",
   ])!;
   assert.equal(o.steps, 7);
   assert.equal(o.lossType, "ipo");
@@ -33,6 +35,8 @@ Deno.test("demo command line: flags, --help, errors", () => {
   assert.equal(o.outputDir, "/tmp/x");
   assert.equal(o.heldOut, 5);
   assert.equal(o.batchSize, 4);
+  assert.equal(o.rpoAlpha, 0.5);
+  assert.throws(() => parseDemoArgs(["--rpo_alpha", "-1"]), /--rpo_alpha must be ≥ 0/);
   assert.equal(parseDemoArgs(["--learning_rate", "1e-3"])!.learningRate, 1e-3);
   assert.throws(() => parseDemoArgs(["--stpes", "3"]), /unknown option --stpes; the options are --steps/);
   assert.throws(() => parseDemoArgs(["--steps", "three"]), /--steps must be an integer, got "three"/);
@@ -73,7 +77,9 @@ Deno.test("a shortened demo runs the whole path and writes its artefacts", gpuTe
   // 1. the adapter and the plan; 2.–4. the measurements, the table and three questions
   assert.match(text, /adapter: \S/);
   assert.ok(
-    text.includes(`measure on 12 held-out questions → DPO (sigmoid loss, beta ${DEMO_DEFAULTS.beta}, `),
+    text.includes(
+      `measure on 12 held-out questions → DPO (sigmoid loss + ${DEMO_DEFAULTS.rpoAlpha} × chosen NLL (RPO), beta ${DEMO_DEFAULTS.beta}, `,
+    ),
     text,
   );
   assert.match(text, /exact-answer accuracy \(greedy\) +\d+\.\d% +\d+\.\d%/);
@@ -89,7 +95,16 @@ Deno.test("a shortened demo runs the whole path and writes its artefacts", gpuTe
   const logs = r.logHistory.filter((l) => "loss" in l);
   assert.ok(logs.length >= 1);
   assert.equal(logs[logs.length - 1].step, 4);
-  for (const k of ["loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected"]) {
+  for (
+    const k of [
+      "loss",
+      "rewards/margins",
+      "rewards/accuracies",
+      "rewards/chosen",
+      "rewards/rejected",
+      "nll_loss",
+    ]
+  ) {
     assert.ok(Number.isFinite(logs[0][k]), `${k} is logged`);
   }
 

@@ -4,7 +4,10 @@
  * 1. Prints the adapter and the plan.
  * 2. Measures the SFT model of examples/tiny-chat on the held-out questions: exact-answer accuracy of greedy
  *    generations and preference accuracy (log p(chosen) > log p(rejected)).
- * 3. Trains it with DPOTrainer (sigmoid loss, the reference a frozen copy of the start) on the training pairs.
+ * 3. Trains it with DPOTrainer (sigmoid loss plus RPO's NLL term on the chosen answers, the reference a frozen
+ *    copy of the start) on the training pairs. Without the NLL term, some SFT models' chosen log-probabilities
+ *    fall as DPO pushes the rejected ones down, and their greedy answers break (one went from 58% to 54%; with
+ *    rpo_alpha 1, to 88%).
  * 4. Measures again, prints a before/after table and three held-out questions with both answers, and writes
  *    the output folder: the trained model, metrics.jsonl, trainer_state.json, training.svg and demo_results.json.
  *
@@ -33,6 +36,8 @@ export interface DemoOptions {
   lossType: string;
   beta: number;
   learningRate: number;
+  /** RPO: weight of the chosen answers' NLL added to the DPO loss (null: off). */
+  rpoAlpha: number | null;
   /** Preference pairs per step. */
   batchSize: number;
   /** Where the trained model and logs go. */
@@ -52,6 +57,7 @@ export const DEMO_DEFAULTS: DemoOptions = {
   lossType: "sigmoid",
   beta: 1,
   learningRate: 5e-4,
+  rpoAlpha: 1,
   batchSize: 16,
   outputDir: "outputs/demo",
   modelDir: TINY_CHAT_DIR,
@@ -74,6 +80,9 @@ options:
   --loss_type NAME   DPO loss: sigmoid, ipo, hinge, robust, ... as in TRL (default ${d.lossType})
   --beta X           DPO beta (default ${d.beta})
   --lr X             learning rate, alias --learning_rate (default ${d.learningRate})
+  --rpo_alpha X      add X × the chosen answers' NLL to the DPO loss (TRL's RPO; default ${
+    d.rpoAlpha ?? "off"
+  }; 0 turns it off)
   --batch_size N     preference pairs per step (default ${d.batchSize})
   --output_dir DIR   where the trained model, metrics.jsonl, trainer_state.json and training.svg go
                      (default ${d.outputDir})
@@ -90,6 +99,7 @@ const FLAGS: Record<string, { key: keyof DemoOptions; kind: "int" | "num" | "str
   beta: { key: "beta", kind: "num" },
   lr: { key: "learningRate", kind: "num" },
   learning_rate: { key: "learningRate", kind: "num" },
+  rpo_alpha: { key: "rpoAlpha", kind: "num" },
   batch_size: { key: "batchSize", kind: "int" },
   output_dir: { key: "outputDir", kind: "str" },
   model: { key: "modelDir", kind: "str" },
@@ -132,6 +142,9 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions | null {
   if (o.steps < 1) throw new DemoUsageError(`--steps must be ≥ 1, got ${o.steps}`);
   if (o.batchSize < 1) throw new DemoUsageError(`--batch_size must be ≥ 1, got ${o.batchSize}`);
   if (o.heldOut < 0) throw new DemoUsageError(`--held_out must be ≥ 0, got ${o.heldOut}`);
+  if (o.rpoAlpha !== null && o.rpoAlpha < 0) {
+    throw new DemoUsageError(`--rpo_alpha must be ≥ 0, got ${o.rpoAlpha}`);
+  }
   return o;
 }
 
@@ -211,7 +224,9 @@ export async function runDemo(
   );
   print(`task:    short arithmetic questions ("${questionText(measured[0])}") answered in one sentence`);
   print(
-    `plan:    measure on ${measured.length} held-out questions → DPO (${o.lossType} loss, beta ${o.beta}, ` +
+    `plan:    measure on ${measured.length} held-out questions → DPO (${o.lossType} loss${
+      o.rpoAlpha ? ` + ${o.rpoAlpha} × chosen NLL (RPO)` : ""
+    }, beta ${o.beta}, ` +
       `lr ${o.learningRate}, ${o.steps} steps × ${o.batchSize} pairs from ${trainCount} training pairs, ` +
       `reference = frozen copy) → measure again`,
   );
@@ -243,6 +258,7 @@ export async function runDemo(
     lossType: o.lossType as DPOConfig["lossType"],
     beta: o.beta,
     learningRate: o.learningRate,
+    rpoAlpha: o.rpoAlpha || null,
     maxSteps: o.steps,
     perDeviceTrainBatchSize: o.batchSize,
     perDeviceEvalBatchSize: 32,
