@@ -71,9 +71,9 @@ export function demoUsage(d: DemoOptions = DEMO_DEFAULTS): string {
 
 Fine-tunes the tiny chat model shipped in examples/tiny-chat (an SFT model that often gets short arithmetic
 questions wrong) with DPO on preference pairs (chosen = the correct answer, rejected = the SFT model's own wrong
-answer or one off by a little),
-and measures on held-out questions, before and after: the exact-answer accuracy of greedy answers and the
-preference accuracy (log p(chosen) > log p(rejected)). Runs on any WebGPU adapter, the CPU included.
+answer or one off by a little), and measures on held-out questions, before and after: the exact-answer accuracy
+of greedy answers and the preference accuracy (log p(chosen) > log p(rejected)). Runs on any WebGPU adapter,
+the CPU included.
 
 options:
   --steps N          DPO optimizer steps (default ${d.steps})
