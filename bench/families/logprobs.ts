@@ -18,7 +18,8 @@
  */
 import { gpu, memoryStats, noGrad, resetPeakMemory, scope, sync, type Tensor, tensor } from "../../mod.ts";
 import { fusedLogProbs, lmHeadLogits, logSoftmaxGather } from "../../src/autograd/ops/logprobs.ts";
-import { adapterName, type BenchFamily } from "../harness.ts";
+import type { BenchFamily } from "../harness.ts";
+import { isCpuAdapter } from "../../src/gpu/device.ts";
 
 function random(n: number, seed: number, amp: number): Float32Array {
   let a = seed >>> 0;
@@ -95,7 +96,7 @@ export const family: BenchFamily = {
   name: "logprobs",
   async run(ctx) {
     const env = (k: string, d: number) => Number(Deno.env.get(k) ?? d);
-    const cpu = gpu().info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(adapterName());
+    const cpu = isCpuAdapter(gpu().info);
     const N = ctx.quick ? 128 : env("LOGPROBS_N", 2048);
     const V = ctx.quick ? 4096 : env("LOGPROBS_V", 49152);
     const C = ctx.quick ? 64 : env("LOGPROBS_C", 576);

@@ -157,8 +157,11 @@ let cpuKernelsOverride: boolean | null = null;
  * invocation is one SIMD lane and every workgroup and barrier costs; `setCpuKernels` overrides the choice.
  */
 export function cpuKernels(): boolean {
-  if (cpuKernelsOverride !== null) return cpuKernelsOverride;
-  const { info } = gpu();
+  return cpuKernelsOverride ?? isCpuAdapter(gpu().info);
+}
+
+/** Whether an adapter runs on the CPU: lavapipe/llvmpipe, SwiftShader, or one that says it is a fallback. */
+export function isCpuAdapter(info: { adapterName: string; isFallbackAdapter: boolean }): boolean {
   return info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(info.adapterName);
 }
 

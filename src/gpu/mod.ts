@@ -1,6 +1,14 @@
 /** The WebGPU runtime: device, kernels, buffer pool, dispatch and readback. */
 export * from "./errors.ts";
-export { cpuKernels, gpu, type GpuInfo, gpuOrNull, type InitOptions, setCpuKernels } from "./device.ts";
+export {
+  cpuKernels,
+  gpu,
+  type GpuInfo,
+  gpuOrNull,
+  type InitOptions,
+  isCpuAdapter,
+  setCpuKernels,
+} from "./device.ts";
 export { init } from "./init.ts";
 export { compileKernel, declaredKernels, inlineKernel, Kernel, kernel } from "./kernel.ts";
 export { Params } from "./params.ts";

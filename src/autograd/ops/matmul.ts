@@ -23,7 +23,7 @@
  * not fit is split into dispatches over batch ranges (and rows/columns past 65535 workgroups into more
  * dispatches); a single matrix larger than the limit throws a GpuLimitError naming its shape.
  */
-import { gpu } from "../../gpu/device.ts";
+import { gpu, isCpuAdapter } from "../../gpu/device.ts";
 import { GpuLimitError } from "../../gpu/errors.ts";
 import { kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
@@ -73,9 +73,7 @@ export function setMatmulVariant(v: MatmulVariant | "auto"): void {
 export function defaultMatmulVariant(
   info: { adapterName: string; isFallbackAdapter: boolean },
 ): MatmulVariant {
-  return info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(info.adapterName)
-    ? "register"
-    : "shared";
+  return isCpuAdapter(info) ? "register" : "shared";
 }
 
 /** The kernel matmul uses now on the current device. */

@@ -1,7 +1,8 @@
 /**
- * Shared pieces of the norm ops (rmsnorm.ts, layernorm.ts): the row-kernel workgroup size, the row chunking of
- * the weight-gradient reduction, the choice of a row per invocation on CPU adapters, and the second pass (norm_colsum.wgsl), which sums per-chunk partials in chunk
- * order so that weight gradients are deterministic without atomics.
+ * Shared pieces of the norm ops (rmsnorm.ts, layernorm.ts): the choice of a row per invocation on CPU adapters,
+ * the row-kernel workgroup size, the row chunking of the weight-gradient reduction, and its second pass
+ * (norm_colsum.wgsl), which sums per-chunk partials in chunk order so that weight gradients are deterministic
+ * without atomics.
  */
 import { cpuKernels } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
