@@ -443,9 +443,9 @@ function reshapeRaw(t: Tensor, shape: readonly number[]): Tensor {
  * (W may be the tied input embedding).
  */
 export function fusedLogProbs(h: Tensor, W: Tensor, labels: Labels, opts: FusedLogProbsOptions = {}): Tensor {
-  const r = scoredImpl(h, W, labels, opts);
-  r.logitSum.dispose();
-  r.logSumP2.dispose();
+  const r = scoredImpl(h, W, labels, opts, false);
+  r.logitSum?.dispose();
+  r.logSumP2?.dispose();
   return r.logps;
 }
 
@@ -456,7 +456,8 @@ export function fusedLogProbsWithStats(
   labels: Labels,
   opts: FusedLogProbsOptions = {},
 ): FusedLogProbsResult {
-  return scoredImpl(h, W, labels, opts);
+  const r = scoredImpl(h, W, labels, opts, true);
+  return { logps: r.logps, logitSum: r.logitSum!, logSumP2: r.logSumP2! };
 }
 
 /**
@@ -464,7 +465,13 @@ export function fusedLogProbsWithStats(
  * [S] result is put back in place by a second gather from [result; 0] (position n takes its compact row, or
  * the zero row S), so both directions are differentiable gathers and ignored rows get exactly 0 and no gradient.
  */
-function scoredImpl(h: Tensor, W: Tensor, labels: Labels, opts: FusedLogProbsOptions): FusedLogProbsResult {
+function scoredImpl(
+  h: Tensor,
+  W: Tensor,
+  labels: Labels,
+  opts: FusedLogProbsOptions,
+  stats: boolean,
+): Partial<FusedLogProbsResult> & { logps: Tensor } {
   if (opts.scoredRowsOnly === false || !isHost(labels) || h.shape.length < 2) {
     return fusedImpl(h, W, labels, opts);
   }
@@ -489,10 +496,13 @@ function scoredImpl(h: Tensor, W: Tensor, labels: Labels, opts: FusedLogProbsOpt
   const r = fusedImpl(hS, W, rows.map((n) => flat[n]), { ...opts, scoredRowsOnly: false });
   const zero = tensor(new Float32Array(1), [1, 1]);
   const back = (t: Tensor) => reshape(gatherRows(concat([reshape(t, [S, 1]), zero]), place), out);
-  const result = { logps: back(r.logps), logitSum: back(r.logitSum), logSumP2: back(r.logSumP2) };
-  if (!needsGrad(h, W)) {
-    for (const t of [hS, r.logps, r.logitSum, r.logSumP2, zero]) t.dispose();
-  }
+  // the statistics are put back in place only for callers that want them
+  const result = stats
+    ? { logps: back(r.logps), logitSum: back(r.logitSum), logSumP2: back(r.logSumP2) }
+    : { logps: back(r.logps) };
+  r.logitSum.dispose();
+  r.logSumP2.dispose();
+  if (!needsGrad(h, W)) { for (const t of [hS, r.logps, zero]) t.dispose(); }
   return result;
 }
 
