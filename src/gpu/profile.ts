@@ -94,14 +94,14 @@ export function resolveTimestamps(device: GPUDevice, encoder: GPUCommandEncoder)
   });
   encoder.resolveQuerySet(set, 0, names.length * 2, resolved, 0);
   encoder.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
-  const into = totals;
+  // a batch exists only while a profile runs, and stopKernelProfile flushes before it ends the profile
+  const into = totals!;
   return () => {
     pending.push(
       staging.mapAsync(GPUMapMode.READ).then(() => {
         const t = new BigInt64Array(staging.getMappedRange());
         names.forEach((name, k) => {
           const ns = Number(t[2 * k + 1] - t[2 * k]);
-          if (!into) return;
           const row = into.get(name) ?? { kernel: name, dispatches: 0, ms: 0 };
           row.dispatches++;
           row.ms += Math.max(0, ns) / 1e6;
