@@ -176,22 +176,14 @@ async function main(argv: string[]): Promise<number> {
   if (!ownMistakes && recipe.preferenceData.rejected !== "near-misses") {
     throw new TypeError(`recipe.preferenceData.rejected must be "near-misses" or "own-mistakes"`);
   }
-  const pairsFor = (mistakes?: Map<string, number>) =>
-    preferenceRows(train, {
-      seed: recipe.preferenceData.trainSeed,
-      perQuestion: recipe.preferenceData.perQuestion,
-      mistakes,
-    });
-  let dpoTrain = pairsFor();
   const dpoTest = preferenceRows(heldOut, { seed: recipe.preferenceData.testSeed, perQuestion: 1 });
   await Deno.mkdir(`${out}/data`, { recursive: true });
   await Deno.writeTextFile(`${out}/data/sft_train.jsonl`, toJsonl(sft.rows));
-  await Deno.writeTextFile(`${out}/data/dpo_train.jsonl`, toJsonl(dpoTrain));
   await Deno.writeTextFile(`${out}/data/dpo_test.jsonl`, toJsonl(dpoTest));
   console.log(
     `data: ${train.length} training and ${heldOut.length} held-out questions; ${sft.rows.length} SFT conversations ` +
       `(${sft.wrong} answers off by a little, ${(100 * sft.wrong / sft.rows.length).toFixed(1)}%); ` +
-      `${dpoTrain.length} training and ${dpoTest.length} held-out preference pairs`,
+      `${dpoTest.length} held-out preference pairs (the training pairs follow the SFT)`,
   );
 
   // 2. tokenizer and model
@@ -240,21 +232,28 @@ async function main(argv: string[]): Promise<number> {
     );
   }
 
-  // 3. measurements, own-mistakes pairs, recipe and model card
+  // 3. measurements, the training pairs (with the model's own mistakes), recipe and model card
   const answers = await answerQuestions(model, tokenizer, heldOut);
   const trainAnswers = await answerQuestions(model, tokenizer, train);
+  let mistakes: Map<string, number> | undefined;
   if (ownMistakes) {
-    const mistakes = new Map<string, number>();
+    mistakes = new Map();
     for (const a of trainAnswers) {
       if (!a.correct && a.value !== null) mistakes.set(questionText(a.question), a.value);
     }
-    dpoTrain = pairsFor(mistakes);
-    await Deno.writeTextFile(`${out}/data/dpo_train.jsonl`, toJsonl(dpoTrain));
-    console.log(
-      `preference pairs: ${dpoTrain.length}, rejecting first the SFT model's own wrong answer ` +
-        `(${mistakes.size} of ${train.length} training questions)`,
-    );
   }
+  const dpoTrain = preferenceRows(train, {
+    seed: recipe.preferenceData.trainSeed,
+    perQuestion: recipe.preferenceData.perQuestion,
+    mistakes,
+  });
+  await Deno.writeTextFile(`${out}/data/dpo_train.jsonl`, toJsonl(dpoTrain));
+  console.log(
+    `training preference pairs: ${dpoTrain.length}` +
+      (mistakes
+        ? `, rejecting first the SFT model's own wrong answer (${mistakes.size} of ${train.length} questions)`
+        : ""),
+  );
   const measured = {
     heldOutExactAccuracy: accuracy(answers),
     heldOutPreferenceAccuracy: await preferenceAccuracy(model, tokenizer, dpoTest),
