@@ -7,13 +7,12 @@
  */
 import assert from "node:assert/strict";
 import { layerNorm, layerNormBackward, layerNormForward } from "../src/autograd/ops/layernorm.ts";
-import { setCpuKernels } from "../src/gpu/device.ts";
 import { rmsNorm, rmsNormBackward, rmsNormForward } from "../src/autograd/ops/rmsnorm.ts";
 import { scope } from "../src/autograd/scope.ts";
 import { tensor } from "../src/tensor/create.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { layerNormBackwardRef, layerNormRef, rmsNormBackwardRef, rmsNormRef } from "./reference/norm.ts";
-import { assertClose, gpuTest, gradCheck, randomArray, setup } from "./util.ts";
+import { assertClose, eachKernelVariant, gpuTest, gradCheck, randomArray, setup } from "./util.ts";
 
 /** Shapes whose last dimension is C: awkward row counts and channel counts. */
 const FORWARD_SHAPES: number[][] = [
@@ -26,21 +25,6 @@ const FORWARD_SHAPES: number[][] = [
   [9, 577],
   [577],
 ];
-
-/** Runs `fn` with each row-kernel variant of the norms forced (a row per invocation, a workgroup per row). */
-async function eachVariant(fn: () => Promise<void>): Promise<void> {
-  for (const variant of ["rows", "workgroup"] as const) {
-    setCpuKernels(variant === "rows");
-    try {
-      await fn();
-    } catch (e) {
-      if (e instanceof Error) e.message = `[${variant} kernels] ${e.message}`;
-      throw e;
-    } finally {
-      setCpuKernels(null);
-    }
-  }
-}
 
 const rowsOf = (shape: number[]) => shape.slice(0, -1).reduce((a, b) => a * b, 1);
 
@@ -55,7 +39,7 @@ Deno.test(
   gpuTest,
   async () => {
     await setup();
-    await eachVariant(async () => {
+    await eachKernelVariant(async () => {
       for (const [k, shape] of FORWARD_SHAPES.entries()) {
         const C = shape[shape.length - 1];
         const n = rowsOf(shape) * C;
@@ -82,7 +66,7 @@ Deno.test(
   gpuTest,
   async () => {
     await setup();
-    await eachVariant(async () => {
+    await eachKernelVariant(async () => {
       const N = 70000;
       const C = 5;
       const xd = randomArray(N * C, 1, -3, 3);
@@ -105,7 +89,7 @@ Deno.test(
 
 Deno.test("rmsNorm eps: zero rows give 0 (no NaN), tiny rows are dominated by eps", gpuTest, async () => {
   await setup();
-  await eachVariant(async () => {
+  await eachKernelVariant(async () => {
     const C = 129;
     const wd = randomArray(C, 5, -1, 1);
     // row 0: zeros; row 1: scale 1e-4 (mean x² ≈ 3e-9 ≪ eps); row 2: scale 1e-2 (≈ eps); row 3: scale 1e3
@@ -143,7 +127,7 @@ Deno.test("rmsNorm eps: zero rows give 0 (no NaN), tiny rows are dominated by ep
 
 Deno.test("rmsNorm gradients match finite differences on small shapes", gpuTest, async () => {
   await setup();
-  await eachVariant(async () => {
+  await eachKernelVariant(async () => {
     // tolerance: gradCheck's default (rtol 2e-2, atol 1e-3 on directional derivatives, step 1e-2)
     for (const [shape, eps] of [[[3, 5], 1e-6], [[2, 2, 7], 1e-5], [[4, 1], 0.1], [[1, 33], 1e-6]] as const) {
       const C = shape[shape.length - 1];
@@ -158,7 +142,7 @@ Deno.test("rmsNorm gradients match finite differences on small shapes", gpuTest,
 
 Deno.test("rmsNorm backward matches the reference backward on larger shapes", gpuTest, async () => {
   await setup();
-  await eachVariant(async () => {
+  await eachKernelVariant(async () => {
     for (const [N, C] of [[37, 577], [300, 129], [5, 576], [1000, 1]]) {
       const xd = randomArray(N * C, N + C, -2, 2);
       const wd = randomArray(C, N * C, -1.5, 1.5);
@@ -238,7 +222,7 @@ Deno.test(
   gpuTest,
   async () => {
     await setup();
-    await eachVariant(async () => {
+    await eachKernelVariant(async () => {
       for (const [k, shape] of FORWARD_SHAPES.entries()) {
         const C = shape[shape.length - 1];
         const n = rowsOf(shape) * C;
@@ -272,7 +256,7 @@ Deno.test(
   gpuTest,
   async () => {
     await setup();
-    await eachVariant(async () => {
+    await eachKernelVariant(async () => {
       const C = 577;
       const wd = randomArray(C, 80, -1, 1);
       const bd = randomArray(C, 81, -1, 1);
@@ -312,7 +296,7 @@ Deno.test(
 
 Deno.test("layerNorm gradients match finite differences on small shapes", gpuTest, async () => {
   await setup();
-  await eachVariant(async () => {
+  await eachKernelVariant(async () => {
     for (
       const [shape, eps] of [[[3, 5], 1e-5], [[2, 2, 7], 1e-5], [[1, 33], 1e-3], [[3, 2], 1e-5]] as const
     ) {
@@ -332,7 +316,7 @@ Deno.test(
   gpuTest,
   async () => {
     await setup();
-    await eachVariant(async () => {
+    await eachKernelVariant(async () => {
       for (const [N, C] of [[37, 577], [300, 129], [5, 576], [1000, 1], [4100, 5]]) {
         const xd = randomArray(N * C, 3 * N + C, -1, 2);
         const wd = randomArray(C, N * C + 1, -1.5, 1.5);

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { permute } from "../src/autograd/ops/permute.ts";
-import { setCpuKernels } from "../src/gpu/device.ts";
 import { tensor } from "../src/tensor/create.ts";
-import { assertClose, gpuTest, gradCheck, randomArray, setup, values } from "./util.ts";
+import { assertClose, eachKernelVariant, gpuTest, gradCheck, randomArray, setup, values } from "./util.ts";
 
 /** Reference permutation on the host. */
 function permuteRef(data: ArrayLike<number>, shape: number[], dims: number[]): number[] {
@@ -39,36 +38,26 @@ Deno.test("permute matches the reference on awkward shapes", gpuTest, async () =
     [[2, 5, 3, 16], [0, 2, 1, 3]], // attention's head split
   ];
   // both variants: a run per invocation (CPU adapters) and an element per invocation (GPUs)
-  for (const cpu of [true, false]) {
-    setCpuKernels(cpu);
-    try {
-      for (const [shape, dims] of cases) {
-        const data = randomArray(shape.reduce((a, b) => a * b, 1), shape.length);
-        const y = permute(tensor(data, shape), dims);
-        assert.deepEqual(y.shape, dims.map((d) => shape[d]));
-        assertClose(
-          await values(y),
-          permuteRef(data, shape, dims),
-          { atol: 0, rtol: 0 },
-          `[${shape}] → [${dims}] (${cpu ? "CPU" : "GPU"} kernel)`,
-        );
-      }
-    } finally {
-      setCpuKernels(null);
+  await eachKernelVariant(async (cpu) => {
+    for (const [shape, dims] of cases) {
+      const data = randomArray(shape.reduce((a, b) => a * b, 1), shape.length);
+      const y = permute(tensor(data, shape), dims);
+      assert.deepEqual(y.shape, dims.map((d) => shape[d]));
+      assertClose(
+        await values(y),
+        permuteRef(data, shape, dims),
+        { atol: 0, rtol: 0 },
+        `[${shape}] → [${dims}] (${cpu ? "CPU" : "GPU"} kernel)`,
+      );
     }
-  }
+  });
   assert.throws(() => permute(tensor([1, 2], [2, 1]), [0, 0]), /not a permutation/);
 });
 
 Deno.test("permute backward is the inverse permutation", gpuTest, async () => {
   await setup();
   const shape = [2, 3, 4, 5];
-  for (const cpu of [true, false]) {
-    setCpuKernels(cpu);
-    try {
-      await gradCheck((x) => permute(x, [2, 0, 3, 1]), [{ data: randomArray(120, 9), shape }]);
-    } finally {
-      setCpuKernels(null);
-    }
-  }
+  await eachKernelVariant(() =>
+    gradCheck((x) => permute(x, [2, 0, 3, 1]), [{ data: randomArray(120, 9), shape }])
+  );
 });

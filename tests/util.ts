@@ -1,12 +1,30 @@
 /** Shared test helpers: GPU setup, closeness assertions, and gradient checks by finite differences. */
 import { AssertionError } from "node:assert/strict";
-import { init, noGrad, scope, type Tensor, tensor } from "../mod.ts";
+import { init, noGrad, scope, setCpuKernels, type Tensor, tensor } from "../mod.ts";
 
 let ready: Promise<unknown> | null = null;
 
 /** Initialises the GPU once per test process (compiling every kernel imported so far). */
 export function setup(): Promise<unknown> {
   return (ready ??= init());
+}
+
+/**
+ * Runs `fn` once with the CPU kernel variants forced and once with the GPU ones (`setCpuKernels`), whatever the
+ * adapter, restoring the adapter's choice after; a failure names the variant.
+ */
+export async function eachKernelVariant(fn: (cpu: boolean) => Promise<void>): Promise<void> {
+  for (const cpu of [true, false]) {
+    setCpuKernels(cpu);
+    try {
+      await fn(cpu);
+    } catch (e) {
+      if (e instanceof Error) e.message = `[${cpu ? "CPU" : "GPU"} kernels] ${e.message}`;
+      throw e;
+    } finally {
+      setCpuKernels(null);
+    }
+  }
 }
 
 /** Deno.test options for GPU tests: the device and its pooled buffers outlive each test by design. */
