@@ -6,11 +6,11 @@
  */
 import { kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
-import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { dispatch } from "../../gpu/queue.ts";
 import { zeros } from "../../tensor/create.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
-import { columnSumsSplit, rowChunks, rowPerInvocation, rowWorkgroupSize } from "./norm_colsum.ts";
+import { columnSumsSplit, rowChunks, rowDispatch } from "./norm_colsum.ts";
 
 const K = kernel("layernorm.wgsl");
 
@@ -52,14 +52,11 @@ export function layerNormForward(
   const mean = empty([N]);
   const rstd = empty([N]);
   if (N > 0 && C > 0) {
-    const rows = rowPerInvocation(C);
     dispatch({
       kernel: K,
-      entry: rows ? "forward_rows" : "forward",
-      constants: rows ? {} : { WG: rowWorkgroupSize(C) },
+      ...rowDispatch("forward", N, C),
       params: new Params().u32(N, C).f32(eps).u32(0),
       buffers: [x.binding, weight.binding, bias.binding, mean.binding, rstd.binding, y.binding],
-      workgroups: grid1d(N, rows ? 64 : 1),
     });
   }
   return { y, mean, rstd };
@@ -88,11 +85,9 @@ export function layerNormBackward(
   if (want.dx) {
     dx = empty(x.shape);
     if (N > 0 && C > 0) {
-      const rows = rowPerInvocation(C);
       dispatch({
         kernel: K,
-        entry: rows ? "backward_dx_rows" : "backward_dx",
-        constants: rows ? {} : { WG: rowWorkgroupSize(C) },
+        ...rowDispatch("backward_dx", N, C),
         params: new Params().u32(N, C).f32(0).u32(0),
         buffers: [
           x.binding,
@@ -103,7 +98,6 @@ export function layerNormBackward(
           dx.binding,
           dy.binding,
         ],
-        workgroups: grid1d(N, rows ? 64 : 1),
       });
     }
   }

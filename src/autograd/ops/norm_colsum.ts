@@ -7,7 +7,7 @@
 import { cpuKernels } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
-import { dispatch } from "../../gpu/queue.ts";
+import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 
 const COLSUM = kernel("norm_colsum.wgsl");
@@ -16,12 +16,26 @@ const COLSUM = kernel("norm_colsum.wgsl");
  * Whether the row kernels should take one row per invocation (their `*_rows` entries): on CPU adapters, where a
  * workgroup per row with barriers costs several times more, for rows short enough for lavapipe's loop limit.
  */
-export function rowPerInvocation(C: number): boolean {
+function rowPerInvocation(C: number): boolean {
   return C <= 16384 && cpuKernels();
 }
 
+/**
+ * Entry point, override constants and workgroups of a row kernel (`forward`, `backward_dx`) for N rows of C:
+ * its `*_rows` variant in workgroups of 64 rows, or a workgroup of `rowWorkgroupSize(C)` per row.
+ */
+export function rowDispatch(
+  entry: string,
+  N: number,
+  C: number,
+): { entry: string; constants: Record<string, number>; workgroups: [number, number] } {
+  return rowPerInvocation(C)
+    ? { entry: `${entry}_rows`, constants: {}, workgroups: grid1d(N, 64) }
+    : { entry, constants: { WG: rowWorkgroupSize(C) }, workgroups: grid1d(N, 1) };
+}
+
 /** Workgroup size (a power of two, 32..256) of the one-workgroup-per-row kernels for rows of C channels. */
-export function rowWorkgroupSize(C: number): number {
+function rowWorkgroupSize(C: number): number {
   let wg = 32;
   while (wg < 256 && wg * 8 < C) wg *= 2;
   return wg;

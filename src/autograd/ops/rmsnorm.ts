@@ -6,11 +6,11 @@
  */
 import { kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
-import { dispatch, grid1d } from "../../gpu/queue.ts";
+import { dispatch } from "../../gpu/queue.ts";
 import { zeros } from "../../tensor/create.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
-import { columnSums, rowChunks, rowPerInvocation, rowWorkgroupSize } from "./norm_colsum.ts";
+import { columnSums, rowChunks, rowDispatch } from "./norm_colsum.ts";
 
 const K = kernel("rmsnorm.wgsl");
 
@@ -37,14 +37,11 @@ export function rmsNormForward(x: Tensor, weight: Tensor, eps = 1e-6): { y: Tens
   const y = empty(x.shape);
   const rstd = empty([N]);
   if (N > 0 && C > 0) {
-    const rows = rowPerInvocation(C);
     dispatch({
       kernel: K,
-      entry: rows ? "forward_rows" : "forward",
-      constants: rows ? {} : { WG: rowWorkgroupSize(C) },
+      ...rowDispatch("forward", N, C),
       params: new Params().u32(N, C).f32(eps).u32(0),
       buffers: [x.binding, weight.binding, rstd.binding, y.binding],
-      workgroups: grid1d(N, rows ? 64 : 1),
     });
   }
   return { y, rstd };
@@ -71,14 +68,11 @@ export function rmsNormBackward(
   if (want.dx) {
     dx = empty(x.shape);
     if (N > 0 && C > 0) {
-      const rows = rowPerInvocation(C);
       dispatch({
         kernel: K,
-        entry: rows ? "backward_dx_rows" : "backward_dx",
-        constants: rows ? {} : { WG: rowWorkgroupSize(C) },
+        ...rowDispatch("backward_dx", N, C),
         params: new Params().u32(N, C).f32(0).u32(0),
         buffers: [x.binding, weight.binding, rstd.binding, dx.binding, dy.binding],
-        workgroups: grid1d(N, rows ? 64 : 1),
       });
     }
   }
