@@ -9,6 +9,7 @@ import { DPOConfig } from "../../src/dpo/config.ts";
 import { DPOTrainer, type TrainerCallback } from "../../src/dpo/trainer.ts";
 import { memoryStats, resetPeakMemory, sync } from "../../mod.ts";
 import { initModel } from "../../src/models/init.ts";
+import type { CausalLM } from "../../src/models/causal_lm.ts";
 import { Generator } from "../../src/tensor/random.ts";
 import type { BenchContext, BenchFamily } from "../harness.ts";
 
@@ -73,7 +74,25 @@ export function benchConfig(quick: boolean) {
   };
 }
 
-async function run(ctx: BenchContext, precompute: boolean): Promise<void> {
+/** One measured DPO-step variant of the bench config (shared with dpo_step_lora.ts). */
+export interface StepVariant {
+  bench: string;
+  variant: string;
+  precomputeRefLogProbs?: boolean;
+  peftConfig?: ConstructorParameters<typeof DPOTrainer>[0]["peftConfig"];
+  /** Changes the fresh model before training (e.g. quantising its base). */
+  prepare?: (model: CausalLM) => Promise<unknown>;
+  /** Extra fields of the result line, from the trained trainer. */
+  extra?: (trainer: DPOTrainer) => Record<string, number>;
+  /** Releases what `prepare` or the trainer attached to the model, before the model itself. */
+  release?: (model: CausalLM) => void;
+}
+
+/**
+ * Trains the bench model for a few DPO steps (the first one, which compiles pipelines, not timed) and emits mean
+ * step time, tokens per second and peak GPU bytes of everything the run holds.
+ */
+export async function measureDpoStep(ctx: BenchContext, v: StepVariant): Promise<void> {
   const quick = ctx.quick;
   const cfg = benchConfig(quick);
   const T = quick ? 64 : 256;
@@ -83,6 +102,7 @@ async function run(ctx: BenchContext, precompute: boolean): Promise<void> {
   resetPeakMemory();
   const before = memoryStats().liveBytes;
   const model = await initModel(cfg, { seed: 1 });
+  await v.prepare?.(model);
   const data = rows(pairs * (steps + 1), T / 4, T - T / 4 - 2, cfg.vocab_size, 3);
   const timer = stepTimer();
   const trainer = new DPOTrainer({
@@ -90,17 +110,18 @@ async function run(ctx: BenchContext, precompute: boolean): Promise<void> {
     tokenizer: numberTokenizer,
     trainDataset: data,
     args: new DPOConfig({
-      outputDir: "bench/out/dpo_step",
+      outputDir: `bench/out/${v.bench}`,
       maxLength: T,
       maxPromptLength: T / 2,
       perDeviceTrainBatchSize: pairs,
       maxSteps: steps + 1,
       loggingSteps: 1000,
-      precomputeRefLogProbs: precompute,
+      precomputeRefLogProbs: v.precomputeRefLogProbs ?? false,
       disableTqdm: true,
       reportTo: ["none"],
       saveStrategy: "no",
     }),
+    peftConfig: v.peftConfig ?? null,
     callbacks: [timer.callback],
     log: () => {},
   });
@@ -109,21 +130,23 @@ async function run(ctx: BenchContext, precompute: boolean): Promise<void> {
   const ms = timer.meanMs();
   const tokens = 2 * pairs * T;
   ctx.emit({
-    bench: "dpo_step",
-    variant: precompute ? "precomputed_ref" : "frozen_ref",
+    bench: v.bench,
+    variant: v.variant,
     shape: `h${cfg.hidden_size} L${cfg.num_hidden_layers} V${cfg.vocab_size} T${T} pairs${pairs}`,
     ms,
     tokens_per_s: tokens / (ms / 1000),
     peak_bytes: peak,
+    ...v.extra?.(trainer),
   });
   trainer.dispose();
+  v.release?.(model);
   model.dispose();
 }
 
 export const family: BenchFamily = {
   name: "dpo_step",
   async run(ctx) {
-    await run(ctx, false);
-    await run(ctx, true);
+    await measureDpoStep(ctx, { bench: "dpo_step", variant: "frozen_ref" });
+    await measureDpoStep(ctx, { bench: "dpo_step", variant: "precomputed_ref", precomputeRefLogProbs: true });
   },
 };

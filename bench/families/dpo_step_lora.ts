@@ -9,74 +9,35 @@
  * no copy) and `lora_r16_int8` (the same on an int8 base). `trainable` is the number of trained parameters.
  * `--quick` uses a smaller model and 64-token sequences.
  */
-import { DPOConfig } from "../../src/dpo/config.ts";
-import { DPOTrainer } from "../../src/dpo/trainer.ts";
-import { memoryStats, resetPeakMemory, sync } from "../../mod.ts";
-import { initModel } from "../../src/models/init.ts";
+import type { DPOTrainer } from "../../src/dpo/trainer.ts";
+import type { CausalLM } from "../../src/models/causal_lm.ts";
 import { loraOf, unloadLora } from "../../src/nn/lora.ts";
 import { disposeQuantized, quantizeBase } from "../../src/nn/lora_quant.ts";
-import type { BenchContext, BenchFamily } from "../harness.ts";
-import { benchConfig, numberTokenizer, rows, stepTimer } from "./dpo_step.ts";
+import type { BenchFamily } from "../harness.ts";
+import { measureDpoStep } from "./dpo_step.ts";
 
-type Variant = "full_ft" | "lora_r16" | "lora_r16_int8";
-
-async function run(ctx: BenchContext, variant: Variant): Promise<void> {
-  const quick = ctx.quick;
-  const cfg = benchConfig(quick);
-  const T = quick ? 64 : 256;
-  const pairs = 2;
-  const steps = quick ? 2 : 3;
-  await sync();
-  resetPeakMemory();
-  const before = memoryStats().liveBytes;
-  const model = await initModel(cfg, { seed: 1 });
-  if (variant === "lora_r16_int8") await quantizeBase(model);
-  const data = rows(pairs * (steps + 1), T / 4, T - T / 4 - 2, cfg.vocab_size, 3);
-  const timer = stepTimer();
-  const trainer = new DPOTrainer({
-    model,
-    tokenizer: numberTokenizer,
-    trainDataset: data,
-    args: new DPOConfig({
-      outputDir: "bench/out/dpo_step_lora",
-      maxLength: T,
-      maxPromptLength: T / 2,
-      perDeviceTrainBatchSize: pairs,
-      maxSteps: steps + 1,
-      loggingSteps: 1000,
-      disableTqdm: true,
-      reportTo: ["none"],
-      saveStrategy: "no",
-    }),
-    peftConfig: variant === "full_ft" ? null : { r: 16, loraAlpha: 32, targetModules: "all-linear" },
-    callbacks: [timer.callback],
-    log: () => {},
-  });
-  await trainer.train();
-  const peak = memoryStats().peakBytes - before;
-  const ms = timer.meanMs();
-  const tokens = 2 * pairs * T;
-  const trainable = trainer.optimizer!.params.reduce((s, p) => s + p.size, 0);
-  ctx.emit({
-    bench: "dpo_step_lora",
-    variant,
-    shape: `h${cfg.hidden_size} L${cfg.num_hidden_layers} V${cfg.vocab_size} T${T} pairs${pairs}`,
-    ms,
-    tokens_per_s: tokens / (ms / 1000),
-    peak_bytes: peak,
-    trainable,
-  });
-  trainer.dispose();
-  if (loraOf(model)) unloadLora(model);
-  disposeQuantized(model);
-  model.dispose();
-}
+const LORA = { r: 16, loraAlpha: 32, targetModules: "all-linear" } as const;
 
 export const family: BenchFamily = {
   name: "dpo_step_lora",
   async run(ctx) {
-    await run(ctx, "full_ft");
-    await run(ctx, "lora_r16");
-    await run(ctx, "lora_r16_int8");
+    const common = {
+      bench: "dpo_step_lora",
+      extra: (t: DPOTrainer) => ({
+        trainable: t.optimizer!.params.reduce((s, p) => s + p.size, 0),
+      }),
+      release: (model: CausalLM) => {
+        if (loraOf(model)) unloadLora(model);
+        disposeQuantized(model);
+      },
+    };
+    await measureDpoStep(ctx, { ...common, variant: "full_ft" });
+    await measureDpoStep(ctx, { ...common, variant: "lora_r16", peftConfig: LORA });
+    await measureDpoStep(ctx, {
+      ...common,
+      variant: "lora_r16_int8",
+      peftConfig: LORA,
+      prepare: quantizeBase,
+    });
   },
 };
