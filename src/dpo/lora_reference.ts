@@ -44,6 +44,7 @@ import { type LoraConfig, loraConfig, type LoraConfigInput, LoraError } from "..
 import { disposeQuantized, quantizeBase, quantizedModules } from "../nn/lora_quant.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { DPOConfig } from "./config.ts";
+import { around } from "../util/around.ts";
 
 /** Where the reference log-probs come from. */
 export type ReferenceKind =
@@ -192,20 +193,6 @@ export function setupLora(
     if (applied) lora.unload();
     throw e;
   }
-}
-
-/** Runs fn, then restore() — after the promise settles when fn is async. */
-function around<T>(fn: () => T, restore: () => void): T {
-  let r: T;
-  try {
-    r = fn();
-  } catch (e) {
-    restore();
-    throw e;
-  }
-  if (r instanceof Promise) return r.finally(restore) as T;
-  restore();
-  return r;
 }
 
 /**

@@ -46,6 +46,7 @@ import {
 import { loraDropout } from "./lora_dropout.ts";
 import { loraAddInto } from "./lora_fused.ts";
 import { int8Linear, type QuantizedWeight } from "./lora_int8.ts";
+import { around } from "../util/around.ts";
 
 export { LoraError } from "./lora_config.ts";
 
@@ -166,20 +167,6 @@ export function loraLinear(
   layout: WeightLayout = "out_in",
 ): Tensor {
   return add(linear(x, w, b, layout), loraDelta(x, A, B, scaling));
-}
-
-/** Runs fn, then `restore()` — after the promise settles when fn is async. */
-function around<T>(fn: () => T, restore: () => void): T {
-  let r: T;
-  try {
-    r = fn();
-  } catch (e) {
-    restore();
-    throw e;
-  }
-  if (r instanceof Promise) return r.finally(restore) as T;
-  restore();
-  return r;
 }
 
 export interface AddAdapterOptions {
