@@ -24,6 +24,7 @@ export {
   grid1d,
   readback,
   sync,
+  trimPool,
   upload,
 } from "./queue.ts";
 export {

@@ -4,6 +4,15 @@
  *
  * Size classes: 256 bytes minimum, then 2^k, 1.25·2^k, 1.5·2^k and 1.75·2^k (at most 25% slack), so reuse works
  * across tensors whose sizes differ a little (sequence lengths of padded batches).
+ *
+ * What the pool holds stays near what the work needs, however the batch shapes vary from step to step:
+ * - an acquire takes a free buffer of its class, else of one of the next two classes (at most ~1.5× the bytes);
+ * - on a miss, free buffers are given back to the driver, those released longest ago first, until as many bytes
+ *   as the new buffer's are gone (while the pool holds that many): live + pooled bytes then grow only when live
+ *   bytes do. Buffers given back here may still be named by recorded, unsubmitted work, so they are destroyed
+ *   after the next submission (`destroyRetired`, called by src/gpu/queue.ts);
+ * - `trimIdleBuffers()` (through queue.ts's `trimPool()`, which the trainers call after every optimizer step)
+ *   destroys the free buffers that no acquire took since the previous trim.
  */
 import { gpu } from "./device.ts";
 import { GpuLimitError } from "./errors.ts";
@@ -35,7 +44,15 @@ export interface MemoryStats {
   pooledBuffers: number;
 }
 
+/** Free buffers by size class: stacks (the most recently released on top). */
 const free = new Map<number, GPUBuffer[]>();
+/** Every free buffer, in the order of release (oldest first). */
+const freeOrder = new Set<GPUBuffer>();
+/** The trim period in which each free buffer was released (buffers not taken since an earlier period are idle). */
+const releasedIn = new WeakMap<GPUBuffer, number>();
+/** Buffers given back on a miss, destroyed after the next submission. */
+let retired: GPUBuffer[] = [];
+let period = 0;
 let live = 0;
 let peak = 0;
 let pooled = 0;
@@ -47,6 +64,8 @@ function checkDevice(device: GPUDevice): void {
   if (owner !== device) {
     // A new device (after a loss or re-init): buffers of the old one are useless.
     free.clear();
+    freeOrder.clear();
+    retired = [];
     live =
       peak =
       pooled =
@@ -54,6 +73,45 @@ function checkDevice(device: GPUDevice): void {
       pooledCount =
         0;
     owner = device;
+  }
+}
+
+/** Takes a free buffer out of the pool's books (`fromList` when the caller has not popped it already). */
+function unpool(buf: GPUBuffer, fromList: boolean): void {
+  const size = buf.size;
+  if (fromList) {
+    const list = free.get(size)!;
+    list.splice(list.indexOf(buf), 1);
+  }
+  if (free.get(size)?.length === 0) free.delete(size);
+  freeOrder.delete(buf);
+  pooled -= size;
+  pooledCount--;
+}
+
+/** A free buffer of class `size` or one of the next two classes, or undefined. */
+function takeFree(size: number): GPUBuffer | undefined {
+  let c = size;
+  for (let i = 0; i < 3; i++) {
+    const buf = free.get(c)?.pop();
+    if (buf) {
+      unpool(buf, false);
+      return buf;
+    }
+    c = sizeClass(c + 1);
+  }
+  return undefined;
+}
+
+/** Gives back free buffers, oldest first, until `bytes` bytes are gone (when the pool holds that many). */
+function retireFor(bytes: number): void {
+  if (pooled < bytes) return;
+  let gone = 0;
+  for (const buf of freeOrder) {
+    if (gone >= bytes) break;
+    gone += buf.size;
+    unpool(buf, true);
+    retired.push(buf);
   }
 }
 
@@ -68,15 +126,12 @@ export function acquireBuffer(bytes: number): GPUBuffer {
         `(adapter: ${info.adapterName}); use smaller batches or sequence lengths.`,
     );
   }
-  const list = free.get(size);
-  let buf = list?.pop();
-  if (buf) {
-    pooled -= size;
-    pooledCount--;
-  } else {
+  let buf = takeFree(size);
+  if (!buf) {
+    retireFor(size);
     buf = device.createBuffer({ size, usage: USAGE });
   }
-  live += size;
+  live += buf.size;
   liveCount++;
   if (live > peak) peak = live;
   return buf;
@@ -91,8 +146,17 @@ export function releaseBuffer(buf: GPUBuffer): void {
   let list = free.get(size);
   if (!list) free.set(size, list = []);
   list.push(buf);
+  freeOrder.add(buf);
+  releasedIn.set(buf, period);
   pooled += size;
   pooledCount++;
+}
+
+/** Destroys the buffers given back on misses: call after submitting the work recorded so far. */
+export function destroyRetired(): void {
+  if (retired.length === 0) return;
+  for (const b of retired) b.destroy();
+  retired = [];
 }
 
 /** Current memory accounting. */
@@ -111,10 +175,31 @@ export function resetPeakMemory(): void {
   peak = live;
 }
 
+/**
+ * Destroys the free buffers that have stayed free since the previous `trimPool()` (none was acquired in between),
+ * and starts a new period. Returns the destroyed buffers (the caller drops what still refers to them).
+ * Work already recorded must be submitted first: src/gpu/queue.ts's `trimPool` does that.
+ */
+export function trimIdleBuffers(): GPUBuffer[] {
+  destroyRetired();
+  const gone: GPUBuffer[] = [];
+  // freeOrder is in release order, so the idle buffers (released in earlier periods) come first
+  for (const buf of freeOrder) {
+    if ((releasedIn.get(buf) ?? 0) >= period) break;
+    unpool(buf, true);
+    buf.destroy();
+    gone.push(buf);
+  }
+  period++;
+  return gone;
+}
+
 /** Destroys every pooled (free) buffer, giving the memory back to the driver. */
 export function emptyCache(): void {
+  destroyRetired();
   for (const list of free.values()) for (const b of list) b.destroy();
   free.clear();
+  freeOrder.clear();
   pooled = 0;
   pooledCount = 0;
 }

@@ -11,7 +11,7 @@ import { deviceLostReason, gpu } from "./device.ts";
 import { DeviceLostError, GpuLimitError, KernelError } from "./errors.ts";
 import type { BindingKind, Kernel } from "./kernel.ts";
 import type { Params } from "./params.ts";
-import { emptyCache as emptyPool } from "./pool.ts";
+import { destroyRetired, emptyCache as emptyPool, trimIdleBuffers } from "./pool.ts";
 import { profiling, resolveTimestamps, timedPass } from "./profile.ts";
 
 /** A storage buffer binding: the whole buffer, or a byte range of it. */
@@ -223,13 +223,18 @@ export function dispatch(spec: DispatchSpec): void {
 
 /** Submits every recorded dispatch (does not wait for the GPU). */
 export function flush(): void {
-  if (!encoder) return;
+  if (!encoder) {
+    destroyRetired(); // nothing recorded can name them
+    return;
+  }
   const { device } = gpu();
   endPass();
   if (slots > 0) device.queue.writeBuffer(arena!, 0, arenaCpu, 0, slots * SLOT);
   const readTimestamps = resolveTimestamps(device, encoder);
   const cb = encoder.finish();
   device.queue.submit([cb]);
+  // buffers the pool gave back while this batch was recorded may be named by it: destroyed once it is submitted
+  destroyRetired();
   readTimestamps?.();
   const kernels = [...batchKernels];
   const validation = device.popErrorScope();
@@ -336,6 +341,33 @@ export function emptyCache(): void {
   flush();
   bindGroups.clear();
   emptyPool();
+}
+
+/**
+ * Gives back to the driver the pool's buffers that stayed free since the previous call (after submitting pending
+ * work), and drops the cached bind groups that name them. The trainers call it once per optimizer step, so what
+ * the pool holds follows the recent steps' needs and does not grow with the step count.
+ */
+export function trimPool(): void {
+  flush();
+  const gone = trimIdleBuffers();
+  if (gone.length === 0 || bindGroups.size === 0) return;
+  const ids = new Set<string>();
+  for (const b of gone) {
+    const id = bufferIds.get(b);
+    if (id !== undefined) ids.add(String(id));
+  }
+  if (ids.size === 0) return;
+  for (const key of [...bindGroups.keys()]) {
+    // key: pipelineId|bufferId:offset:size|bufferId:offset:size…
+    const parts = key.split("|");
+    for (let i = 1; i < parts.length; i++) {
+      if (ids.has(parts[i].slice(0, parts[i].indexOf(":")))) {
+        bindGroups.delete(key);
+        break;
+      }
+    }
+  }
 }
 
 /** Number of dispatches recorded since the process started (for tests and benchmarks). */

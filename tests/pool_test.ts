@@ -1,0 +1,127 @@
+/**
+ * The buffer pool's bounds: what it holds follows the work, not the history of shapes (reuse of nearby classes,
+ * giving back the oldest free buffers on a miss, trimming buffers idle for a whole step), and a DPO run whose
+ * batch lengths vary holds as much after its 20th step as after its 3rd.
+ */
+import assert from "node:assert/strict";
+import { DPOConfig, DPOTrainer, emptyCache, initModel, memoryStats, sync, trimPool } from "../mod.ts";
+import { acquireBuffer, releaseBuffer, sizeClass } from "../src/gpu/pool.ts";
+import { Generator } from "../src/tensor/random.ts";
+import { empty } from "../src/tensor/tensor.ts";
+import { charTokenizer, TINY_LLAMA } from "./trainer_helpers.ts";
+import { gpuTest, setup } from "./util.ts";
+
+Deno.test(
+  "an acquire takes a free buffer of the next classes up rather than allocating",
+  gpuTest,
+  async () => {
+    await setup();
+    await sync();
+    emptyCache();
+    const big = acquireBuffer(sizeClass(100_000) + 1); // the class above 100 kB's
+    releaseBuffer(big);
+    const again = acquireBuffer(100_000);
+    assert.equal(again, big, "the free buffer one class up is reused");
+    releaseBuffer(again);
+    // more than two classes up is too wasteful: a new buffer
+    const far = acquireBuffer(40_000);
+    assert.notEqual(far, big);
+    releaseBuffer(far);
+    emptyCache();
+  },
+);
+
+Deno.test("a miss gives back the oldest free buffers: live + pooled bytes do not grow", gpuTest, async () => {
+  await setup();
+  await sync();
+  emptyCache();
+  // a "step" of one shape, then steps of others whose classes never match it
+  const first = Array.from({ length: 8 }, () => empty([64 * 1024]));
+  for (const t of first) t.dispose();
+  const held = memoryStats().liveBytes + memoryStats().pooledBytes;
+  for (const n of [90_001, 130_003, 170_005, 230_007]) {
+    const ts = Array.from({ length: 8 }, () => empty([n / 4 | 0]));
+    const m = memoryStats();
+    // the new buffers replaced free ones: the total may exceed what was held by at most the last buffer's bytes
+    assert.ok(
+      m.liveBytes + m.pooledBytes <= Math.max(held, m.liveBytes) + sizeClass(n),
+      `after allocating 8 × ${n} bytes: live ${m.liveBytes} + pooled ${m.pooledBytes}, held before ${held}`,
+    );
+    for (const t of ts) t.dispose();
+  }
+  await sync();
+  emptyCache();
+});
+
+Deno.test("trimPool gives back the buffers no acquire took since the previous trim", gpuTest, async () => {
+  await setup();
+  await sync();
+  emptyCache();
+  trimPool();
+  const a = empty([50_000]);
+  const b = empty([3_000]);
+  a.dispose();
+  b.dispose();
+  trimPool(); // both were released in this period: kept
+  assert.equal(memoryStats().pooledBuffers, 2);
+  const b2 = empty([3_000]); // takes b back
+  b2.dispose();
+  trimPool(); // a stayed free for a whole period: given back; b was used
+  const m = memoryStats();
+  assert.equal(m.pooledBuffers, 1);
+  assert.equal(m.pooledBytes, sizeClass(3_000 * 4));
+  emptyCache();
+});
+
+Deno.test("a DPO run over varying lengths holds as much after step 20 as after step 3", gpuTest, async () => {
+  await setup();
+  await sync();
+  emptyCache();
+  const tok = charTokenizer();
+  const g = new Generator(5);
+  const word = (n: number) => Array.from({ length: n }, () => "abcdefgh"[g.int(8)]).join("");
+  // every batch a different length: prompts of 2-40 characters, answers of 1-20
+  const rows = Array.from({ length: 40 }, () => ({
+    prompt: word(2 + g.int(39)) + "?",
+    chosen: word(1 + g.int(20)),
+    rejected: word(1 + g.int(20)),
+  }));
+  const model = await initModel(TINY_LLAMA, { seed: 3 });
+  const held: number[] = [];
+  const trainer = new DPOTrainer({
+    model,
+    tokenizer: tok,
+    trainDataset: rows,
+    args: new DPOConfig({
+      outputDir: "outputs/pool_test",
+      perDeviceTrainBatchSize: 2,
+      maxSteps: 20,
+      maxLength: 64,
+      maxPromptLength: 48,
+      learningRate: 1e-3,
+      loggingSteps: 100,
+      disableTqdm: true,
+      reportTo: ["none"],
+      saveStrategy: "no",
+    }),
+    callbacks: [{
+      onStepEnd: async () => {
+        await sync();
+        const m = memoryStats();
+        held.push(m.liveBytes + m.pooledBytes);
+      },
+    }],
+    log: () => {},
+  });
+  await trainer.train();
+  trainer.dispose();
+  model.dispose();
+  const base = held[2];
+  const worst = Math.max(...held.slice(2));
+  assert.ok(
+    worst <= base * 1.1,
+    `live + pooled bytes after each step: ${held.join(", ")} (step 3: ${base}, most after it: ${worst})`,
+  );
+  await sync();
+  emptyCache();
+});
