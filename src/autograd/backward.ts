@@ -6,7 +6,7 @@
  */
 import { copyBuffer } from "../gpu/queue.ts";
 import { full } from "../tensor/create.ts";
-import { empty, setBackwardHook, type Tensor, view } from "../tensor/tensor.ts";
+import { type BackwardOptions, empty, setBackwardHook, type Tensor, view } from "../tensor/tensor.ts";
 import { untrack } from "../tensor/track.ts";
 import { addInPlace, addSame } from "./accumulate.ts";
 import { noGrad } from "./grad_mode.ts";
@@ -44,8 +44,12 @@ function owned(t: Tensor): Tensor {
   return c;
 }
 
-/** Runs backward from `root`, seeding with `grad` (default: 1 for a one-element root). */
-export function backward(root: Tensor, grad?: Tensor): void {
+/**
+ * Runs backward from `root`, seeding with `grad` (default: 1 for a one-element root). With `releaseGraph`, each
+ * computed tensor is disposed once its gradient has gone to its inputs (see BackwardOptions): every op that reads
+ * it in backward (its consumers, and its own rule) has run by then, as the order is reverse-topological.
+ */
+export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {
   if (!root.requiresGrad) {
     throw new Error(
       "backward(): the tensor does not require grad (no input of its graph has requiresGrad set)",
@@ -104,7 +108,10 @@ export function backward(root: Tensor, grad?: Tensor): void {
       for (const o of distinct) o.dispose();
       g.dispose();
       // the node's saved state is no longer needed once its gradients are out
-      if (t !== root) t.node = null;
+      if (t !== root) {
+        if (opts.releaseGraph) t.dispose();
+        else t.node = null;
+      }
     }
     for (const g of grads.values()) g.dispose();
     root.node = null;

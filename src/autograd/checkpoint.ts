@@ -19,7 +19,7 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonl
         const xd = view(x, x.shape);
         xd.requiresGrad = x.requiresGrad;
         const y = fn(xd);
-        backward(y, dy);
+        backward(y, dy, { releaseGraph: true });
         const g = xd.grad;
         xd.grad = null;
         return g;

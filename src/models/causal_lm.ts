@@ -2,6 +2,9 @@
  * The interface every model implementation (llama.ts, gpt2.ts) provides, and the input handling they share:
  * token ids, attention masks and position ids given as nested arrays or typed arrays with a shape.
  */
+import { checkpoint } from "../autograd/checkpoint.ts";
+import { isGradEnabled } from "../autograd/grad_mode.ts";
+import { scope } from "../autograd/scope.ts";
 import { WebDPOError } from "../gpu/errors.ts";
 import { Module } from "../nn/module.ts";
 import { tensor } from "../tensor/create.ts";
@@ -147,6 +150,29 @@ export abstract class CausalLM extends Module {
   layerParameters(l: number): Tensor[] {
     const prefix = this.config.architecture === "gpt2" ? `transformer.h.${l}.` : `model.layers.${l}.`;
     return this.namedParameters().filter(([n]) => n.startsWith(prefix)).map(([, t]) => t);
+  }
+
+  /**
+   * Runs the decoder layers `layer(0, x)`, `layer(1, …)`, … over `x`. Recording a graph, each layer's activations
+   * stay for backward (or, with `gradientCheckpointing` and no KV cache, only its input, the layer being recomputed
+   * in backward). With no graph to record (the reference, evaluation, generation), each layer runs in a scope of
+   * its own and its input is released once it is done: the forward holds one layer's activations, not all of them.
+   * `x` is the model's own (made by the caller's forward), as each layer's output is.
+   */
+  protected runLayers(x: Tensor, layer: (l: number, x: Tensor) => Tensor, cached: boolean): Tensor {
+    const recording = isGradEnabled();
+    for (let l = 0; l < this.config.numLayers; l++) {
+      if (!recording) {
+        const y = scope(() => layer(l, x));
+        x.dispose();
+        x = y;
+      } else if (this.gradientCheckpointing && !cached) {
+        x = checkpoint((xi) => layer(l, xi), x, this.layerParameters(l));
+      } else {
+        x = layer(l, x);
+      }
+    }
+    return x;
   }
 
   /** The names of the model's projection modules (the targets LoRA can adapt). */

@@ -12,10 +12,9 @@ import { permute } from "../autograd/ops/permute.ts";
 import { reshape } from "../autograd/ops/reshape.ts";
 import { slice } from "../autograd/ops/slice.ts";
 import { unary } from "../autograd/ops/unary.ts";
-import { checkpoint } from "../autograd/checkpoint.ts";
 import { linear } from "../nn/layers.ts";
 import type { KVCache } from "./kv_cache.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+import { free, type Tensor } from "../tensor/tensor.ts";
 import { tensor } from "../tensor/create.ts";
 import { CausalLM, type ForwardOptions, hostBatch, type IdBatch } from "./causal_lm.ts";
 
@@ -84,19 +83,29 @@ export class GPT2Model extends CausalLM {
     const p = `${P}.h.${l}`;
     const a = layerNorm(x, this.param(`${p}.ln_1.weight`), this.param(`${p}.ln_1.bias`), c.normEps);
     const qkv = this.proj(a, `${p}.attn.c_attn`); // [B, T, 3C]
-    const split = permute(reshape(qkv, [B, T, 3, H, D]), [2, 0, 3, 1, 4]); // [3, B, H, T, D]
+    // temporaries no backward reads (reshape, permute, slice and add save nothing) are freed once used
+    const grouped = reshape(qkv, [B, T, 3, H, D]);
+    const split = permute(grouped, [2, 0, 3, 1, 4]); // [3, B, H, T, D]
+    free(qkv, grouped);
     const part = (i: number) => reshape(slice(split, i, i + 1), [B, H, T, D]);
     let scale = c.raw.scale_attn_weights !== false ? 1 / Math.sqrt(D) : 1;
     if (c.raw.scale_attn_by_inverse_layer_idx === true) scale /= l + 1;
+    const q = part(0);
     let k = part(1);
     let v = part(2);
+    free(split);
     if (ctx.cache) ({ k, v } = ctx.cache.update(l, k, v));
-    const o = attention(part(0), k, v, { attentionMask: mask, scale });
+    const o = attention(q, k, v, { attentionMask: mask, scale });
     const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, C]);
-    x = add(x, this.proj(merged, `${p}.attn.c_proj`));
+    const attnOut = this.proj(merged, `${p}.attn.c_proj`);
+    x = add(x, attnOut);
+    free(attnOut);
     const m = layerNorm(x, this.param(`${p}.ln_2.weight`), this.param(`${p}.ln_2.bias`), c.normEps);
     const f = unary("gelu", this.proj(m, `${p}.mlp.c_fc`));
-    return add(x, this.proj(f, `${p}.mlp.c_proj`));
+    const mlpOut = this.proj(f, `${p}.mlp.c_proj`);
+    const y = add(x, mlpOut);
+    free(mlpOut);
+    return y;
   }
 
   hiddenStates(inputIds: IdBatch, opts: ForwardOptions = {}): Tensor {
@@ -111,17 +120,16 @@ export class GPT2Model extends CausalLM {
       }
     }
     const mask = h.mask ? tensor(h.mask, [B, h.mask.length / B], { dtype: "i32" }) : undefined;
-    let x = add(
+    const x = add(
       gatherRows(this.param(`${P}.wte.weight`), h.ids, { shape: [B, T] }),
       gatherRows(this.param(`${P}.wpe.weight`), h.positions, { shape: [B, T] }),
     );
-    for (let l = 0; l < c.numLayers; l++) {
-      const layer = (xi: Tensor) => this.layer(l, xi, { B, T, mask, cache: opts.cache });
-      x = this.gradientCheckpointing && !opts.cache
-        ? checkpoint(layer, x, this.layerParameters(l))
-        : layer(x);
-    }
-    return layerNorm(x, this.param(`${P}.ln_f.weight`), this.param(`${P}.ln_f.bias`), c.normEps);
+    const y = this.runLayers(
+      x,
+      (l, xi) => this.layer(l, xi, { B, T, mask, cache: opts.cache }),
+      opts.cache !== undefined,
+    );
+    return layerNorm(y, this.param(`${P}.ln_f.weight`), this.param(`${P}.ln_f.bias`), c.normEps);
   }
 
   forward(inputIds: IdBatch, opts: ForwardOptions = {}): Tensor {

@@ -21,6 +21,7 @@ import { DatasetError } from "../data/tokenize_row.ts";
 import { Progress } from "../dpo/progress.ts";
 import { WebDPOError } from "../gpu/errors.ts";
 import { init } from "../gpu/init.ts";
+import { trimPool } from "../gpu/queue.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { saveModel } from "../models/loader.ts";
 import { AdamW } from "../optim/adamw.ts";
@@ -234,12 +235,15 @@ export class SFTTrainer {
           s.numTokens += batch.attentionMask.reduce((x, y) => x + y, 0);
           window.push(scope(() => {
             const loss = this.batchLoss(batch);
-            scale(loss, 1 / micro.length).backward();
-            return noGrad(() => view(loss, [1]));
+            const value = noGrad(() => view(loss, [1]));
+            scale(loss, 1 / micro.length).backward(undefined, { releaseGraph: true });
+            return value;
           }));
         }
         const norm = scope(() => opt.clipAndStep(a.maxGradNorm).keep());
         opt.zeroGrad();
+        // free buffers this step did not take back are given back: what the pool holds does not grow with the steps
+        trimPool();
         const lr = sched.lastLr()[0];
         sched.step();
         lastNorm?.dispose();

@@ -1,5 +1,5 @@
 /** Tensors: the GPU array type, creation, random generators. */
-export { type DType, empty, type GradNode, Storage, Tensor, view } from "./tensor.ts";
+export { type BackwardOptions, type DType, empty, type GradNode, Storage, Tensor, view } from "./tensor.ts";
 export {
   arange,
   full,

@@ -28,10 +28,22 @@ export interface GradNode {
   backward(gradOutput: Tensor): (Tensor | null)[];
 }
 
-let backwardHook: ((t: Tensor, grad?: Tensor) => void) | null = null;
+/** Options of `backward()`. */
+export interface BackwardOptions {
+  /**
+   * Dispose every computed tensor of the graph (not the root, not the leaves) as soon as its gradient has been
+   * passed on to its inputs, as PyTorch frees a graph's saved activations during backward: backward's peak memory
+   * is then the activations or the gradients, not both. Those tensors cannot be read afterwards (take what you need
+   * from them first). The trainers' steps use it. Default false.
+   */
+  releaseGraph?: boolean;
+}
+
+type BackwardHook = (t: Tensor, grad?: Tensor, opts?: BackwardOptions) => void;
+let backwardHook: BackwardHook | null = null;
 
 /** Installed by src/autograd so `Tensor.backward()` works without the tensor layer importing it. */
-export function setBackwardHook(fn: (t: Tensor, grad?: Tensor) => void): void {
+export function setBackwardHook(fn: BackwardHook): void {
   backwardHook = fn;
 }
 
@@ -47,6 +59,7 @@ export class Tensor {
   /** Optional human name (parameter names). */
   name?: string;
   private _disposed = false;
+  private _freed = false;
 
   constructor(readonly storage: Storage, shape: readonly number[], readonly dtype: DType = "f32") {
     this.shape = Object.freeze([...shape]);
@@ -77,14 +90,32 @@ export class Tensor {
 
   assertAlive(): void {
     if (this._disposed) throw new Error(`tensor #${this.id} [${this.shape}] was used after it was disposed`);
+    if (this._freed) {
+      throw new Error(
+        `tensor #${this.id} [${this.shape}] was read after free() released its values ` +
+          `(an op's backward reads it: it must not be freed early)`,
+      );
+    }
   }
 
   /** Releases the GPU memory (the storage's, once no view uses it). Idempotent. */
   dispose(): void {
     if (this._disposed) return;
     this._disposed = true;
-    this.storage.release();
+    if (!this._freed) this.storage.release();
     this.node = null;
+  }
+
+  /**
+   * Releases the values now (the storage's, once no view uses it) but keeps the tensor's place in the autograd
+   * graph, so gradients still flow through it. For a forward's temporaries that no recorded backward reads: a
+   * projection whose output is only permuted and rotated, a residual branch once it is added. The caller vouches
+   * for that; reading the tensor afterwards (a dispatch, a readback, a backward that saved it) throws. Idempotent.
+   */
+  free(): void {
+    if (this._disposed || this._freed) return;
+    this._freed = true;
+    this.storage.release();
   }
 
   /** Keeps this tensor alive past the enclosing `scope()`s. */
@@ -116,14 +147,19 @@ export class Tensor {
   }
 
   /** Reverse-mode differentiation from this tensor (a scalar unless `grad` is given). */
-  backward(grad?: Tensor): void {
+  backward(grad?: Tensor, opts?: BackwardOptions): void {
     if (!backwardHook) throw new Error("autograd is not loaded (import webdpo's mod.ts)");
-    backwardHook(this, grad);
+    backwardHook(this, grad, opts);
   }
 
   toString(): string {
     return `Tensor(#${this.id}, [${this.shape}], ${this.dtype}${this.requiresGrad ? ", requiresGrad" : ""})`;
   }
+}
+
+/** `t.free()` for each tensor (see Tensor.free). */
+export function free(...ts: Tensor[]): void {
+  for (const t of ts) t.free();
 }
 
 /** A new tensor sharing `t`'s storage with another shape of the same size (no copy, no autograd). */

@@ -33,6 +33,9 @@ type Grad = (typeof Grad)[keyof typeof Grad];
 const GRAD_A: Record<BinaryOp, Grad> = { add: Grad.Dy, sub: Grad.Dy, mul: Grad.DyB, div: Grad.DyOverB };
 const GRAD_B: Record<BinaryOp, Grad> = { add: Grad.Dy, sub: Grad.NegDy, mul: Grad.DyA, div: Grad.DivB };
 
+/** The ops whose gradient formulas read neither operand. */
+const SAVES_NOTHING = new Set<BinaryOp>(["add", "sub"]);
+
 /** Partial sums per invocation in the gradient reductions. */
 const CHUNK = 128;
 
@@ -248,8 +251,9 @@ function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
   const out = forwardRaw(op, bd);
   const inputs = [a, b].filter((x): x is Tensor => x instanceof Tensor);
   return record(op, inputs, out, (dy) => {
-    // Rebind at backward time: the saved operands must still be alive (binding checks it).
-    const bb = bind(a, b, plan);
+    // Rebind at backward time: the saved operands must still be alive (binding checks it). add and sub save
+    // nothing: their gradients are ±dy, so dy stands in for the operands (which a forward may have freed).
+    const bb = SAVES_NOTHING.has(op) ? { ...bd, bufA: dy.binding, bufB: dy.binding } : bind(a, b, plan);
     const grads: (Tensor | null)[] = [];
     if (a instanceof Tensor) {
       grads.push(a.requiresGrad ? operandGrad(bb, plan.modeA, GRAD_A[op], dy, a.shape) : null);
