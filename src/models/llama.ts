@@ -1,20 +1,19 @@
 /**
  * The Llama family (llama, SmolLM/SmolLM2, mistral, qwen2), as transformers' LlamaForCausalLM computes it:
  * embeddings → per layer [RMSNorm → q/k/v projections → RoPE → causal GQA attention (sliding window where the
- * config says) → o_proj → residual; RMSNorm → SwiGLU MLP → residual] → RMSNorm → LM head (tied or not).
+ * config says) → o_proj → residual; RMSNorm → SwiGLU MLP (one fused op for silu(gate)·up) → residual] → RMSNorm → LM head (tied or not).
  */
-import { add, mul } from "../autograd/ops/binary.ts";
+import { add } from "../autograd/ops/binary.ts";
 import { attention } from "../autograd/ops/attention.ts";
 import { gatherRows } from "../autograd/ops/gather_rows.ts";
 import { permute } from "../autograd/ops/permute.ts";
 import { reshape } from "../autograd/ops/reshape.ts";
 import { rmsNorm } from "../autograd/ops/rmsnorm.ts";
 import { rope, type RopeConfig } from "../autograd/ops/rope.ts";
-import { unary } from "../autograd/ops/unary.ts";
-import { checkpoint } from "../autograd/checkpoint.ts";
+import { swiglu } from "../autograd/ops/swiglu.ts";
 import { linear } from "../nn/layers.ts";
 import type { KVCache } from "./kv_cache.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+import { free, type Tensor } from "../tensor/tensor.ts";
 import { batchTensors, CausalLM, type ForwardOptions, hostBatch, type IdBatch } from "./causal_lm.ts";
 import type { ModelConfig } from "./config.ts";
 
@@ -91,19 +90,35 @@ export class LlamaModel extends CausalLM {
     const H = c.numHeads, HKV = c.numKvHeads, D = c.headDim;
     const p = `model.layers.${l}`;
     const a = rmsNorm(x, this.param(`${p}.input_layernorm.weight`), c.normEps);
-    const heads = (t: Tensor, n: number) => permute(reshape(t, [B, T, n, D]), [0, 2, 1, 3]);
-    const q = rope(heads(this.proj(a, `${p}.self_attn.q_proj`), H), positions, this.rope);
-    let k = rope(heads(this.proj(a, `${p}.self_attn.k_proj`), HKV), positions, this.rope);
+    // the temporaries no backward reads (permute, RoPE and add save nothing) are freed as soon as they are used
+    const heads = (t: Tensor, n: number) => {
+      const r = reshape(t, [B, T, n, D]);
+      const out = permute(r, [0, 2, 1, 3]);
+      free(t, r);
+      return out;
+    };
+    const rotated = (t: Tensor) => {
+      const out = rope(t, positions, this.rope);
+      free(t);
+      return out;
+    };
+    const q = rotated(heads(this.proj(a, `${p}.self_attn.q_proj`), H));
+    let k = rotated(heads(this.proj(a, `${p}.self_attn.k_proj`), HKV));
     let v = heads(this.proj(a, `${p}.self_attn.v_proj`), HKV);
     if (ctx.cache) ({ k, v } = ctx.cache.update(l, k, v));
     const window = c.layerSlidingWindow[l];
     const o = attention(q, k, v, { attentionMask: mask, slidingWindow: window ?? undefined });
     const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, H * D]);
-    x = add(x, this.proj(merged, `${p}.self_attn.o_proj`));
+    const attnOut = this.proj(merged, `${p}.self_attn.o_proj`);
+    x = add(x, attnOut);
+    free(attnOut);
     const m = rmsNorm(x, this.param(`${p}.post_attention_layernorm.weight`), c.normEps);
-    const gate = unary("silu", this.proj(m, `${p}.mlp.gate_proj`));
+    const gate = this.proj(m, `${p}.mlp.gate_proj`);
     const up = this.proj(m, `${p}.mlp.up_proj`);
-    return add(x, this.proj(mul(gate, up), `${p}.mlp.down_proj`));
+    const mlpOut = this.proj(swiglu(gate, up), `${p}.mlp.down_proj`);
+    const y = add(x, mlpOut);
+    free(mlpOut);
+    return y;
   }
 
   hiddenStates(inputIds: IdBatch, opts: ForwardOptions = {}): Tensor {
@@ -111,14 +126,13 @@ export class LlamaModel extends CausalLM {
     const h = hostBatch(inputIds, c.vocabSize, opts);
     const { B, T } = h;
     const { positions, mask } = batchTensors(h);
-    let x = gatherRows(this.param("model.embed_tokens.weight"), h.ids, { shape: [B, T] });
-    for (let l = 0; l < c.numLayers; l++) {
-      const layer = (xi: Tensor) => this.layer(l, xi, { B, T, positions, mask, cache: opts.cache });
-      x = this.gradientCheckpointing && !opts.cache
-        ? checkpoint(layer, x, this.layerParameters(l))
-        : layer(x);
-    }
-    return rmsNorm(x, this.param("model.norm.weight"), c.normEps);
+    const x = gatherRows(this.param("model.embed_tokens.weight"), h.ids, { shape: [B, T] });
+    const y = this.runLayers(
+      x,
+      (l, xi) => this.layer(l, xi, { B, T, positions, mask, cache: opts.cache }),
+      opts.cache !== undefined,
+    );
+    return rmsNorm(y, this.param("model.norm.weight"), c.normEps);
   }
 
   forward(inputIds: IdBatch, opts: ForwardOptions = {}): Tensor {

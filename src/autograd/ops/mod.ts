@@ -18,6 +18,7 @@ export {
   UNARY_OPS,
   type UnaryOp,
 } from "./unary.ts";
+export { swiglu } from "./swiglu.ts";
 export { maskedFill, where } from "./where.ts";
 export { max, maxWithIndices, mean, type ReduceOptions, sum } from "./reduce.ts";
 export { logSoftmax, softmax } from "./softmax.ts";
