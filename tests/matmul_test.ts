@@ -238,9 +238,30 @@ for (const v of VARIANTS) {
               `${v} split`,
             );
           }
-          // a single matrix above the limit: a clear error naming its shape
-          const big = () => matmul(zeros([40, 30]), zeros([30, 5]));
-          assert.throws(big, (e: unknown) => e instanceof GpuLimitError && /\[40,30\]/.test(e.message));
+          // a single A or C matrix above the limit (4800 and 4320 bytes here): computed in bands of rows, each
+          // batch on its own, at unaligned offsets
+          for (const transB of [false, true]) {
+            await checkForward(
+              { batch: 1, M: 40, K: 30, N: 5, transA: false, transB },
+              seed++,
+              `${v} row bands`,
+            );
+            await checkForward(
+              { batch: 3, M: 27, K: 7, N: 40, transA: false, transB },
+              seed++,
+              `${v} row bands`,
+            );
+            await checkForward(
+              { batch: 2, M: 45, K: 24, N: 3, transA: false, transB, sharedB: true },
+              seed++,
+              `${v} row bands`,
+            );
+          }
+          // a transposed A (its rows are not contiguous) or a B above the limit: a clear error naming its shape
+          const bigAt = () => matmul(zeros([30, 40]), zeros([30, 5]), { transA: true });
+          assert.throws(bigAt, (e: unknown) => e instanceof GpuLimitError && /\[30,40\]/.test(e.message));
+          const bigB = () => matmul(zeros([5, 40]), zeros([40, 30]));
+          assert.throws(bigB, (e: unknown) => e instanceof GpuLimitError && /\[40,30\]/.test(e.message));
           // 2 workgroups per dimension: batch, rows and columns all split into several dispatches
           setMatmulLimits({ maxWorkgroups: 2 });
           for (const [transA, transB] of TRANS) {
@@ -318,3 +339,36 @@ Deno.test("matmul: shape errors say what was expected", gpuTest, async () => {
   assert.throws(() => matmulInto(a, a, zeros([3, 3])), /share storage/);
   assert.throws(() => matmulInto(zeros([2, 4]), a, b, { alpha: NaN }), /alpha/);
 });
+
+Deno.test(
+  "a model's logits larger than one storage binding come out whole (the LM head in bands of rows)",
+  gpuTest,
+  async () => {
+    await setup();
+    const { initModel } = await import("../src/models/init.ts");
+    const model = await initModel({
+      model_type: "llama",
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      num_hidden_layers: 1,
+      vocab_size: 300,
+      max_position_embeddings: 64,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+    }, { seed: 4 });
+    const ids = Array.from({ length: 40 }, (_, i) => (i * 37) % 300);
+    try {
+      const whole = await scope(() => model.forward([ids]).toArray());
+      // 40 KiB bindings: every weight fits, the logits [40, 300] (48,000 bytes) do not
+      setMatmulLimits({ maxBindingBytes: 40960 });
+      const banded = await scope(() => model.forward([ids]).toArray());
+      assert.equal(banded.length, 40 * 300);
+      assertClose(banded, whole, { atol: 1e-5, rtol: 1e-5 }, "logits");
+    } finally {
+      setMatmulLimits(null);
+      model.dispose();
+    }
+  },
+);

@@ -21,7 +21,9 @@
  *
  * Large operands: each storage binding covers at most maxStorageBufferBindingSize bytes, so a batch that does
  * not fit is split into dispatches over batch ranges (and rows/columns past 65535 workgroups into more
- * dispatches); a single matrix larger than the limit throws a GpuLimitError naming its shape.
+ * dispatches); a single A or C matrix larger than the limit (logits of a long input) is computed in bands of
+ * rows, each bound on its own, when A is not transposed; otherwise, or when B alone is larger than the limit,
+ * a GpuLimitError names the shape.
  */
 import { gpu, isCpuAdapter } from "../../gpu/device.ts";
 import { GpuLimitError } from "../../gpu/errors.ts";
@@ -256,8 +258,46 @@ function gemm(g: Gemm): void {
     if (!g.accumulate) clearBuffer(g.c.t.storage.buffer, g.c.off * 4, batch * M * N * 4);
     return;
   }
+  if (!g.transA && !oneMatrixFits(g)) {
+    splitRows(g);
+    return;
+  }
   if (matmulVariant() === "register") gemmRegister(g);
   else gemmShared(g);
+}
+
+/** Whether one matrix of A and one of C fit a storage binding each (what a dispatch must bind at least). */
+function oneMatrixFits(g: Gemm): boolean {
+  const limit = bindingLimit();
+  return bindRange(g.a, 0, 1, g.M * g.K).bytes <= limit && bindRange(g.c, 0, 1, g.M * g.N).bytes <= limit;
+}
+
+/**
+ * A product whose A or C matrix is larger than one storage binding (logits [T, V] of a long input): each batch
+ * in bands of rows, every band's A and C rows bound on their own (A's rows are contiguous when A is not
+ * transposed, and so are C's). B must fit whole.
+ */
+function splitRows(g: Gemm): void {
+  const limit = bindingLimit();
+  const align = gpu().info.limits.minStorageBufferOffsetAlignment;
+  // a band's binding may start up to `align` bytes before its first element
+  const rows = Math.floor((limit - align) / (4 * Math.max(g.K, g.N, 1)));
+  if (rows < 1) {
+    throw tooLarge(g.K > g.N ? "a" : "out", [1, Math.max(g.K, g.N)], Math.max(g.K, g.N));
+  }
+  for (let z = 0; z < g.batch; z++) {
+    for (let m0 = 0; m0 < g.M; m0 += rows) {
+      const M = Math.min(rows, g.M - m0);
+      gemm({
+        ...g,
+        a: { t: g.a.t, off: g.a.off + z * g.a.stride + m0 * g.K, stride: 0 },
+        b: { t: g.b.t, off: g.b.off + z * g.b.stride, stride: 0 },
+        c: { t: g.c.t, off: g.c.off + z * g.c.stride + m0 * g.N, stride: 0 },
+        M,
+        batch: 1,
+      });
+    }
+  }
 }
 
 const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
