@@ -37,6 +37,10 @@ import {
   type TokenizedRow,
 } from "../data/tokenize_row.ts";
 import { WebDPOError } from "../gpu/errors.ts";
+import { trimPool } from "../gpu/queue.ts";
+import { gpu, isCpuAdapter } from "../gpu/device.ts";
+import { memoryStats } from "../gpu/pool.ts";
+import { availableMemory, estimateDpoMemory, gb, type MemoryEstimate } from "./memory_estimate.ts";
 import { tokenizeDataset } from "../data/tokenize_parallel.ts";
 import { init } from "../gpu/init.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
@@ -324,6 +328,7 @@ export class DPOTrainer {
     if (!this.lora) { for (const p of this.model.parameters()) p.requiresGrad = true; }
     this.model.gradientCheckpointing = this.args.gradientCheckpointing;
     this.model.train();
+    this.checkMemory();
     if (
       !this.args.referenceFree && !this.refModel && !this.lora &&
       !(this.args.precomputeRefLogProbs && this.allPrecomputed())
@@ -345,6 +350,80 @@ export class DPOTrainer {
         this.ownsRef = false;
       }
     }
+  }
+
+  /**
+   * Refuses, before the reference copy and the first step allocate anything, a run whose estimated peak does not
+   * fit the memory this machine has free (CPU adapters, where the GPU's memory is the process's: WebGPU tells
+   * nothing of a GPU's free memory). The message gives the estimate and which of the usual remedies would fit.
+   * `WEBDPO_NO_MEMORY_CHECK=1` turns it off.
+   */
+  private checkMemory(): void {
+    try {
+      if (Deno.env.get("WEBDPO_NO_MEMORY_CHECK")) return;
+    } catch {
+      // no --allow-env: check
+    }
+    if (!isCpuAdapter(gpu().info)) return;
+    const free = availableMemory();
+    if (free === null) return;
+    const a = this.args;
+    let tokens = 0;
+    for (const e of [...this.train_!, ...(this.eval_ ?? [])]) {
+      tokens = Math.max(tokens, e.row.chosen_input_ids.length, e.row.rejected_input_ids.length);
+    }
+    const params = this.model.parameters().reduce((n, p) => n + p.size, 0);
+    const trainable = this.lora
+      ? namedTrainableParametersOf(this.model).reduce((n, [, p]) => n + p.size, 0)
+      : params;
+    const base = {
+      config: this.model.config,
+      params,
+      trainable,
+      referenceCopy: !a.referenceFree && !this.refModel && !this.lora,
+      rows: 2 * a.perDeviceTrainBatchSize,
+      tokens,
+      gradientCheckpointing: a.gradientCheckpointing,
+    };
+    const held = memoryStats().liveBytes; // the policy's weights, loaded already
+    const fits = (e: MemoryEstimate) => e.total - Math.min(held, e.weights) <= free;
+    const est = estimateDpoMemory(base);
+    if (fits(est)) return;
+    const options: [string, MemoryEstimate][] = [
+      ["LoRA (peft_config; no reference copy, gradients and AdamW state for the adapter only)", {
+        ...estimateDpoMemory({ ...base, trainable: Math.ceil(params / 100), referenceCopy: false }),
+      }],
+      ["gradient_checkpointing: true", estimateDpoMemory({ ...base, gradientCheckpointing: true })],
+      ["precompute_ref_log_probs: true (the reference copy is freed before training)", {
+        ...estimateDpoMemory({ ...base, referenceCopy: false }),
+      }],
+    ];
+    if (a.perDeviceTrainBatchSize > 1) {
+      const b = Math.floor(a.perDeviceTrainBatchSize / 2);
+      options.push([
+        `per_device_train_batch_size: ${b} (with gradient_accumulation_steps × 2 for the same batch)`,
+        estimateDpoMemory({ ...base, rows: 2 * b }),
+      ]);
+    }
+    const shorter = Math.max(1, Math.floor(tokens / 2));
+    options.push([`max_length: ${shorter}`, estimateDpoMemory({ ...base, tokens: shorter })]);
+    const good = options.filter(([, e]) => fits(e)).map(([name, e]) => `${name} (about ${gb(e.total)})`);
+    throw new TrainingError(
+      `this run needs about ${gb(est.total)} at its peak (weights ${gb(est.weights)}, reference copy ` +
+        `${gb(est.reference)}, gradients ${gb(est.gradients)}, AdamW state ${
+          gb(est.optimizer)
+        }, activations ` +
+        `${gb(est.activations)} for ${base.rows} rows of up to ${tokens} tokens), but this machine has ` +
+        `${gb(free + Math.min(held, est.weights))} for it (${
+          gb(free)
+        } free besides the loaded weights): it ` +
+        `would be killed for lack of memory. ` +
+        (good.length
+          ? `These would fit: ${good.join("; ")}.`
+          : "None of LoRA, gradient_checkpointing, precompute_ref_log_probs, a smaller batch or half the " +
+            "max_length alone would fit: combine them, or use a machine with more memory.") +
+        " Set WEBDPO_NO_MEMORY_CHECK=1 to run anyway.",
+    );
   }
 
   private allPrecomputed(): boolean {
@@ -434,18 +513,20 @@ export class DPOTrainer {
    */
   private microBatch(examples: Example[], training: boolean): { loss: Tensor; packed: Tensor } {
     const { batch, shifted } = this.collate(examples);
-    const pol = this.logps(this.model, batch, shifted, true);
     let refC: Tensor | undefined, refR: Tensor | undefined;
     if (!this.args.referenceFree) {
       if (examples.every((e) => e.ref)) {
         refC = tensor(examples.map((e) => e.ref![0]), [batch.B]);
         refR = tensor(examples.map((e) => e.ref![1]), [batch.B]);
       } else {
-        const ref = this.referenceLogps(batch, shifted);
-        refC = ref.chosen;
-        refR = ref.rejected;
+        // first, in a scope of its own: the reference forward's activations are gone before the policy's exist
+        ({ chosen: refC, rejected: refR } = scope(() => {
+          const ref = this.referenceLogps(batch, shifted);
+          return { chosen: ref.chosen, rejected: ref.rejected };
+        }));
       }
     }
+    const pol = this.logps(this.model, batch, shifted, true);
     const out = dpoLoss(
       {
         policyChosenLogps: pol.chosen,
@@ -979,13 +1060,15 @@ export class DPOTrainer {
           if (this.lora) seedLoraDropout(this.lora, a.seed, s.globalStep, m);
           const packed = scope(() => {
             const { loss, packed } = this.microBatch(examples, true);
-            scale(loss, 1 / micro.length).backward();
+            scale(loss, 1 / micro.length).backward(undefined, { releaseGraph: true });
             return packed;
           });
           window.push(packed);
         }
         const normInfo = scope(() => opt.clipAndStep(a.maxGradNorm).keep());
         opt.zeroGrad();
+        // free buffers this step did not take back are given back: what the pool holds does not grow with the steps
+        trimPool();
         const lr = sched.lastLr()[0];
         sched.step();
         s.globalStep++;

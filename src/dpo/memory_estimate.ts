@@ -1,0 +1,102 @@
+/**
+ * What a DPO run will hold at its peak, estimated before anything large is allocated, and the guard that refuses
+ * a run the machine cannot hold: a process the OOM killer ends loses the run, a refusal loses nothing.
+ *
+ * The estimate is per part (bytes of f32 buffers):
+ *   weights      the policy's parameters (already loaded when the trainer starts)
+ *   reference    the frozen copy the trainer makes (none with LoRA, reference_free or precomputed log-probs)
+ *   gradients    one per trained parameter
+ *   optimizer    AdamW's two moments per trained parameter
+ *   activations  what the policy forward keeps for backward, for the batch's rows at the longest length, plus
+ *                what the step holds besides (the LM head's log-prob chunks, backward's transient gradients)
+ *
+ * Activations per token and decoder layer (llama.ts after its early frees): the norm inputs and outputs, q, k, v,
+ * the attention output and its merged copy, and the MLP's gate, up, activated gate and product: 4C + 3·H·D +
+ * 2·KV·D + 4I floats (GPT-2: 4C + 5C + 2·4C). With gradient checkpointing a layer keeps only its input (C), and
+ * one layer's full activations exist at a time. The factor ACTIVATION_SLACK covers what the formula leaves out
+ * (size-class rounding, backward's transients), measured on the real-scale bench (bench/RESULTS.md).
+ */
+import type { ModelConfig } from "../models/config.ts";
+
+/** Measured peak activations over the formula's, on the SmolLM2-135M-shaped bench (bench/RESULTS.md). */
+export const ACTIVATION_SLACK = 1.35;
+
+export interface MemoryEstimate {
+  weights: number;
+  reference: number;
+  gradients: number;
+  optimizer: number;
+  activations: number;
+  /** The sum of the parts. */
+  total: number;
+}
+
+export interface EstimateInput {
+  config: ModelConfig;
+  /** Parameters of the policy (elements). */
+  params: number;
+  /** Parameters that get gradients and optimizer state (elements). */
+  trainable: number;
+  /** Whether the trainer will copy the policy as the reference. */
+  referenceCopy: boolean;
+  /** Rows of one micro-batch (2 × per_device_train_batch_size: chosen and rejected). */
+  rows: number;
+  /** The longest row, in tokens (the batch is padded to it). */
+  tokens: number;
+  gradientCheckpointing: boolean;
+}
+
+/** Floats kept for backward per token and decoder layer. */
+function perTokenLayer(c: ModelConfig): number {
+  const C = c.hiddenSize, D = c.headDim, I = c.intermediateSize;
+  if (c.architecture === "gpt2") return 4 * C + 5 * C + 2 * I;
+  return 4 * C + 3 * c.numHeads * D + 2 * c.numKvHeads * D + 4 * I;
+}
+
+/** The run's peak, per part, in bytes. */
+export function estimateDpoMemory(e: EstimateInput): MemoryEstimate {
+  const c = e.config;
+  const weights = 4 * e.params;
+  const reference = e.referenceCopy ? weights : 0;
+  const gradients = 4 * e.trainable;
+  const optimizer = 8 * e.trainable;
+  const tokens = e.rows * e.tokens;
+  const layer = perTokenLayer(c) * tokens * 4;
+  const kept = e.gradientCheckpointing
+    ? c.numLayers * c.hiddenSize * tokens * 4 + layer
+    : c.numLayers * layer;
+  // the final hidden states, their gradient and the LM head's log-prob chunks
+  const head = 3 * tokens * c.hiddenSize * 4;
+  const activations = Math.ceil((kept + head) * ACTIVATION_SLACK);
+  return {
+    weights,
+    reference,
+    gradients,
+    optimizer,
+    activations,
+    total: weights + reference + gradients + optimizer + activations,
+  };
+}
+
+let availableOverride: number | null = null;
+
+/** Pretends the machine has `bytes` free (null: ask the OS again): for tests of the guard. */
+export function setAvailableMemoryOverride(bytes: number | null): void {
+  availableOverride = bytes;
+}
+
+/** Bytes the OS says it can still give this process (Linux MemAvailable), or null where that is unknown. */
+export function availableMemory(): number | null {
+  if (availableOverride !== null) return availableOverride;
+  try {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/meminfo"));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** "1.23 GB". */
+export function gb(bytes: number): string {
+  return `${(bytes / 1e9).toFixed(2)} GB`;
+}
