@@ -68,8 +68,48 @@ function quietMesaRuntimeDir(): void {
   }
 }
 
+/** Where the Vulkan loader looks for installed drivers (ICD manifests) on Linux. */
+const VULKAN_ICD_DIRS = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d"];
+
+/**
+ * On Linux, the WebGPU instance of Deno (wgpu) opens every backend by default: besides Vulkan it loads EGL and
+ * Mesa's GL driver (swrast_dri.so, a second llvmpipe with its own use of LLVM) and X11 libraries. Their teardown
+ * at process exit races with the threads still ending, and aborted about one run in twenty of a test suite
+ * after every test had passed (glibc "corrupted size vs. prev_size in fastbins" in a thread's exit while the
+ * main thread ran libEGL's destructor: bench/RESULTS.md, "The abort at exit"). With a Vulkan driver installed
+ * (lavapipe included), webdpo asks for the Vulkan backend alone, so GL and EGL are never loaded. A value the
+ * user set for `DENO_WEBGPU_BACKEND` (e.g. "gl") is kept, and without a Vulkan driver GL stays the fallback.
+ * Must run before the first `requestAdapter` of the process (the instance reads the variable once).
+ */
+function preferVulkanBackend(): boolean {
+  try {
+    if (Deno.build.os !== "linux" || Deno.env.get("DENO_WEBGPU_BACKEND") !== undefined) return false;
+    const listed = Deno.env.get("VK_DRIVER_FILES") ?? Deno.env.get("VK_ICD_FILENAMES");
+    let found = listed !== undefined && listed !== "";
+    for (const dir of VULKAN_ICD_DIRS) {
+      if (found) break;
+      try {
+        for (const e of Deno.readDirSync(dir)) {
+          if (e.name.endsWith(".json")) {
+            found = true;
+            break;
+          }
+        }
+      } catch {
+        // no such folder
+      }
+    }
+    if (found) Deno.env.set("DENO_WEBGPU_BACKEND", "vulkan");
+    return found;
+  } catch {
+    // no --allow-env / --allow-read, or not Deno: leave the runtime's default
+    return false;
+  }
+}
+
 async function requestGpu(opts: InitOptions): Promise<Gpu> {
   quietMesaRuntimeDir();
+  const vulkanOnly = preferVulkanBackend();
   const nav = globalThis.navigator as Navigator & { gpu?: GPU };
   if (!nav?.gpu) {
     throw new WebGPUUnavailableError(`this runtime has no navigator.gpu (WebGPU). ${INSTALL_HINT}`);
@@ -80,7 +120,13 @@ async function requestGpu(opts: InitOptions): Promise<Gpu> {
   } catch (e) {
     throw new WebGPUUnavailableError(`requesting a WebGPU adapter failed (${String(e)}). ${INSTALL_HINT}`);
   }
-  if (!adapter) throw new WebGPUUnavailableError(`no WebGPU adapter was found. ${INSTALL_HINT}`);
+  if (!adapter) {
+    const tried = vulkanOnly
+      ? " webdpo asked for the Vulkan backend alone, as a Vulkan driver is installed; run with " +
+        "DENO_WEBGPU_BACKEND=gl to try OpenGL instead."
+      : "";
+    throw new WebGPUUnavailableError(`no WebGPU adapter was found.${tried} ${INSTALL_HINT}`);
+  }
 
   const a = adapter.limits;
   const requiredLimits: Record<string, number> = {
