@@ -9,7 +9,7 @@ import { estimateDpoMemory, setAvailableMemoryOverride } from "../src/dpo/memory
 import { charTokenizer, containsATask, TINY_LLAMA } from "./trainer_helpers.ts";
 import { gpuTest, setup } from "./util.ts";
 
-function config(overrides: Record<string, unknown> = {}) {
+function config() {
   return new DPOConfig({
     outputDir: "outputs/memory_guard_test",
     perDeviceTrainBatchSize: 4,
@@ -19,7 +19,16 @@ function config(overrides: Record<string, unknown> = {}) {
     disableTqdm: true,
     reportTo: ["none"],
     saveStrategy: "no",
-    ...overrides,
+  });
+}
+
+function trainerFor(model: Awaited<ReturnType<typeof initModel>>, rows: ReturnType<typeof containsATask>) {
+  return new DPOTrainer({
+    model,
+    tokenizer: charTokenizer(),
+    trainDataset: rows,
+    args: config(),
+    log: () => {},
   });
 }
 
@@ -51,13 +60,7 @@ Deno.test("a run that does not fit is refused before anything large is allocated
     await sync();
     const before = memoryStats().liveBytes;
     setAvailableMemoryOverride(64 * 1024); // far below this run's estimate
-    const trainer = new DPOTrainer({
-      model,
-      tokenizer: charTokenizer(),
-      trainDataset: rows,
-      args: config(),
-      log: () => {},
-    });
+    const trainer = trainerFor(model, rows);
     let tokens = 0;
     await assert.rejects(() => trainer.train(), (e: unknown) => {
       assert.ok(e instanceof Error && e.name === "TrainingError", String(e));
@@ -84,25 +87,13 @@ Deno.test("a run that does not fit is refused before anything large is allocated
     const lora = estimateDpoMemory({ ...common, trainable: Math.ceil(params / 100), referenceCopy: false });
     assert.ok(lora.total < full.total);
     setAvailableMemoryOverride(Math.floor((lora.total + full.total) / 2) - full.weights);
-    const second = new DPOTrainer({
-      model,
-      tokenizer: charTokenizer(),
-      trainDataset: rows,
-      args: config({ maxLength: 64 }),
-      log: () => {},
-    });
+    const second = trainerFor(model, rows);
     await assert.rejects(() => second.train(), /These would fit: LoRA/);
     second.dispose();
 
     // plenty free: the run starts and finishes
     setAvailableMemoryOverride(1e12);
-    const third = new DPOTrainer({
-      model,
-      tokenizer: charTokenizer(),
-      trainDataset: rows,
-      args: config(),
-      log: () => {},
-    });
+    const third = trainerFor(model, rows);
     const out = await third.train();
     assert.equal(out.globalStep, 1);
     third.dispose();
