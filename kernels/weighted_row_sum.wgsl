@@ -2,15 +2,18 @@
 // Per-sequence log-probs with per-token weights: 0 for unscored positions, 1 for scored ones, ld_alpha for LD-DPO's
 // tail tokens, 1/count for means.
 //
-// Bindings (forward):  0 uniform Params { B: u32, T: u32 }; 1 x: array<f32> (read) [B, T];
-//                      2 w: array<f32> (read) [B, T]; 3 out: array<f32> (read_write) [B].
-// Bindings (backward): 0 uniform Params { B: u32, T: u32 }; 1 dy: array<f32> (read) [B];
+// Bindings (forward):  0 uniform Params { B: u32, T: u32, chunk: u32, nc: u32 }; 1 x: array<f32> (read) [B, T];
+//                      2 w: array<f32> (read) [B, T]; 3 out: array<f32> (read_write) [B, nc].
+// Bindings (backward): 0 uniform Params (as forward; chunk, nc unused); 1 dy: array<f32> (read) [B];
 //                      2 w: array<f32> (read) [B, T]; 3 dx: array<f32> (read_write) [B, T].
 // Layout:   row-major, contiguous.
-// Dispatch: forward grid1d(B, 64), one invocation per row summing t = 0..T−1 in order (deterministic);
+// Dispatch: forward grid1d(B·nc, 64): invocation i sums chunk c = i % nc of row b = i / nc, t = c·chunk ..
+//           min(T, (c + 1)·chunk) − 1 in order (deterministic). A row longer than one chunk gives nc partial sums,
+//           which the host sums by the same entry (weights 1): no invocation loops more than `chunk` times, under
+//           lavapipe's silent limit of about 65 535 iterations.
 //           backward grid1d(B·T, 256), one invocation per element.
 
-struct Params { B: u32, T: u32 }
+struct Params { B: u32, T: u32, chunk: u32, nc: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -19,15 +22,18 @@ struct Params { B: u32, T: u32 }
 
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let b = gid.x + gid.y * nwg.x * 64u;
-  if (b >= p.B) { return; }
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.B * p.nc) { return; }
+  let b = i / p.nc;
+  let t0 = (i % p.nc) * p.chunk;
+  let t1 = min(p.T, t0 + p.chunk);
   var s = 0.0;
-  for (var t = 0u; t < p.T; t++) {
+  for (var t = t0; t < t1; t++) {
     let k = b * p.T + t;
     let wk = w[k];
     if (wk != 0.0) { s += wk * src[k]; }
   }
-  dst[b] = s;
+  dst[i] = s;
 }
 
 @compute @workgroup_size(256)
