@@ -609,12 +609,17 @@ export class DPOTrainer {
       });
     }
     if (!this.scheduler) {
-      const kw = (a.lrSchedulerKwargs ?? {}) as { min_lr?: number; min_lr_rate?: number };
+      const kw = (a.lrSchedulerKwargs ?? {}) as {
+        num_cycles?: number;
+        min_lr?: number;
+        min_lr_rate?: number;
+      };
       this.scheduler = new LRScheduler(this.optimizer, {
         type: a.lrSchedulerType as SchedulerType,
         numTrainingSteps: this.state.maxSteps,
         warmupSteps: a.warmupSteps,
         warmupRatio: a.warmupRatio,
+        numCycles: kw.num_cycles,
         minLr: kw.min_lr,
         minLrRate: kw.min_lr_rate,
       });
