@@ -14,7 +14,7 @@ import { DPO_LOSS_METRICS, dpoLoss, resetDpoLossWarnings } from "../src/dpo/loss
 import { snakeToCamel } from "../src/dpo/config.ts";
 import { tensor } from "../src/tensor/create.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
-import { gpuTest, setup } from "./util.ts";
+import { gpuTest, setup, typedErrorLike } from "./util.ts";
 
 interface Case {
   id: string;
@@ -116,7 +116,7 @@ for (const c of cases.filter((c) => c.kind === "batch")) {
         return { pol, refC, refR, out };
       };
       if (c.error) {
-        assert.throws(run);
+        assert.throws(run, typedErrorLike(c.error));
         return;
       }
       const { pol, refC, refR, out } = run();

@@ -510,7 +510,7 @@ Deno.test("DPOConfig and dpoLoss's own validation agree (a DPOConfig is a valid 
     ];
     for (const o of rejected) {
       assert.throws(() => make(o), ConfigError, JSON.stringify(o));
-      assert.throws(() => resolveDpoLossConfig({ ...o } as DpoLossConfig), RangeError, JSON.stringify(o));
+      assert.throws(() => resolveDpoLossConfig({ ...o } as DpoLossConfig), ConfigError, JSON.stringify(o));
     }
   } finally {
     console.warn = orig;

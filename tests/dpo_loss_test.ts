@@ -27,7 +27,7 @@ import {
   type RefInputs,
   type RefState,
 } from "./reference/dpo_loss.ts";
-import { gpuTest, gradCheck, randomArray, setup, values } from "./util.ts";
+import { gpuTest, gradCheck, randomArray, setup, typedErrorLike, values } from "./util.ts";
 
 // ---- golden vectors ------------------------------------------------------------------------------------------
 
@@ -208,8 +208,7 @@ for (const c of lossCases) {
       scope(async () => {
         const inputs = logpsInputs(c.inputs, true);
         if (c.error) {
-          assert.throws(() => dpoLoss(inputs, camel(c.config)), (e: Error) =>
-            e instanceof Error && e.message !== "");
+          assert.throws(() => dpoLoss(inputs, camel(c.config)), typedErrorLike(c.error));
           return;
         }
         await checkOutputs(c, dpoLoss(inputs, camel(c.config)), c.outputs, inputs, tol);

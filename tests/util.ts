@@ -1,6 +1,6 @@
 /** Shared test helpers: GPU setup, closeness assertions, and gradient checks by finite differences. */
 import { AssertionError } from "node:assert/strict";
-import { init, noGrad, scope, setCpuKernels, type Tensor, tensor } from "../mod.ts";
+import { init, noGrad, scope, setCpuKernels, type Tensor, tensor, WebDPOError } from "../mod.ts";
 
 let ready: Promise<unknown> | null = null;
 
@@ -179,4 +179,24 @@ export async function gradCheck(
       }
     }
   }
+}
+
+/**
+ * A validator for assert.throws/rejects: the error is a typed WebDPOError (not a TypeError or a bare Error from a
+ * bug) whose message names at least one of the snake_case keys or quoted terms of `described` (a golden case's
+ * description of the error), when it has any.
+ */
+export function typedErrorLike(described: string): (e: unknown) => boolean {
+  return (e: unknown) => {
+    if (!(e instanceof WebDPOError)) {
+      throw new AssertionError({ message: `expected a WebDPOError for "${described}", got ${String(e)}` });
+    }
+    const terms = [...described.matchAll(/'([^']+)'|\b([a-z]+(?:_[a-z0-9]+)+)\b/g)].map((m) => m[1] ?? m[2]);
+    if (terms.length > 0 && !terms.some((t) => e.message.includes(t))) {
+      throw new AssertionError({
+        message: `the error for "${described}" names none of ${terms.join(", ")}: ${e.message}`,
+      });
+    }
+    return true;
+  };
 }

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { WebDPOError } from "../gpu/errors.ts";
 import {
   camelToSnake,
   CONFIG_FIELDS,
@@ -23,11 +22,11 @@ import {
   UNSUPPORTED_TRL_KEYS,
 } from "./config_table.ts";
 import type { DpoLossType } from "./loss.ts";
+import { ConfigError } from "./config_error.ts";
 
 export { camelToSnake, type DPOConfigInit, type DPOConfigValues, snakeToCamel };
 
-/** An invalid configuration: an unknown key, a value of the wrong type or range, or an invalid combination. */
-export class ConfigError extends WebDPOError {}
+export { ConfigError };
 
 /** How keys are named in messages: the camelCase API, or the snake_case of YAML files and flags. */
 export type NameStyle = "camel" | "snake";

@@ -13,6 +13,7 @@ import {
   type FDivergenceType,
 } from "../autograd/ops/dpo_loss.ts";
 import { copyBuffer, upload } from "../gpu/queue.ts";
+import { ConfigError } from "./config_error.ts";
 import { tensor } from "../tensor/create.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 
@@ -150,7 +151,7 @@ function closest(name: string, options: readonly string[]): string {
 
 function finite(name: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new RangeError(`${name} must be a finite number, got ${v}`);
+    throw new ConfigError(`${name} must be a finite number, got ${v}`);
   }
   return v;
 }
@@ -167,15 +168,15 @@ export interface ResolvedDpoLossConfig extends Omit<DpoLossSpec, "training"> {
  */
 export function resolveDpoLossConfig(config: DpoLossConfig = {}): ResolvedDpoLossConfig {
   const beta = finite("beta", config.beta ?? 0.1);
-  if (beta <= 0) throw new RangeError(`beta must be > 0, got ${beta}`);
+  if (beta <= 0) throw new ConfigError(`beta must be > 0, got ${beta}`);
 
   const raw = config.lossType ?? "sigmoid";
   const names: string[] = typeof raw === "string" ? [raw] : [...raw];
-  if (names.length === 0) throw new RangeError("lossType is an empty list; give at least one loss type");
+  if (names.length === 0) throw new ConfigError("lossType is an empty list; give at least one loss type");
   const allowed = [...DPO_LOSS_TYPES, ...Object.keys(ALIASES)];
   const types = names.map((n) => {
     if (typeof n !== "string" || !allowed.includes(n)) {
-      throw new RangeError(
+      throw new ConfigError(
         `unknown loss type '${n}'` +
           (typeof n === "string" ? ` (did you mean '${closest(n, allowed)}'?)` : "") +
           `; allowed: ${allowed.join(", ")}`,
@@ -184,13 +185,13 @@ export function resolveDpoLossConfig(config: DpoLossConfig = {}): ResolvedDpoLos
     return ALIASES[n] ?? (n as DpoLossType);
   });
   const dup = types.find((t, i) => types.indexOf(t) !== i);
-  if (dup) throw new RangeError(`lossType lists '${dup}' more than once; give each loss type once`);
+  if (dup) throw new ConfigError(`lossType lists '${dup}' more than once; give each loss type once`);
 
   let weights: number[];
   if (config.lossWeights === undefined || config.lossWeights === null) weights = types.map(() => 1);
   else {
     if (config.lossWeights.length !== types.length) {
-      throw new RangeError(
+      throw new ConfigError(
         `lossWeights (loss_weights) has ${config.lossWeights.length} values but lossType has ${types.length} ` +
           `types (${names.join(", ")}); give one weight per loss type`,
       );
@@ -200,33 +201,33 @@ export function resolveDpoLossConfig(config: DpoLossConfig = {}): ResolvedDpoLos
 
   const eps = finite("labelSmoothing", config.labelSmoothing ?? 0);
   if (types.includes("robust") && !(eps >= 0 && eps < 0.5)) {
-    throw new RangeError(`loss_type 'robust' needs 0 <= labelSmoothing (label_smoothing) < 0.5, got ${eps}`);
+    throw new ConfigError(`loss_type 'robust' needs 0 <= labelSmoothing (label_smoothing) < 0.5, got ${eps}`);
   }
   if (!(eps >= 0 && eps < 0.5)) {
-    throw new RangeError(`labelSmoothing (label_smoothing) must be in [0, 0.5), got ${eps}`);
+    throw new ConfigError(`labelSmoothing (label_smoothing) must be in [0, 0.5), got ${eps}`);
   }
   if (types.includes("exo_pair") && eps === 0) {
-    throw new RangeError(
+    throw new ConfigError(
       "loss_type 'exo_pair' needs labelSmoothing (label_smoothing) > 0 (for example 1e-3); its loss has log(ε)",
     );
   }
 
   const fDiv = config.fDivergenceType ?? "reverse_kl";
   if (!(F_DIVERGENCE_TYPES as readonly string[]).includes(fDiv)) {
-    throw new RangeError(
+    throw new ConfigError(
       `unknown fDivergenceType '${fDiv}' (did you mean '${closest(fDiv, F_DIVERGENCE_TYPES)}'?); ` +
         `allowed: ${F_DIVERGENCE_TYPES.join(", ")}`,
     );
   }
   const alpha = finite("fAlphaDivergenceCoef", config.fAlphaDivergenceCoef ?? 0.5);
   const tau = finite("discopopTau", config.discopopTau ?? 0.05);
-  if (tau <= 0) throw new RangeError(`discopopTau must be > 0, got ${tau}`);
+  if (tau <= 0) throw new ConfigError(`discopopTau must be > 0, got ${tau}`);
   const rpo = config.rpoAlpha === null || config.rpoAlpha === undefined
     ? 0
     : finite("rpoAlpha", config.rpoAlpha);
   const useWeighting = config.useWeighting ?? false;
   if (useWeighting && (types.includes("aot") || types.includes("aot_pair"))) {
-    throw new RangeError(
+    throw new ConfigError(
       "useWeighting (use_weighting) does not work with loss_type 'aot' / 'aot_pair' (their losses belong to sorted " +
         "positions, not to pairs); turn one of them off",
     );
