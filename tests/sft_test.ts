@@ -269,3 +269,47 @@ Deno.test("SFTTrainer argument errors", gpuTest, async () => {
   await assert.rejects(() => noEval.evaluate(), /no evalDataset/);
   model.dispose();
 });
+
+Deno.test(
+  "one SFT epoch uses every row once, its last optimizer step taking fewer micro-batches",
+  gpuTest,
+  async () => {
+    await setup();
+    const model = await initModel(TINY, { seed: 5 });
+    const rows = noisyPromptTask(10, 7);
+    const seen: number[] = [];
+    const trainer = new SFTTrainer({
+      model,
+      tokenizer: tok,
+      trainDataset: rows,
+      args: new SFTConfig({
+        perDeviceTrainBatchSize: 1,
+        gradientAccumulationSteps: 4,
+        numTrainEpochs: 1,
+        loggingSteps: 1,
+        disableTqdm: true,
+      }),
+      callbacks: [{ onStepEnd: (s) => void seen.push(s.numTokens) }],
+      ...quiet,
+    });
+    try {
+      const out = await trainer.train();
+      // 10 rows in micro-batches of 1, 4 per step: 4 + 4 + 2 (it was 2 steps, 8 rows, "epoch 1.0")
+      assert.equal(out.globalStep, 3);
+      assert.equal(trainer.state.epoch, 1);
+      const c = new SFTConfig({});
+      const opts = {
+        maxLength: c.maxLength,
+        assistantOnlyLoss: c.assistantOnlyLoss,
+        completionOnlyLoss: c.completionOnlyLoss,
+        datasetTextField: c.datasetTextField,
+        labelPadTokenId: c.labelPadTokenId,
+      };
+      const tokens = rows.reduce((n, r) => n + tokenizeSftRow(r, tok, opts).inputIds.length, 0);
+      assert.equal(seen[2], tokens, "every row's tokens were trained on once");
+    } finally {
+      trainer.dispose();
+      model.dispose();
+    }
+  },
+);

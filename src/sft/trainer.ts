@@ -187,7 +187,8 @@ export class SFTTrainer {
     const n = this.train_!.length;
     const bs = a.perDeviceTrainBatchSize;
     const gas = a.gradientAccumulationSteps;
-    s.stepsPerEpoch = Math.max(1, Math.floor(Math.ceil(n / bs) / gas));
+    // as the DPO trainer: an epoch's last optimizer step may take fewer micro-batches, so every row is used
+    s.stepsPerEpoch = Math.max(1, Math.ceil(Math.ceil(n / bs) / gas));
     s.maxSteps = a.maxSteps > 0 ? a.maxSteps : Math.ceil(a.numTrainEpochs * s.stepsPerEpoch);
     s.loggingSteps = a.loggingSteps >= 1
       ? a.loggingSteps
