@@ -48,12 +48,40 @@ export class Dataset {
   }
 }
 
-async function* jsonlRows(path: string, start: number): AsyncGenerator<LocatedRow> {
+/** The file's bytes as a stream, gunzipped on the way when the name ends in .gz (hh-rlhf ships train.jsonl.gz). */
+async function openBytes(path: string): Promise<ReadableStream<Uint8Array>> {
   const file = await Deno.open(path, { read: true });
-  const lines = file.readable.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
+  if (!path.toLowerCase().endsWith(".gz")) return file.readable;
+  return file.readable.pipeThrough(
+    new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
+  );
+}
+
+/** A whole (possibly gzipped) text file. */
+async function readText(path: string): Promise<string> {
+  return await new Response(await openBytes(path)).text();
+}
+
+/** `what` read from a gzipped file that is not valid gzip: a DatasetError naming it. */
+function gzipError(path: string, e: unknown): DatasetError | null {
+  if (!path.toLowerCase().endsWith(".gz")) return null;
+  return new DatasetError(`${path}: not a readable gzip file (${e instanceof Error ? e.message : e})`);
+}
+
+async function* jsonlRows(path: string, start: number): AsyncGenerator<LocatedRow> {
+  const lines = (await openBytes(path)).pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
+  const reader = lines.getReader();
   let line = 0;
   let index = start;
-  for await (const text of lines) {
+  for (;;) {
+    let next: ReadableStreamReadResult<string>;
+    try {
+      next = await reader.read();
+    } catch (e) {
+      throw gzipError(path, e) ?? e;
+    }
+    if (next.done) break;
+    const text = next.value;
     line++;
     if (text.trim() === "") continue;
     let row: unknown;
@@ -85,8 +113,14 @@ function lineSplitter(): TransformStream<string, string> {
 
 async function* jsonRows(path: string, start: number): AsyncGenerator<LocatedRow> {
   let data: unknown;
+  let text: string;
   try {
-    data = JSON.parse(await Deno.readTextFile(path));
+    text = await readText(path);
+  } catch (e) {
+    throw gzipError(path, e) ?? e;
+  }
+  try {
+    data = JSON.parse(text);
   } catch (e) {
     throw new DatasetError(`${path}: not valid JSON (${e instanceof Error ? e.message : e})`);
   }
@@ -157,11 +191,13 @@ async function* parquetRows(path: string, start: number): AsyncGenerator<Located
 }
 
 function rowsOf(path: string, start: number): AsyncGenerator<LocatedRow> {
-  const lower = path.toLowerCase();
+  const lower = path.toLowerCase().replace(/\.gz$/, "");
   if (lower.endsWith(".jsonl") || lower.endsWith(".ndjson")) return jsonlRows(path, start);
   if (lower.endsWith(".json")) return jsonRows(path, start);
-  if (lower.endsWith(".parquet")) return parquetRows(path, start);
-  throw new DatasetError(`${path}: unknown dataset format (use .json, .jsonl or .parquet)`);
+  if (lower.endsWith(".parquet") && !path.toLowerCase().endsWith(".gz")) return parquetRows(path, start);
+  throw new DatasetError(
+    `${path}: unknown dataset format (use .json, .jsonl, .json.gz, .jsonl.gz or .parquet)`,
+  );
 }
 
 async function listFiles(dir: string): Promise<string[]> {
@@ -176,7 +212,7 @@ async function listFiles(dir: string): Promise<string[]> {
 
 /** The data files of `split` in a Hugging Face datasets-style folder. */
 export async function splitFiles(dir: string, split: string): Promise<string[]> {
-  const exts = [".parquet", ".jsonl", ".json"];
+  const exts = [".parquet", ".jsonl", ".json", ".jsonl.gz", ".json.gz"];
   const match = (name: string, re: RegExp) => re.test(name) && exts.some((e) => name.endsWith(e));
   const esc = split.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   const candidates: [string, RegExp][] = [

@@ -1,6 +1,13 @@
 /** Datasets, tokenize_row and collation. */
 export { Dataset, loadDataset, type LoadDatasetOptions, type LocatedRow, type Row } from "./dataset.ts";
 export {
+  type ChatMessage,
+  extractPrompt,
+  isConversation,
+  maybeExtractPrompt,
+  type PromptOrAnswer,
+} from "./extract_prompt.ts";
+export {
   collate,
   DatasetError,
   type PairBatch,

@@ -6,6 +6,7 @@
  */
 import { WebDPOError } from "../gpu/errors.ts";
 import type { Message } from "../tokenizer/tokenizer.ts";
+import { maybeExtractPrompt } from "./extract_prompt.ts";
 
 /** A malformed dataset row. The message names the file (when known), the row and the problem. */
 export class DatasetError extends WebDPOError {}
@@ -53,10 +54,6 @@ function isMessages(v: unknown): v is Message[] {
     v.every((m) => m && typeof m === "object" && typeof m.role === "string" && typeof m.content === "string");
 }
 
-function sameMessage(a: Message, b: Message): boolean {
-  return a.role === b.role && a.content === b.content;
-}
-
 /** Resolves the defaults of max_length / max_prompt_length, warning once per unset value. */
 export function resolveLengths(opts: TokenizeOptions): { maxLength: number; maxPromptLength: number } {
   const warn = opts.warn ?? ((m: string) => console.warn(`webdpo: ${m}`));
@@ -79,10 +76,17 @@ export function renderRow(
   tok: RowTokenizer,
   where: string,
 ): RenderedRow {
-  const { prompt, chosen, rejected } = row as { prompt?: unknown; chosen?: unknown; rejected?: unknown };
-  for (const [k, v] of [["chosen", chosen], ["rejected", rejected]] as const) {
-    if (v === undefined || v === null) throw new DatasetError(`${where}: the "${k}" column is missing`);
+  for (const k of ["chosen", "rejected"]) {
+    if (row[k] === undefined || row[k] === null) {
+      throw new DatasetError(`${where}: the "${k}" column is missing`);
+    }
   }
+  // implicit prompts (raw hh-rlhf, UltraFeedback's string prompt beside conversations), as TRL finds them
+  const { prompt, chosen, rejected } = maybeExtractPrompt(row, where) as {
+    prompt?: unknown;
+    chosen?: unknown;
+    rejected?: unknown;
+  };
   if (typeof chosen === "string" && typeof rejected === "string") {
     if (typeof prompt !== "string") {
       throw new DatasetError(
@@ -99,15 +103,9 @@ export function renderRow(
     );
   }
   let promptMsgs: Message[];
-  let c: Message[] = chosen;
-  let r: Message[] = rejected;
-  if (prompt === undefined || prompt === null) {
-    let k = 0;
-    while (k < chosen.length && k < rejected.length && sameMessage(chosen[k], rejected[k])) k++;
-    promptMsgs = chosen.slice(0, k);
-    c = chosen.slice(k);
-    r = rejected.slice(k);
-  } else if (isMessages(prompt)) {
+  const c: Message[] = chosen;
+  const r: Message[] = rejected;
+  if (isMessages(prompt)) {
     promptMsgs = prompt;
   } else {
     throw new DatasetError(
