@@ -138,3 +138,63 @@ Deno.test("UltraFeedback-shaped rows (a prompt string, answers that repeat it) r
   assert.equal(second.prompt, "<|system|>Be brief.\n<|user|>Name a colour.\n<|assistant|>");
   assert.equal(second.rejected, "I cannot answer that.\n");
 });
+
+Deno.test("a datasets.save_to_disk folder loads by split; a split folder alone too", async () => {
+  const dict = `${FIXTURES}hh-save-to-disk`;
+  const read = async (path: string, split?: string) => {
+    const out = [];
+    for await (const r of await loadDataset(path, split ? { split } : {})) out.push(r);
+    return out;
+  };
+  const train = await read(dict);
+  assert.equal(train.length, 6);
+  assert.match(train[5].where, /hh-save-to-disk\/train\/data-00000-of-00001\.arrow row 5$/);
+  // the same rows as the published .jsonl.gz
+  const gz = await read(`${FIXTURES}hh-rlhf-sample.jsonl.gz`);
+  assert.deepEqual(train.map((r) => r.row), gz.map((r) => r.row));
+  assert.equal((await read(dict, "test")).length, 2);
+  assert.equal((await read(`${dict}/test`)).length, 2);
+  await assert.rejects(
+    () => loadDataset(dict, { split: "validation" }),
+    /no split "validation".*train, test/,
+  );
+});
+
+Deno.test("Arrow rows with conversations come back as plain messages", async () => {
+  const { Field, Float64, List, Struct, Table, tableToIPC, Utf8, vectorFromArray } = await import(
+    "apache-arrow"
+  );
+  const conversation = new List(
+    new Field("item", new Struct([new Field("role", new Utf8()), new Field("content", new Utf8())])),
+  );
+  const rows = [{
+    prompt: "Hi?",
+    chosen: [{ role: "user", content: "Hi?" }, { role: "assistant", content: "Hello." }],
+    rejected: [{ role: "user", content: "Hi?" }, { role: "assistant", content: "Go away." }],
+    score: 7,
+  }];
+  const dir = await Deno.makeTempDir();
+  try {
+    const table = new Table({
+      prompt: vectorFromArray(rows.map((r) => r.prompt), new Utf8()),
+      chosen: vectorFromArray(rows.map((r) => r.chosen), conversation),
+      rejected: vectorFromArray(rows.map((r) => r.rejected), conversation),
+      score: vectorFromArray(rows.map((r) => r.score), new Float64()),
+    });
+    await Deno.writeFile(`${dir}/data-00000-of-00001.arrow`, tableToIPC(table, "stream"));
+    await Deno.writeTextFile(
+      `${dir}/state.json`,
+      JSON.stringify({ _data_files: [{ filename: "data-00000-of-00001.arrow" }] }),
+    );
+    const got = [];
+    for await (const r of await loadDataset(dir)) got.push(r.row);
+    assert.deepEqual(got, rows);
+    // a corrupt file is a DatasetError naming it
+    await Deno.writeFile(`${dir}/data-00000-of-00001.arrow`, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+    await assert.rejects(async () => {
+      for await (const _ of await loadDataset(dir)) { /* read */ }
+    }, (e: unknown) => e instanceof DatasetError && /data-00000-of-00001\.arrow/.test(e.message));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,8 +1,11 @@
 /**
  * Datasets of preference rows from files: JSON (an array of rows), JSONL (one row per line, streamed: a 1 GB file
- * is never one string), Parquet (hyparquet, streamed by row group) and a Hugging Face `datasets` folder of Parquet
+ * is never one string), both also gzipped (.json.gz, .jsonl.gz: gunzipped while streamed), Parquet (hyparquet,
+ * streamed by row group), a `datasets.save_to_disk` folder (dataset_dict.json, per split state.json and Arrow IPC
+ * stream files, read by apache-arrow record batch by record batch) and a Hugging Face `datasets` folder of Parquet
  * shards (`data/<split>-*.parquet`, `<split>/*.parquet`, …). Extra columns are kept; the trainer reads what it needs.
  */
+import { RecordBatchReader } from "apache-arrow";
 import { parquetMetadataAsync, parquetReadObjects } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { DatasetError } from "./tokenize_row.ts";
@@ -190,11 +193,92 @@ async function* parquetRows(path: string, start: number): AsyncGenerator<Located
   }
 }
 
+/** An Arrow value as plain JSON-like data: struct rows as objects, lists as arrays, int64 as numbers. */
+function plain(v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  if (typeof v === "bigint") return Number(v);
+  if (typeof v !== "object") return v;
+  if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>, plain);
+  if (Array.isArray(v)) return v.map(plain);
+  // Arrow vectors (lists) give arrays of their values, struct rows objects
+  const o = v as { toJSON?: () => unknown };
+  if (typeof o.toJSON === "function") return plain(o.toJSON());
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+}
+
+/** Rows of an Arrow IPC stream file (what `datasets.save_to_disk` writes), record batch by record batch. */
+async function* arrowRows(path: string, start: number): AsyncGenerator<LocatedRow> {
+  const file = await Deno.open(path, { read: true });
+  let index = start;
+  let i = 0;
+  try {
+    let reader;
+    try {
+      reader = await RecordBatchReader.from(file.readable);
+    } catch (e) {
+      throw new DatasetError(`${path}: not a readable Arrow file (${e instanceof Error ? e.message : e})`);
+    }
+    for await (const batch of reader) {
+      for (let r = 0; r < batch.numRows; r++, i++) {
+        const row = plain(batch.get(r));
+        if (!row || typeof row !== "object" || Array.isArray(row)) {
+          throw new DatasetError(`${path} row ${i}: a row must be a record`);
+        }
+        yield { row: row as Row, index: index++, where: `${path} row ${i}` };
+      }
+    }
+  } catch (e) {
+    if (e instanceof DatasetError) throw e;
+    throw new DatasetError(`${path} row ${i}: unreadable Arrow data (${e instanceof Error ? e.message : e})`);
+  } finally {
+    try {
+      file.close();
+    } catch {
+      // closed by the stream already
+    }
+  }
+}
+
+/**
+ * The Arrow files of a `datasets.save_to_disk` folder: `dir` is a split folder (state.json lists its files) or
+ * a DatasetDict folder (dataset_dict.json lists the splits), or neither (null).
+ */
+async function saveToDiskFiles(dir: string, split: string): Promise<string[] | null> {
+  const readJson = async (f: string): Promise<unknown> => {
+    try {
+      return JSON.parse(await Deno.readTextFile(f));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw new DatasetError(`${f}: not valid JSON (${e instanceof Error ? e.message : e})`);
+    }
+  };
+  const dict = await readJson(`${dir}/dataset_dict.json`) as { splits?: unknown } | undefined;
+  if (dict !== undefined) {
+    const splits = Array.isArray(dict?.splits) ? dict.splits.map(String) : [];
+    if (!splits.includes(split)) {
+      throw new DatasetError(
+        `${dir}: no split "${split}" in dataset_dict.json (splits: ${splits.join(", ")})`,
+      );
+    }
+    return await saveToDiskFiles(`${dir}/${split}`, split) ?? [];
+  }
+  const state = await readJson(`${dir}/state.json`) as { _data_files?: { filename?: unknown }[] } | undefined;
+  if (state === undefined) return null;
+  const files = Array.isArray(state?._data_files) ? state._data_files : [];
+  return files.map((f, k) => {
+    if (typeof f?.filename !== "string" || f.filename.includes("/") || f.filename.includes("..")) {
+      throw new DatasetError(`${dir}/state.json: _data_files[${k}] is not a file name in the folder`);
+    }
+    return `${dir}/${f.filename}`;
+  });
+}
+
 function rowsOf(path: string, start: number): AsyncGenerator<LocatedRow> {
   const lower = path.toLowerCase().replace(/\.gz$/, "");
   if (lower.endsWith(".jsonl") || lower.endsWith(".ndjson")) return jsonlRows(path, start);
   if (lower.endsWith(".json")) return jsonRows(path, start);
   if (lower.endsWith(".parquet") && !path.toLowerCase().endsWith(".gz")) return parquetRows(path, start);
+  if (lower.endsWith(".arrow") && !path.toLowerCase().endsWith(".gz")) return arrowRows(path, start);
   throw new DatasetError(
     `${path}: unknown dataset format (use .json, .jsonl, .json.gz, .jsonl.gz or .parquet)`,
   );
@@ -244,7 +328,10 @@ export async function loadDataset(path: string, opts: LoadDatasetOptions = {}): 
     );
   }
   const split = opts.split ?? "train";
-  const files = info.isDirectory ? await splitFiles(path.replace(/\/+$/, ""), split) : [path];
+  const dir = path.replace(/\/+$/, "");
+  const files = info.isDirectory
+    ? (await saveToDiskFiles(dir, split) ?? await splitFiles(dir, split))
+    : [path];
   if (files.length === 0) {
     throw new DatasetError(
       `${path}: no files for split "${split}" (looked for data/${split}-*.parquet, ${split}/*.parquet, ` +
