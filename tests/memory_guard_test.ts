@@ -5,7 +5,11 @@
 import assert from "node:assert/strict";
 import { DPOConfig, DPOTrainer, initModel, memoryStats, sync } from "../mod.ts";
 import { parseConfig } from "../src/models/config.ts";
-import { estimateDpoMemory, setAvailableMemoryOverride } from "../src/dpo/memory_estimate.ts";
+import {
+  estimateDpoMemory,
+  PROCESS_OVERHEAD,
+  setAvailableMemoryOverride,
+} from "../src/dpo/memory_estimate.ts";
 import { charTokenizer, containsATask, TINY_LLAMA } from "./trainer_helpers.ts";
 import { gpuTest, setup } from "./util.ts";
 
@@ -86,7 +90,7 @@ Deno.test("a run that does not fit is refused before anything large is allocated
     const full = estimateDpoMemory({ ...common, trainable: params, referenceCopy: true });
     const lora = estimateDpoMemory({ ...common, trainable: Math.ceil(params / 100), referenceCopy: false });
     assert.ok(lora.total < full.total);
-    setAvailableMemoryOverride(Math.floor((lora.total + full.total) / 2) - full.weights);
+    setAvailableMemoryOverride(Math.floor(((lora.total + full.total) / 2 - full.weights) * PROCESS_OVERHEAD));
     const second = trainerFor(model, rows);
     await assert.rejects(() => second.train(), /These would fit: LoRA/);
     second.dispose();

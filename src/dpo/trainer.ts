@@ -40,7 +40,13 @@ import { WebDPOError } from "../gpu/errors.ts";
 import { trimPool } from "../gpu/queue.ts";
 import { gpu, isCpuAdapter } from "../gpu/device.ts";
 import { memoryStats } from "../gpu/pool.ts";
-import { availableMemory, estimateDpoMemory, gb, type MemoryEstimate } from "./memory_estimate.ts";
+import {
+  availableMemory,
+  estimateDpoMemory,
+  gb,
+  type MemoryEstimate,
+  PROCESS_OVERHEAD,
+} from "./memory_estimate.ts";
 import { tokenizeDataset } from "../data/tokenize_parallel.ts";
 import { init } from "../gpu/init.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
@@ -386,7 +392,9 @@ export class DPOTrainer {
       gradientCheckpointing: a.gradientCheckpointing,
     };
     const held = memoryStats().liveBytes; // the policy's weights, loaded already
-    const fits = (e: MemoryEstimate) => e.total - Math.min(held, e.weights) <= free;
+    // what the run adds to the process (the loaded weights are in it already), with the allocators' overhead
+    const adds = (e: MemoryEstimate) => (e.total - Math.min(held, e.weights)) * PROCESS_OVERHEAD;
+    const fits = (e: MemoryEstimate) => adds(e) <= free;
     const est = estimateDpoMemory(base);
     if (fits(est)) return;
     const options: [string, MemoryEstimate][] = [
@@ -410,14 +418,10 @@ export class DPOTrainer {
     const good = options.filter(([, e]) => fits(e)).map(([name, e]) => `${name} (about ${gb(e.total)})`);
     throw new TrainingError(
       `this run needs about ${gb(est.total)} at its peak (weights ${gb(est.weights)}, reference copy ` +
-        `${gb(est.reference)}, gradients ${gb(est.gradients)}, AdamW state ${
-          gb(est.optimizer)
-        }, activations ` +
-        `${gb(est.activations)} for ${base.rows} rows of up to ${tokens} tokens), but this machine has ` +
-        `${gb(free + Math.min(held, est.weights))} for it (${
-          gb(free)
-        } free besides the loaded weights): it ` +
-        `would be killed for lack of memory. ` +
+        `${gb(est.reference)}, gradients ${gb(est.gradients)}, AdamW state ${gb(est.optimizer)}, ` +
+        `activations ${gb(est.activations)} for ${base.rows} rows of up to ${tokens} tokens): about ` +
+        `${gb(adds(est))} more process memory than it holds now, and this machine has ${gb(free)} free, ` +
+        `so it would be killed for lack of memory. ` +
         (good.length
           ? `These would fit: ${good.join("; ")}.`
           : "None of LoRA, gradient_checkpointing, precompute_ref_log_probs, a smaller batch or half the " +
