@@ -1,9 +1,10 @@
 /**
- * The `webdpo` command line: `train`, `plot`, `generate`, `env`.
+ * The `webdpo` command line: `train`, `data`, `plot`, `generate`, `env`.
  *
  * @module
  */
 import { VERSION } from "../version.ts";
+import { dataCommand } from "./data.ts";
 import { envReport } from "./env.ts";
 import { generateCommand } from "./generate.ts";
 import { plotCommand } from "./plot.ts";
@@ -15,6 +16,7 @@ usage: webdpo <command> [options]
 
 commands:
   train      DPO-train a model folder on a preference dataset (--config dpo.yaml, --key value; train --help)
+  data       look at a dataset before training: format, lengths, what max_length would cut (data --help)
   plot       draw OUTPUT_DIR/training.svg (loss, reward margins, accuracies) from a run's logs
   env        print the WebGPU adapter, its limits and features, Deno and webdpo versions
   generate   continue prompts with a model folder (greedy or sampled, KV cache)
@@ -42,6 +44,7 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (cmd === "train") return await trainCommand(rest);
+  if (cmd === "data") return await dataCommand(rest);
   if (cmd === "plot") return await plotCommand(rest);
   if (cmd === "generate") return await generateCommand(rest);
   console.error(`webdpo: unknown command "${cmd}"\n\n${USAGE}`);

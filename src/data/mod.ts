@@ -1,5 +1,6 @@
 /** Datasets, tokenize_row and collation. */
 export { Dataset, loadDataset, type LoadDatasetOptions, type LocatedRow, type Row } from "./dataset.ts";
+export { type DatasetReport, formatDatasetReport, inspectDataset, type LengthStats } from "./inspect.ts";
 export {
   type ChatMessage,
   extractPrompt,

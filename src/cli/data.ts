@@ -1,0 +1,81 @@
+/**
+ * `webdpo data DATASET --model DIR [--split S] [--max_length N] [--max_prompt_length N]`: what a dataset looks
+ * like to the trainer before any training (src/data/inspect.ts).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { WebDPOError } from "../gpu/errors.ts";
+import { loadDataset } from "../data/dataset.ts";
+import { formatDatasetReport, inspectDataset } from "../data/inspect.ts";
+import { loadTokenizer } from "../tokenizer/tokenizer.ts";
+
+export const DATA_USAGE =
+  `usage: webdpo data DATASET --model DIR [--split S] [--max_length N] [--max_prompt_length N]
+
+Reads every row of DATASET (a .json/.jsonl(.gz)/.parquet file, a datasets folder or a save_to_disk folder) with
+the tokenizer of the model folder DIR and prints the format it found (standard or conversational, explicit or
+implicit prompt), the row count, token-length percentiles of prompts and answers, and how many rows max_length
+and max_prompt_length (TRL's defaults 512 and 128 when not given) would shorten or leave without any answer.
+
+  --model DIR              the model folder whose tokenizer (and chat template) the run will use
+  --split S                the split of a folder (default train)
+  --max_length N           default 512
+  --max_prompt_length N    default 128
+  -h, --help               this help`;
+
+/** `webdpo data ARGS`: 0 reported (or help), 2 a bad command line, 1 an unreadable dataset or model. */
+export async function dataCommand(argv: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        model: { type: "string" },
+        split: { type: "string" },
+        max_length: { type: "string" },
+        max_prompt_length: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    console.error(`webdpo data: ${e instanceof Error ? e.message : e}\n\n${DATA_USAGE}`);
+    return 2;
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(DATA_USAGE);
+    return 0;
+  }
+  if (parsed.positionals.length !== 1 || !v.model) {
+    console.error(`webdpo data: give one DATASET and --model DIR\n\n${DATA_USAGE}`);
+    return 2;
+  }
+  const int = (name: string, s: string | undefined, d: number): number | null => {
+    if (s === undefined) return d;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) {
+      console.error(`webdpo data: --${name} must be a positive integer, got "${s}"`);
+      return null;
+    }
+    return n;
+  };
+  const maxLength = int("max_length", v.max_length, 512);
+  const maxPromptLength = int("max_prompt_length", v.max_prompt_length, 128);
+  if (maxLength === null || maxPromptLength === null) return 2;
+  try {
+    const tok = await loadTokenizer(v.model);
+    const ds = await loadDataset(parsed.positionals[0], { split: v.split });
+    const lengths = { maxLength, maxPromptLength };
+    const report = await inspectDataset(ds, tok, lengths);
+    console.log(formatDatasetReport(ds.name, report, lengths));
+    return 0;
+  } catch (e) {
+    if (e instanceof WebDPOError || e instanceof Deno.errors.NotFound) {
+      console.error(`webdpo data: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
