@@ -28,18 +28,24 @@ const KB = kernel("reduce_backward.wgsl");
 
 /** Rows up to this length are reduced by one invocation each. */
 const THREAD_ROW_MAX = 64;
-/** On a CPU adapter, this many rows or more are reduced by one invocation each, whatever their length. */
+/** On a CPU adapter, this many rows or more are reduced by one invocation each, up to CPU_THREAD_ROW_LEN_MAX. */
 const CPU_THREAD_ROWS_MIN = 256;
+/**
+ * The longest row one invocation takes on a CPU adapter: lavapipe stops an invocation silently after about 65,535
+ * loop iterations, and the row kernels loop over a row up to three times (softmax: max, sum, write), so rows of
+ * the LM head's width (49,152) came back as zeros. Longer rows take the workgroup kernels.
+ */
+export const CPU_THREAD_ROW_LEN_MAX = 16384;
 
 /**
  * Whether a row-wise kernel should give each row one invocation (else one workgroup). Short rows always do.
- * CPU adapters (lavapipe/llvmpipe/SwiftShader run each invocation as one SIMD lane) do for many rows of any
- * length too: the serial loop there beats a workgroup tree with barriers (measured 2.7× on [4096, 576]); GPUs
+ * CPU adapters (lavapipe/llvmpipe/SwiftShader run each invocation as one SIMD lane) do for many rows of up to
+ * CPU_THREAD_ROW_LEN_MAX elements too: the serial loop there beats a workgroup tree with barriers (measured 2.7× on [4096, 576]); GPUs
  * want the workgroup tree for coalesced loads.
  */
 export function oneInvocationPerRow(rows: number, C: number): boolean {
   if (C <= THREAD_ROW_MAX) return true;
-  return cpuKernels() && rows >= CPU_THREAD_ROWS_MIN;
+  return cpuKernels() && rows >= CPU_THREAD_ROWS_MIN && C <= CPU_THREAD_ROW_LEN_MAX;
 }
 /** Chunk length of each pass of a full reduction. */
 const CHUNK = 4096;
