@@ -51,10 +51,12 @@ export class Dataset {
   }
 }
 
+const isGzip = (path: string) => path.toLowerCase().endsWith(".gz");
+
 /** The file's bytes as a stream, gunzipped on the way when the name ends in .gz (hh-rlhf ships train.jsonl.gz). */
 async function openBytes(path: string): Promise<ReadableStream<Uint8Array>> {
   const file = await Deno.open(path, { read: true });
-  if (!path.toLowerCase().endsWith(".gz")) return file.readable;
+  if (!isGzip(path)) return file.readable;
   return file.readable.pipeThrough(
     new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
   );
@@ -65,9 +67,9 @@ async function readText(path: string): Promise<string> {
   return await new Response(await openBytes(path)).text();
 }
 
-/** `what` read from a gzipped file that is not valid gzip: a DatasetError naming it. */
+/** For a read error of a gzipped file (not valid gzip): a DatasetError naming the file; else null. */
 function gzipError(path: string, e: unknown): DatasetError | null {
-  if (!path.toLowerCase().endsWith(".gz")) return null;
+  if (!isGzip(path)) return null;
   return new DatasetError(`${path}: not a readable gzip file (${e instanceof Error ? e.message : e})`);
 }
 
@@ -274,11 +276,13 @@ async function saveToDiskFiles(dir: string, split: string): Promise<string[] | n
 }
 
 function rowsOf(path: string, start: number): AsyncGenerator<LocatedRow> {
+  // JSON and JSONL may be gzipped; Parquet and Arrow compress inside the file
+  const gz = isGzip(path);
   const lower = path.toLowerCase().replace(/\.gz$/, "");
   if (lower.endsWith(".jsonl") || lower.endsWith(".ndjson")) return jsonlRows(path, start);
   if (lower.endsWith(".json")) return jsonRows(path, start);
-  if (lower.endsWith(".parquet") && !path.toLowerCase().endsWith(".gz")) return parquetRows(path, start);
-  if (lower.endsWith(".arrow") && !path.toLowerCase().endsWith(".gz")) return arrowRows(path, start);
+  if (lower.endsWith(".parquet") && !gz) return parquetRows(path, start);
+  if (lower.endsWith(".arrow") && !gz) return arrowRows(path, start);
   throw new DatasetError(
     `${path}: unknown dataset format (use .json, .jsonl, .json.gz, .jsonl.gz or .parquet)`,
   );

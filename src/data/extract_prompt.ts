@@ -79,12 +79,15 @@ export function extractPrompt(
   return { prompt: cut(c, 0, idx), chosen: cut(c, idx), rejected: cut(r, idx) };
 }
 
+/** Whether the row's `prompt` is of its answers' kind (both strings, or both conversations): TRL keeps it then. */
+export function hasExplicitPrompt(row: Record<string, unknown>): boolean {
+  const p = row.prompt;
+  return p !== undefined && p !== null && isConversation(p) === isConversation(row.chosen);
+}
+
 /** TRL's maybe_extract_prompt (see the module comment); other columns of the row are kept. */
 export function maybeExtractPrompt<T extends Record<string, unknown>>(row: T, where = "row"): T {
-  if (!("chosen" in row) || !("rejected" in row)) return row;
-  if ("prompt" in row && row.prompt !== undefined && row.prompt !== null) {
-    if (isConversation(row.chosen) === isConversation(row.prompt)) return row;
-  }
+  if (!("chosen" in row) || !("rejected" in row) || hasExplicitPrompt(row)) return row;
   return {
     ...row,
     ...extractPrompt(row as unknown as { chosen: PromptOrAnswer; rejected: PromptOrAnswer }, where),

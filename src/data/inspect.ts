@@ -4,7 +4,7 @@
  * answers included (truncation that silently eats answers is a common surprise with TRL).
  */
 import type { Dataset } from "./dataset.ts";
-import { isConversation } from "./extract_prompt.ts";
+import { hasExplicitPrompt, isConversation } from "./extract_prompt.ts";
 import { type RowTokenizer, tokenizeRow } from "./tokenize_row.ts";
 
 /** Percentiles of a length distribution (tokens). */
@@ -52,15 +52,13 @@ export async function inspectDataset(
   const huge = {
     maxLength: Number.MAX_SAFE_INTEGER,
     maxPromptLength: Number.MAX_SAFE_INTEGER / 2,
+    labelPadTokenId: pad,
     warn: () => {},
   };
   for await (const r of ds) {
     if (rows === 0) {
       format = isConversation(r.row.chosen) ? "conversational" : "standard";
-      const p = r.row.prompt;
-      prompt = p !== undefined && p !== null && isConversation(p) === isConversation(r.row.chosen)
-        ? "explicit"
-        : "implicit";
+      prompt = hasExplicitPrompt(r.row) ? "explicit" : "implicit";
     }
     rows++;
     const full = tokenizeRow(r.row, tok, huge, r.where);

@@ -102,17 +102,13 @@ export function renderRow(
       `${where}: "chosen" and "rejected" must both be strings or both be lists of {role, content} messages`,
     );
   }
-  let promptMsgs: Message[];
-  const c: Message[] = chosen;
-  const r: Message[] = rejected;
-  if (isMessages(prompt)) {
-    promptMsgs = prompt;
-  } else {
+  if (!isMessages(prompt)) {
     throw new DatasetError(
       `${where}: "prompt" must be a list of {role, content} messages in a conversational row`,
     );
   }
-  if (c.length === 0 || r.length === 0) {
+  const promptMsgs = prompt;
+  if (chosen.length === 0 || rejected.length === 0) {
     throw new DatasetError(`${where}: an empty answer (no messages after the prompt)`);
   }
   const p = tok.applyChatTemplate(promptMsgs, { addGenerationPrompt: true });
@@ -125,7 +121,7 @@ export function renderRow(
     }
     return full.slice(p.length);
   };
-  return { prompt: p, chosen: cont(c, "chosen"), rejected: cont(r, "rejected") };
+  return { prompt: p, chosen: cont(chosen, "chosen"), rejected: cont(rejected, "rejected") };
 }
 
 /** Splits enc(prompt + answer) into prompt part and answer part (SPEC step 1). */

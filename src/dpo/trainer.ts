@@ -398,13 +398,15 @@ export class DPOTrainer {
     const est = estimateDpoMemory(base);
     if (fits(est)) return;
     const options: [string, MemoryEstimate][] = [
-      ["LoRA (peft_config; no reference copy, gradients and AdamW state for the adapter only)", {
-        ...estimateDpoMemory({ ...base, trainable: Math.ceil(params / 100), referenceCopy: false }),
-      }],
+      [
+        "LoRA (peft_config; no reference copy, gradients and AdamW state for the adapter only)",
+        estimateDpoMemory({ ...base, trainable: Math.ceil(params / 100), referenceCopy: false }),
+      ],
       ["gradient_checkpointing: true", estimateDpoMemory({ ...base, gradientCheckpointing: true })],
-      ["precompute_ref_log_probs: true (the reference copy is freed before training)", {
-        ...estimateDpoMemory({ ...base, referenceCopy: false }),
-      }],
+      [
+        "precompute_ref_log_probs: true (the reference copy is freed before training)",
+        estimateDpoMemory({ ...base, referenceCopy: false }),
+      ],
     ];
     if (a.perDeviceTrainBatchSize > 1) {
       const b = Math.floor(a.perDeviceTrainBatchSize / 2);

@@ -178,10 +178,10 @@ export function resetPeakMemory(): void {
 /**
  * Destroys the free buffers that have stayed free since the previous `trimPool()` (none was acquired in between),
  * and starts a new period. Returns the destroyed buffers (the caller drops what still refers to them).
- * Work already recorded must be submitted first: src/gpu/queue.ts's `trimPool` does that.
+ * Work already recorded must be submitted first (which also destroys the retired buffers): src/gpu/queue.ts's
+ * `trimPool` does that.
  */
 export function trimIdleBuffers(): GPUBuffer[] {
-  destroyRetired();
   const gone: GPUBuffer[] = [];
   // freeOrder is in release order, so the idle buffers (released in earlier periods) come first
   for (const buf of freeOrder) {

@@ -1,7 +1,8 @@
 /**
  * The Llama family (llama, SmolLM/SmolLM2, mistral, qwen2), as transformers' LlamaForCausalLM computes it:
  * embeddings → per layer [RMSNorm → q/k/v projections → RoPE → causal GQA attention (sliding window where the
- * config says) → o_proj → residual; RMSNorm → SwiGLU MLP (one fused op for silu(gate)·up) → residual] → RMSNorm → LM head (tied or not).
+ * config says) → o_proj → residual; RMSNorm → SwiGLU MLP (one fused op for silu(gate)·up) → residual] → RMSNorm →
+ * LM head (tied or not).
  */
 import { add } from "../autograd/ops/binary.ts";
 import { attention } from "../autograd/ops/attention.ts";

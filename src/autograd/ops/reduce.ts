@@ -40,8 +40,8 @@ export const CPU_THREAD_ROW_LEN_MAX = 16384;
 /**
  * Whether a row-wise kernel should give each row one invocation (else one workgroup). Short rows always do.
  * CPU adapters (lavapipe/llvmpipe/SwiftShader run each invocation as one SIMD lane) do for many rows of up to
- * CPU_THREAD_ROW_LEN_MAX elements too: the serial loop there beats a workgroup tree with barriers (measured 2.7× on [4096, 576]); GPUs
- * want the workgroup tree for coalesced loads.
+ * CPU_THREAD_ROW_LEN_MAX elements too: the serial loop there beats a workgroup tree with barriers (measured 2.7×
+ * on [4096, 576]); GPUs want the workgroup tree for coalesced loads.
  */
 export function oneInvocationPerRow(rows: number, C: number): boolean {
   if (C <= THREAD_ROW_MAX) return true;
