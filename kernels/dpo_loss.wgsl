@@ -115,9 +115,12 @@ fn logsig(v: f32) -> f32 {
 // The f-divergence score s(v) and its derivative s'(v).
 fn score(v: f32) -> vec2f {
   switch FDIV {
-    case 1u: { // forward_kl: −e^(−v)
-      let e = exp(-v);
-      return vec2f(-e, e);
+    case 1u: { // forward_kl: −e^(−v), exponent clamped at 80 as alpha's (forward KL is alpha at a = 0)
+      if (-v <= 80.0) {
+        let e = exp(-v);
+        return vec2f(-e, e);
+      }
+      return vec2f(-exp(80.0), 0.0);
     }
     case 2u: { // js_divergence: log σ(v)
       return vec2f(logsig(v), sigmoid(-v));
@@ -365,7 +368,7 @@ fn forward(@builtin(local_invocation_index) lid: u32) {
   var delta = 0.0;
   var batch_mean = 0.0;
   if (has(T_BCO)) {
-    batch_mean = beta * (s1.z + s1.w) / (2.0 * bf);
+    batch_mean = beta * (s1.z / (2.0 * bf) + s1.w / (2.0 * bf)); // means first: β·Σ can pass f32's range
     let m = state[0];
     var n = state[1];
     delta = m;

@@ -636,6 +636,59 @@ Deno.test("extreme margins give finite losses and gradients for every type", gpu
   }
 });
 
+/** Pairs whose log-ratios c = pc − rc and r = pr − rr take every combination of ±200 (and 0 against ±200). */
+function extremeRatios(): RefInputs {
+  const cs = [-200, -200, 200, 200, 0, -200, 200, 0];
+  const rs = [-200, 200, -200, 200, -200, 0, 0, 200];
+  const pc = f32(cs.map((_, i) => -30 - 7 * i));
+  const pr = f32(rs.map((_, i) => -45 - 5 * i));
+  return {
+    pc,
+    pr,
+    rc: f32(pc.map((v, i) => v - cs[i])),
+    rr: f32(pr.map((v, i) => v - rs[i])),
+    lc: [1, 1, 3, 1, 2, 1, 1, 5],
+    lr: [1, 2, 1, 1, 1, 4, 1, 1],
+    w: f32(cs.map((_, i) => 0.1 + 0.1 * i)),
+    nll: Math.fround(2.75),
+  };
+}
+
+Deno.test(
+  "log-ratios of ±200 with beta 1e-3 and 1e3: every loss and f-divergence matches the reference, finite",
+  gpuTest,
+  async () => {
+    await setup();
+    const x = extremeRatios();
+    for (const beta of [1e-3, 1e3]) {
+      for (const f of ["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"]) {
+        for (const t of ALL_TYPES) {
+          const cfg: DpoLossConfig = { beta, fDivergenceType: f, fAlphaDivergenceCoef: 0.4 };
+          if (t === "exo_pair") cfg.labelSmoothing = 1e-3;
+          // ipo and sppo_hard square scores: under forward_kl and alpha_divergence (scores up to e^80 / |a − 1|)
+          // that is beyond f32, and the loss is +inf, never NaN
+          const want = refDpoLoss(x, refConfig(cfg, [t]));
+          if (!(Math.abs(want.loss) < 3e38)) {
+            const squared = ["ipo", "sppo_hard"].includes(t) &&
+              ["forward_kl", "alpha_divergence"].includes(f);
+            assert.ok(squared, `${f}, ${t}: ${want.loss}`);
+            await scope(async () => {
+              const loss = await values(dpoLoss(gpuInputs(x, [t], cfg), { ...cfg, lossType: t }).loss);
+              assert.equal(loss[0], Infinity, `beta ${beta}, ${f}, ${t}`);
+            });
+            continue;
+          }
+          try {
+            await compareWithReference(x, [t], cfg);
+          } catch (e) {
+            throw new Error(`beta ${beta}, ${f}, ${t}: ${(e as Error).message}`);
+          }
+        }
+      }
+    }
+  },
+);
+
 Deno.test("repeated calls and backward inside scopes keep live memory flat", gpuTest, async () => {
   await setup();
   const x = randomBatch(11, 5);

@@ -94,7 +94,8 @@ function score(cfg: RefConfig): (x: D) => D {
   const a = cfg.fAlphaDivergenceCoef ?? 0.5;
   switch (cfg.fDivergenceType ?? "reverse_kl") {
     case "forward_kl":
-      return (x) => neg(exp(neg(x)));
+      // alpha_divergence at a = 0, with the same clamp of the exponent at 80
+      return (x) => neg(exp(clampMax(neg(x), 80)));
     case "js_divergence":
       return logsig;
     case "alpha_divergence":
