@@ -4,7 +4,18 @@
  * batch lengths vary holds as much after its 20th step as after its 3rd.
  */
 import assert from "node:assert/strict";
-import { DPOConfig, DPOTrainer, emptyCache, initModel, memoryStats, sync, trimPool } from "../mod.ts";
+import {
+  DPOConfig,
+  DPOTrainer,
+  emptyCache,
+  full,
+  initModel,
+  memoryStats,
+  resetPeakMemory,
+  sync,
+  trimPool,
+} from "../mod.ts";
+import { flush } from "../src/gpu/queue.ts";
 import { acquireBuffer, releaseBuffer, sizeClass } from "../src/gpu/pool.ts";
 import { Generator } from "../src/tensor/random.ts";
 import { empty } from "../src/tensor/tensor.ts";
@@ -52,6 +63,46 @@ Deno.test("a miss gives back the oldest free buffers: live + pooled bytes do not
   await sync();
   emptyCache();
 });
+
+Deno.test(
+  "reserved bytes count buffers given back until they are destroyed; a dispatch submits once 64 MiB wait",
+  gpuTest,
+  async () => {
+    await setup();
+    await sync();
+    emptyCache();
+    resetPeakMemory();
+    const MiB = 2 ** 20;
+    // 24 MiB of free buffers, then a miss of another class: they are given back but wait for a submission
+    const small = Array.from({ length: 3 }, () => empty([2 * MiB]));
+    for (const t of small) t.dispose();
+    let m = memoryStats();
+    assert.equal(m.reservedBytes, m.liveBytes + m.pooledBytes);
+    const big = empty([5 * MiB]); // 20 MiB: a class no free buffer serves
+    m = memoryStats();
+    assert.equal(m.pooledBytes, 0, "the free buffers were given back on the miss");
+    assert.equal(m.reservedBytes, m.liveBytes + 3 * 8 * MiB, "and stay reserved until destroyed");
+    assert.ok(m.peakReservedBytes >= m.reservedBytes);
+    flush();
+    assert.equal(
+      memoryStats().reservedBytes,
+      memoryStats().liveBytes,
+      "destroyed once the work is submitted",
+    );
+    big.dispose();
+    // more than 64 MiB given back: the next dispatch submits by itself, without a flush() or readback
+    const many = Array.from({ length: 9 }, () => empty([2 * MiB])); // 72 MiB
+    for (const t of many) t.dispose();
+    const other = empty([9 * MiB]); // a miss: 72 MiB given back
+    assert.ok(memoryStats().reservedBytes >= memoryStats().liveBytes + 64 * MiB);
+    const ones = full([4], 1);
+    m = memoryStats();
+    assert.equal(m.reservedBytes, m.liveBytes + m.pooledBytes, "the dispatch's submission destroyed them");
+    for (const t of [other, ones]) t.dispose();
+    await sync();
+    emptyCache();
+  },
+);
 
 Deno.test("trimPool gives back the buffers no acquire took since the previous trim", gpuTest, async () => {
   await setup();

@@ -13,6 +13,9 @@
  *   activations_bytes   everything else live at the peak (activations saved for backward, temporaries)
  *   pool_slack_bytes    bytes the pool holds free (allocated, unused) at the end of the last step
  *
+ * and the most the pool held from the driver in a step (`peak_reserved_bytes`: live, pooled and given-back
+ * buffers not yet destroyed), which the process's RSS follows
+ *
  * and the pool after every step (`pooled_after_step`, `live_after_step`, `rss_after_step`), the figures that show
  * whether memory grows with the step count. `--quick` uses a 2-layer, hidden-64 model of the same layout.
  * `WEBDPO_REAL_STEPS=N` sets the number of measured steps (default 3; the first, which compiles, is not timed).
@@ -96,6 +99,7 @@ async function measureRealScale(ctx: BenchContext): Promise<void> {
   const times: number[] = [];
   const dispatches: number[] = [];
   const peaks: number[] = [];
+  const reservedPeaks: number[] = [];
   const pooledAfter: number[] = [];
   const liveAfter: number[] = [];
   const rssAfter: number[] = [];
@@ -116,6 +120,7 @@ async function measureRealScale(ctx: BenchContext): Promise<void> {
       dispatches.push(dispatchCounter() - lastDispatches);
       const m = memoryStats();
       peaks.push(m.peakBytes - before);
+      reservedPeaks.push(m.peakReservedBytes - before);
       pooledAfter.push(m.pooledBytes);
       liveAfter.push(m.liveBytes - before);
       rssAfter.push(Deno.memoryUsage().rss);
@@ -163,6 +168,7 @@ async function measureRealScale(ctx: BenchContext): Promise<void> {
     tokens_per_s: tokens / (ms * measured / 1000),
     dispatches_per_step: dispatches[dispatches.length - 1],
     peak_bytes: peak,
+    peak_reserved_bytes: Math.max(...reservedPeaks),
     peak_rss: peakRss(),
     weights_bytes: weights,
     reference_bytes: reference,

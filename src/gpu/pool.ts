@@ -38,6 +38,14 @@ export interface MemoryStats {
   peakBytes: number;
   /** Bytes of free buffers kept for reuse. */
   pooledBytes: number;
+  /**
+   * Bytes of every buffer the pool holds from the driver: live, pooled, and given back but not yet destroyed
+   * (PyTorch's `memory_reserved`). Below the pool, the driver's allocator keeps the pages of the most this has
+   * been, so `peakReservedBytes` is what the process's resident memory follows.
+   */
+  reservedBytes: number;
+  /** The most `reservedBytes` has been since the start or the last `resetPeakMemory()`. */
+  peakReservedBytes: number;
   /** Number of buffers held by live tensors. */
   liveBuffers: number;
   /** Number of free buffers kept for reuse. */
@@ -52,6 +60,8 @@ const freeOrder = new Set<GPUBuffer>();
 const releasedIn = new WeakMap<GPUBuffer, number>();
 /** Buffers given back on a miss, destroyed after the next submission. */
 let retired: GPUBuffer[] = [];
+let retiredBytes = 0;
+let peakReserved = 0;
 let period = 0;
 let live = 0;
 let peak = 0;
@@ -66,6 +76,7 @@ function checkDevice(device: GPUDevice): void {
     free.clear();
     freeOrder.clear();
     retired = [];
+    retiredBytes = peakReserved = 0;
     live =
       peak =
       pooled =
@@ -112,6 +123,7 @@ function retireFor(bytes: number): void {
     gone += buf.size;
     unpool(buf, true);
     retired.push(buf);
+    retiredBytes += buf.size;
   }
 }
 
@@ -134,6 +146,8 @@ export function acquireBuffer(bytes: number): GPUBuffer {
   live += buf.size;
   liveCount++;
   if (live > peak) peak = live;
+  const reserved = live + pooled + retiredBytes;
+  if (reserved > peakReserved) peakReserved = reserved;
   return buf;
 }
 
@@ -152,11 +166,17 @@ export function releaseBuffer(buf: GPUBuffer): void {
   pooledCount++;
 }
 
+/** Bytes of buffers given back on misses and not yet destroyed (they wait for the next submission). */
+export function retiredBytesPending(): number {
+  return retiredBytes;
+}
+
 /** Destroys the buffers given back on misses: call after submitting the work recorded so far. */
 export function destroyRetired(): void {
   if (retired.length === 0) return;
   for (const b of retired) b.destroy();
   retired = [];
+  retiredBytes = 0;
 }
 
 /** Current memory accounting. */
@@ -165,14 +185,17 @@ export function memoryStats(): MemoryStats {
     liveBytes: live,
     peakBytes: peak,
     pooledBytes: pooled,
+    reservedBytes: live + pooled + retiredBytes,
+    peakReservedBytes: peakReserved,
     liveBuffers: liveCount,
     pooledBuffers: pooledCount,
   };
 }
 
-/** Starts a new peak measurement from the current live bytes. */
+/** Starts new peak measurements from the current live and reserved bytes. */
 export function resetPeakMemory(): void {
   peak = live;
+  peakReserved = live + pooled + retiredBytes;
 }
 
 /**

@@ -11,7 +11,7 @@ import { deviceLostReason, gpu } from "./device.ts";
 import { DeviceLostError, GpuLimitError, KernelError } from "./errors.ts";
 import type { BindingKind, Kernel } from "./kernel.ts";
 import type { Params } from "./params.ts";
-import { destroyRetired, emptyCache as emptyPool, trimIdleBuffers } from "./pool.ts";
+import { destroyRetired, emptyCache as emptyPool, retiredBytesPending, trimIdleBuffers } from "./pool.ts";
 import { profiling, resolveTimestamps, timedPass } from "./profile.ts";
 
 /** A storage buffer binding: the whole buffer, or a byte range of it. */
@@ -37,6 +37,11 @@ export interface DispatchSpec {
 
 const SLOT = 256;
 const BATCH = 1024;
+/**
+ * Submit early once the pool has given back this many bytes on misses: they are destroyed only after the work
+ * recorded so far is submitted, and until then the driver cannot reuse their memory, so they add to the peak.
+ */
+const RETIRED_FLUSH_BYTES = 64 * 2 ** 20;
 let arena: GPUBuffer | null = null;
 let arenaDevice: GPUDevice | null = null;
 const arenaCpu = new Uint8Array(SLOT * BATCH);
@@ -218,7 +223,7 @@ export function dispatch(spec: DispatchSpec): void {
   p.setBindGroup(0, bg, [pslot * SLOT]);
   p.dispatchWorkgroups(wg[0], wg[1] ?? 1, wg[2] ?? 1);
   dispatchCount++;
-  if (slots >= BATCH) flush();
+  if (slots >= BATCH || retiredBytesPending() > RETIRED_FLUSH_BYTES) flush();
 }
 
 /** Submits every recorded dispatch (does not wait for the GPU). */
