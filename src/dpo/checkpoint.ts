@@ -26,6 +26,7 @@ import { readSafetensorsHeader, readTensor, writeSafetensors } from "../models/s
 import type { AdamW, AdamWGroupState, AdamWParamState } from "../optim/adamw.ts";
 import { tensor } from "../tensor/create.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import { jsonExcerpt } from "../util/json_excerpt.ts";
 import { jsonNumbers } from "./metrics_log.ts";
 
 /** A checkpoint that cannot be written or read (missing files, mismatched shapes, ...). */
@@ -273,15 +274,10 @@ export function numberField(o: Record<string, unknown>, key: string, where: stri
   const v = o[key];
   if (typeof v !== "number" || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
     throw new CheckpointError(
-      `${where}: "${key}" must be ${integer ? "an integer" : "a number"}, got ${show(v)}`,
+      `${where}: "${key}" must be ${integer ? "an integer" : "a number"}, got ${jsonExcerpt(v)}`,
     );
   }
   return v;
-}
-
-function show(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 80 ? s.slice(0, 77) + "..." : s;
 }
 
 // ----------------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
  * header padded with spaces to a multiple of 8, `__metadata__ {"format": "pt"}` as PyTorch checkpoints have.
  */
 import { WebDPOError } from "../gpu/errors.ts";
+import { jsonExcerpt } from "../util/json_excerpt.ts";
 import { bf16ToF32, f16ToF32, f32ToBf16 } from "./dtype.ts";
 
 /** A malformed or unreadable safetensors file. The message names the file and the problem. */
@@ -101,23 +102,21 @@ function parseHeader(path: string, json: Record<string, unknown>, dataStart: num
   const dataLen = size - dataStart;
   for (const [name, v] of Object.entries(json)) {
     if (name === "__metadata__") {
-      if (v && typeof v === "object") {
-        for (const [k, s] of Object.entries(v)) metadata[k] = String(s);
-      }
+      readMetadata(path, v, metadata);
       continue;
     }
     const bad = (why: string) => new SafetensorsError(`${path}: corrupt header: tensor "${name}" ${why}`);
     if (!v || typeof v !== "object") throw bad("is not an object");
     const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof e.dtype !== "string" || !(e.dtype in DTYPE_BYTES)) {
-      throw bad(`has unknown dtype ${String(e.dtype)}`);
+    if (typeof e.dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, e.dtype)) {
+      throw bad(`has unknown dtype ${typeof e.dtype === "string" ? e.dtype : jsonExcerpt(e.dtype)}`);
     }
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw bad(`has an invalid shape ${JSON.stringify(e.shape)}`);
+      throw bad(`has an invalid shape ${jsonExcerpt(e.shape)}`);
     }
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw bad(`has invalid data_offsets ${JSON.stringify(off)}`);
+      throw bad(`has invalid data_offsets ${jsonExcerpt(off)}`);
     }
     const [b, en] = off as number[];
     if (b > en) throw bad(`has data_offsets [${b}, ${en}] with begin after end`);
@@ -146,6 +145,20 @@ function parseHeader(path: string, json: Record<string, unknown>, dataStart: num
     }
   }
   return { path, metadata, tensors: sorted, byName: new Map(sorted.map((t) => [t.name, t])) };
+}
+
+/** `__metadata__`: null, or a map of names to strings (as the reference implementation requires). */
+function readMetadata(path: string, v: unknown, into: Record<string, string>): void {
+  if (v === null) return;
+  if (typeof v !== "object" || Array.isArray(v)) {
+    throw new SafetensorsError(`${path}: corrupt header: "__metadata__" is not a map of names to strings`);
+  }
+  for (const [k, s] of Object.entries(v)) {
+    if (typeof s !== "string") {
+      throw new SafetensorsError(`${path}: corrupt header: "__metadata__" value "${k}" is not a string`);
+    }
+    into[k] = s;
+  }
 }
 
 async function readExactly(
@@ -282,9 +295,12 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   while (done < bytes.length) done += await file.write(bytes.subarray(done));
 }
 
-/** `model.safetensors.index.json`: tensor name → shard file name. */
+/**
+ * `model.safetensors.index.json`: tensor name → shard file name. Each shard must be a file of the index's folder
+ * (a name without a path).
+ */
 export async function readShardIndex(path: string): Promise<Map<string, string>> {
-  let json: { weight_map?: Record<string, string> };
+  let json: unknown;
   try {
     json = JSON.parse(await Deno.readTextFile(path));
   } catch (e) {
@@ -292,8 +308,18 @@ export async function readShardIndex(path: string): Promise<Map<string, string>>
       `${path}: cannot read the shard index (${e instanceof Error ? e.message : e})`,
     );
   }
-  if (!json.weight_map || typeof json.weight_map !== "object") {
+  const map = (json as { weight_map?: unknown } | null)?.weight_map;
+  if (!map || typeof map !== "object" || Array.isArray(map)) {
     throw new SafetensorsError(`${path}: the shard index has no "weight_map" object`);
   }
-  return new Map(Object.entries(json.weight_map));
+  const out = new Map<string, string>();
+  for (const [name, file] of Object.entries(map)) {
+    if (typeof file !== "string" || file === "" || file === "." || file === ".." || /[/\\]/.test(file)) {
+      throw new SafetensorsError(
+        `${path}: weight_map["${name}"] is ${jsonExcerpt(file)}, not the name of a file in the folder`,
+      );
+    }
+    out.set(name, file);
+  }
+  return out;
 }

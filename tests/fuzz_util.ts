@@ -1,0 +1,106 @@
+/**
+ * The fuzz tests' driver: each property runs a parser on fast-check's cases in a `ParserSandbox` and requires that
+ * every case ends in a valid result or in a WebDPOError whose message names the file (and the place), within a
+ * time limit and without a large allocation.
+ *
+ * `deno task test` runs a fixed seed and a modest number of cases per property. `WEBDPO_FUZZ=long` (what
+ * `deno task fuzz` sets) runs 50 times as many cases from a random seed (printed on failure; replay one with
+ * `WEBDPO_FUZZ_SEED=<seed>`); `WEBDPO_FUZZ_RUNS=<n>` sets the number of cases of every property.
+ */
+import { AssertionError } from "node:assert/strict";
+import fc from "fast-check";
+import { type Outcome, ParserSandbox } from "./fuzz_sandbox.ts";
+
+const LONG = Deno.env.get("WEBDPO_FUZZ") === "long";
+const RUNS = Deno.env.get("WEBDPO_FUZZ_RUNS");
+const SEED = Deno.env.get("WEBDPO_FUZZ_SEED");
+
+/** The seed of the seeded subset. */
+export const FUZZ_SEED = 20_260_607;
+
+/** A case taking longer than this is a hang. */
+export const CASE_TIMEOUT_MS = 10_000;
+
+/** A case leaving more than this allocated has allocated by a claimed size. */
+export const MAX_MEMORY_GROWTH = 256 * 2 ** 20;
+
+/** fast-check parameters for a property with `seeded` cases in the seeded subset. */
+export function fuzzParameters(seeded: number): fc.Parameters<unknown> {
+  const numRuns = RUNS !== undefined ? Number(RUNS) : LONG ? seeded * 50 : seeded;
+  const seed = SEED !== undefined ? Number(SEED) : LONG ? Date.now() ^ (Math.random() * 2 ** 31) : FUZZ_SEED;
+  return { numRuns, seed };
+}
+
+/** What one property runs and accepts. */
+export interface ParserProperty<T> {
+  /** The targets module (e.g. `new URL("./fuzz_targets/datasets.ts", import.meta.url)`). */
+  module: URL;
+  /** The exported target to run. */
+  target: string;
+  /** The cases. */
+  cases: fc.Arbitrary<T>;
+  /** The files (and target arguments) of a case. */
+  request: (c: T) => { files: Record<string, Uint8Array>; args?: unknown };
+  /** What a WebDPOError's message must contain: the file, and the place where that can be told. */
+  names: RegExp | ((files: Record<string, Uint8Array>) => RegExp);
+  /** Cases in the seeded subset. */
+  runs: number;
+}
+
+function caseFailure(message: string): never {
+  throw new AssertionError({ message });
+}
+
+/** Throws an AssertionError unless `o` is a result or a WebDPOError naming `names`, in time and memory. */
+export function checkOutcome(o: Outcome, names: RegExp): void {
+  if (o.kind === "timeout") caseFailure(`no answer within ${o.ms} ms (a hang)`);
+  if (o.memoryGrowth > MAX_MEMORY_GROWTH) {
+    caseFailure(
+      `the case left ${
+        (o.memoryGrowth / 2 ** 20).toFixed(0)
+      } MiB allocated (an allocation by a claimed size)`,
+    );
+  }
+  if (o.kind === "result") return;
+  if (!o.typed) caseFailure(`unhandled ${o.name}: ${o.message}\n${o.stack}`);
+  if (!names.test(o.message)) caseFailure(`the ${o.name} "${o.message}" does not match ${names}`);
+}
+
+/** A short printable form of a case's files: each name, size and the start of its content. */
+export function describeFiles(files: Record<string, Uint8Array>): string {
+  return Object.entries(files).map(([name, bytes]) => {
+    const head = Array.from(
+      bytes.subarray(0, 240),
+      (b) => b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`,
+    ).join("");
+    return `${name} (${bytes.length} bytes): ${head}${bytes.length > 240 ? "…" : ""}`;
+  }).join("\n");
+}
+
+/** Runs a parser property in a fresh sandbox. */
+export async function fuzzParser<T>(p: ParserProperty<T>, extra: Partial<fc.Parameters<unknown>> = {}) {
+  const sandbox = new ParserSandbox(CASE_TIMEOUT_MS);
+  // printed as their files, not as the arbitrary's raw values
+  const cases = p.cases.map((c) => {
+    const req = p.request(c);
+    return {
+      ...req,
+      [fc.toStringMethod]: () =>
+        describeFiles(req.files) + (req.args === undefined ? "" : `\nargs: ${JSON.stringify(req.args)}`),
+    };
+  });
+  try {
+    await fc.assert(
+      fc.asyncProperty(cases, async ({ files, args }) => {
+        const outcome = await sandbox.run({ module: p.module.href, target: p.target, files, args });
+        checkOutcome(outcome, typeof p.names === "function" ? p.names(files) : p.names);
+      }),
+      { ...fuzzParameters(p.runs), ...extra } as fc.Parameters<[unknown]>,
+    );
+  } finally {
+    sandbox.close();
+  }
+}
+
+/** Deno.test options of a fuzz test: the sandbox worker's imports may leave timers of npm packages behind. */
+export const fuzzTest = { sanitizeOps: false, sanitizeResources: false };
