@@ -175,19 +175,22 @@ export function jsonText(v: unknown, indent?: number): string {
 /** Values that break validation: edge numbers and strings, wrong types, huge and deeply nested values. */
 export function edgeValue(): fc.Arbitrary<unknown> {
   return fc.oneof(
-    fc.constantFrom(...EDGE_NUMBERS),
-    fc.constantFrom(...EDGE_STRINGS),
-    fc.constantFrom(null, true, false, [], {}, [null], [-1], [2 ** 53, 2 ** 53]),
-    fc.integer(),
-    fc.double(),
-    fc.string({ maxLength: 12 }),
-    fc.constantFrom(
-      deepValue(2_000, "array"),
-      deepValue(100_000, "array"),
-      deepValue(100_000, "object"),
-      "x".repeat(100_000),
-    ),
-    fc.jsonValue({ maxDepth: 3 }),
+    { weight: 4, arbitrary: fc.constantFrom(...EDGE_NUMBERS) },
+    { weight: 4, arbitrary: fc.constantFrom(...EDGE_STRINGS) },
+    { weight: 4, arbitrary: fc.constantFrom(null, true, false, [], {}, [null], [-1], [2 ** 53, 2 ** 53]) },
+    { weight: 2, arbitrary: fc.integer() },
+    { weight: 2, arbitrary: fc.double() },
+    { weight: 2, arbitrary: fc.string({ maxLength: 12 }) },
+    { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
+    { weight: 1, arbitrary: fc.constantFrom(deepValue(2_000, "array"), deepValue(2_000, "object")) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        deepValue(100_000, "array"),
+        deepValue(100_000, "object"),
+        "x".repeat(100_000),
+      ),
+    },
   );
 }
 

@@ -4,6 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { readSafetensorsHeader, readShardIndex, SafetensorsError } from "../src/models/safetensors.ts";
+import { ConfigError, readConfig } from "../src/models/config.ts";
+import { readAdapterConfig } from "../src/models/adapter_io.ts";
+import { LoraError } from "../src/nn/lora_config.ts";
 
 const deepArray = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
 
@@ -72,6 +75,71 @@ Deno.test("regression: a shard index that is null, or maps a tensor to a non-fil
         readShardIndex(`${dir}/model.safetensors.index.json`),
         (e) =>
           e instanceof SafetensorsError && /model\.safetensors\.index\.json: /.test(e.message) &&
+          message.test(e.message),
+      );
+    });
+  }
+});
+
+const LLAMA = {
+  model_type: "llama",
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_attention_heads: 4,
+  num_hidden_layers: 2,
+  vocab_size: 10,
+};
+
+Deno.test("regression: config.json sizes past 2^53, huge layer counts, deep names, bad windows", async () => {
+  for (
+    const [change, message] of [
+      // accepted before, as an integer that arithmetic cannot represent
+      [{ vocab_size: 2 ** 53 }, /"vocab_size" must be a positive integer, got 9007199254740992/],
+      // a RangeError (invalid array length) for 2^32; 10 s and 1.3 GB of heap for 1e8
+      [{ num_hidden_layers: 2 ** 32 }, /"num_hidden_layers" is 4294967296, more than the 65536 layers/],
+      [{ num_hidden_layers: 1e8 }, /"num_hidden_layers" is 100000000/],
+      // RangeErrors: String() of an array nested 100,000 deep
+      [{ architectures: JSON.parse(deepArray(100_000)), model_type: undefined }, /model_type "\(none\)"/],
+      [{ hidden_act: JSON.parse(deepArray(100_000)) }, /"hidden_act" must be a string, got \[\[\[/],
+      // accepted before: windows for 1 of 2 layers, a negative window
+      [
+        { model_type: "mistral", sliding_window: 4, layer_types: ["sliding_attention"] },
+        /"layer_types" has 1 entries for 2 layers/,
+      ],
+      [{ model_type: "mistral", sliding_window: -3 }, /"sliding_window" must be a positive integer, got -3/],
+    ] as const
+  ) {
+    const config = JSON.stringify({ ...LLAMA, ...change });
+    await inFolder({ "config.json": config }, async (dir) => {
+      await assert.rejects(
+        readConfig(dir),
+        (e) =>
+          e instanceof ConfigError && e.message.startsWith(`${dir}/config.json: `) && message.test(e.message),
+      );
+    });
+  }
+});
+
+Deno.test("regression: adapter_config.json ranks past 2^53 and regexes too large to compile", async () => {
+  for (
+    const [change, message] of [
+      // accepted before (a later allocation of 2^53 rows)
+      [
+        { rank_pattern: { q_proj: 2 ** 53 } },
+        /rank_pattern\["q_proj"\] must be an integer ≥ 1, got 9007199254740992/,
+      ],
+      // a SyntaxError when a module was first matched: V8 compiles a regex on first use
+      [{ target_modules: "x".repeat(100_000) }, /target_modules "x+\.\.\. is not a valid regex/],
+      // a LoraError saying only "Maximum call stack size exceeded": the message printed the value with String()
+      [{ use_rslora: JSON.parse(deepArray(100_000)) }, /use_rslora must be true or false, got \[\[\[/],
+    ] as const
+  ) {
+    const config = JSON.stringify({ peft_type: "LORA", r: 8, ...change });
+    await inFolder({ "adapter_config.json": config }, async (dir) => {
+      await assert.rejects(
+        readAdapterConfig(`${dir}/adapter_config.json`),
+        (e) =>
+          e instanceof LoraError && e.message.startsWith(`${dir}/adapter_config.json: `) &&
           message.test(e.message),
       );
     });

@@ -62,8 +62,11 @@ export function checkOutcome(o: Outcome, names: RegExp): void {
     );
   }
   if (o.kind === "result") return;
-  if (!o.typed) caseFailure(`unhandled ${o.name}: ${o.message}\n${o.stack}`);
-  if (!names.test(o.message)) caseFailure(`the ${o.name} "${o.message}" does not match ${names}`);
+  const message = o.message.length > 600 ? o.message.slice(0, 600) + "…" : o.message;
+  if (!o.typed) {
+    caseFailure(`unhandled ${o.name}: ${message}\n${o.stack.slice(o.stack.indexOf("\n    at "))}`);
+  }
+  if (!names.test(o.message)) caseFailure(`the ${o.name} "${message}" does not match ${names}`);
 }
 
 /** A short printable form of a case's files: each name, size and the start of its content. */

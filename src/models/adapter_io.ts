@@ -9,7 +9,7 @@
  */
 import { upload } from "../gpu/queue.ts";
 import { attachLora, LoraError, LoraModel, loraOf, weightLayout } from "../nn/lora.ts";
-import { loraConfigFromPeft, peftConfigJson } from "../nn/lora_config.ts";
+import { type LoraConfig, loraConfigFromPeft, peftConfigJson } from "../nn/lora_config.ts";
 import type { CausalLM } from "./causal_lm.ts";
 import { readSafetensorsHeader, readTensor, type WritableTensor, writeSafetensors } from "./safetensors.ts";
 import { exists } from "../util/fs.ts";
@@ -80,6 +80,17 @@ export async function saveAdapter(
   await writeSafetensors(`${dir}/${ADAPTER_WEIGHTS}`, list, { dtype: opts.dtype });
 }
 
+/** Reads a PEFT `adapter_config.json` into a LoraConfig; errors name the file and the key. */
+export async function readAdapterConfig(path: string): Promise<LoraConfig> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new LoraError(`${path}: not valid JSON (${e instanceof Error ? e.message : e})`);
+  }
+  return loraConfigFromPeft(json as Record<string, unknown>, path);
+}
+
 export interface LoadAdapterOptions {
   /** Whether the loaded adapter is trained (requires gradients). Default false, as PEFT's `is_trainable`. */
   isTrainable?: boolean;
@@ -113,13 +124,7 @@ export async function loadAdapter(
           : ""),
     );
   }
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(await Deno.readTextFile(cfgPath));
-  } catch (e) {
-    throw new LoraError(`${cfgPath}: not valid JSON (${e instanceof Error ? e.message : e})`);
-  }
-  const cfg = loraConfigFromPeft(json, cfgPath);
+  const cfg = await readAdapterConfig(cfgPath);
   const header = await readSafetensorsHeader(wPath);
   const m = model instanceof LoraModel ? model.model : model;
   const existing = loraOf(m);

@@ -5,6 +5,7 @@
  */
 import { WebDPOError } from "../gpu/errors.ts";
 import type { Llama3RopeScaling } from "../autograd/ops/rope.ts";
+import { jsonExcerpt } from "../util/json_excerpt.ts";
 
 export class ConfigError extends WebDPOError {}
 
@@ -61,14 +62,52 @@ function num(raw: Record<string, unknown>, key: string, fallback?: number): numb
 
 function intOf(raw: Record<string, unknown>, key: string, fallback?: number): number {
   const v = num(raw, key, fallback);
-  if (!Number.isInteger(v) || v <= 0) {
+  if (!Number.isSafeInteger(v) || v <= 0) {
     throw new ConfigError(`config.json: "${key}" must be a positive integer, got ${v}`);
   }
   return v;
 }
 
+/**
+ * More decoder layers than any model has: a count above it is a corrupt file, refused before anything per layer
+ * is allocated.
+ */
+export const MAX_LAYERS = 65_536;
+
+function layerCount(raw: Record<string, unknown>, key: string): number {
+  const layers = intOf(raw, key);
+  if (layers > MAX_LAYERS) {
+    throw new ConfigError(
+      `config.json: "${key}" is ${layers}, more than the ${MAX_LAYERS} layers webdpo accepts`,
+    );
+  }
+  return layers;
+}
+
+/** A name-valued key (an activation, a rope type): the string, or `fallback` when unset. */
+function nameOf(v: unknown, key: string, fallback: string): string {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== "string") {
+    throw new ConfigError(`config.json: "${key}" must be a string, got ${jsonExcerpt(v)}`);
+  }
+  return v;
+}
+
+/** A norm epsilon: a non-negative number. */
+function epsOf(raw: Record<string, unknown>, key: string, fallback: number): number {
+  const v = num(raw, key, fallback);
+  if (v < 0) throw new ConfigError(`config.json: "${key}" must be a non-negative number, got ${v}`);
+  return v;
+}
+
 function tokenId(v: unknown): number | null {
-  return typeof v === "number" && Number.isInteger(v) ? v : null;
+  return Number.isSafeInteger(v) ? v as number : null;
+}
+
+/** The sliding window of the attention layers that have one (`sliding_window`), or null. */
+function slidingWindow(raw: Record<string, unknown>): number | null {
+  if (raw.sliding_window === undefined || raw.sliding_window === null) return null;
+  return intOf(raw, "sliding_window");
 }
 
 function ropeOf(raw: Record<string, unknown>): { theta: number; scaling: Llama3RopeScaling | null } {
@@ -77,8 +116,11 @@ function ropeOf(raw: Record<string, unknown>): { theta: number; scaling: Llama3R
   const theta = params && typeof params.rope_theta === "number"
     ? params.rope_theta
     : num(raw, "rope_theta", 10000);
+  if (!(theta > 0)) {
+    throw new ConfigError(`config.json: "rope_theta" must be a positive number, got ${theta}`);
+  }
   if (!scalingRaw) return { theta, scaling: null };
-  const type = String(scalingRaw.rope_type ?? scalingRaw.type ?? "default");
+  const type = nameOf(scalingRaw.rope_type ?? scalingRaw.type, "rope_type", "default");
   if (type === "default") return { theta, scaling: null };
   if (type !== "llama3") {
     throw new ConfigError(
@@ -99,7 +141,9 @@ function ropeOf(raw: Record<string, unknown>): { theta: number; scaling: Llama3R
 
 /** Parses a config.json object. Unsupported architectures raise an error listing the supported types. */
 export function parseConfig(raw: Record<string, unknown>): ModelConfig {
-  const archs = Array.isArray(raw.architectures) ? raw.architectures.map(String) : [];
+  const archs = Array.isArray(raw.architectures)
+    ? raw.architectures.filter((a): a is string => typeof a === "string")
+    : [];
   let type = typeof raw.model_type === "string" ? raw.model_type : "";
   if (!type && archs.length) {
     const a = archs[0].toLowerCase();
@@ -125,7 +169,7 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
   const common = {
     bosTokenId: tokenId(raw.bos_token_id),
     eosTokenId: Array.isArray(raw.eos_token_id)
-      ? raw.eos_token_id.filter((x): x is number => typeof x === "number")
+      ? raw.eos_token_id.filter((x): x is number => Number.isSafeInteger(x))
       : tokenId(raw.eos_token_id),
     padTokenId: tokenId(raw.pad_token_id),
     raw,
@@ -136,13 +180,13 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
     if (hidden % heads !== 0) {
       throw new ConfigError(`config.json: n_embd ${hidden} is not divisible by n_head ${heads}`);
     }
-    const act = String(raw.activation_function ?? "gelu_new");
+    const act = nameOf(raw.activation_function, "activation_function", "gelu_new");
     if (act !== "gelu_new" && act !== "gelu_pytorch_tanh") {
       throw new ConfigError(
         `config.json: activation_function "${act}" is not supported for gpt2; supported: gelu_new, gelu_pytorch_tanh`,
       );
     }
-    const layers = intOf(raw, "n_layer");
+    const layers = layerCount(raw, "n_layer");
     return {
       modelType,
       architecture: "gpt2",
@@ -154,7 +198,7 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
       numKvHeads: heads,
       headDim: hidden / heads,
       maxPositionEmbeddings: intOf(raw, "n_positions", 1024),
-      normEps: num(raw, "layer_norm_epsilon", 1e-5),
+      normEps: epsOf(raw, "layer_norm_epsilon", 1e-5),
       ropeTheta: 0,
       ropeScaling: null,
       tieWordEmbeddings: raw.tie_word_embeddings === undefined ? true : Boolean(raw.tie_word_embeddings),
@@ -175,8 +219,8 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
     );
   }
   const headDim = intOf(raw, "head_dim", hidden / heads);
-  const layers = intOf(raw, "num_hidden_layers");
-  const act = String(raw.hidden_act ?? "silu");
+  const layers = layerCount(raw, "num_hidden_layers");
+  const act = nameOf(raw.hidden_act, "hidden_act", "silu");
   if (act !== "silu") {
     throw new ConfigError(`config.json: hidden_act "${act}" is not supported; supported: silu`);
   }
@@ -184,9 +228,14 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
   const attentionBias = Boolean(raw.attention_bias ?? false);
   // sliding windows: mistral applies one to every layer; qwen2 only with use_sliding_window, from
   // max_window_layers on; an explicit layer_types list (newer configs) decides when present.
-  const window = typeof raw.sliding_window === "number" ? raw.sliding_window : null;
+  const window = slidingWindow(raw);
   let windows: (number | null)[] = new Array(layers).fill(null);
   if (Array.isArray(raw.layer_types) && window !== null) {
+    if (raw.layer_types.length !== layers) {
+      throw new ConfigError(
+        `config.json: "layer_types" has ${raw.layer_types.length} entries for ${layers} layers (num_hidden_layers)`,
+      );
+    }
     windows = raw.layer_types.map((t) => (t === "sliding_attention" ? window : null));
   } else if (modelType === "mistral" && window !== null) {
     windows = windows.map(() => window);
@@ -205,7 +254,7 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
     numKvHeads: kvHeads,
     headDim,
     maxPositionEmbeddings: intOf(raw, "max_position_embeddings", 2048),
-    normEps: num(raw, "rms_norm_eps", 1e-6),
+    normEps: epsOf(raw, "rms_norm_eps", 1e-6),
     ropeTheta: rope.theta,
     ropeScaling: rope.scaling,
     tieWordEmbeddings: Boolean(raw.tie_word_embeddings ?? false),

@@ -10,6 +10,7 @@
  * matches `(.*\.)?(pattern)$` uses it (the first matching pattern wins), as PEFT does.
  */
 import { WebDPOError } from "../gpu/errors.ts";
+import { jsonExcerpt } from "../util/json_excerpt.ts";
 
 /** A malformed or unsupported LoRA configuration or adapter folder. */
 export class LoraError extends WebDPOError {}
@@ -144,6 +145,22 @@ function closest(name: string, options: readonly string[]): string {
   return options.reduce((best, o) => (editDistance(name, o) < editDistance(name, best) ? o : best));
 }
 
+/** The regex a target_modules / exclude_modules string stands for: a full match of the module name. */
+const targetRegex = (spec: string) => `^(?:${spec})$`;
+
+/** The regex of a rank_pattern / alpha_pattern key: it matches the module name's end, after a ".". */
+const patternRegex = (key: string) => `^(.*\\.)?(${key})$`;
+
+/** Whether a regex source compiles (V8 compiles on first use: a regex too large fails only then). */
+function compiles(source: string): boolean {
+  try {
+    new RegExp(source).test("");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function isNeutral(v: unknown): boolean {
   if (v === null || v === undefined || v === false) return true;
   if (Array.isArray(v)) return v.length === 0;
@@ -152,15 +169,15 @@ function isNeutral(v: unknown): boolean {
 }
 
 function positiveInt(key: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
-    throw new LoraError(`LoRA config: ${key} must be an integer ≥ 1, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
+    throw new LoraError(`LoRA config: ${key} must be an integer ≥ 1, got ${jsonExcerpt(v)}`);
   }
   return v;
 }
 
 function finite(key: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new LoraError(`LoRA config: ${key} must be a finite number, got ${JSON.stringify(v)}`);
+    throw new LoraError(`LoRA config: ${key} must be a finite number, got ${jsonExcerpt(v)}`);
   }
   return v;
 }
@@ -170,12 +187,15 @@ function moduleList(key: string, v: unknown, allowString: boolean): string[] | s
   if (typeof v === "string") {
     if (!allowString) return [v];
     if (v.length === 0) throw new LoraError(`LoRA config: ${key} is an empty string`);
+    if (!compiles(targetRegex(v))) {
+      throw new LoraError(`LoRA config: ${key} ${jsonExcerpt(v)} is not a valid regex`);
+    }
     return v;
   }
   if (Array.isArray(v) && v.every((s) => typeof s === "string" && s.length > 0)) return [...v] as string[];
   throw new LoraError(
     `LoRA config: ${key} must be a list of module names${allowString ? ", a regex string" : ""} or null, ` +
-      `got ${JSON.stringify(v)}`,
+      `got ${jsonExcerpt(v)}`,
   );
 }
 
@@ -183,15 +203,13 @@ function pattern(key: string, v: unknown, check: (k: string, x: unknown) => numb
   if (v === null || v === undefined) return {};
   if (typeof v !== "object" || Array.isArray(v)) {
     throw new LoraError(
-      `LoRA config: ${key} must be an object mapping regexes to numbers, got ${JSON.stringify(v)}`,
+      `LoRA config: ${key} must be an object mapping regexes to numbers, got ${jsonExcerpt(v)}`,
     );
   }
   const out: Record<string, number> = {};
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    try {
-      new RegExp(k);
-    } catch {
-      throw new LoraError(`LoRA config: ${key} key ${JSON.stringify(k)} is not a valid regex`);
+    if (!compiles(patternRegex(k))) {
+      throw new LoraError(`LoRA config: ${key} key ${jsonExcerpt(k)} is not a valid regex`);
     }
     out[k] = check(`${key}[${JSON.stringify(k)}]`, x);
   }
@@ -223,13 +241,15 @@ function field(out: LoraConfig, f: keyof LoraConfig, key: string, v: unknown): v
       out.modulesToSave = moduleList(key, v, false) as string[] | null;
       break;
     case "useRslora":
-      if (typeof v !== "boolean") throw new LoraError(`LoRA config: ${key} must be true or false, got ${v}`);
+      if (typeof v !== "boolean") {
+        throw new LoraError(`LoRA config: ${key} must be true or false, got ${jsonExcerpt(v)}`);
+      }
       out.useRslora = v;
       break;
     case "bias":
       if (v !== "none") {
         throw new LoraError(
-          `LoRA config: ${key} ${JSON.stringify(v)} is not supported; webdpo implements bias "none" only ` +
+          `LoRA config: ${key} ${jsonExcerpt(v)} is not supported; webdpo implements bias "none" only ` +
             `(biases stay frozen)`,
         );
       }
@@ -243,14 +263,14 @@ function field(out: LoraConfig, f: keyof LoraConfig, key: string, v: unknown): v
     case "initLoraWeights":
       if (v !== true) {
         throw new LoraError(
-          `LoRA config: ${key} ${JSON.stringify(v)} is not supported; webdpo initialises as PEFT's default ` +
+          `LoRA config: ${key} ${jsonExcerpt(v)} is not supported; webdpo initialises as PEFT's default ` +
             `(true: A Kaiming-uniform, B zero)`,
         );
       }
       break;
     case "baseModelNameOrPath":
       if (v !== null && typeof v !== "string") {
-        throw new LoraError(`LoRA config: ${key} must be a string or null, got ${JSON.stringify(v)}`);
+        throw new LoraError(`LoRA config: ${key} must be a string or null, got ${jsonExcerpt(v)}`);
       }
       out.baseModelNameOrPath = v as string | null;
       break;
@@ -268,7 +288,7 @@ function withDefaults(): LoraConfig {
  */
 export function loraConfig(opts: LoraConfigInput = {}): LoraConfig {
   if (opts === null || typeof opts !== "object" || Array.isArray(opts)) {
-    throw new LoraError(`LoRA config: expected an object of options, got ${JSON.stringify(opts)}`);
+    throw new LoraError(`LoRA config: expected an object of options, got ${jsonExcerpt(opts)}`);
   }
   const out = withDefaults();
   const seen = new Map<keyof LoraConfig, string>();
@@ -300,12 +320,12 @@ export function loraConfigFromPeft(json: Record<string, unknown>, where: string)
   const type = json.peft_type ?? json.peftType;
   if (type !== undefined && type !== "LORA") {
     throw new LoraError(
-      `${where}: peft_type is ${JSON.stringify(type)}; webdpo loads LoRA adapters ("LORA")`,
+      `${where}: peft_type is ${jsonExcerpt(type)}; webdpo loads LoRA adapters ("LORA")`,
     );
   }
   const task = json.task_type ?? json.taskType;
   if (task !== undefined && task !== null && task !== "CAUSAL_LM") {
-    throw new LoraError(`${where}: task_type is ${JSON.stringify(task)}; webdpo loads CAUSAL_LM adapters`);
+    throw new LoraError(`${where}: task_type is ${jsonExcerpt(task)}; webdpo loads CAUSAL_LM adapters`);
   }
   const out = withDefaults();
   for (const [key, v] of Object.entries(json)) {
@@ -320,7 +340,7 @@ export function loraConfigFromPeft(json: Record<string, unknown>, where: string)
       !DESCRIPTIVE.has(key) && !isNeutral(v) && !(key === "megatron_core" && v === "megatron.core")
     ) {
       throw new LoraError(
-        `${where}: "${key}" is set to ${JSON.stringify(v)}, a PEFT option webdpo does not implement ` +
+        `${where}: "${key}" is set to ${jsonExcerpt(v)}, a PEFT option webdpo does not implement ` +
           `(supported: r, lora_alpha, lora_dropout, target_modules, exclude_modules, modules_to_save, ` +
           `use_rslora, rank_pattern, alpha_pattern, bias "none")`,
       );
@@ -331,7 +351,7 @@ export function loraConfigFromPeft(json: Record<string, unknown>, where: string)
 
 function patternValue(patterns: Record<string, number>, module: string): number | undefined {
   for (const [k, v] of Object.entries(patterns)) {
-    if (new RegExp(`^(.*\\.)?(${k})$`).test(module)) return v;
+    if (new RegExp(patternRegex(k)).test(module)) return v;
   }
   return undefined;
 }
@@ -345,7 +365,7 @@ export function moduleHyper(c: LoraConfig, module: string): { r: number; alpha: 
 
 /** Whether a module's full name matches a target spec (PEFT's rule: list → exact or "."-suffix; string → regex). */
 export function matchesModules(spec: string[] | string, module: string): boolean {
-  if (typeof spec === "string") return new RegExp(`^(?:${spec})$`).test(module);
+  if (typeof spec === "string") return new RegExp(targetRegex(spec)).test(module);
   return spec.some((t) => module === t || module.endsWith(`.${t}`));
 }
 
