@@ -13,9 +13,11 @@ import { GpuLimitError } from "../src/gpu/errors.ts";
 import {
   defaultMatmulVariant,
   matmul,
+  matmulDispatches,
   matmulInto,
   type MatmulVariant,
   matmulVariant,
+  setGemvMaxRows,
   setMatmulLimits,
   setMatmulVariant,
 } from "../src/autograd/ops/matmul.ts";
@@ -274,6 +276,70 @@ for (const v of VARIANTS) {
     },
   );
 }
+
+Deno.test(
+  "matmul row kernel (few rows × Bᵀ, CPU adapters): awkward shapes, batched, shared b, accumulate",
+  gpuTest,
+  async () => {
+    await setup();
+    await withVariant("register", async () => {
+      // K covers every residue mod 8 (two vec4s per loop step) and N every residue mod 4 and 256 (columns
+      // per invocation and per workgroup)
+      let seed = 500;
+      for (const M of [1, 2, 3, 4]) {
+        for (const [K, N] of [[1, 1], [3, 5], [8, 255], [9, 257], [13, 4], [300, 513], [577, 66]]) {
+          const c = { batch: 1, M, N, K, transA: false, transB: true };
+          await checkForward(c, seed++, `row kernel M=${M} K=${K} N=${N}`);
+        }
+      }
+      await checkForward({ batch: 3, M: 2, K: 37, N: 300, transA: false, transB: true }, seed++, "batched");
+      await checkForward(
+        { batch: 6, M: 1, K: 19, N: 261, transA: false, transB: true, sharedB: true },
+        seed++,
+        "shared b",
+        [3, 2],
+      );
+      // accumulate with alpha, into old contents
+      const c: MatmulCase = { batch: 2, M: 3, K: 21, N: 70, transA: false, transB: true };
+      const { a, b } = data(c, 11);
+      const s = shapes(c);
+      const ref = matmulRef(a, b, c);
+      const c0 = randomArray(ref.length, 12, -3, 3);
+      const got = await scope(async () => {
+        const o = tensor(c0, s.y);
+        matmulInto(o, tensor(a, s.a), tensor(b, s.b), { transB: true, accumulate: true, alpha: -0.5 });
+        return await o.toArray();
+      });
+      const tol = matmulTolerance(c.K, maxAbs(a), maxAbs(b));
+      assertClose(got, ref.map((x, i) => c0[i] - 0.5 * x), { atol: tol, rtol: 1e-6 }, "accumulate");
+    });
+  },
+);
+
+Deno.test("matmul: few rows × Bᵀ take the row kernel, more rows the register kernel", gpuTest, async () => {
+  await setup();
+  await withVariant("register", async () => {
+    const kernelsOf = (M: number) =>
+      scope(() =>
+        matmulDispatches(zeros([M, 52]), zeros([M, 40]), zeros([52, 40]), { transB: true })
+          .map((d) => d.kernel.name).join(" ")
+      );
+    assert.equal(kernelsOf(4), "matmul_gemv.wgsl");
+    assert.equal(kernelsOf(5), "matmul_register.wgsl");
+    assert.equal(
+      scope(() => matmulDispatches(zeros([2, 52]), zeros([2, 40]), zeros([40, 52])).map((d) => d.kernel.name))
+        .join(),
+      "matmul_register.wgsl",
+      "B not transposed: the register kernel",
+    );
+    const prev = setGemvMaxRows(0);
+    try {
+      assert.equal(kernelsOf(1), "matmul_register.wgsl");
+    } finally {
+      setGemvMaxRows(prev);
+    }
+  });
+});
 
 Deno.test("matmul: zero-size operands and K = 0", gpuTest, async () => {
   await setup();

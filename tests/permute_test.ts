@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { permute } from "../src/autograd/ops/permute.ts";
 import { tensor } from "../src/tensor/create.ts";
+import { dispatchCounter } from "../src/gpu/queue.ts";
 import { assertClose, eachKernelVariant, gpuTest, gradCheck, randomArray, setup, values } from "./util.ts";
 
 /** Reference permutation on the host. */
@@ -61,3 +62,26 @@ Deno.test("permute backward is the inverse permutation", gpuTest, async () => {
     gradCheck((x) => permute(x, [2, 0, 3, 1]), [{ data: randomArray(120, 9), shape }])
   );
 });
+
+Deno.test(
+  "a permutation that moves only axes of size 1 is a view: no dispatch, same values",
+  gpuTest,
+  async () => {
+    await setup();
+    const cases: [number[], number[]][] = [
+      [[2, 1, 3, 4], [0, 2, 1, 3]], // decoding's head split [B, 1, H, D] → [B, H, 1, D]
+      [[1, 3, 1, 5], [2, 0, 1, 3]],
+      [[4, 1], [1, 0]],
+    ];
+    for (const [shape, dims] of cases) {
+      const data = randomArray(shape.reduce((a, b) => a * b, 1), 3);
+      const x = tensor(data, shape);
+      const before = dispatchCounter();
+      const y = permute(x, dims);
+      assert.equal(dispatchCounter(), before, `[${shape}] → [${dims}] dispatched a copy`);
+      assert.deepEqual(y.shape, dims.map((d) => shape[d]));
+      assert.deepEqual(Array.from(await values(y)), permuteRef(data, shape, dims));
+    }
+    await gradCheck((x) => permute(x, [0, 2, 1, 3]), [{ data: randomArray(24, 4), shape: [2, 1, 3, 4] }]);
+  },
+);

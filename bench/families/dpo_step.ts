@@ -19,6 +19,7 @@ export const numberTokenizer = {
   eosTokenId: 2,
   padTokenId: 0,
   encode: (s: string) => s.split(" ").filter((x) => x !== "").map(Number),
+  decode: (ids: number[]) => ids.join(" "),
   applyChatTemplate: () => {
     throw new Error("not conversational");
   },

@@ -16,7 +16,10 @@
  * Kernels: kernels/matmul_register.wgsl (each invocation a 16×16 register block; for CPU adapters such as
  * lavapipe/llvmpipe, where an invocation is one SIMD lane) and kernels/matmul_shared.wgsl (64×64 blocks
  * through workgroup memory; for GPUs). `setMatmulVariant` picks one; "auto" (the default) picks by adapter.
- * The register kernel reads operands as vec4 rows: an operand whose contiguous axis is not a multiple of 4 is
+ * With the register kernel, a product of few rows by a transposed B (x·Wᵀ while decoding: one new token per
+ * sequence) goes to kernels/matmul_gemv.wgsl instead (4 columns of one row per invocation, so no block rows are
+ * wasted), for M ≤ `GEMV_MAX_ROWS`.
+ * Both read operands as vec4 rows: an operand whose contiguous axis is not a multiple of 4 is
  * first copied into zero-padded rows (kernels/matmul_pad.wgsl), O(size) work against the O(M·N·K) product.
  *
  * Large operands: each storage binding covers at most maxStorageBufferBindingSize bytes, so a batch that does
@@ -34,6 +37,7 @@ import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
 
 const REGISTER = kernel("matmul_register.wgsl");
+const GEMV = kernel("matmul_gemv.wgsl");
 const SHARED = kernel("matmul_shared.wgsl");
 const PAD = kernel("matmul_pad.wgsl");
 
@@ -55,6 +59,16 @@ export interface MatmulIntoOptions extends MatmulOptions {
 }
 
 let setting: MatmulVariant | "auto" = "auto";
+/** Products of at most this many rows by a transposed B use the row kernel on CPU adapters (see the header). */
+export const GEMV_MAX_ROWS = 4;
+let gemvMaxRows = GEMV_MAX_ROWS;
+
+/** Sets the most rows that use the row kernel (0: never; tests and benchmarks); returns the previous value. */
+export function setGemvMaxRows(rows: number): number {
+  const prev = gemvMaxRows;
+  gemvMaxRows = rows;
+  return prev;
+}
 let bindingCap: number | null = null;
 let workgroupCap: number | null = null;
 
@@ -332,6 +346,10 @@ function gemmRegister(g: Gemm): void {
   ];
   const maxWg = workgroupLimit();
   const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 };
+  // few rows times Bᵀ: the row kernel (its loop runs ceil(K/8) times, under lavapipe's per-invocation limit)
+  const rowKernel = transB && !transA && M <= gemvMaxRows && A.ld / 8 < 65535;
+  const blockRows = rowKernel ? 1 : 16;
+  const blockCols = rowKernel ? 256 : 128;
   for (let z0 = 0; z0 < batch;) {
     const nz = batchesThatFit(ops, z0, batch - z0);
     if (nz === 0) {
@@ -341,19 +359,19 @@ function gemmRegister(g: Gemm): void {
     const ba = bindRange(A.op, z0, nz, aElems);
     const bb = bindRange(B.op, z0, nz, bElems);
     const bc = bindRange(g.c, z0, nz, M * N);
-    for (let m0 = 0; m0 < M; m0 += 16 * maxWg) {
-      for (let n0 = 0; n0 < N; n0 += 128 * maxWg) {
+    for (let m0 = 0; m0 < M; m0 += blockRows * maxWg) {
+      for (let n0 = 0; n0 < N; n0 += blockCols * maxWg) {
         issue({
-          kernel: REGISTER,
-          constants,
+          kernel: rowKernel ? GEMV : REGISTER,
+          constants: rowKernel ? {} : constants,
           params: new Params()
             .u32(M, N, K, A.ld / 4, B.ld / 4, A.op.stride / 4, B.op.stride / 4, g.c.stride)
             .u32(ba.elemOff / 4, bb.elemOff / 4, bc.elemOff, m0, n0, g.accumulate ? 1 : 0)
             .f32(g.alpha),
           buffers: [ba.binding, bb.binding, bc.binding],
           workgroups: [
-            Math.ceil(Math.min(N - n0, 128 * maxWg) / 128),
-            Math.ceil(Math.min(M - m0, 16 * maxWg) / 16),
+            Math.ceil(Math.min(N - n0, blockCols * maxWg) / blockCols),
+            Math.ceil(Math.min(M - m0, blockRows * maxWg) / blockRows),
             nz,
           ],
         });

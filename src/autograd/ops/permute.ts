@@ -1,7 +1,8 @@
 /**
  * permute(x, dims): reorders the axes of x (up to 6) into a new contiguous tensor; output axis j is input axis
  * dims[j]. Backward: the inverse permutation applied to dy. Used to split and merge attention heads
- * ([B, T, H, D] ↔ [B, H, T, D]) and to separate GPT-2's fused q/k/v. On CPU adapters each invocation copies a
+ * ([B, T, H, D] ↔ [B, H, T, D]) and to separate GPT-2's fused q/k/v. A permutation that moves only axes of
+ * size 1 is a view (no copy, no dispatch). On CPU adapters each invocation copies a
  * run along the last output axis (one index decomposition per run instead of per element).
  */
 import { cpuKernels } from "../../gpu/device.ts";
@@ -27,10 +28,9 @@ function check(shape: readonly number[], dims: readonly number[]): void {
 function permuteRaw(x: Tensor, dims: readonly number[]): Tensor {
   const n = x.ndim;
   const outShape = dims.map((d) => x.shape[d]);
-  if (dims.every((d, i) => d === i)) {
-    const v = view(x, outShape);
-    return v;
-  }
+  // only axes of size 1 move (the identity, or [B, 1, H, D] ↔ [B, H, 1, D] while decoding): the same layout
+  const kept = dims.filter((d) => x.shape[d] !== 1);
+  if (kept.every((d, i) => i === 0 || d > kept[i - 1])) return view(x, outShape);
   const strides = new Array(n).fill(1);
   for (let i = n - 2; i >= 0; i--) strides[i] = strides[i + 1] * x.shape[i + 1];
   const out = empty(outShape);
