@@ -3,8 +3,9 @@
 //
 // Bindings: 0 uniform Params (below);
 //           1 q    [B, H,   TQ, D] f32 as vec4 (read);
-//           2 k    [B, HKV, TK, D] f32 as vec4 (read);
-//           3 v    [B, HKV, TK, D] f32 as vec4 (read);
+//           2 k    [B, HKV, TKS, D] f32 as vec4 (read): keys are the first TK ≤ TKS positions of each head
+//             (TKS > TK: a KV cache with room to grow);
+//           3 v    [B, HKV, TKS, D] f32 as vec4 (read), like k;
 //           4 mask [B, TK] key-padding mask as raw 32-bit words (read): p.mask_kind 1 = i32 (≠ 0 is a real
 //             token), 2 = f32 (≠ ±0 is a real token), 0 = no mask (any buffer is bound and never read);
 //           5 o    [B, H, TQ, D] f32 as vec4 (read_write): softmax(q·kᵀ·scale over the visible keys) · v, zeros
@@ -42,6 +43,7 @@ struct Params {
   rows: u32, // invocations that do work (see the entry points)
   mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words
   scale_log2: f32, // softmax scale · log2(e)
+  TKS: u32, // positions per (b, kv head) in k's and v's memory
 }
 
 override D4: u32 = 16u;
@@ -125,7 +127,7 @@ fn fwd_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   let has_b = ia + 1u < p.TQ;
   let h = bh % p.H;
   let b = bh / p.H;
-  let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TK; // row index of key 0 of this kv head
+  let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TKS; // row index of key 0 of this kv head
   let off = p.TK - p.TQ;
   let ra = key_range(ia + off);
   var rb = vec2u(0u, 0u);
@@ -250,7 +252,7 @@ fn fwd_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index)
   let bh = wid.y;
   let h = bh % p.H;
   let b = bh / p.H;
-  let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TK;
+  let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TKS;
   let off = p.TK - p.TQ;
   let i0 = wid.x * rows_per;
   // the keys any row of this tile may see (uniform across the workgroup)

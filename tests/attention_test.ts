@@ -264,6 +264,58 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "attention keyLength: keys are the first positions of a longer k/v buffer (a KV cache with room to grow)",
+  gpuTest,
+  async () => {
+    await setup();
+    // [B, HKV, TKS, D] buffers whose positions past TK hold garbage that must not be read
+    const cases: { sh: AttnShape; TKS: number; window?: number; mask?: boolean }[] = [
+      { sh: { B: 2, H: 4, HKV: 2, TQ: 1, TK: 9, D: 8 }, TKS: 16 },
+      { sh: { B: 1, H: 3, HKV: 1, TQ: 3, TK: 40, D: 5 }, TKS: 41, window: 7 }, // D padded to 8
+      { sh: { B: 2, H: 2, HKV: 2, TQ: 2, TK: 33, D: 16 }, TKS: 64, mask: true },
+    ];
+    for (const variant of VARIANTS) {
+      for (const [i, c] of cases.entries()) {
+        const { B, H, HKV, TQ, TK, D } = c.sh;
+        const qd = randomArray(B * H * TQ * D, 40 + i, -1, 1);
+        const kd = randomArray(B * HKV * TK * D, 50 + i, -1, 1);
+        const vd = randomArray(B * HKV * TK * D, 60 + i, -1, 1);
+        const mask = c.mask ? Array.from({ length: B * TK }, (_, j) => (j % TK === 3 ? 0 : 1)) : undefined;
+        const want = attentionRef(qd, kd, vd, c.sh, { mask, window: c.window }).out;
+        // the same keys inside buffers of TKS positions per head, the rest NaN
+        const grow = (x: Float32Array) => {
+          const out = new Float32Array(B * HKV * c.TKS * D).fill(NaN);
+          for (let bh = 0; bh < B * HKV; bh++) {
+            out.set(x.subarray(bh * TK * D, (bh + 1) * TK * D), bh * c.TKS * D);
+          }
+          return out;
+        };
+        const got = await scope(() =>
+          attention(
+            tensor(qd, [B, H, TQ, D]),
+            tensor(grow(Float32Array.from(kd)), [B, HKV, c.TKS, D]),
+            tensor(grow(Float32Array.from(vd)), [B, HKV, c.TKS, D]),
+            {
+              variant,
+              keyLength: TK,
+              slidingWindow: c.window,
+              attentionMask: mask ? tensor(Int32Array.from(mask), [B, TK], { dtype: "i32" }) : undefined,
+            },
+          ).toArray()
+        );
+        assertClose(got, want, FWD_TOL, `${variant} case ${i}`);
+      }
+    }
+    await scope(() => {
+      const q = tensor(randomArray(8, 1), [1, 1, 1, 8], { requiresGrad: true });
+      const kv = tensor(randomArray(32, 2), [1, 1, 4, 8]);
+      assert.throws(() => attention(q, kv, kv, { keyLength: 2 }), /keyLength 2 < 4 positions is for no-grad/);
+      assert.throws(() => attention(q, kv, kv, { keyLength: 5 }), /keyLength must be an integer in 0..4/);
+    });
+  },
+);
+
 Deno.test("attention: raw backward and invalid arguments", gpuTest, async () => {
   await setup();
   const q = tensor(randomArray(2 * 4 * 3 * 8, 1), [2, 4, 3, 8]);

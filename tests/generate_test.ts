@@ -4,7 +4,9 @@ import { loadModel } from "../src/models/loader.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { Generator } from "../src/tensor/random.ts";
 import { noGrad, scope } from "../mod.ts";
-import { gpuTest, setup } from "./util.ts";
+import { KVCache } from "../src/models/kv_cache.ts";
+import { tensor } from "../src/tensor/create.ts";
+import { gpuTest, randomArray, setup } from "./util.ts";
 
 const FIX = new URL("./fixtures/hf-reference/", import.meta.url).pathname;
 
@@ -56,6 +58,52 @@ for (const name of ["llama", "gpt2"]) {
     },
   );
 }
+
+Deno.test(
+  "KV cache: steps write in place; a step past the capacity moves the cache and keeps it",
+  gpuTest,
+  async () => {
+    await setup();
+    const [B, H, D] = [2, 3, 5];
+    const steps = [4, 1, 1, 3, 1]; // capacity 5: the 4th step (3 positions) does not fit
+    const cache = new KVCache(1, 5);
+    try {
+      const all: number[][] = [];
+      let t = 0;
+      for (const [i, T] of steps.entries()) {
+        const data = randomArray(B * H * T * D, 70 + i, -1, 1);
+        all.push(Array.from(data));
+        const got = await scope(async () => {
+          const k = tensor(data, [B, H, T, D]);
+          const v = tensor(data.map((x) => -x), [B, H, T, D]);
+          const { k: ck, v: cv, length } = cache.update(0, k, v);
+          t += T;
+          assert.equal(length, t);
+          assert.equal(cache.length, t);
+          assert.ok(ck.shape[2] >= t, `capacity ${ck.shape[2]} < ${t} positions`);
+          return { k: await ck.toArray(), v: await cv.toArray(), cap: ck.shape[2] };
+        });
+        // position p of (b, h) holds the step's values that wrote it
+        let p = 0;
+        for (const [j, S] of steps.slice(0, i + 1).entries()) {
+          for (let bh = 0; bh < B * H; bh++) {
+            for (let s2 = 0; s2 < S; s2++) {
+              for (let d = 0; d < D; d++) {
+                const want = all[j][(bh * S + s2) * D + d];
+                const at = (bh * got.cap + p + s2) * D + d;
+                assert.equal(got.k[at], Math.fround(want), `step ${i}: key (${bh}, ${p + s2}, ${d})`);
+                assert.equal(got.v[at], Math.fround(-want), `step ${i}: value (${bh}, ${p + s2}, ${d})`);
+              }
+            }
+          }
+          p += S;
+        }
+      }
+    } finally {
+      cache.dispose();
+    }
+  },
+);
 
 Deno.test("left and right padding give the unpadded logits for real tokens", gpuTest, async () => {
   await setup();

@@ -110,7 +110,8 @@ export async function generate(
   const rng = new Generator(opts.seed ?? 0);
   const out: number[][] = encoded.map(() => []);
   const done = new Array(B).fill(false);
-  const cache = new KVCache(model.config.numLayers);
+  // room for the prompt and every new token: the cache never moves
+  const cache = new KVCache(model.config.numLayers, T + maxNew);
   const V = model.config.vocabSize;
   try {
     let step: number[][] = ids;

@@ -94,8 +94,9 @@ export class GPT2Model extends CausalLM {
     let k = part(1);
     let v = part(2);
     free(split);
-    if (ctx.cache) ({ k, v } = ctx.cache.update(l, k, v));
-    const o = attention(q, k, v, { attentionMask: mask, scale });
+    let keyLength: number | undefined;
+    if (ctx.cache) ({ k, v, length: keyLength } = ctx.cache.update(l, k, v));
+    const o = attention(q, k, v, { attentionMask: mask, scale, keyLength });
     const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, C]);
     const attnOut = this.proj(merged, `${p}.attn.c_proj`);
     x = add(x, attnOut);

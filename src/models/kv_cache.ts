@@ -1,7 +1,10 @@
 /**
- * KV cache for generation: per layer the keys and values [B, HKV, T, D] seen so far. Each step appends the new
- * positions (kernels/kv_append.wgsl) and attention runs the new queries against every cached key. Generation runs
- * without gradients; the cache owns its tensors (kept out of scopes) until `dispose()`.
+ * KV cache for generation: per layer the keys and values [B, HKV, capacity, D] of the positions seen so far,
+ * in buffers with room to grow. Each step writes its new positions after the cached ones, in place
+ * (kernels/kv_append.wgsl), so a step costs O(new positions), not O(all of them); attention reads the first
+ * `length` positions (`keyLength`). When a step does not fit, the layer moves to a buffer twice as large (or as
+ * large as needed). `generate` sizes the cache for the prompt and every new token, so it never moves. Generation
+ * runs without gradients; the cache owns its tensors (kept out of scopes) until `dispose()`.
  */
 import { kernel } from "../gpu/kernel.ts";
 import { Params } from "../gpu/params.ts";
@@ -10,57 +13,74 @@ import { empty, type Tensor } from "../tensor/tensor.ts";
 
 const K = kernel("kv_append.wgsl");
 
-function append(old: Tensor | null, next: Tensor): Tensor {
-  if (!old) {
-    const copy = empty(next.shape);
-    dispatch({
-      kernel: K,
-      params: new Params().u32(next.size, 0, next.shape[2], next.shape[3]),
-      buffers: [next.binding, next.binding, copy.binding],
-      workgroups: grid1d(next.size, 256),
-    });
-    return copy.keep();
-  }
-  const [B, H, T0, D] = old.shape;
-  const T1 = next.shape[2];
-  if (next.shape[0] !== B || next.shape[1] !== H || next.shape[3] !== D) {
-    throw new RangeError(`kv cache: cannot append [${next.shape}] to [${old.shape}]`);
-  }
-  const out = empty([B, H, T0 + T1, D]);
+/** Copies positions 0 .. count−1 of every (b, h) of src [B, H, *, D] to positions t0 .. of dst [B, H, *, D]. */
+function writePositions(src: Tensor, dst: Tensor, count: number, t0: number): void {
+  const [B, H, , D] = dst.shape;
+  const n = B * H * count * D;
+  if (n === 0) return;
   dispatch({
     kernel: K,
-    params: new Params().u32(out.size, T0, T1, D),
-    buffers: [old.binding, next.binding, out.binding],
-    workgroups: grid1d(out.size, 256),
+    params: new Params().u32(n, D, count, src.shape[2], dst.shape[2], t0),
+    buffers: [src.binding, dst.binding],
+    workgroups: grid1d(n, 256),
   });
-  old.dispose();
-  return out.keep();
 }
 
 export class KVCache {
   private keys: (Tensor | null)[];
   private values: (Tensor | null)[];
+  private lengths: number[];
 
-  constructor(readonly numLayers: number) {
+  /** `capacity`: positions to allocate room for at the first update (more are added when needed). */
+  constructor(readonly numLayers: number, private readonly capacity = 0) {
     this.keys = new Array(numLayers).fill(null);
     this.values = new Array(numLayers).fill(null);
+    this.lengths = new Array(numLayers).fill(0);
   }
 
-  /** Cached positions so far. */
+  /** Cached positions so far (of layer 0). */
   get length(): number {
-    return this.keys[0]?.shape[2] ?? 0;
+    return this.lengths[0];
   }
 
-  /** Appends layer `l`'s new keys and values [B, HKV, T, D]; returns the full cached [B, HKV, T_all, D]. */
-  update(l: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
-    this.keys[l] = append(this.keys[l], k);
-    this.values[l] = append(this.values[l], v);
-    return { k: this.keys[l]!, v: this.values[l]! };
+  /**
+   * Writes layer `l`'s new keys and values [B, HKV, T, D] after its cached positions. Returns the cache's
+   * buffers [B, HKV, capacity, D] and the number of positions that hold keys (pass it to attention as
+   * `keyLength`).
+   */
+  update(l: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor; length: number } {
+    const [B, H, T, D] = k.shape;
+    if (v.shape.join() !== k.shape.join()) {
+      throw new RangeError(`kv cache: values [${v.shape}] must have the keys' shape [${k.shape}]`);
+    }
+    const old = this.keys[l];
+    if (old && (old.shape[0] !== B || old.shape[1] !== H || old.shape[3] !== D)) {
+      throw new RangeError(`kv cache: cannot append [${k.shape}] to [${old.shape}]`);
+    }
+    const used = this.lengths[l];
+    const need = used + T;
+    if (!old || need > old.shape[2]) {
+      const room = Math.max(need, this.capacity, old ? 2 * old.shape[2] : 0);
+      for (const which of [this.keys, this.values]) {
+        const grown = empty([B, H, room, D]).keep();
+        const prev = which[l];
+        if (prev) {
+          writePositions(prev, grown, used, 0);
+          prev.dispose();
+        }
+        which[l] = grown;
+      }
+    }
+    writePositions(k, this.keys[l]!, T, used);
+    writePositions(v, this.values[l]!, T, used);
+    this.lengths[l] = need;
+    return { k: this.keys[l]!, v: this.values[l]!, length: need };
   }
 
   dispose(): void {
     for (const t of [...this.keys, ...this.values]) t?.dispose();
     this.keys.fill(null);
     this.values.fill(null);
+    this.lengths.fill(0);
   }
 }

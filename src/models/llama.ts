@@ -106,9 +106,10 @@ export class LlamaModel extends CausalLM {
     const q = rotated(heads(this.proj(a, `${p}.self_attn.q_proj`), H));
     let k = rotated(heads(this.proj(a, `${p}.self_attn.k_proj`), HKV));
     let v = heads(this.proj(a, `${p}.self_attn.v_proj`), HKV);
-    if (ctx.cache) ({ k, v } = ctx.cache.update(l, k, v));
+    let keyLength: number | undefined;
+    if (ctx.cache) ({ k, v, length: keyLength } = ctx.cache.update(l, k, v));
     const window = c.layerSlidingWindow[l];
-    const o = attention(q, k, v, { attentionMask: mask, slidingWindow: window ?? undefined });
+    const o = attention(q, k, v, { attentionMask: mask, slidingWindow: window ?? undefined, keyLength });
     const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, H * D]);
     const attnOut = this.proj(merged, `${p}.self_attn.o_proj`);
     x = add(x, attnOut);

@@ -55,6 +55,11 @@ export interface AttentionOptions {
   causal?: boolean;
   /** Kernel variant; by default "rows" on a CPU (fallback) adapter, "tiled" on a GPU. */
   variant?: AttentionVariant;
+  /**
+   * Only the first `keyLength` positions of k and v are keys; the rest is room to grow (a KV cache that appends
+   * in place). Default: all of them. Forward only: a product that needs gradients must pass every position.
+   */
+  keyLength?: number;
   /** Tiled variant only: invocations sharing one query row (or key) — 1, 2, 4, …, 64; default 4. */
   splits?: number;
 }
@@ -66,6 +71,8 @@ interface Plan {
   HKV: number;
   TQ: number;
   TK: number;
+  /** Positions per (batch, kv head) in k's and v's memory (≥ TK: a KV cache's capacity). */
+  TKS: number;
   D: number;
   /** D rounded up to a multiple of 4: the kernels read vec4s; other head dims run on zero-padded copies. */
   DP: number;
@@ -91,7 +98,11 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
     if (t.dtype !== "f32") throw new TypeError(`attention: ${name} must be f32, got ${t.dtype}`);
   }
   const [B, H, TQ, D] = q.shape;
-  const [Bk, HKV, TK, Dk] = k.shape;
+  const [Bk, HKV, TKS, Dk] = k.shape;
+  const TK = opts.keyLength ?? TKS;
+  if (!Number.isInteger(TK) || TK < 0 || TK > TKS) {
+    throw new RangeError(`attention: keyLength must be an integer in 0..${TKS} (k's positions), got ${TK}`);
+  }
   if (Bk !== B || Dk !== D) {
     throw new RangeError(
       `attention: k ${shapeOf(k)} must be [B, HKV, TK, D] with B = ${B} and D = ${D} from q ${shapeOf(q)}`,
@@ -152,6 +163,7 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
     HKV,
     TQ,
     TK,
+    TKS,
     D,
     DP,
     causal,
@@ -168,7 +180,8 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
 function params(pl: Plan, rows: number): Params {
   return new Params()
     .u32(pl.B, pl.H, pl.HKV, pl.TQ, pl.TK, pl.causal ? 1 : 0, pl.window, rows, pl.maskKind)
-    .f32(pl.scale * Math.LOG2E);
+    .f32(pl.scale * Math.LOG2E)
+    .u32(pl.TKS);
 }
 
 function constants(pl: Plan, tiled: boolean): Record<string, number> {
@@ -344,6 +357,12 @@ function backwardPass(
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const pl = plan(q, k, v, opts);
+  if (pl.TK < pl.TKS && needsGrad(q, k, v)) {
+    throw new RangeError(
+      `attention: keyLength ${pl.TK} < ${pl.TKS} positions is for no-grad decoding; the backward needs every ` +
+        "position of k and v as keys",
+    );
+  }
   const { out, lse } = forward(q, k, v, pl);
   if (!needsGrad(q, k, v)) {
     lse.dispose();
