@@ -7,6 +7,7 @@ import { readSafetensorsHeader, readShardIndex, SafetensorsError } from "../src/
 import { ConfigError, readConfig } from "../src/models/config.ts";
 import { readAdapterConfig } from "../src/models/adapter_io.ts";
 import { LoraError } from "../src/nn/lora_config.ts";
+import { loadTokenizer, TokenizerError } from "../src/tokenizer/tokenizer.ts";
 
 const deepArray = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
 
@@ -144,4 +145,97 @@ Deno.test("regression: adapter_config.json ranks past 2^53 and regexes too large
       );
     });
   }
+});
+
+const CHAT = new URL("../examples/tiny-chat/", import.meta.url);
+const chatFile = (name: string) => Deno.readTextFile(new URL(name, CHAT));
+
+/** The files of the tiny-chat tokenizer, each changed by the function given for it. */
+async function tinyChatTokenizer(changes: Record<string, (json: Record<string, unknown>) => unknown>) {
+  const files: Record<string, string> = {};
+  for (const name of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) {
+    const json = JSON.parse(await chatFile(name));
+    files[name] = JSON.stringify(changes[name] ? changes[name](json) : json);
+  }
+  return files;
+}
+
+Deno.test("regression: token ids that are null, negative or of a non-string token are refused when loading", async () => {
+  const addedToken = (change: Record<string, unknown>) => (t: Record<string, unknown>) => ({
+    ...t,
+    added_tokens: (t.added_tokens as Record<string, unknown>[]).map((
+      a,
+      i,
+    ) => (i === 0 ? { ...a, ...change } : a)),
+  });
+  for (
+    const [change, message] of [
+      // encode() returned null ids for "<|pad|>"
+      [addedToken({ id: null }), /tokenizer\.json: added_tokens\[0\]\.id is null, not a token id/],
+      // encode() returned undefined ids
+      [addedToken({ content: [-1] }), /tokenizer\.json: added_tokens\[0\]\.content is \[-1\], not a string/],
+    ] as const
+  ) {
+    await inFolder(await tinyChatTokenizer({ "tokenizer.json": change }), async (dir) => {
+      await assert.rejects(loadTokenizer(dir), (e) => e instanceof TokenizerError && message.test(e.message));
+    });
+  }
+  // a GPT-2 folder whose vocab.json maps "d" to -2^31: encode() returned the negative id
+  const gpt2 = new URL("./fixtures/tiny-gpt2-transformers/", import.meta.url);
+  const vocab = JSON.parse(await Deno.readTextFile(new URL("vocab.json", gpt2)));
+  await inFolder({
+    "vocab.json": JSON.stringify({ ...vocab, d: -(2 ** 31) }),
+    "merges.txt": await Deno.readTextFile(new URL("merges.txt", gpt2)),
+  }, async (dir) => {
+    await assert.rejects(loadTokenizer(dir), /vocab\.json: vocab\["d"\] is -2147483648, not a token id/);
+  });
+});
+
+Deno.test("regression: an empty vocabulary decodes nothing to '' (decode threw a plain Error)", async () => {
+  const gpt2 = new URL("./fixtures/tiny-gpt2-transformers/", import.meta.url);
+  await inFolder(
+    { "vocab.json": "{}", "merges.txt": await Deno.readTextFile(new URL("merges.txt", gpt2)) },
+    async (dir) => {
+      const t = await loadTokenizer(dir);
+      assert.deepEqual(t.encode("hello"), []);
+      assert.equal(t.decode([]), "");
+    },
+  );
+});
+
+Deno.test("regression: chat templates: range() bounded as in jinja2's sandbox, errors name the file", async () => {
+  const template = (chat_template: string) => ({
+    "tokenizer_config.json": (c: Record<string, unknown>) => ({ ...c, chat_template }),
+  });
+  const messages = [{ role: "user", content: "hi" }];
+  // ran the process out of memory (a fatal error no catch can handle)
+  await inFolder(
+    await tinyChatTokenizer(template("{% for i in range(100000000) %}{% endfor %}")),
+    async (dir) => {
+      const t = await loadTokenizer(dir);
+      assert.throws(
+        () => t.applyChatTemplate(messages),
+        (e) =>
+          e instanceof TokenizerError &&
+          e.message.startsWith(`${dir}/tokenizer_config.json: the chat template raised`) &&
+          /range too big/.test(e.message),
+      );
+    },
+  );
+  await inFolder(
+    await tinyChatTokenizer(template("{{ range(2, 9, 3) | join(',') }}|{{ range(3) | length }}")),
+    async (dir) => {
+      assert.equal((await loadTokenizer(dir)).applyChatTemplate(messages), "2,5,8|3");
+    },
+  );
+  // the message did not say which file the template came from
+  await inFolder(await tinyChatTokenizer(template("{% for %}")), async (dir) => {
+    const t = await loadTokenizer(dir);
+    assert.throws(
+      () => t.applyChatTemplate(messages),
+      (e) =>
+        e instanceof TokenizerError &&
+        e.message.startsWith(`${dir}/tokenizer_config.json: the chat template does not parse`),
+    );
+  });
 });

@@ -6,6 +6,8 @@
 import { Template } from "@huggingface/jinja";
 import { Tokenizer as HFTokenizer } from "@huggingface/tokenizers";
 import { WebDPOError } from "../gpu/errors.ts";
+import { jsonExcerpt } from "../util/json_excerpt.ts";
+import { SANDBOXED_RANGE, sandboxedRange, sandboxRange } from "./template_range.ts";
 
 export class TokenizerError extends WebDPOError {}
 
@@ -51,15 +53,27 @@ export class Tokenizer {
   private readonly compiled = new Map<string, Template>();
   /** The raw files (written back by `save`). */
   readonly files: { tokenizer: Json; config: Json; specialTokensMap: Json | null };
+  /** The folder the files were read from (named in errors), or null. */
+  readonly source: string | null;
 
-  constructor(tokenizerJson: Json, config: Json = {}, specialTokensMap: Json | null = null) {
+  constructor(
+    tokenizerJson: Json,
+    config: Json = {},
+    specialTokensMap: Json | null = null,
+    source: string | null = null,
+  ) {
     this.files = { tokenizer: tokenizerJson, config, specialTokensMap };
+    this.source = source;
     const merged: Json = { ...(specialTokensMap ?? {}), ...config };
+    const badId = badTokenId(tokenizerJson);
+    if (badId !== null) throw new TokenizerError(`${this.inFile("tokenizer.json")}${badId}`);
     try {
       this.hf = new HFTokenizer(tokenizerJson, merged);
     } catch (e) {
       throw new TokenizerError(
-        `cannot build the tokenizer from tokenizer.json: ${e instanceof Error ? e.message : e}`,
+        `${this.inFile("tokenizer.json")}cannot build the tokenizer from tokenizer.json: ${
+          e instanceof Error ? e.message : e
+        }`,
       );
     }
     this.bosToken = tokenContent(merged.bos_token);
@@ -83,16 +97,32 @@ export class Tokenizer {
       (this.templates.size === 1 ? [...this.templates.values()][0] : null);
   }
 
-  /** Token ids of `text`; special tokens (BOS/EOS per the post-processor) only with `addSpecialTokens`. */
-  encode(text: string, { addSpecialTokens = false }: { addSpecialTokens?: boolean } = {}): number[] {
-    return this.hf.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+  /** "<folder>/<file>: " when the tokenizer was read from a folder, else "": the start of an error message. */
+  private inFile(file: string): string {
+    return this.source === null ? "" : `${this.source}/${file}: `;
   }
 
-  /** Text of `ids`. */
+  /** Token ids of `text`; special tokens (BOS/EOS per the post-processor) only with `addSpecialTokens`. */
+  encode(text: string, { addSpecialTokens = false }: { addSpecialTokens?: boolean } = {}): number[] {
+    const ids = this.hf.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+    const bad = ids.findIndex((id) => !isTokenId(id));
+    if (bad >= 0) {
+      throw new TokenizerError(
+        `${this.inFile("tokenizer.json")}encoding ${jsonExcerpt(text)} gave the token id ${
+          ids[bad]
+        } at ${bad}: ` +
+          "the vocabulary lacks a token the text needs (no unk_token?) or is malformed",
+      );
+    }
+    return ids;
+  }
+
+  /** Text of `ids` ("" for none: @huggingface/tokenizers throws on an empty list). */
   decode(
     ids: ArrayLike<number>,
     { skipSpecialTokens = false }: { skipSpecialTokens?: boolean } = {},
   ): string {
+    if (ids.length === 0) return "";
     return this.hf.decode(Array.from(ids), { skip_special_tokens: skipSpecialTokens });
   }
 
@@ -132,14 +162,20 @@ export class Tokenizer {
       try {
         tpl = new Template(source);
       } catch (e) {
-        throw new TokenizerError(`the chat template does not parse: ${e instanceof Error ? e.message : e}`);
+        throw new TokenizerError(
+          `${this.inFile("tokenizer_config.json")}the chat template does not parse: ${
+            e instanceof Error ? e.message : e
+          }`,
+        );
       }
+      sandboxRange(tpl);
       this.compiled.set(name!, tpl);
     }
     // `raise_exception` is a builtin of @huggingface/jinja: its error surfaces here.
     let text: string;
     try {
       text = tpl.render({
+        [SANDBOXED_RANGE]: sandboxedRange,
         messages,
         bos_token: this.bosToken ?? "",
         eos_token: this.eosToken ?? "",
@@ -148,7 +184,11 @@ export class Tokenizer {
         ...opts.extra,
       });
     } catch (e) {
-      throw new TokenizerError(`the chat template raised: ${e instanceof Error ? e.message : e}`);
+      throw new TokenizerError(
+        `${this.inFile("tokenizer_config.json")}the chat template raised: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
     }
     return opts.tokenize ? this.encode(text) : text;
   }
@@ -170,6 +210,38 @@ export class Tokenizer {
   }
 }
 
+const isTokenId = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** What is wrong with the ids of a vocabulary (a map of tokens to ids), or null. */
+function badVocabId(vocab: Json, where: string): string | null {
+  for (const [token, id] of Object.entries(vocab)) {
+    if (!isTokenId(id)) return `${where}["${token}"] is ${jsonExcerpt(id)}, not a token id (an integer ≥ 0)`;
+  }
+  return null;
+}
+
+/**
+ * What is wrong with the token ids of a tokenizer.json (its model's vocabulary and its added tokens), or null.
+ * The Rust tokenizers refuse such a file; the JS port would hand out the ids as they are (null, negative).
+ */
+function badTokenId(tokenizerJson: Json): string | null {
+  const vocab = (tokenizerJson.model as Json | undefined)?.vocab;
+  if (vocab && typeof vocab === "object" && !Array.isArray(vocab)) {
+    const bad = badVocabId(vocab as Json, "model.vocab");
+    if (bad !== null) return bad;
+  }
+  const added = tokenizerJson.added_tokens;
+  if (!Array.isArray(added)) return null;
+  for (const [i, t] of added.entries()) {
+    const { id, content } = (t ?? {}) as Json;
+    if (!isTokenId(id)) return `added_tokens[${i}].id is ${jsonExcerpt(id)}, not a token id (an integer ≥ 0)`;
+    if (typeof content !== "string") {
+      return `added_tokens[${i}].content is ${jsonExcerpt(content)}, not a string`;
+    }
+  }
+  return null;
+}
+
 async function readJsonIfExists(path: string): Promise<Json | null> {
   let text: string;
   try {
@@ -178,11 +250,16 @@ async function readJsonIfExists(path: string): Promise<Json | null> {
     if (e instanceof Deno.errors.NotFound) return null;
     throw new TokenizerError(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
   }
+  let json: unknown;
   try {
-    return JSON.parse(text);
+    json = JSON.parse(text);
   } catch (e) {
     throw new TokenizerError(`${path}: not valid JSON (${e instanceof Error ? e.message : e})`);
   }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    throw new TokenizerError(`${path}: expected a JSON object`);
+  }
+  return json as Json;
 }
 
 /** A byte-level BPE tokenizer.json (GPT-2's) from the slow tokenizer files vocab.json and merges.txt. */
@@ -226,9 +303,11 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
         `${d}: no tokenizer.json (nor vocab.json + merges.txt); copy the model's tokenizer files into the folder`,
       );
     }
+    const badId = badVocabId(vocab, "vocab");
+    if (badId !== null) throw new TokenizerError(`${d}/vocab.json: ${badId}`);
     tok = byteLevelBpeJson(vocab as Record<string, number>, merges);
   }
   const config = (await readJsonIfExists(`${d}/tokenizer_config.json`)) ?? {};
   const special = await readJsonIfExists(`${d}/special_tokens_map.json`);
-  return new Tokenizer(tok, config, special);
+  return new Tokenizer(tok, config, special, d);
 }
