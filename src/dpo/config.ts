@@ -275,16 +275,8 @@ export function lossTypeList(lossType: string | readonly string[]): DpoLossType[
   return names.map((n) => (LOSS_TYPE_ALIASES[n] ?? n) as DpoLossType);
 }
 
-/**
- * An interval given as steps or as a fraction of the run (`logging_steps`, `eval_steps`, `save_steps`) in optimizer
- * steps: values ≥ 1 as they are, a fraction r < 1 as ⌈r · maxSteps⌉ (transformers' rule).
- */
-export function intervalSteps(value: number, maxSteps: number): number {
-  if (!(value > 0) || !Number.isInteger(maxSteps) || maxSteps < 1) {
-    throw new RangeError(`intervalSteps: expected value > 0 and maxSteps ≥ 1, got ${value} and ${maxSteps}`);
-  }
-  return value >= 1 ? value : Math.max(1, Math.ceil(value * maxSteps));
-}
+// the training loop's rule, kept importable from here
+export { intervalSteps } from "../train/plan.ts";
 
 /** Compares dotted version strings numerically ("0.9.6" < "0.13"). */
 export function compareVersions(a: string, b: string): number {
