@@ -13,5 +13,6 @@ export * from "./src/tokenizer/mod.ts";
 export * from "./src/data/mod.ts";
 export * from "./src/dpo/mod.ts";
 export * from "./src/sft/mod.ts";
+export * from "./src/train/mod.ts";
 export { VERSION } from "./src/version.ts";
 export { PlotError, plotTraining, type PlotTrainingOptions, trainingSvg } from "./src/plot/training.ts";
