@@ -7,3 +7,4 @@ export { keep, scope } from "./scope.ts";
 export * from "./ops/mod.ts";
 export { checkpoint } from "./checkpoint.ts";
 export { enableGrad } from "./grad_mode.ts";
+export { recomputeOnUse, setRecomputeActivations } from "./recompute.ts";

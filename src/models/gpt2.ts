@@ -14,6 +14,7 @@ import { slice } from "../autograd/ops/slice.ts";
 import { unary } from "../autograd/ops/unary.ts";
 import { linear } from "../nn/layers.ts";
 import type { KVCache } from "./kv_cache.ts";
+import { recomputeOnUse } from "../autograd/recompute.ts";
 import { free, type Tensor } from "../tensor/tensor.ts";
 import { tensor } from "../tensor/create.ts";
 import { CausalLM, type ForwardOptions, hostBatch, type IdBatch } from "./causal_lm.ts";
@@ -81,8 +82,12 @@ export class GPT2Model extends CausalLM {
     const { B, T, mask } = ctx;
     const H = c.numHeads, D = c.headDim, C = c.hiddenSize;
     const p = `${P}.h.${l}`;
-    const a = layerNorm(x, this.param(`${p}.ln_1.weight`), this.param(`${p}.ln_1.bias`), c.normEps);
+    const ln1 = [this.param(`${p}.ln_1.weight`), this.param(`${p}.ln_1.bias`)];
+    const a = layerNorm(x, ln1[0], ln1[1], c.normEps);
     const qkv = this.proj(a, `${p}.attn.c_attn`); // [B, T, 3C]
+    // the projections' backward reads the norm and GELU outputs again: recomputed then (autograd/recompute.ts)
+    const xIn = x;
+    recomputeOnUse(a, () => layerNorm(xIn, ln1[0], ln1[1], c.normEps));
     // temporaries no backward reads (reshape, permute, slice and add save nothing) are freed once used
     const grouped = reshape(qkv, [B, T, 3, H, D]);
     const split = permute(grouped, [2, 0, 3, 1, 4]); // [3, B, H, T, D]
@@ -101,9 +106,14 @@ export class GPT2Model extends CausalLM {
     const attnOut = this.proj(merged, `${p}.attn.c_proj`);
     x = add(x, attnOut);
     free(attnOut);
-    const m = layerNorm(x, this.param(`${p}.ln_2.weight`), this.param(`${p}.ln_2.bias`), c.normEps);
-    const f = unary("gelu", this.proj(m, `${p}.mlp.c_fc`));
+    const ln2 = [this.param(`${p}.ln_2.weight`), this.param(`${p}.ln_2.bias`)];
+    const m = layerNorm(x, ln2[0], ln2[1], c.normEps);
+    const fc = this.proj(m, `${p}.mlp.c_fc`);
+    const xMid = x;
+    recomputeOnUse(m, () => layerNorm(xMid, ln2[0], ln2[1], c.normEps));
+    const f = unary("gelu", fc);
     const mlpOut = this.proj(f, `${p}.mlp.c_proj`);
+    recomputeOnUse(f, () => unary("gelu", fc));
     const y = add(x, mlpOut);
     free(mlpOut);
     return y;

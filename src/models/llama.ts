@@ -12,6 +12,7 @@ import { reshape } from "../autograd/ops/reshape.ts";
 import { rmsNorm } from "../autograd/ops/rmsnorm.ts";
 import { rope, type RopeConfig } from "../autograd/ops/rope.ts";
 import { swiglu } from "../autograd/ops/swiglu.ts";
+import { recomputeOnUse } from "../autograd/recompute.ts";
 import { linear } from "../nn/layers.ts";
 import type { KVCache } from "./kv_cache.ts";
 import { free, type Tensor } from "../tensor/tensor.ts";
@@ -90,7 +91,8 @@ export class LlamaModel extends CausalLM {
     const { B, T, positions, mask } = ctx;
     const H = c.numHeads, HKV = c.numKvHeads, D = c.headDim;
     const p = `model.layers.${l}`;
-    const a = rmsNorm(x, this.param(`${p}.input_layernorm.weight`), c.normEps);
+    const normIn = this.param(`${p}.input_layernorm.weight`);
+    const a = rmsNorm(x, normIn, c.normEps);
     // the temporaries no backward reads (permute, RoPE and add save nothing) are freed as soon as they are used
     const heads = (t: Tensor, n: number) => {
       const r = reshape(t, [B, T, n, D]);
@@ -106,6 +108,9 @@ export class LlamaModel extends CausalLM {
     const q = rotated(heads(this.proj(a, `${p}.self_attn.q_proj`), H));
     let k = rotated(heads(this.proj(a, `${p}.self_attn.k_proj`), HKV));
     let v = heads(this.proj(a, `${p}.self_attn.v_proj`), HKV);
+    // the projections' backward reads `a` again: recomputed from x then instead of kept (autograd/recompute.ts)
+    const xIn = x;
+    recomputeOnUse(a, () => rmsNorm(xIn, normIn, c.normEps));
     let keyLength: number | undefined;
     if (ctx.cache) ({ k, v, length: keyLength } = ctx.cache.update(l, k, v));
     const window = c.layerSlidingWindow[l];
@@ -114,10 +119,15 @@ export class LlamaModel extends CausalLM {
     const attnOut = this.proj(merged, `${p}.self_attn.o_proj`);
     x = add(x, attnOut);
     free(attnOut);
-    const m = rmsNorm(x, this.param(`${p}.post_attention_layernorm.weight`), c.normEps);
+    const normPost = this.param(`${p}.post_attention_layernorm.weight`);
+    const m = rmsNorm(x, normPost, c.normEps);
     const gate = this.proj(m, `${p}.mlp.gate_proj`);
     const up = this.proj(m, `${p}.mlp.up_proj`);
-    const mlpOut = this.proj(swiglu(gate, up), `${p}.mlp.down_proj`);
+    const xMid = x;
+    recomputeOnUse(m, () => rmsNorm(xMid, normPost, c.normEps));
+    const h = swiglu(gate, up);
+    const mlpOut = this.proj(h, `${p}.mlp.down_proj`);
+    recomputeOnUse(h, () => swiglu(gate, up));
     const y = add(x, mlpOut);
     free(mlpOut);
     return y;

@@ -8,15 +8,55 @@ import { track, untrack } from "./track.ts";
 
 export type DType = "f32" | "i32";
 
-/** The GPU buffer behind one or more tensor views. */
+/**
+ * The GPU buffer behind one or more tensor views. Its values may be evicted (`evict`): the buffer goes back to
+ * the pool at once and the next use of `buffer` recomputes the values into a fresh one (activations that are
+ * cheaper to recompute during backward than to keep; src/autograd/recompute.ts).
+ */
 export class Storage {
   refs = 1;
-  constructor(readonly buffer: GPUBuffer, readonly bytes: number) {}
+  private _buffer: GPUBuffer | null;
+  private refill: (() => Storage) | null = null;
+  constructor(buffer: GPUBuffer, readonly bytes: number) {
+    this._buffer = buffer;
+  }
   static allocate(bytes: number): Storage {
     return new Storage(acquireBuffer(bytes), bytes);
   }
+  /** The buffer; an evicted storage first recomputes its values into a new one. */
+  get buffer(): GPUBuffer {
+    if (this._buffer) return this._buffer;
+    if (!this.refill || this.refs <= 0) throw new Error("a tensor storage was used after it was released");
+    const fresh = this.refill();
+    if (fresh.bytes !== this.bytes) {
+      throw new Error(`recomputed storage has ${fresh.bytes} bytes, expected ${this.bytes}`);
+    }
+    this._buffer = fresh.takeBuffer();
+    return this._buffer;
+  }
+  /** Whether the values are in a buffer now (false while evicted). */
+  get resident(): boolean {
+    return this._buffer !== null;
+  }
+  /** Gives the buffer back to the pool now; the next use of `buffer` calls `refill` for a storage of the values. */
+  evict(refill: () => Storage): void {
+    if (this._buffer) releaseBuffer(this._buffer);
+    this._buffer = null;
+    this.refill = refill;
+  }
+  /** Hands this storage's buffer to another owner (this storage then holds none and releases none). */
+  private takeBuffer(): GPUBuffer {
+    const b = this.buffer;
+    this._buffer = null;
+    this.refill = null;
+    return b;
+  }
   release(): void {
-    if (--this.refs === 0) releaseBuffer(this.buffer);
+    if (--this.refs === 0) {
+      if (this._buffer) releaseBuffer(this._buffer);
+      this._buffer = null;
+      this.refill = null;
+    }
   }
 }
 
