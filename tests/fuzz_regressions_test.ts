@@ -8,6 +8,9 @@ import { ConfigError, readConfig } from "../src/models/config.ts";
 import { readAdapterConfig } from "../src/models/adapter_io.ts";
 import { LoraError } from "../src/nn/lora_config.ts";
 import { loadTokenizer, TokenizerError } from "../src/tokenizer/tokenizer.ts";
+import { loadDataset } from "../src/data/dataset.ts";
+import { DatasetError } from "../src/data/tokenize_row.ts";
+import { parquetWriteBuffer } from "hyparquet-writer";
 
 const deepArray = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
 
@@ -236,6 +239,72 @@ Deno.test("regression: chat templates: range() bounded as in jinja2's sandbox, e
       (e) =>
         e instanceof TokenizerError &&
         e.message.startsWith(`${dir}/tokenizer_config.json: the chat template does not parse`),
+    );
+  });
+});
+
+/** A Parquet file of 8 rows in two row groups (snappy, data pages v2), as hyparquet-writer writes it. */
+function parquetFile(): Uint8Array {
+  const rows = Array.from({ length: 8 }, (_, i) => ({ prompt: `p${i}`, chosen: `c${i}`, rejected: `r${i}` }));
+  return new Uint8Array(parquetWriteBuffer({
+    columnData: (["prompt", "chosen", "rejected"] as const).map((name) => ({
+      name,
+      data: rows.map((r) => r[name]),
+      type: "STRING" as const,
+    })),
+    rowGroupSize: 4,
+  }));
+}
+
+/** Where `name`'s bytes first occur in `bytes` at or after `from`. */
+function indexOfText(bytes: Uint8Array, name: string, from = 0): number {
+  return new TextDecoder("latin1").decode(bytes).indexOf(name, from);
+}
+
+Deno.test("regression: a Parquet page header without definition_levels_byte_length (hyparquet looped forever)", async () => {
+  const bytes = parquetFile();
+  // The first page header (at byte 4): type, uncompressed and compressed sizes, then field 8 (0x5c: delta 5, a
+  // struct), the DataPageHeaderV2, whose fields 1-4 (num_values, num_nulls, num_rows, encoding) take two bytes each.
+  const v2 = bytes.indexOf(0x5c, 4);
+  const levels = v2 + 1 + 8;
+  assert.equal(bytes[levels], 0x15); // field 5 (delta 1, an i32): definition_levels_byte_length
+  bytes[levels] = 0; // a STOP: the struct ends before it
+  await inFolder({ "data.parquet": bytes }, async (dir) => {
+    await assert.rejects(
+      async () => await (await loadDataset(`${dir}/data.parquet`)).count(),
+      (e) =>
+        e instanceof DatasetError &&
+        /data\.parquet: corrupt Parquet file \(row group 0, column prompt\)/.test(e.message),
+    );
+  });
+});
+
+Deno.test("regression: a Parquet column missing from the schema (a plain Error and an unhandled rejection)", async () => {
+  const bytes = parquetFile();
+  const footer = bytes.length - 8 - new DataView(bytes.buffer).getUint32(bytes.length - 8, true);
+  bytes[indexOfText(bytes, "chosen", footer) + 5] = "x".charCodeAt(0); // the schema names "chosex"
+  await inFolder({ "data.parquet": bytes }, async (dir) => {
+    await assert.rejects(
+      async () => await (await loadDataset(`${dir}/data.parquet`)).count(),
+      (e) =>
+        e instanceof DatasetError && /data\.parquet: .*column chosen is not in the schema/.test(e.message),
+    );
+  });
+});
+
+Deno.test("regression: save_to_disk folders listing a missing file or deep splits (NotFound, RangeError)", async () => {
+  const state = (filename: string) => JSON.stringify({ _data_files: [{ filename }] });
+  await inFolder({ "state.json": state("missing.arrow") }, async (dir) => {
+    await assert.rejects(
+      async () => await (await loadDataset(dir)).count(),
+      (e) => e instanceof DatasetError && e.message.startsWith(`${dir}/missing.arrow: cannot open`),
+    );
+  });
+  await inFolder({ "dataset_dict.json": `{"splits":${deepArray(100_000)}}` }, async (dir) => {
+    await assert.rejects(
+      loadDataset(dir),
+      (e) =>
+        e instanceof DatasetError && e.message.startsWith(`${dir}: no split "train" in dataset_dict.json`),
     );
   });
 });

@@ -5,7 +5,8 @@
  *
  * `deno task test` runs a fixed seed and a modest number of cases per property. `WEBDPO_FUZZ=long` (what
  * `deno task fuzz` sets) runs 50 times as many cases from a random seed (printed on failure; replay one with
- * `WEBDPO_FUZZ_SEED=<seed>`); `WEBDPO_FUZZ_RUNS=<n>` sets the number of cases of every property.
+ * `WEBDPO_FUZZ_SEED=<seed>`); `WEBDPO_FUZZ_RUNS=<n>` sets the number of cases of every property, and
+ * `WEBDPO_FUZZ_DUMP=<folder>` writes a failing case's files there.
  */
 import { AssertionError } from "node:assert/strict";
 import fc from "fast-check";
@@ -14,6 +15,7 @@ import { type Outcome, ParserSandbox } from "./fuzz_sandbox.ts";
 const LONG = Deno.env.get("WEBDPO_FUZZ") === "long";
 const RUNS = Deno.env.get("WEBDPO_FUZZ_RUNS");
 const SEED = Deno.env.get("WEBDPO_FUZZ_SEED");
+const DUMP = Deno.env.get("WEBDPO_FUZZ_DUMP");
 
 /** The seed of the seeded subset. */
 export const FUZZ_SEED = 20_260_607;
@@ -80,6 +82,16 @@ export function describeFiles(files: Record<string, Uint8Array>): string {
   }).join("\n");
 }
 
+/** Writes a failing case's files under $WEBDPO_FUZZ_DUMP, to turn into a regression test. */
+async function dumpFiles(files: Record<string, Uint8Array>): Promise<void> {
+  for (const [name, bytes] of Object.entries(files)) {
+    const path = `${DUMP}/${name}`;
+    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    await Deno.writeFile(path, bytes);
+  }
+  console.error(`fuzz: the failing case's files are in ${DUMP}`);
+}
+
 /** Runs a parser property in a fresh sandbox. */
 export async function fuzzParser<T>(p: ParserProperty<T>, extra: Partial<fc.Parameters<unknown>> = {}) {
   const sandbox = new ParserSandbox(CASE_TIMEOUT_MS);
@@ -93,13 +105,17 @@ export async function fuzzParser<T>(p: ParserProperty<T>, extra: Partial<fc.Para
     };
   });
   try {
-    await fc.assert(
+    const details = await fc.check(
       fc.asyncProperty(cases, async ({ files, args }) => {
         const outcome = await sandbox.run({ module: p.module.href, target: p.target, files, args });
         checkOutcome(outcome, typeof p.names === "function" ? p.names(files) : p.names);
       }),
       { ...fuzzParameters(p.runs), ...extra } as fc.Parameters<[unknown]>,
     );
+    if (!details.failed) return;
+    const counterexample = details.counterexample?.[0] as { files: Record<string, Uint8Array> } | undefined;
+    if (counterexample && DUMP !== undefined) await dumpFiles(counterexample.files);
+    throw new Error(fc.defaultReportMessage(details), { cause: details.errorInstance });
   } finally {
     sandbox.close();
   }

@@ -6,8 +6,10 @@
  * shards (`data/<split>-*.parquet`, `<split>/*.parquet`, …). Extra columns are kept; the trainer reads what it needs.
  */
 import { RecordBatchReader } from "apache-arrow";
-import { parquetMetadataAsync, parquetReadObjects } from "hyparquet";
+import { type FileMetaData, parquetMetadataAsync, parquetReadObjects, parquetSchema } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
+import { isPlainFileName } from "../util/fs.ts";
+import { pageProblem } from "./parquet_pages.ts";
 import { DatasetError } from "./tokenize_row.ts";
 
 export type Row = Record<string, unknown>;
@@ -53,9 +55,18 @@ export class Dataset {
 
 const isGzip = (path: string) => path.toLowerCase().endsWith(".gz");
 
+/** Opens a data file for reading; a file that is missing or unreadable is a DatasetError naming it. */
+async function openFile(path: string): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(path, { read: true });
+  } catch (e) {
+    throw new DatasetError(`${path}: cannot open (${e instanceof Error ? e.message : e})`);
+  }
+}
+
 /** The file's bytes as a stream, gunzipped on the way when the name ends in .gz (hh-rlhf ships train.jsonl.gz). */
 async function openBytes(path: string): Promise<ReadableStream<Uint8Array>> {
-  const file = await Deno.open(path, { read: true });
+  const file = await openFile(path);
   if (!isGzip(path)) return file.readable;
   return file.readable.pipeThrough(
     new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
@@ -142,35 +153,110 @@ async function* jsonRows(path: string, start: number): AsyncGenerator<LocatedRow
   }
 }
 
+/** A column chunk's bytes in a Parquet file, and what to call it in errors. */
+interface ColumnChunkRange {
+  start: number;
+  end: number;
+  what: string;
+}
+
+/** The byte ranges of every column chunk (as hyparquet computes them: from the dictionary page if there is one). */
+function columnChunkRanges(meta: FileMetaData): ColumnChunkRange[] {
+  return meta.row_groups.flatMap((group, g) =>
+    group.columns.flatMap((chunk) => {
+      const m = chunk.meta_data;
+      if (!m) return [];
+      const start = Number(m.dictionary_page_offset || m.data_page_offset);
+      const what = `row group ${g}, column ${m.path_in_schema.join(".")}`;
+      return [{ start, end: start + Number(m.total_compressed_size), what }];
+    })
+  );
+}
+
+/**
+ * A Parquet file as hyparquet's AsyncBuffer. Reads are serialised (each one seeks the shared file position, and
+ * hyparquet asks for column chunks concurrently), a range outside the file is refused before anything is
+ * allocated for it (the ranges come from the file's own metadata), the page headers of each column chunk a read
+ * covers are checked before hyparquet decodes them (see parquet_pages.ts), and `close` waits for the reads in
+ * flight.
+ */
 async function fileBuffer(path: string) {
-  const file = await Deno.open(path, { read: true });
+  const file = await openFile(path);
   const byteLength = (await file.stat()).size;
+  let pending: Promise<unknown> = Promise.resolve();
+  let chunks: ColumnChunkRange[] = [];
+  const readRange = async (start: number, stop: number): Promise<ArrayBuffer> => {
+    if (
+      !(Number.isSafeInteger(start) && Number.isSafeInteger(stop) && 0 <= start && start <= stop &&
+        stop <= byteLength)
+    ) {
+      throw new DatasetError(
+        `${path}: corrupt Parquet file: bytes [${start}, ${stop}) are outside the ${byteLength}-byte file`,
+      );
+    }
+    const out = new Uint8Array(stop - start);
+    await file.seek(start, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < out.length) {
+      const n = await file.read(out.subarray(got));
+      if (n === null) throw new DatasetError(`${path}: truncated Parquet file`);
+      got += n;
+    }
+    for (const c of chunks) {
+      if (c.start < start || c.end > stop) continue;
+      const problem = pageProblem(out.subarray(c.start - start, c.end - start));
+      if (problem !== null) throw new DatasetError(`${path}: corrupt Parquet file (${c.what}): ${problem}`);
+    }
+    return out.buffer;
+  };
   return {
-    file,
     buffer: {
       byteLength,
-      async slice(start: number, end?: number): Promise<ArrayBuffer> {
-        const stop = end ?? byteLength;
-        const out = new Uint8Array(stop - start);
-        await file.seek(start, Deno.SeekMode.Start);
-        let got = 0;
-        while (got < out.length) {
-          const n = await file.read(out.subarray(got));
-          if (n === null) throw new DatasetError(`${path}: truncated Parquet file`);
-          got += n;
-        }
-        return out.buffer;
+      slice(start: number, end?: number): Promise<ArrayBuffer> {
+        const read = pending.then(() => readRange(start, end ?? byteLength));
+        pending = read.catch(() => {});
+        return read;
       },
+    },
+    /** Checks the pages of these column chunks whenever a read covers one. */
+    checkPages(meta: FileMetaData): void {
+      chunks = columnChunkRanges(meta);
+    },
+    async close(): Promise<void> {
+      await pending;
+      file.close();
     },
   };
 }
 
+/**
+ * Throws unless every column chunk names a column of the schema. hyparquet finds out while it starts the reads of
+ * a row group's columns, and the reads it started before throwing then fail with nobody listening (an unhandled
+ * rejection, which ends the process).
+ */
+function checkColumnPaths(meta: FileMetaData): void {
+  const schema = parquetSchema(meta);
+  meta.row_groups.forEach((group, g) => {
+    for (const chunk of group.columns) {
+      const names = chunk.meta_data?.path_in_schema ?? [];
+      let node = schema;
+      for (const name of names) {
+        const child = node.children.find((c) => c.element.name === name);
+        if (!child) throw new Error(`row group ${g}: column ${names.join(".")} is not in the schema`);
+        node = child;
+      }
+    }
+  });
+}
+
 async function* parquetRows(path: string, start: number): AsyncGenerator<LocatedRow> {
-  const { file, buffer } = await fileBuffer(path);
+  const { buffer, checkPages, close } = await fileBuffer(path);
   try {
     let meta;
     try {
       meta = await parquetMetadataAsync(buffer);
+      checkColumnPaths(meta);
+      checkPages(meta);
     } catch (e) {
       throw new DatasetError(`${path}: not a readable Parquet file (${e instanceof Error ? e.message : e})`);
     }
@@ -178,20 +264,30 @@ async function* parquetRows(path: string, start: number): AsyncGenerator<Located
     let index = start;
     for (const rg of meta.row_groups) {
       const n = Number(rg.num_rows);
-      const rows = await parquetReadObjects({
-        file: buffer,
-        metadata: meta,
-        rowStart: offset,
-        rowEnd: offset + n,
-        compressors,
-      });
+      let rows;
+      try {
+        rows = await parquetReadObjects({
+          file: buffer,
+          metadata: meta,
+          rowStart: offset,
+          rowEnd: offset + n,
+          compressors,
+        });
+      } catch (e) {
+        if (e instanceof DatasetError) throw e;
+        throw new DatasetError(
+          `${path} rows ${offset}-${offset + n - 1}: unreadable Parquet data (${
+            e instanceof Error ? e.message : e
+          })`,
+        );
+      }
       for (let i = 0; i < rows.length; i++) {
         yield { row: rows[i] as Row, index: index++, where: `${path} row ${offset + i}` };
       }
       offset += n;
     }
   } finally {
-    file.close();
+    await close();
   }
 }
 
@@ -210,7 +306,7 @@ function plain(v: unknown): unknown {
 
 /** Rows of an Arrow IPC stream file (what `datasets.save_to_disk` writes), record batch by record batch. */
 async function* arrowRows(path: string, start: number): AsyncGenerator<LocatedRow> {
-  const file = await Deno.open(path, { read: true });
+  const file = await openFile(path);
   let index = start;
   let i = 0;
   try {
@@ -256,7 +352,9 @@ async function saveToDiskFiles(dir: string, split: string): Promise<string[] | n
   };
   const dict = await readJson(`${dir}/dataset_dict.json`) as { splits?: unknown } | undefined;
   if (dict !== undefined) {
-    const splits = Array.isArray(dict?.splits) ? dict.splits.map(String) : [];
+    const splits = Array.isArray(dict?.splits)
+      ? dict.splits.filter((x): x is string => typeof x === "string")
+      : [];
     if (!splits.includes(split)) {
       throw new DatasetError(
         `${dir}: no split "${split}" in dataset_dict.json (splits: ${splits.join(", ")})`,
@@ -267,8 +365,9 @@ async function saveToDiskFiles(dir: string, split: string): Promise<string[] | n
   const state = await readJson(`${dir}/state.json`) as { _data_files?: { filename?: unknown }[] } | undefined;
   if (state === undefined) return null;
   const files = Array.isArray(state?._data_files) ? state._data_files : [];
+  if (files.length === 0) throw new DatasetError(`${dir}/state.json: "_data_files" lists no data files`);
   return files.map((f, k) => {
-    if (typeof f?.filename !== "string" || f.filename.includes("/") || f.filename.includes("..")) {
+    if (!isPlainFileName(f?.filename)) {
       throw new DatasetError(`${dir}/state.json: _data_files[${k}] is not a file name in the folder`);
     }
     return `${dir}/${f.filename}`;

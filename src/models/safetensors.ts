@@ -9,6 +9,7 @@
  * header padded with spaces to a multiple of 8, `__metadata__ {"format": "pt"}` as PyTorch checkpoints have.
  */
 import { WebDPOError } from "../gpu/errors.ts";
+import { isPlainFileName } from "../util/fs.ts";
 import { jsonExcerpt } from "../util/json_excerpt.ts";
 import { bf16ToF32, f16ToF32, f32ToBf16 } from "./dtype.ts";
 
@@ -314,7 +315,7 @@ export async function readShardIndex(path: string): Promise<Map<string, string>>
   }
   const out = new Map<string, string>();
   for (const [name, file] of Object.entries(map)) {
-    if (typeof file !== "string" || file === "" || file === "." || file === ".." || /[/\\]/.test(file)) {
+    if (!isPlainFileName(file)) {
       throw new SafetensorsError(
         `${path}: weight_map["${name}"] is ${jsonExcerpt(file)}, not the name of a file in the folder`,
       );

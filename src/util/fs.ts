@@ -10,3 +10,8 @@ export async function exists(path: string): Promise<boolean> {
     throw e;
   }
 }
+
+/** Whether `name` names a file inside a folder: not empty, not "." or "..", without a path separator. */
+export function isPlainFileName(name: unknown): name is string {
+  return typeof name === "string" && name !== "" && name !== "." && name !== ".." && !/[/\\]/.test(name);
+}
