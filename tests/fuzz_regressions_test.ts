@@ -11,6 +11,8 @@ import { loadTokenizer, TokenizerError } from "../src/tokenizer/tokenizer.ts";
 import { loadDataset } from "../src/data/dataset.ts";
 import { DatasetError } from "../src/data/tokenize_row.ts";
 import { parquetWriteBuffer } from "hyparquet-writer";
+import { loadTrainConfig } from "../src/cli/config_file.ts";
+import { ConfigError as TrainConfigError } from "../src/dpo/config.ts";
 
 const deepArray = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
 
@@ -307,4 +309,27 @@ Deno.test("regression: save_to_disk folders listing a missing file or deep split
         e instanceof DatasetError && e.message.startsWith(`${dir}: no split "train" in dataset_dict.json`),
     );
   });
+});
+
+Deno.test("regression: a YAML config's invalid value or missing key names the file; --config '' is refused", async () => {
+  for (
+    const [yaml, message] of [
+      ["null\n", /^(.*)dpo\.yaml: model_name_or_path is required/],
+      [
+        "model_name_or_path: m\ndataset_name: d\noutput_dir: o\nbeta: -1\n",
+        /^(.*)dpo\.yaml: beta must be > 0; got -1/,
+      ],
+    ] as const
+  ) {
+    await inFolder({ "dpo.yaml": yaml }, async (dir) => {
+      await assert.rejects(
+        loadTrainConfig(`${dir}/dpo.yaml`, [], { printWarnings: false }),
+        (e) => e instanceof TrainConfigError && message.test(e.message) && e.message.startsWith(dir),
+      );
+    });
+  }
+  await assert.rejects(
+    loadTrainConfig(undefined, ["--config", ""]),
+    /--config needs the path of a YAML file/,
+  );
 });

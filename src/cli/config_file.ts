@@ -87,6 +87,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainArgs {
         if (!nextIsValue) throw new ConfigError("--config needs the path of a YAML file");
         value = argv[++i];
       }
+      if (value === "") throw new ConfigError("--config needs the path of a YAML file");
       if (out.configPath !== undefined) throw new ConfigError("--config is given more than once");
       out.configPath = value as string;
       continue;
@@ -290,7 +291,7 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = parseYaml(text, { logLevel: "error" }); // a complex key is reported below as an unknown key
   } catch (e) {
     throw new ConfigError(`${path} is not valid YAML: ${(e as Error).message}`);
   }
@@ -321,7 +322,13 @@ export async function loadTrainConfig(
   const file = yamlPath ?? args.configPath;
   const values: Record<string, unknown> = file !== undefined ? await readConfigFile(file) : {};
   for (const [key, raw] of args.flags) values[key] = parseValue(FIELD_BY_NAME.get(key)!, raw, `--${key}`);
-  return buildTrainConfig(values, options);
+  try {
+    return buildTrainConfig(values, options);
+  } catch (e) {
+    // a value or combination of the file's (or of the file and the flags): the message names the key
+    if (!(e instanceof ConfigError) || file === undefined) throw e;
+    throw new ConfigError(`${file}${args.flags.size ? " (with the command-line flags)" : ""}: ${e.message}`);
+  }
 }
 
 /** Splits snake_case values into the script keys and a validated DPOConfig. */
