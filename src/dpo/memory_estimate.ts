@@ -10,24 +10,25 @@
  *   activations  what the policy forward keeps for backward, for the batch's rows at the longest length, plus
  *                what the step holds besides (the LM head's log-prob chunks, backward's transient gradients)
  *
- * Activations per token and decoder layer (llama.ts after its early frees): the norm inputs and outputs, q, k, v,
- * the attention output and its merged copy, and the MLP's gate, up and swiglu product: 4C + 3·H·D + 2·KV·D + 3I
- * floats (GPT-2: 4C + 5C + 2·4C). With gradient checkpointing a layer keeps only its input (C), and one layer's
- * full activations exist at a time. ACTIVATION_SLACK covers what the formula leaves out (size-class rounding,
- * backward's transients): on the real-scale bench the formula gives 2.21 GB for the longest step (4 rows of 507
- * tokens) where 2.49 GB were measured (bench/RESULTS.md, session 3).
+ * Activations per token and decoder layer (llama.ts after its early frees, with the norm and SwiGLU outputs
+ * recomputed in backward: src/autograd/recompute.ts): the two norm inputs, q, k, v, the attention output and its
+ * merged copy, and the MLP's gate and up: 2C + 3·H·D + 2·KV·D + 2I floats (GPT-2: 2C + 5C + 4C, the GELU input).
+ * With gradient checkpointing a layer keeps only its input (C), and one layer's full activations exist at a time.
+ * ACTIVATION_SLACK covers what the formula leaves out (size-class rounding, backward's transients and refills):
+ * on the real-scale bench the formula gives 1.56 GB for the longest step (4 rows of 507 tokens) where 1.81 GB were
+ * measured (bench/RESULTS.md, session 4).
  *
  * The process holds more than the pool's live bytes: the allocators below keep freed memory, so the peak RSS was
- * 1.55× the peak live bytes on that bench. The guard multiplies what the run will add by PROCESS_OVERHEAD, a
+ * 1.31× the peak live bytes on that bench. The guard multiplies what the run will add by PROCESS_OVERHEAD, a
  * little below that, so that it refuses only runs that would clearly not fit.
  */
 import type { ModelConfig } from "../models/config.ts";
 
-/** Measured peak activations over the formula's (2.49 / 2.21 GB on the SmolLM2-135M-shaped bench), rounded up. */
-export const ACTIVATION_SLACK = 1.15;
+/** Measured peak activations over the formula's (1.81 / 1.56 GB on the SmolLM2-135M-shaped bench), rounded up. */
+export const ACTIVATION_SLACK = 1.2;
 
-/** Process memory per byte of pool memory a run adds (peak RSS / peak live was 1.55 on the bench). */
-export const PROCESS_OVERHEAD = 1.4;
+/** Process memory per byte of pool memory a run adds (peak RSS / peak live was 1.31 on the bench). */
+export const PROCESS_OVERHEAD = 1.25;
 
 export interface MemoryEstimate {
   weights: number;
@@ -57,8 +58,8 @@ export interface EstimateInput {
 /** Floats kept for backward per token and decoder layer. */
 function perTokenLayer(c: ModelConfig): number {
   const C = c.hiddenSize, D = c.headDim, I = c.intermediateSize;
-  if (c.architecture === "gpt2") return 4 * C + 5 * C + 2 * I;
-  return 4 * C + 3 * c.numHeads * D + 2 * c.numKvHeads * D + 3 * I;
+  if (c.architecture === "gpt2") return 2 * C + 5 * C + I;
+  return 2 * C + 3 * c.numHeads * D + 2 * c.numKvHeads * D + 2 * I;
 }
 
 /** The run's peak, per part, in bytes. */
