@@ -35,6 +35,10 @@ Deno.test(
       // the backward through the evicted tensor still works (exp saves its output)
       sum(y).backward();
       assert.deepEqual(await x.grad!.toArray(), want);
+      // a recompute that reads the evicted tensor itself is an error, not an endless recursion
+      const w = exp(x);
+      recomputeOnUse(w, () => exp(w));
+      await assert.rejects(() => w.toArray(), /recompute reads the tensor itself/);
       // nothing is evicted outside a recorded graph
       const z = noGrad(() => exp(x));
       recomputeOnUse(z, () => exp(x));
@@ -70,7 +74,7 @@ for (const [name, config] of Object.entries(CONFIGS)) {
           Array.from({ length: 40 }, (_, i) => i),
         ];
         const R = randomArray(2 * 40 * 300, 5);
-        const run = async (recompute: boolean) => {
+        const run = async (recompute: boolean, batch = ids) => {
           const prev = setRecomputeActivations(recompute);
           try {
             for (const p of model.parameters()) {
@@ -80,8 +84,8 @@ for (const [name, config] of Object.entries(CONFIGS)) {
             resetPeakMemory();
             const before = memoryStats().liveBytes;
             await scope(async () => {
-              const logits = model.forward(ids);
-              const loss = sum(mul(logits, tensor(R, logits.shape)));
+              const logits = model.forward(batch);
+              const loss = sum(mul(logits, tensor(R.subarray(0, logits.size), logits.shape)));
               loss.backward(undefined, { releaseGraph: true });
               await loss.item();
             });
@@ -98,11 +102,19 @@ for (const [name, config] of Object.entries(CONFIGS)) {
         for (const [n, g] of kept.grads) {
           assert.deepEqual(recomputed.grads.get(n), g, `${n}: gradients differ`);
         }
-        // per layer and token: two norm outputs and the SwiGLU (GELU) output are no longer held at the peak
+        // per layer and token: the norm outputs, the merged heads and the SwiGLU (GELU) output are no longer
+        // held at the peak
         assert.ok(
           recomputed.peak < kept.peak,
           `peak with recomputation ${recomputed.peak} ≥ without ${kept.peak}`,
         );
+        // one-token rows: merging the heads is a view of the attention output, which is never evicted
+        const one = [[5], [7]];
+        const keptOne = await run(false, one);
+        const recomputedOne = await run(true, one);
+        for (const [n, g] of keptOne.grads) {
+          assert.deepEqual(recomputedOne.grads.get(n), g, `one-token rows, ${n}: gradients differ`);
+        }
       } finally {
         model.dispose();
       }

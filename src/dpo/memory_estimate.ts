@@ -10,9 +10,10 @@
  *   activations  what the policy forward keeps for backward, for the batch's rows at the longest length, plus
  *                what the step holds besides (the LM head's log-prob chunks, backward's transient gradients)
  *
- * Activations per token and decoder layer (llama.ts after its early frees, with the norm and SwiGLU outputs
- * recomputed in backward: src/autograd/recompute.ts): the two norm inputs, q, k, v, the attention output and its
- * merged copy, and the MLP's gate and up: 2C + 3·H·D + 2·KV·D + 2I floats (GPT-2: 2C + 5C + 4C, the GELU input).
+ * Activations per token and decoder layer (llama.ts after its early frees, with the norm outputs, the merged
+ * heads and the SwiGLU output recomputed in backward: src/autograd/recompute.ts): the two norm inputs, q, k, v,
+ * the attention output, and the MLP's gate and up: 2C + 2·H·D + 2·KV·D + 2I floats (GPT-2: 2C + 4C + 4C, the
+ * GELU input).
  * With gradient checkpointing a layer keeps only its input (C), and one layer's full activations exist at a time.
  * ACTIVATION_SLACK covers what the formula leaves out (size-class rounding, backward's transients and refills):
  * on the real-scale bench the formula gives 1.56 GB for the longest step (4 rows of 507 tokens) where 1.81 GB were
@@ -58,8 +59,8 @@ export interface EstimateInput {
 /** Floats kept for backward per token and decoder layer. */
 function perTokenLayer(c: ModelConfig): number {
   const C = c.hiddenSize, D = c.headDim, I = c.intermediateSize;
-  if (c.architecture === "gpt2") return 2 * C + 5 * C + I;
-  return 2 * C + 3 * c.numHeads * D + 2 * c.numKvHeads * D + 2 * I;
+  if (c.architecture === "gpt2") return 2 * C + 4 * C + I;
+  return 2 * C + 2 * c.numHeads * D + 2 * c.numKvHeads * D + 2 * I;
 }
 
 /** The run's peak, per part, in bytes. */

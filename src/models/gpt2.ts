@@ -102,8 +102,10 @@ export class GPT2Model extends CausalLM {
     let keyLength: number | undefined;
     if (ctx.cache) ({ k, v, length: keyLength } = ctx.cache.update(l, k, v));
     const o = attention(q, k, v, { attentionMask: mask, scale, keyLength });
-    const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, C]);
+    const merge = () => reshape(permute(o, [0, 2, 1, 3]), [B, T, C]);
+    const merged = merge();
     const attnOut = this.proj(merged, `${p}.attn.c_proj`);
+    if (merged.storage !== o.storage) recomputeOnUse(merged, merge); // a permute of o, which attention keeps
     x = add(x, attnOut);
     free(attnOut);
     const ln2 = [this.param(`${p}.ln_2.weight`), this.param(`${p}.ln_2.bias`)];

@@ -115,8 +115,12 @@ export class LlamaModel extends CausalLM {
     if (ctx.cache) ({ k, v, length: keyLength } = ctx.cache.update(l, k, v));
     const window = c.layerSlidingWindow[l];
     const o = attention(q, k, v, { attentionMask: mask, slidingWindow: window ?? undefined, keyLength });
-    const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, H * D]);
+    const merge = () => reshape(permute(o, [0, 2, 1, 3]), [B, T, H * D]);
+    const merged = merge();
     const attnOut = this.proj(merged, `${p}.self_attn.o_proj`);
+    // o_proj's backward reads the merged heads again: a permute of o, which attention keeps anyway (T = 1 makes
+    // the permute a view of o itself, which must stay)
+    if (merged.storage !== o.storage) recomputeOnUse(merged, merge);
     x = add(x, attnOut);
     free(attnOut);
     const normPost = this.param(`${p}.post_attention_layernorm.weight`);

@@ -17,6 +17,7 @@ export class Storage {
   refs = 1;
   private _buffer: GPUBuffer | null;
   private refill: (() => Storage) | null = null;
+  private refilling = false;
   constructor(buffer: GPUBuffer, readonly bytes: number) {
     this._buffer = buffer;
   }
@@ -27,7 +28,16 @@ export class Storage {
   get buffer(): GPUBuffer {
     if (this._buffer) return this._buffer;
     if (!this.refill || this.refs <= 0) throw new Error("a tensor storage was used after it was released");
-    const fresh = this.refill();
+    if (this.refilling) {
+      throw new Error("an evicted tensor's recompute reads the tensor itself (or a view of it)");
+    }
+    this.refilling = true;
+    let fresh: Storage;
+    try {
+      fresh = this.refill();
+    } finally {
+      this.refilling = false;
+    }
     if (fresh.bytes !== this.bytes) {
       throw new Error(`recomputed storage has ${fresh.bytes} bytes, expected ${this.bytes}`);
     }
