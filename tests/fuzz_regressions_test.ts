@@ -13,6 +13,11 @@ import { DatasetError } from "../src/data/tokenize_row.ts";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { loadTrainConfig } from "../src/cli/config_file.ts";
 import { ConfigError as TrainConfigError } from "../src/dpo/config.ts";
+import { CheckpointError, readOptimizerFile } from "../src/train/checkpoint.ts";
+import { readLoopFiles } from "../src/train/checkpoint_state.ts";
+import type { TrainingArgs } from "../src/train/args.ts";
+import { readBcoState } from "../src/dpo/checkpoint_parts.ts";
+import { writeSafetensors } from "../src/models/safetensors.ts";
 
 const deepArray = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
 
@@ -332,4 +337,90 @@ Deno.test("regression: a YAML config's invalid value or missing key names the fi
     loadTrainConfig(undefined, ["--config", ""]),
     /--config needs the path of a YAML file/,
   );
+});
+
+/** A checkpoint's loop files (12 training examples, 1 metric slot) with `changes` merged into some of them. */
+function loopFiles(changes: Record<string, Record<string, unknown>>): Record<string, string> {
+  const files: Record<string, Record<string, unknown>> = {
+    "trainer_state.json": { global_step: 6, log_history: [], best_metric: null },
+    "rng_state.json": { shuffle_seed: 42, epoch: 1, examples_seen_in_epoch: 4, num_train_examples: 12 },
+    "scheduler.json": { step_count: 6 },
+    "webdpo_state.json": { log_window: [[0.5]], train_loss_sum: 2, train_loss_count: 3, best_step: null },
+    "training_args.json": {},
+  };
+  return Object.fromEntries(
+    Object.entries(files).map(([name, json]) => [name, JSON.stringify({ ...json, ...changes[name] })]),
+  );
+}
+
+Deno.test("regression: checkpoint counts that are negative or past the data are refused when read", async () => {
+  for (
+    const [changes, message] of [
+      // accepted before: a negative epoch or step count (the scheduler then threw a RangeError on resume)
+      [{ "rng_state.json": { epoch: -1 } }, /rng_state\.json: "epoch" must be an integer ≥ 0, got -1/],
+      [
+        { "scheduler.json": { step_count: -1 } },
+        /scheduler\.json: "step_count" must be an integer ≥ 0, got -1/,
+      ],
+      [
+        { "trainer_state.json": { global_step: -6 } },
+        /trainer_state\.json: "global_step" must be an integer ≥ 0/,
+      ],
+      // accepted before: more examples seen in the epoch than there are
+      [
+        { "rng_state.json": { examples_seen_in_epoch: 13 } },
+        /rng_state\.json: "examples_seen_in_epoch" is 13/,
+      ],
+      // named the folder, not the file
+      [
+        { "rng_state.json": { num_train_examples: 0 } },
+        /rng_state\.json: the checkpoint was trained on 0 examples/,
+      ],
+    ] as const
+  ) {
+    await inFolder(loopFiles(changes), async (dir) => {
+      await assert.rejects(
+        readLoopFiles(dir, {
+          args: { seed: 42, dataSeed: null } as TrainingArgs,
+          argsJson: {},
+          warnKeys: [],
+          metricSlots: 1,
+          trainExamples: 12,
+          print: () => {},
+          fail: (m) => new CheckpointError(m),
+        }),
+        (e) => e instanceof CheckpointError && e.message.startsWith(dir) && message.test(e.message),
+      );
+    });
+  }
+});
+
+Deno.test("regression: optimizer metadata entries that are not parameters, and bco counts past 2^24", async () => {
+  for (
+    const [params, message] of [
+      // loadOptimizer read p.key of null (a TypeError)
+      [[null], /params\[0\] is null, not an object/],
+      // accepted until the GPU load (index a list)
+      [[{ index: [1], name: "w", step: 6, key: "w" }], /params\[0\] has index 1 and step 6/],
+    ] as const
+  ) {
+    await inFolder({}, async (dir) => {
+      const path = `${dir}/optimizer.safetensors`;
+      const meta = { version: 1, params, groups: [] };
+      await writeSafetensors(path, [
+        { name: "w.exp_avg", shape: [2], data: new Float32Array(2) },
+        { name: "w.exp_avg_sq", shape: [2], data: new Float32Array(2) },
+      ], { metadata: { webdpo_optimizer: JSON.stringify(meta) } });
+      await assert.rejects(
+        readOptimizerFile(path),
+        (e) =>
+          e instanceof CheckpointError && e.message.startsWith(`${path}: __metadata__`) &&
+          message.test(e.message),
+      );
+    });
+  }
+  // bco_pair's running mean: a count past 2^24 was a RangeError when loaded into the loss
+  await inFolder({ "bco_state.json": JSON.stringify({ mean: 0.5, count: 2 ** 25 }) }, async (dir) => {
+    await assert.rejects(readBcoState(`${dir}/bco_state.json`), /bco_state\.json: "count" is 33554432/);
+  });
 });

@@ -13,6 +13,8 @@ import { saveModel } from "../models/loader.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import {
   CHECKPOINT_FILES,
+  CheckpointError,
+  countField,
   loadTensorsInto,
   numberField,
   readJson,
@@ -114,6 +116,17 @@ export async function referenceExtras(r: ReferenceState): Promise<CheckpointExtr
   };
 }
 
+/** bco_state.json: bco_pair's running mean (a finite mean over at most 2^24 pairs, as the loss keeps it). */
+export async function readBcoState(path: string): Promise<{ mean: number; count: number }> {
+  const b = await readJson(path);
+  const mean = numberField(b, "mean", path);
+  const count = countField(b, "count", path);
+  if (count > 2 ** 24) {
+    throw new CheckpointError(`${path}: "count" is ${count}, more than the 2^24 pairs it can hold`);
+  }
+  return { mean, count };
+}
+
 /** Restores the reference side from checkpoint `dir` at `step` (`ws`: its webdpo_state.json). */
 export async function restoreReference(
   r: ReferenceState,
@@ -126,11 +139,7 @@ export async function restoreReference(
   const hasBco = await exists(path(F.bco));
   if (r.bco) {
     if (hasBco) {
-      const b = await readJson(path(F.bco));
-      r.bco.load({
-        mean: numberField(b, "mean", path(F.bco)),
-        count: numberField(b, "count", path(F.bco), true),
-      });
+      r.bco.load(await readBcoState(path(F.bco)));
     } else if (step > 0) {
       throw new TrainingError(`${dir}: loss_type uses bco_pair but the checkpoint has no ${F.bco}`);
     }

@@ -22,7 +22,12 @@
  */
 import { WebDPOError } from "../gpu/errors.ts";
 import { upload } from "../gpu/queue.ts";
-import { readSafetensorsHeader, readTensor, writeSafetensors } from "../models/safetensors.ts";
+import {
+  readSafetensorsHeader,
+  readTensor,
+  type SafetensorsHeader,
+  writeSafetensors,
+} from "../models/safetensors.ts";
 import type { AdamW, AdamWGroupState, AdamWParamState } from "../optim/adamw.ts";
 import { tensor } from "../tensor/create.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -269,6 +274,15 @@ export async function readJson(path: string): Promise<Record<string, unknown>> {
   return v as Record<string, unknown>;
 }
 
+/** A field of a checkpoint JSON file that counts something (a step, an epoch, examples): an integer ≥ 0. */
+export function countField(o: Record<string, unknown>, key: string, where: string): number {
+  const v = o[key];
+  if (!Number.isSafeInteger(v) || (v as number) < 0) {
+    throw new CheckpointError(`${where}: "${key}" must be an integer ≥ 0, got ${jsonExcerpt(v)}`);
+  }
+  return v as number;
+}
+
 /** A field of a checkpoint JSON file that must be a number (an integer when `integer`). */
 export function numberField(o: Record<string, unknown>, key: string, where: string, integer = false): number {
   const v = o[key];
@@ -331,7 +345,7 @@ export function parseHfTrainerState(
   o: Record<string, unknown>,
   where: string,
 ): Pick<SavedTrainerState, "globalStep" | "logHistory" | "bestMetric" | "bestModelCheckpoint"> {
-  const globalStep = numberField(o, "global_step", where, true);
+  const globalStep = countField(o, "global_step", where);
   const history = o.log_history;
   if (!Array.isArray(history)) throw new CheckpointError(`${where}: "log_history" must be a list`);
   const logHistory = history.map((e, i) => {
@@ -444,8 +458,41 @@ export async function writeOptimizer(path: string, opt: AdamW): Promise<void> {
   );
 }
 
-/** Restores an optimizer from `writeOptimizer`'s file, one parameter at a time (little extra GPU memory). */
-export async function loadOptimizer(path: string, opt: AdamW): Promise<void> {
+const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === "object" && !Array.isArray(v);
+
+/** What is wrong with the entries of `writeOptimizer`'s metadata, or null. */
+function badOptimizerMeta(meta: { params: unknown[]; groups: unknown[] }): string | null {
+  for (const [i, p] of meta.params.entries()) {
+    if (!isObject(p)) return `params[${i}] is ${jsonExcerpt(p)}, not an object`;
+    if (!isCount(p.index) || !isCount(p.step)) return `params[${i}] has index ${p.index} and step ${p.step}`;
+    if (typeof p.key !== "string" || p.key === "") return `params[${i}] has the key ${jsonExcerpt(p.key)}`;
+    if (p.name !== null && typeof p.name !== "string") {
+      return `params[${i}] has the name ${jsonExcerpt(p.name)}`;
+    }
+  }
+  for (const [i, g] of meta.groups.entries()) {
+    if (!isObject(g)) return `groups[${i}] is ${jsonExcerpt(g)}, not an object`;
+    const numbers = [g.lr, g.initialLr, g.eps, g.weightDecay, ...(Array.isArray(g.betas) ? g.betas : [NaN])];
+    if (!numbers.every(Number.isFinite) || (g.betas as unknown[]).length !== 2) {
+      return `groups[${i}] has lr, initialLr, betas, eps or weightDecay that are not finite numbers`;
+    }
+    if (!Array.isArray(g.params) || !g.params.every(isCount)) {
+      return `groups[${i}].params is not a list of indices`;
+    }
+  }
+  return null;
+}
+
+/** optimizer.safetensors as read: the header and the metadata of `writeOptimizer`, checked. */
+export interface OptimizerFile {
+  header: SafetensorsHeader;
+  meta: OptimizerMeta;
+}
+
+/** Reads optimizer.safetensors' header and metadata, and checks them, before anything is loaded. */
+export async function readOptimizerFile(path: string): Promise<OptimizerFile> {
   let header;
   try {
     header = await readSafetensorsHeader(path);
@@ -461,13 +508,26 @@ export async function loadOptimizer(path: string, opt: AdamW): Promise<void> {
   if (!meta || meta.version !== 1 || !Array.isArray(meta.params) || !Array.isArray(meta.groups)) {
     throw new CheckpointError(`${path}: no webdpo optimizer metadata (__metadata__.webdpo_optimizer)`);
   }
+  const bad = badOptimizerMeta(meta);
+  if (bad !== null) throw new CheckpointError(`${path}: __metadata__.webdpo_optimizer: ${bad}`);
+  for (const p of meta.params) {
+    for (const suffix of ["exp_avg", "exp_avg_sq"]) {
+      if (!header.byName.get(`${p.key}.${suffix}`)) {
+        throw new CheckpointError(`${path}: tensor "${p.key}.${suffix}" is missing`);
+      }
+    }
+  }
+  return { header, meta };
+}
+
+/** Restores an optimizer from `writeOptimizer`'s file, one parameter at a time (little extra GPU memory). */
+export async function loadOptimizer(path: string, opt: AdamW): Promise<void> {
+  const { header, meta } = await readOptimizerFile(path);
   const file = await Deno.open(path, { read: true });
   try {
     for (const p of meta.params) {
       const read = async (suffix: string) => {
-        const e = header.byName.get(`${p.key}.${suffix}`);
-        if (!e) throw new CheckpointError(`${path}: tensor "${p.key}.${suffix}" is missing`);
-        const host = await readTensor(file, header, e);
+        const host = await readTensor(file, header, header.byName.get(`${p.key}.${suffix}`)!);
         return tensor(host.data, host.shape);
       };
       const expAvg = await read("exp_avg");

@@ -12,6 +12,7 @@ import type { LRScheduler } from "../optim/schedule.ts";
 import type { TrainingArgs } from "./args.ts";
 import {
   CHECKPOINT_FILES as F,
+  countField,
   hfTrainerState,
   numberField,
   parseHfTrainerState,
@@ -110,11 +111,11 @@ export async function readLoopFiles(dir: string, x: LoopFilesExpect): Promise<Lo
   const rng = await readJson(path(F.rng));
   const ws = await readJson(path(F.webdpo));
   const sch = await readJson(path(F.scheduler));
-  const n = numberField(rng, "num_train_examples", path(F.rng), true);
+  const n = countField(rng, "num_train_examples", path(F.rng));
   if (n !== x.trainExamples) {
     throw x.fail(
-      `${dir}: the checkpoint was trained on ${n} examples, this training set has ${x.trainExamples}; resuming ` +
-        `needs the same training set`,
+      `${path(F.rng)}: the checkpoint was trained on ${n} examples, this training set has ` +
+        `${x.trainExamples}; resuming needs the same training set`,
     );
   }
   const savedSeed = numberField(rng, "shuffle_seed", path(F.rng), true);
@@ -126,9 +127,14 @@ export async function readLoopFiles(dir: string, x: LoopFilesExpect): Promise<Lo
     );
   }
   const position = {
-    epoch: numberField(rng, "epoch", path(F.rng), true),
-    cursor: numberField(rng, "examples_seen_in_epoch", path(F.rng), true),
+    epoch: countField(rng, "epoch", path(F.rng)),
+    cursor: countField(rng, "examples_seen_in_epoch", path(F.rng)),
   };
+  if (position.cursor > n) {
+    throw x.fail(
+      `${path(F.rng)}: "examples_seen_in_epoch" is ${position.cursor}, more than the ${n} examples`,
+    );
+  }
   const saved = await readJson(path(F.args));
   const differ = x.warnKeys.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(x.argsJson[k]));
   if (differ.length) {
@@ -147,10 +153,10 @@ export async function readLoopFiles(dir: string, x: LoopFilesExpect): Promise<Lo
       position,
       windowRows: window as number[][],
       lossSum: numberField(ws, "train_loss_sum", path(F.webdpo)),
-      lossCount: numberField(ws, "train_loss_count", path(F.webdpo), true),
+      lossCount: countField(ws, "train_loss_count", path(F.webdpo)),
       bestStep: typeof ws.best_step === "number" ? ws.best_step : null,
     },
-    schedulerSteps: numberField(sch, "step_count", path(F.scheduler), true),
+    schedulerSteps: countField(sch, "step_count", path(F.scheduler)),
     webdpoState: ws,
   };
 }
