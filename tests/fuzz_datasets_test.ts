@@ -6,7 +6,7 @@
 import fc from "fast-check";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { gzipSync } from "node:zlib";
-import { fuzzParser, fuzzTest } from "./fuzz_util.ts";
+import { fuzzStep, fuzzTests } from "./fuzz_util.ts";
 import { concatBytes, damagedJsonFile, jsonBytes, mutatedBytes } from "./fuzz_mutations.ts";
 
 const TARGETS = new URL("./fuzz_targets/datasets.ts", import.meta.url);
@@ -105,15 +105,9 @@ const CASES: [string, fc.Arbitrary<Case>, number, RegExp?][] = [
   ],
 ];
 
-for (const [what, cases, runs, names = NAMES] of CASES) {
-  Deno.test(`fuzz datasets: ${what}`, fuzzTest, async () => {
-    await fuzzParser({
-      module: TARGETS,
-      target: "datasetRows",
-      cases,
-      request: (c) => c,
-      names,
-      runs,
-    });
-  });
-}
+fuzzTests(
+  "fuzz datasets",
+  CASES.map(([what, cases, runs, names = NAMES]) =>
+    fuzzStep(what, { module: TARGETS, target: "datasetRows", cases, request: (c) => c, names, runs })
+  ),
+);

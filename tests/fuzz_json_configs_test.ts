@@ -3,7 +3,7 @@
  * fixtures hold, and generated ones) and PEFT's adapter_config.json (damaged and generated).
  */
 import fc from "fast-check";
-import { fuzzParser, fuzzTest } from "./fuzz_util.ts";
+import { fuzzStep, fuzzTests } from "./fuzz_util.ts";
 import { damagedJsonFile, EDGE_NUMBERS, EDGE_STRINGS, edgeValue, jsonBytes } from "./fuzz_mutations.ts";
 
 const TARGETS = new URL("./fuzz_targets/json_configs.ts", import.meta.url);
@@ -71,28 +71,6 @@ const generatedModelConfig = fc.record({
 
 const configCase = (bytes: Uint8Array) => ({ files: { "config.json": bytes } });
 
-Deno.test("fuzz config.json: real configs damaged", fuzzTest, async () => {
-  await fuzzParser({
-    module: TARGETS,
-    target: "modelConfig",
-    cases: fc.oneof(...MODEL_CONFIGS.map((c) => damagedJsonFile(c, 2))),
-    request: configCase,
-    names: /config\.json: /,
-    runs: 150,
-  });
-});
-
-Deno.test("fuzz config.json: generated configs", fuzzTest, async () => {
-  await fuzzParser({
-    module: TARGETS,
-    target: "modelConfig",
-    cases: generatedModelConfig,
-    request: configCase,
-    names: /config\.json: /,
-    runs: 150,
-  });
-});
-
 const ADAPTER_CONFIG = {
   alpha_pattern: {},
   auto_mapping: null,
@@ -147,13 +125,29 @@ const generatedAdapterConfig = fc.record({
 
 const adapterCase = (bytes: Uint8Array) => ({ files: { "adapter_config.json": bytes } });
 
-Deno.test("fuzz adapter_config.json: a real config damaged, and generated configs", fuzzTest, async () => {
-  await fuzzParser({
+fuzzTests("fuzz JSON configs", [
+  fuzzStep("config.json: real configs damaged", {
+    module: TARGETS,
+    target: "modelConfig",
+    cases: fc.oneof(...MODEL_CONFIGS.map((c) => damagedJsonFile(c, 2))),
+    request: configCase,
+    names: /config\.json: /,
+    runs: 150,
+  }),
+  fuzzStep("config.json: generated configs", {
+    module: TARGETS,
+    target: "modelConfig",
+    cases: generatedModelConfig,
+    request: configCase,
+    names: /config\.json: /,
+    runs: 150,
+  }),
+  fuzzStep("adapter_config.json: a real config damaged, and generated configs", {
     module: TARGETS,
     target: "adapterConfig",
     cases: fc.oneof(damagedJsonFile(ADAPTER_CONFIG, 2), generatedAdapterConfig),
     request: adapterCase,
     names: /adapter_config\.json: /,
     runs: 200,
-  });
-});
+  }),
+]);

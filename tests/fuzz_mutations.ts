@@ -234,11 +234,13 @@ function valueAt(root: unknown, path: Path): unknown {
 
 function applyJsonMutation(root: unknown, paths: Path[], m: JsonMutation): unknown {
   const path = paths[m.path];
+  // a copy: fast-check hands out the same constant ({}, []) to several mutations and cases
+  const value = m.op === "remove" ? undefined : structuredClone(m.value);
   if (m.op === "add") {
     const target = valueAt(root, path);
     if (isObject(target) && !Array.isArray(target)) {
       Object.defineProperty(target, m.key, {
-        value: m.value,
+        value,
         enumerable: true,
         writable: true,
         configurable: true,
@@ -246,11 +248,11 @@ function applyJsonMutation(root: unknown, paths: Path[], m: JsonMutation): unkno
     }
     return root;
   }
-  if (path.length === 0) return m.op === "replace" ? m.value : root;
+  if (path.length === 0) return m.op === "replace" ? value : root;
   const parent = valueAt(root, path.slice(0, -1));
   const last = path[path.length - 1];
   if (!isObject(parent)) return root;
-  if (m.op === "replace") parent[last] = m.value;
+  if (m.op === "replace") parent[last] = value;
   else if (Array.isArray(parent)) parent.splice(last as number, 1);
   else delete parent[last];
   return root;

@@ -3,7 +3,7 @@
  * rebuilt headers with inflated lengths, offsets, wrong dtypes and huge shapes, and generated files.
  */
 import fc from "fast-check";
-import { fuzzParser, fuzzTest } from "./fuzz_util.ts";
+import { fuzzStep, fuzzTests } from "./fuzz_util.ts";
 import {
   concatBytes,
   damagedJsonFile,
@@ -109,28 +109,16 @@ const generated = fc.record({
 /** The header JSON of the real file with its tensors' fields replaced, rebuilt with the true length. */
 const fieldDamage = mutatedJson(HEADER).map((h) => safetensors(jsonBytes(h), DATA));
 
-const safetensorsCase = (bytes: Uint8Array) => ({ files: { "model.safetensors": bytes } });
-
-for (
-  const [what, cases, runs] of [
-    ["the real file with its header bytes damaged", damagedHeaderRegion, 80],
-    ["the real file truncated", truncated, 20],
-    ["the real header damaged as JSON, any length field and data", rebuiltHeader, 80],
-    ["the real header with fields replaced", fieldDamage, 60],
-    ["generated headers", generated, 80],
-  ] as const
-) {
-  Deno.test(`fuzz safetensors: ${what}`, fuzzTest, async () => {
-    await fuzzParser({
-      module: TARGETS,
-      target: "safetensorsFile",
-      cases: cases as fc.Arbitrary<Uint8Array>,
-      request: safetensorsCase,
-      names: /model\.safetensors: /,
-      runs,
-    });
+/** A property of model.safetensors. */
+const safetensorsFile = (what: string, cases: fc.Arbitrary<Uint8Array>, runs: number) =>
+  fuzzStep(what, {
+    module: TARGETS,
+    target: "safetensorsFile",
+    cases,
+    request: (bytes) => ({ files: { "model.safetensors": bytes } }),
+    names: /model\.safetensors: /,
+    runs,
   });
-}
 
 const INDEX = {
   metadata: { total_size: 9872 },
@@ -140,13 +128,18 @@ const INDEX = {
   },
 };
 
-Deno.test("fuzz safetensors: the shard index damaged", fuzzTest, async () => {
-  await fuzzParser({
+fuzzTests("fuzz safetensors", [
+  safetensorsFile("the real file with its header bytes damaged", damagedHeaderRegion, 80),
+  safetensorsFile("the real file truncated", truncated, 20),
+  safetensorsFile("the real header damaged as JSON, any length field and data", rebuiltHeader, 80),
+  safetensorsFile("the real header with fields replaced", fieldDamage, 60),
+  safetensorsFile("generated headers", generated, 80),
+  fuzzStep("the shard index damaged", {
     module: TARGETS,
     target: "shardIndex",
     cases: fc.oneof(damagedJsonFile(INDEX, 2), fc.jsonValue().map((v) => jsonBytes(v))),
     request: (bytes) => ({ files: { "model.safetensors.index.json": bytes } }),
     names: /model\.safetensors\.index\.json: /,
     runs: 80,
-  });
-});
+  }),
+]);

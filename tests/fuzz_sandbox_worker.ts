@@ -1,9 +1,10 @@
 /**
  * The worker of `ParserSandbox` (fuzz_sandbox.ts): writes one fuzz case's files into a fresh temporary folder, runs
  * a named target of a targets module on it, and posts back how it ended, with the time it took and how much memory
- * the case left allocated: the process's virtual size (ArrayBuffers, whose zeroed pages need not be touched to
- * count) or the JS heap, whichever grew more. No collection runs in between, so an allocation driven by a claimed
- * size shows even when the parser dropped it before failing.
+ * the case left allocated in this worker's isolate: JS heap, or the external memory of ArrayBuffers (which counts
+ * a claimed-size buffer even when its zeroed pages are never touched), whichever grew more. No collection runs in
+ * between, so an allocation driven by a claimed size shows even when the parser dropped it before failing. (The
+ * process's virtual size would also count other isolates, such as test files run in parallel.)
  */
 /// <reference lib="deno.worker" />
 import { WebDPOError } from "../src/gpu/errors.ts";
@@ -11,23 +12,15 @@ import type { Outcome, SandboxRequest } from "./fuzz_sandbox.ts";
 
 type Target = (dir: string, args: unknown) => Promise<unknown>;
 
-/** The process's virtual memory size in bytes (Linux), or 0 where /proc is not there. */
-function virtualBytes(): number {
-  try {
-    const m = /VmSize:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
+/** This isolate's memory: the JS heap, and the external memory of its ArrayBuffers (counted when allocated). */
+function memory(): { heap: number; external: number } {
+  const m = Deno.memoryUsage();
+  return { heap: m.heapTotal, external: m.external };
 }
 
-function memory(): { virtual: number; heap: number } {
-  return { virtual: virtualBytes(), heap: Deno.memoryUsage().heapTotal };
-}
-
-function growthSince(before: { virtual: number; heap: number }): number {
+function growthSince(before: { heap: number; external: number }): number {
   const now = memory();
-  return Math.max(now.virtual - before.virtual, now.heap - before.heap, 0);
+  return Math.max(now.heap - before.heap, now.external - before.external, 0);
 }
 
 async function writeFiles(dir: string, files: Record<string, Uint8Array>): Promise<void> {

@@ -4,7 +4,7 @@
  * templates and generated pre-tokenizer regexes.
  */
 import fc from "fast-check";
-import { fuzzParser, fuzzTest } from "./fuzz_util.ts";
+import { type FuzzStep, fuzzStep, fuzzTests } from "./fuzz_util.ts";
 import { damagedJsonFile, EDGE_STRINGS, jsonBytes, mutatedBytes } from "./fuzz_mutations.ts";
 
 const TARGETS = new URL("./fuzz_targets/tokenizer.ts", import.meta.url);
@@ -87,6 +87,8 @@ const splitPreTokenizer = fc.record({
   invert: fc.boolean(),
 }).map((pre_tokenizer) => jsonBytes({ ...CHAT_TOKENIZER, pre_tokenizer }));
 
+const STEPS: FuzzStep[] = [];
+
 const chatFolder = (changed: Record<string, Uint8Array>) => ({ files: { ...CHAT_FILES, ...changed } });
 
 for (
@@ -118,14 +120,14 @@ for (
     ],
   ] as const
 ) {
-  Deno.test(`fuzz tokenizer: ${what}`, fuzzTest, async () => {
-    await fuzzParser({
-      module: TARGETS,
-      target: "tokenizerFolder",
-      cases: cases as fc.Arbitrary<{ files: Record<string, Uint8Array> }>,
-      request: (c) => c,
-      names: NAMES,
-      runs,
-    });
-  });
+  STEPS.push(fuzzStep(what, {
+    module: TARGETS,
+    target: "tokenizerFolder",
+    cases: cases as fc.Arbitrary<{ files: Record<string, Uint8Array> }>,
+    request: (c) => c,
+    names: NAMES,
+    runs,
+  }));
 }
+
+fuzzTests("fuzz tokenizer", STEPS);

@@ -4,7 +4,7 @@
  */
 import fc from "fast-check";
 import { stringify as yamlText } from "yaml";
-import { fuzzParser, fuzzTest } from "./fuzz_util.ts";
+import { fuzzStep, fuzzTests } from "./fuzz_util.ts";
 import { EDGE_STRINGS, edgeValue, mutatedBytes, mutatedJson } from "./fuzz_mutations.ts";
 import { FIELDS } from "../src/dpo/config_table.ts";
 import { parse as parseYaml } from "yaml";
@@ -52,43 +52,31 @@ const argv = fc.array(
   { maxLength: 6 },
 ).map((parts) => ["--model_name_or_path", "m", "--dataset_name", "d", "--output_dir", "o", ...parts.flat()]);
 
-Deno.test("fuzz train config: examples/dpo.yaml damaged as text", fuzzTest, async () => {
-  await fuzzParser({
+fuzzTests("fuzz train config", [
+  fuzzStep("examples/dpo.yaml damaged as text", {
     module: TARGETS,
     target: "trainConfig",
     cases: mutatedBytes(EXAMPLE),
     request: yamlCase,
     names: /dpo\.yaml/,
     runs: 60,
-  });
-});
-
-Deno.test(
-  "fuzz train config: examples/dpo.yaml with values replaced, and stress documents",
-  fuzzTest,
-  async () => {
-    await fuzzParser({
-      module: TARGETS,
-      target: "trainConfig",
-      cases: fc.oneof(
-        mutatedJson(EXAMPLE_VALUES).map((v) => encoder.encode(yamlText(v, { aliasDuplicateObjects: false }))),
-        fc.tuple(fc.constantFrom(...YAML_PIECES), fc.constantFrom(...FLAG_NAMES), edgeValue()).map((
-          [piece, k, v],
-        ) =>
-          encoder.encode(
-            `${yamlText(EXAMPLE_VALUES)}${yamlText({ [k]: v })}`.replace(/^beta:.*$/m, "") + piece,
-          )
-        ),
+  }),
+  fuzzStep("examples/dpo.yaml with values replaced, and stress documents", {
+    module: TARGETS,
+    target: "trainConfig",
+    cases: fc.oneof(
+      mutatedJson(EXAMPLE_VALUES).map((v) => encoder.encode(yamlText(v, { aliasDuplicateObjects: false }))),
+      fc.tuple(fc.constantFrom(...YAML_PIECES), fc.constantFrom(...FLAG_NAMES), edgeValue()).map((
+        [piece, k, v],
+      ) =>
+        encoder.encode(`${yamlText(EXAMPLE_VALUES)}${yamlText({ [k]: v })}`.replace(/^beta:.*$/m, "") + piece)
       ),
-      request: yamlCase,
-      names: /dpo\.yaml/,
-      runs: 80,
-    });
-  },
-);
-
-Deno.test("fuzz train config: generated command lines", fuzzTest, async () => {
-  await fuzzParser({
+    ),
+    request: yamlCase,
+    names: /dpo\.yaml/,
+    runs: 80,
+  }),
+  fuzzStep("generated command lines", {
     module: TARGETS,
     target: "trainConfig",
     cases: argv,
@@ -96,5 +84,5 @@ Deno.test("fuzz train config: generated command lines", fuzzTest, async () => {
     // a flag's error names the flag; a value's or a combination's, the key; --config's, the file
     names: /--|'[a-z_0-9]+'|[a-z_0-9\]] (must|cannot|is|lists|needs|has|and)\b|^[a-z_0-9]+: |the config file/,
     runs: 100,
-  });
-});
+  }),
+]);

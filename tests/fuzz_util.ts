@@ -92,9 +92,8 @@ async function dumpFiles(files: Record<string, Uint8Array>): Promise<void> {
   console.error(`fuzz: the failing case's files are in ${DUMP}`);
 }
 
-/** Runs a parser property in a fresh sandbox. */
-export async function fuzzParser<T>(p: ParserProperty<T>, extra: Partial<fc.Parameters<unknown>> = {}) {
-  const sandbox = new ParserSandbox(CASE_TIMEOUT_MS);
+/** Runs a parser property in `sandbox`. */
+export async function fuzzParser<T>(sandbox: ParserSandbox, p: ParserProperty<T>): Promise<void> {
   // printed as their files, not as the arbitrary's raw values
   const cases = p.cases.map((c) => {
     const req = p.request(c);
@@ -104,22 +103,41 @@ export async function fuzzParser<T>(p: ParserProperty<T>, extra: Partial<fc.Para
         describeFiles(req.files) + (req.args === undefined ? "" : `\nargs: ${JSON.stringify(req.args)}`),
     };
   });
-  try {
-    const details = await fc.check(
-      fc.asyncProperty(cases, async ({ files, args }) => {
-        const outcome = await sandbox.run({ module: p.module.href, target: p.target, files, args });
-        checkOutcome(outcome, typeof p.names === "function" ? p.names(files) : p.names);
-      }),
-      { ...fuzzParameters(p.runs), ...extra } as fc.Parameters<[unknown]>,
-    );
-    if (!details.failed) return;
-    const counterexample = details.counterexample?.[0] as { files: Record<string, Uint8Array> } | undefined;
-    if (counterexample && DUMP !== undefined) await dumpFiles(counterexample.files);
-    throw new Error(fc.defaultReportMessage(details), { cause: details.errorInstance });
-  } finally {
-    sandbox.close();
-  }
+  const details = await fc.check(
+    fc.asyncProperty(cases, async ({ files, args }) => {
+      const outcome = await sandbox.run({ module: p.module.href, target: p.target, files, args });
+      checkOutcome(outcome, typeof p.names === "function" ? p.names(files) : p.names);
+    }),
+    fuzzParameters(p.runs) as fc.Parameters<[unknown]>,
+  );
+  if (!details.failed) return;
+  const counterexample = details.counterexample?.[0] as { files: Record<string, Uint8Array> } | undefined;
+  if (counterexample && DUMP !== undefined) await dumpFiles(counterexample.files);
+  throw new Error(fc.defaultReportMessage(details), { cause: details.errorInstance });
 }
 
-/** Deno.test options of a fuzz test: the sandbox worker's imports may leave timers of npm packages behind. */
-export const fuzzTest = { sanitizeOps: false, sanitizeResources: false };
+/** One step of `fuzzTests`: a named property. */
+export interface FuzzStep {
+  what: string;
+  run: (sandbox: ParserSandbox) => Promise<void>;
+}
+
+/** A named property, as a step of `fuzzTests`. */
+export function fuzzStep<T>(what: string, p: ParserProperty<T>): FuzzStep {
+  return { what, run: (sandbox) => fuzzParser(sandbox, p) };
+}
+
+/**
+ * Registers one Deno.test whose steps run the properties one after another in one sandbox (a file's properties
+ * share one worker and its imports). Sanitizers are off: the worker's npm packages may leave timers behind.
+ */
+export function fuzzTests(name: string, steps: FuzzStep[]): void {
+  Deno.test({ name, sanitizeOps: false, sanitizeResources: false }, async (t) => {
+    const sandbox = new ParserSandbox(CASE_TIMEOUT_MS);
+    try {
+      for (const step of steps) await t.step(step.what, () => step.run(sandbox));
+    } finally {
+      sandbox.close();
+    }
+  });
+}
