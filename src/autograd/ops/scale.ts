@@ -1,6 +1,7 @@
 /** scale(x, alpha, beta = 0) = alpha·x + beta. Backward: dx = alpha·dy. */
 import { kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
+import { forRowBands } from "../../gpu/bands.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
@@ -10,11 +11,15 @@ const K = kernel("scale.wgsl");
 function scaleRaw(x: Tensor, alpha: number, beta: number): Tensor {
   const out = empty(x.shape);
   if (out.size > 0) {
-    dispatch({
-      kernel: K,
-      params: new Params().u32(x.size).f32(alpha, beta),
-      buffers: [x.binding, out.binding],
-      workgroups: grid1d(x.size, 256),
+    // in bands of elements where the tensors exceed one storage binding
+    const operands = [x, out].map((t) => ({ binding: t.binding, perRow: 1 }));
+    forRowBands("scale", x.size, operands, (n, buffers) => {
+      dispatch({
+        kernel: K,
+        params: new Params().u32(n).f32(alpha, beta),
+        buffers,
+        workgroups: grid1d(n, 256),
+      });
     });
   }
   return out;

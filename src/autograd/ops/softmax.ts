@@ -10,9 +10,11 @@
  * Kernels (kernels/softmax.wgsl, kernels/softmax_backward.wgsl): rows of up to 64 (and, on CPU adapters, any
  * rows when there are ≥ 256 of them) take one invocation each; other rows one workgroup each (64 or 256
  * invocations with an online max/sum merged by a shared-memory tree). See `oneInvocationPerRow` in reduce.ts.
+ * Tensors larger than one storage binding (logits of long inputs) run in bands of rows (src/gpu/bands.ts).
  */
 import { type Kernel, kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
+import { forRowBands } from "../../gpu/bands.ts";
 import { type BufferBinding, dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
@@ -62,15 +64,30 @@ function rowDispatch(
   }
 }
 
+/** The row kernels over `tensors` ([rows, C] each), in bands of rows where they exceed one binding. */
+function rowsInBands(
+  k: Kernel,
+  stem: string,
+  log: boolean,
+  rows: number,
+  C: number,
+  tensors: Tensor[],
+): void {
+  const operands = tensors.map((t) => ({ binding: t.binding, perRow: C }));
+  forRowBands(log ? "logSoftmax" : "softmax", rows, operands, (n, bindings) => {
+    rowDispatch(k, stem, log, n, C, bindings);
+  });
+}
+
 function forwardRaw(x: Tensor, log: boolean, rows: number, C: number): Tensor {
   const y = empty(x.shape);
-  if (y.size > 0) rowDispatch(KF, "forward", log, rows, C, [x.binding, y.binding]);
+  if (y.size > 0) rowsInBands(KF, "forward", log, rows, C, [x, y]);
   return y;
 }
 
 function backwardRaw(y: Tensor, dy: Tensor, log: boolean, rows: number, C: number): Tensor {
   const dx = empty(y.shape);
-  if (dx.size > 0) rowDispatch(KB, "backward", log, rows, C, [y.binding, dy.binding, dx.binding]);
+  if (dx.size > 0) rowsInBands(KB, "backward", log, rows, C, [y, dy, dx]);
   return dx;
 }
 

@@ -16,6 +16,7 @@
  */
 import { kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
+import { forRowBands } from "../../gpu/bands.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, Tensor } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
@@ -47,13 +48,17 @@ export const UNARY_OPS = Object.keys(UNARY) as UnaryOp[];
 function run(entry: "main" | "grad", op: UnaryOp, x: Tensor, dy?: Tensor): Tensor {
   const out = empty(x.shape);
   if (out.size > 0) {
-    dispatch({
-      kernel: K,
-      entry,
-      constants: { OP: UNARY[op].op },
-      params: new Params().u32(x.size),
-      buffers: dy ? [x.binding, out.binding, dy.binding] : [x.binding, out.binding],
-      workgroups: grid1d(x.size, 256),
+    // elementwise: in bands of elements where the tensors exceed one storage binding
+    const operands = (dy ? [x, out, dy] : [x, out]).map((t) => ({ binding: t.binding, perRow: 1 }));
+    forRowBands(op, x.size, operands, (n, buffers) => {
+      dispatch({
+        kernel: K,
+        entry,
+        constants: { OP: UNARY[op].op },
+        params: new Params().u32(n),
+        buffers,
+        workgroups: grid1d(n, 256),
+      });
     });
   }
   return out;
