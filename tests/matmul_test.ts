@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { GpuLimitError } from "../src/gpu/errors.ts";
+import { gpu, setCpuKernels } from "../src/gpu/device.ts";
 import {
   defaultMatmulVariant,
   matmul,
@@ -358,7 +359,7 @@ Deno.test("matmul: zero-size operands and K = 0", gpuTest, async () => {
 });
 
 Deno.test(
-  "matmul: the default variant follows the adapter; setMatmulVariant overrides it",
+  "matmul: the default variant follows the adapter (and setCpuKernels); setMatmulVariant overrides it",
   gpuTest,
   async () => {
     await setup();
@@ -383,6 +384,13 @@ Deno.test(
     setMatmulVariant("register");
     assert.equal(matmulVariant(), "register");
     setMatmulVariant("auto");
+    // "auto" follows the CPU kernels' choice, which setCpuKernels forces like every kernel with two variants
+    setCpuKernels(false);
+    assert.equal(matmulVariant(), "shared");
+    setCpuKernels(true);
+    assert.equal(matmulVariant(), "register");
+    setCpuKernels(null);
+    assert.equal(matmulVariant(), defaultMatmulVariant(gpu().info));
     assert.throws(() => setMatmulVariant("fast" as "auto"), /expected "register", "shared" or "auto"/);
     assert.throws(() => setMatmulLimits({ maxBindingBytes: 10 }), /maxBindingBytes/);
   },

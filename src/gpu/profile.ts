@@ -1,5 +1,7 @@
 /**
  * Per-kernel GPU time from timestamp queries (the `timestamp-query` feature: lavapipe and most GPUs have it).
+ * The profiler plugs into the queue as its pass timer (`setPassTimer` in queue.ts) while a profile runs; the
+ * queue knows nothing of it otherwise.
  *
  * While a profile runs, every dispatch gets its own compute pass whose beginning and end write a timestamp into
  * the batch's query set; `flush()` resolves the set into a buffer and reads it back asynchronously, and the time
@@ -14,7 +16,7 @@
  */
 import { gpu } from "./device.ts";
 import { WebDPOError } from "./errors.ts";
-import { sync } from "./queue.ts";
+import { setPassTimer, sync } from "./queue.ts";
 
 /** One kernel entry point's total over the profile. */
 export interface KernelTiming {
@@ -39,11 +41,6 @@ const pending: Promise<void>[] = [];
 /** Queries per batch: two per dispatch, as many dispatches as a command buffer holds. */
 const QUERIES = 2 * 1024;
 
-/** Whether a profile is running. */
-export function profiling(): boolean {
-  return totals !== null;
-}
-
 /** Starts collecting per-kernel GPU time (throws a `ProfileError` without `timestamp-query`). */
 export function startKernelProfile(): void {
   const { info } = gpu();
@@ -54,13 +51,14 @@ export function startKernelProfile(): void {
   }
   if (totals) throw new ProfileError("a kernel profile is already running");
   totals = new Map();
+  setPassTimer({ timedPass, resolve: resolveTimestamps });
 }
 
 /**
  * The compute-pass descriptor for the next dispatch of kernel `name` (timestamps at its beginning and end), or
  * undefined when no profile runs or the batch's query set is full (that dispatch is then not timed).
  */
-export function timedPass(device: GPUDevice, name: string): GPUComputePassDescriptor | undefined {
+function timedPass(device: GPUDevice, name: string): GPUComputePassDescriptor | undefined {
   if (!totals) return undefined;
   batch ??= { set: device.createQuerySet({ type: "timestamp", count: QUERIES }), names: [] };
   const i = batch.names.length;
@@ -79,7 +77,7 @@ export function timedPass(device: GPUDevice, name: string): GPUComputePassDescri
  * Called by `flush()` with the batch's encoder before it is finished: resolves the timestamps into a buffer that
  * is read back once the batch has run. Returns what to call after the submit.
  */
-export function resolveTimestamps(device: GPUDevice, encoder: GPUCommandEncoder): (() => void) | null {
+function resolveTimestamps(device: GPUDevice, encoder: GPUCommandEncoder): (() => void) | null {
   if (!batch || batch.names.length === 0) return null;
   const { set, names } = batch;
   batch = null;
@@ -121,6 +119,7 @@ export function resolveTimestamps(device: GPUDevice, encoder: GPUCommandEncoder)
 export async function stopKernelProfile(): Promise<KernelTiming[]> {
   if (!totals) throw new ProfileError("no kernel profile is running");
   await sync();
+  setPassTimer(null);
   await Promise.all(pending.splice(0));
   const rows = [...totals.values()].sort((a, b) => b.ms - a.ms);
   totals = null;

@@ -12,7 +12,6 @@ import { DeviceLostError, GpuLimitError, KernelError } from "./errors.ts";
 import type { BindingKind, Kernel } from "./kernel.ts";
 import type { Params } from "./params.ts";
 import { destroyRetired, emptyCache as emptyPool, retiredBytesPending, trimIdleBuffers } from "./pool.ts";
-import { profiling, resolveTimestamps, timedPass } from "./profile.ts";
 
 /** A storage buffer binding: the whole buffer, or a byte range of it. */
 export interface BufferBinding {
@@ -33,6 +32,22 @@ export interface DispatchSpec {
   buffers: (GPUBuffer | BufferBinding)[];
   /** Workgroup counts. */
   workgroups: readonly [number, number?, number?];
+}
+
+/**
+ * What a profiler plugs into the queue (src/gpu/profile.ts installs one while a profile runs): while installed,
+ * each dispatch gets its own compute pass with the descriptor `timedPass` returns for its kernel, and `resolve`
+ * is called with a batch's encoder before it is finished (it returns what to run after the submission).
+ */
+export interface PassTimer {
+  timedPass(device: GPUDevice, name: string): GPUComputePassDescriptor | undefined;
+  resolve(device: GPUDevice, encoder: GPUCommandEncoder): (() => void) | null;
+}
+let passTimer: PassTimer | null = null;
+
+/** Installs (or, with null, removes) the pass timer. */
+export function setPassTimer(timer: PassTimer | null): void {
+  passTimer = timer;
 }
 
 const SLOT = 256;
@@ -134,10 +149,10 @@ function begin(device: GPUDevice, timed?: string): GPUComputePassEncoder {
     device.pushErrorScope("validation");
     encoder = device.createCommandEncoder();
   }
-  if (timed !== undefined) {
+  if (timed !== undefined && passTimer) {
     // profiling: each dispatch in its own pass, timestamped at both ends
     endPass();
-    pass = encoder.beginComputePass(timedPass(device, timed));
+    pass = encoder.beginComputePass(passTimer.timedPass(device, timed));
   }
   if (!pass) pass = encoder.beginComputePass();
   return pass;
@@ -204,7 +219,7 @@ export function dispatch(spec: DispatchSpec): void {
     key += `|${bufferId(buffer)}:${offset}:${bound}`;
     used.add(buffer);
   });
-  const p = begin(device, profiling() ? name : undefined);
+  const p = begin(device, passTimer ? name : undefined);
   const pl = pipeline(device, spec, kinds);
   let pid = pipelineIds.get(pl);
   if (pid === undefined) pipelineIds.set(pl, pid = nextPipelineId++);
@@ -235,7 +250,7 @@ export function flush(): void {
   const { device } = gpu();
   endPass();
   if (slots > 0) device.queue.writeBuffer(arena!, 0, arenaCpu, 0, slots * SLOT);
-  const readTimestamps = resolveTimestamps(device, encoder);
+  const readTimestamps = passTimer?.resolve(device, encoder) ?? null;
   const cb = encoder.finish();
   device.queue.submit([cb]);
   // buffers the pool gave back while this batch was recorded may be named by it: destroyed once it is submitted

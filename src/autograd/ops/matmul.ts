@@ -28,7 +28,7 @@
  * rows, each bound on its own, when A is not transposed; otherwise, or when B alone is larger than the limit,
  * a GpuLimitError names the shape.
  */
-import { gpu, isCpuAdapter } from "../../gpu/device.ts";
+import { cpuKernels, gpu, isCpuAdapter } from "../../gpu/device.ts";
 import { GpuLimitError } from "../../gpu/errors.ts";
 import { kernel } from "../../gpu/kernel.ts";
 import { Params } from "../../gpu/params.ts";
@@ -92,9 +92,13 @@ export function defaultMatmulVariant(
   return isCpuAdapter(info) ? "register" : "shared";
 }
 
-/** The kernel matmul uses now on the current device. */
+/**
+ * The kernel matmul uses now: a `setMatmulVariant` choice, else the CPU kernels' choice (`cpuKernels()`: the
+ * adapter's kind, or what `setCpuKernels` forces, as for every kernel with a CPU and a GPU variant).
+ */
 export function matmulVariant(): MatmulVariant {
-  return setting === "auto" ? defaultMatmulVariant(gpu().info) : setting;
+  if (setting !== "auto") return setting;
+  return cpuKernels() ? "register" : "shared";
 }
 
 /** Caps below the device's limits, for tests of the splitting paths (null fields: the device's own). */
