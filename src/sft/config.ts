@@ -1,192 +1,120 @@
 /**
- * `SFTConfig`: the options of a supervised fine-tuning run (the subset of TRL's `SFTConfig` and the training
- * arguments it inherits that `SFTTrainer` implements), camelCase in TypeScript, validated at construction.
+ * `SFTConfig`: the options of a supervised fine-tuning run (the subset of TRL's `SFTConfig` that `SFTTrainer`
+ * implements, with every training argument the loop of src/train reads), camelCase in TypeScript, built and
+ * validated by the config builder of src/config from the shared training rows and the SFT rows below, as
+ * DPOConfig is: each value against its row, unknown options named with the nearest valid one, the training
+ * arguments' rules between them (run length, schedule options, report_to, eval_steps' fallback) and their
+ * warnings. The object is frozen: use `with()` for a changed copy.
  *
- * One deliberate difference from TRL: `assistantOnlyLoss` defaults to true (TRL: false), because webdpo's
- * SFT stage exists to train chat models whose loss belongs on the assistant turns only.
+ * Defaults are TRL's SFTConfig values, with three deliberate differences:
+ * - `assistantOnlyLoss` defaults to true (TRL: false), because webdpo's SFT stage exists to train chat models
+ *   whose loss belongs on the assistant turns only;
+ * - `saveStrategy` defaults to "no" and `reportTo` to ["none"] (TRL: "steps" and every integration): an SFT run
+ *   writes checkpoints and `outputDir/metrics.jsonl` only when asked, as it did before it had these options.
  *
  * @module
  */
-import { nearestKey } from "../dpo/config.ts";
+import type { ConfigInit, ConfigValues } from "../config/field.ts";
+import { bool, int, str, withDefaults, withDocs } from "../config/field.ts";
+import { ConfigSchema, deepFreeze, isPlainObject, printWarningsOnce } from "../config/schema.ts";
+import { checkTrainingArgs, TRAINING_ROWS, warnOverridden, warnUnusedIntervals } from "../config/training.ts";
+import { quotedUnknownKey, showValue, Voice } from "../config/voice.ts";
 import { WebDPOError } from "../gpu/errors.ts";
-import { SCHEDULER_TYPES, type SchedulerType } from "../optim/schedule.ts";
 
-/** An invalid SFT option: an unknown key, a value of the wrong type or out of range. */
+/** An invalid SFT option: an unknown key, a value of the wrong type or out of range, or an invalid combination. */
 export class SFTConfigError extends WebDPOError {}
 
-/** Every option with its TRL / transformers default (TRL's `SFTConfig` values where they differ). */
-export interface SFTConfigValues {
-  /** Where `save()` writes by default (TRL: output_dir). */
-  outputDir: string;
-  seed: number;
-  /** Seed of the data order (default: `seed`). */
-  dataSeed: number | null;
-  perDeviceTrainBatchSize: number;
-  perDeviceEvalBatchSize: number;
-  gradientAccumulationSteps: number;
-  /** TRL's SFTConfig default 2e-5. */
-  learningRate: number;
-  weightDecay: number;
-  adamBeta1: number;
-  adamBeta2: number;
-  adamEpsilon: number;
-  /** ≤ 0 disables clipping. */
-  maxGradNorm: number;
-  numTrainEpochs: number;
-  /** > 0 overrides numTrainEpochs; -1 = use epochs. */
-  maxSteps: number;
-  lrSchedulerType: SchedulerType;
-  warmupRatio: number;
-  warmupSteps: number;
-  /** Log every this many optimizer steps (TRL's SFTConfig: 10). */
-  loggingSteps: number;
-  loggingFirstStep: boolean;
-  /** Turn the redrawn progress bar off (log lines remain). */
-  disableTqdm: boolean;
-  gradientCheckpointing: boolean;
-  /** Sequences are truncated to this many tokens (keeping the start), TRL's default 1024. */
-  maxLength: number;
-  /** Conversational rows: score only the assistant turns (TRL default false; here true, see the module doc). */
-  assistantOnlyLoss: boolean;
-  /** Prompt/completion rows: score only the completion (null = true, as TRL's None). */
-  completionOnlyLoss: boolean | null;
-  /** The column of plain language-modelling rows. */
-  datasetTextField: string;
-  /** The label value that is not scored. */
-  labelPadTokenId: number;
-}
+/** The training arguments with TRL's SFTConfig defaults and SFTTrainer's own. */
+const SFT_TRAINING_ROWS = withDocs(
+  withDefaults(TRAINING_ROWS, {
+    output_dir: "outputs/sft",
+    learning_rate: 2e-5,
+    logging_steps: 10,
+    save_strategy: "no",
+    report_to: ["none"],
+    disable_tqdm: false,
+  }),
+  {
+    output_dir: "where checkpoints, metrics.jsonl and save() write (default outputs/sft)",
+    learning_rate: "peak AdamW learning rate (TRL's SFTConfig default 2e-5)",
+    logging_steps: "log every this many optimizer steps (< 1: a fraction of the run); TRL's SFTConfig: 10",
+    save_strategy:
+      "when to write output_dir/checkpoint-<step>: never (the default here), every save_steps, or " +
+      "after each epoch",
+    report_to: "metric sinks: jsonl (output_dir/metrics.jsonl), all (= jsonl), none (the default here)",
+    disable_tqdm: "no progress bar (log lines remain); false: a bar when stderr is a terminal",
+  },
+);
 
-export type SFTConfigInit = Partial<SFTConfigValues>;
+/** SFTTrainer's own options. */
+const SFT_ROWS = [
+  int("max_length", 1024, { min: 2 }).doc("sequences are truncated to this many tokens, keeping the start"),
+  bool("assistant_only_loss", true).doc(
+    "conversational rows: score only the assistant turns (TRL's default false; true here, see above)",
+  ),
+  bool("completion_only_loss", null).doc("prompt/completion rows: score only the completion; unset: true"),
+  str("dataset_text_field", "text").doc("the column of plain language-modelling rows"),
+  int("label_pad_token_id", -100).doc("the label of positions that are not scored"),
+];
 
-const DEFAULTS: SFTConfigValues = {
-  outputDir: "outputs/sft",
-  seed: 42,
-  dataSeed: null,
-  perDeviceTrainBatchSize: 8,
-  perDeviceEvalBatchSize: 8,
-  gradientAccumulationSteps: 1,
-  learningRate: 2e-5,
-  weightDecay: 0,
-  adamBeta1: 0.9,
-  adamBeta2: 0.999,
-  adamEpsilon: 1e-8,
-  maxGradNorm: 1,
-  numTrainEpochs: 3,
-  maxSteps: -1,
-  lrSchedulerType: "linear",
-  warmupRatio: 0,
-  warmupSteps: 0,
-  loggingSteps: 10,
-  loggingFirstStep: false,
-  disableTqdm: false,
-  gradientCheckpointing: false,
-  maxLength: 1024,
-  assistantOnlyLoss: true,
-  completionOnlyLoss: null,
-  datasetTextField: "text",
-  labelPadTokenId: -100,
-};
+type Row = typeof SFT_TRAINING_ROWS[number] | typeof SFT_ROWS[number];
 
-const KEYS = Object.keys(DEFAULTS) as (keyof SFTConfigValues)[];
+/** Every option of SFTConfig after construction (camelCase). */
+export type SFTConfigValues = ConfigValues<Row>;
+/** What `new SFTConfig(...)` takes: any options (camelCase); the rest get their defaults. */
+export type SFTConfigInit = ConfigInit<Row>;
 
-function fail(msg: string): never {
-  throw new SFTConfigError(`SFTConfig: ${msg}`);
-}
+const SCHEMA: ConfigSchema = new ConfigSchema(
+  [...SFT_TRAINING_ROWS, ...SFT_ROWS],
+  new Voice({
+    prefix: "SFTConfig: ",
+    got: "; got ",
+    show: showValue,
+    // the wording of SFTConfig's type errors from its first release ("learningRate must be a number")
+    number: "a number",
+    error: (m) => new SFTConfigError(m),
+    unknownKey: quotedUnknownKey("option", () => SCHEMA.keys("camel")),
+  }),
+);
 
-function posInt(v: SFTConfigValues, k: keyof SFTConfigValues): void {
-  const x = v[k];
-  if (typeof x !== "number" || !Number.isInteger(x) || x < 1) fail(`${k} must be an integer ≥ 1, got ${x}`);
-}
-
-function nonNeg(v: SFTConfigValues, k: keyof SFTConfigValues): void {
-  const x = v[k];
-  if (typeof x !== "number" || !(x >= 0) || !Number.isFinite(x)) fail(`${k} must be a number ≥ 0, got ${x}`);
-}
+/** SFTConfig's fields, typed from its rows (merged into the class below). */
+export interface SFTConfig extends SFTConfigValues {}
 
 /** The options of an SFT run; `new SFTConfig({ learningRate: 1e-3, maxSteps: 200 })`. */
-export class SFTConfig implements SFTConfigValues {
-  outputDir!: string;
-  seed!: number;
-  dataSeed!: number | null;
-  perDeviceTrainBatchSize!: number;
-  perDeviceEvalBatchSize!: number;
-  gradientAccumulationSteps!: number;
-  learningRate!: number;
-  weightDecay!: number;
-  adamBeta1!: number;
-  adamBeta2!: number;
-  adamEpsilon!: number;
-  maxGradNorm!: number;
-  numTrainEpochs!: number;
-  maxSteps!: number;
-  lrSchedulerType!: SchedulerType;
-  warmupRatio!: number;
-  warmupSteps!: number;
-  loggingSteps!: number;
-  loggingFirstStep!: boolean;
-  disableTqdm!: boolean;
-  gradientCheckpointing!: boolean;
-  maxLength!: number;
-  assistantOnlyLoss!: boolean;
-  completionOnlyLoss!: boolean | null;
-  datasetTextField!: string;
-  labelPadTokenId!: number;
+export class SFTConfig {
+  /** Problems that do not stop a run (an option its strategy ignores, one another option overrides). */
+  readonly warnings: readonly string[];
 
-  constructor(init: SFTConfigInit = {}) {
-    if (!init || typeof init !== "object") fail("expected an object of options");
-    for (const [k, val] of Object.entries(init)) {
-      if (!(KEYS as string[]).includes(k)) {
-        const near = nearestKey(k, KEYS);
-        fail(`unknown option "${k}"${near ? ` (did you mean "${near}"?)` : ""}`);
-      }
-      if (val === undefined) continue;
-      const want = typeof DEFAULTS[k as keyof SFTConfigValues];
-      const nullable = k === "dataSeed" || k === "completionOnlyLoss";
-      if (!(nullable && val === null) && typeof val !== want && !(nullable && want === "object")) {
-        fail(
-          `${k} must be a ${nullable ? `${k === "dataSeed" ? "number" : "boolean"} or null` : want}, got ${
-            JSON.stringify(val)
-          }`,
-        );
-      }
-    }
-    const v = { ...DEFAULTS, ...Object.fromEntries(Object.entries(init).filter(([, x]) => x !== undefined)) };
-    for (
-      const k of ["perDeviceTrainBatchSize", "perDeviceEvalBatchSize", "gradientAccumulationSteps"] as const
-    ) {
-      posInt(v, k);
-    }
-    for (
-      const k of ["learningRate", "weightDecay", "adamEpsilon", "warmupRatio", "numTrainEpochs"] as const
-    ) {
-      nonNeg(v, k);
-    }
-    for (const k of ["adamBeta1", "adamBeta2"] as const) {
-      if (!(v[k] >= 0 && v[k] < 1)) fail(`${k} must be in [0, 1), got ${v[k]}`);
-    }
-    if (!Number.isFinite(v.maxGradNorm)) fail(`maxGradNorm must be finite, got ${v.maxGradNorm}`);
-    if (!Number.isInteger(v.maxSteps) || v.maxSteps === 0 || v.maxSteps < -1) {
-      fail(`maxSteps must be -1 (use numTrainEpochs) or an integer ≥ 1, got ${v.maxSteps}`);
-    }
-    if (v.maxSteps === -1 && !(v.numTrainEpochs > 0)) fail("numTrainEpochs must be > 0 when maxSteps is -1");
-    if (!Number.isInteger(v.warmupSteps) || v.warmupSteps < 0) {
-      fail(`warmupSteps must be an integer ≥ 0, got ${v.warmupSteps}`);
-    }
-    if (v.warmupRatio > 1) fail(`warmupRatio must be in [0, 1], got ${v.warmupRatio}`);
-    if (!(v.loggingSteps > 0)) fail(`loggingSteps must be > 0, got ${v.loggingSteps}`);
-    if (!Number.isInteger(v.maxLength) || v.maxLength < 2) {
-      fail(`maxLength must be an integer ≥ 2, got ${v.maxLength}`);
-    }
-    if (!(SCHEDULER_TYPES as readonly string[]).includes(v.lrSchedulerType)) {
-      fail(`lrSchedulerType must be one of ${SCHEDULER_TYPES.join(", ")}, got "${v.lrSchedulerType}"`);
-    }
-    if (!Number.isInteger(v.seed)) fail(`seed must be an integer, got ${v.seed}`);
-    if (v.dataSeed !== null && !Number.isInteger(v.dataSeed)) {
-      fail(`dataSeed must be an integer, got ${v.dataSeed}`);
-    }
-    if (!Number.isInteger(v.labelPadTokenId)) {
-      fail(`labelPadTokenId must be an integer, got ${v.labelPadTokenId}`);
-    }
-    Object.assign(this, v);
+  /** Applies the defaults to `init`, validates every value and combination, and collects the warnings. */
+  constructor(init: SFTConfigInit = {}, options: { printWarnings?: boolean } = {}) {
+    if (!isPlainObject(init)) SCHEMA.voice.fail(`expected an object of options; got ${showValue(init)}`);
+    const { values, warnings } = SCHEMA.resolve(init, {
+      keys: "camel",
+      rules: (r) => {
+        checkTrainingArgs(r);
+        warnUnusedIntervals(r);
+        warnOverridden(r);
+      },
+    });
+    this.warnings = Object.freeze(warnings);
+    Object.assign(this, values);
+    deepFreeze(values);
+    Object.freeze(this);
+    if (options.printWarnings ?? true) printWarningsOnce(warnings);
+  }
+
+  /** Every option, camelCase, as a plain object (copies of lists and mappings). */
+  toCamelCase(): SFTConfigInit {
+    return SCHEMA.toCamelCase(this) as SFTConfigInit;
+  }
+
+  /** Every option under its snake_case (TRL) name, as plain data (what a checkpoint's training_args.json holds). */
+  toSnakeCase(options: { omitDefaults?: boolean } = {}): Record<string, unknown> {
+    return SCHEMA.toSnakeCase(this, options);
+  }
+
+  /** A validated copy with some options changed. */
+  with(changes: SFTConfigInit, options: { printWarnings?: boolean } = {}): SFTConfig {
+    return new SFTConfig({ ...this.toCamelCase(), ...changes }, options);
   }
 }

@@ -10,25 +10,27 @@
  * of scored tokens: a log's `loss` is the mean over the window's micro-batches (as TRL's), `eval_loss` the mean
  * over every scored token of the eval set. Logs add `num_tokens`, the non-padding input tokens trained on so far.
  *
- * SFTConfig has no evaluation or save schedule, metrics file or resume option: the loop runs with those off, and
- * Ctrl-C is not caught unless `handleSignals` is set (a stop request saves a checkpoint to `outputDir`).
+ * SFTConfig has every training argument the loop reads (src/config/training.ts): evaluation, checkpoints (with
+ * `num_tokens` added), metrics.jsonl and `resumeFromCheckpoint` work as in DPO, but an SFT run saves and writes
+ * metrics.jsonl only when asked (`saveStrategy` "no" and `reportTo` ["none"] by default), and Ctrl-C is not
+ * caught unless `handleSignals` is set (a stop request saves a checkpoint to `outputDir`).
  */
 import { noGrad } from "../autograd/grad_mode.ts";
 import { concat } from "../autograd/ops/concat.ts";
 import { crossEntropy } from "../autograd/ops/cross_entropy.ts";
 import { shiftLabels } from "../autograd/ops/logprobs.ts";
 import { reshape } from "../autograd/ops/reshape.ts";
+import { snakeToCamel } from "../config/field.ts";
 import type { Dataset, Row } from "../data/dataset.ts";
 import { DatasetError } from "../data/tokenize_row.ts";
-import { camelToSnake, snakeToCamel } from "../dpo/config.ts";
 import { init } from "../gpu/init.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { tensor } from "../tensor/create.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import type { TrainingArgs } from "../train/args.ts";
 import { meanRows } from "../train/metric_window.ts";
-import type { MicroBatchOutput, TrainerOptions } from "../train/options.ts";
+import { CHECKPOINT_FILES, countField } from "../train/checkpoint.ts";
+import type { CheckpointExtras, MicroBatchOutput, TrainerOptions } from "../train/options.ts";
 import {
   initialTrainerState,
   type TrainerCallback,
@@ -67,21 +69,6 @@ export type SFTTrainOutput = TrainOutput;
 /** A micro-batch's pack: its mean loss per scored token, and how many tokens were scored. */
 const METRIC_SLOTS = ["loss", "tokens"] as const;
 
-/** The loop's options for an SFT run: SFTConfig's, with what SFTConfig lacks turned off. */
-function trainingArgsOf(c: SFTConfig): TrainingArgs {
-  return {
-    ...c,
-    lrSchedulerKwargs: null,
-    reportTo: ["none"],
-    evalStrategy: "no",
-    evalSteps: null,
-    saveStrategy: "no",
-    saveSteps: 500,
-    saveTotalLimit: null,
-    resumeFromCheckpoint: null,
-  };
-}
-
 export class SFTTrainer extends Trainer<SFTExample, SFTTrainerState> {
   declare readonly tokenizer: SFTTokenizer & { padTokenId: number | null; save?(dir: string): Promise<void> };
   readonly args: SFTConfig;
@@ -98,7 +85,7 @@ export class SFTTrainer extends Trainer<SFTExample, SFTTrainerState> {
     if (!opts.tokenizer) throw new SFTTrainingError("tokenizer is required");
     super({
       ...opts,
-      trainingArgs: trainingArgsOf(opts.args),
+      trainingArgs: opts.args,
       state: { ...initialTrainerState(opts.args.perDeviceTrainBatchSize), numTokens: 0 },
       handleSignals: opts.handleSignals ?? false,
     });
@@ -180,7 +167,21 @@ export class SFTTrainer extends Trainer<SFTExample, SFTTrainerState> {
   }
 
   protected argsJson(): Record<string, unknown> {
-    return Object.fromEntries(Object.entries(this.args).map(([k, v]) => [camelToSnake(k), v]));
+    return this.args.toSnakeCase();
+  }
+
+  /** A checkpoint keeps the tokens trained on so far, so that a resumed run's num_tokens goes on counting. */
+  protected override checkpointExtras(): Promise<CheckpointExtras> {
+    return Promise.resolve({ fields: { num_tokens: this.state.numTokens }, write: () => Promise.resolve() });
+  }
+
+  protected override restoreExtras(dir: string, webdpoState: Record<string, unknown>): Promise<void> {
+    if (webdpoState.num_tokens === undefined) {
+      this.print(`webdpo: warning: ${dir} does not record num_tokens; the resumed run counts tokens from 0`);
+      return Promise.resolve();
+    }
+    this.state.numTokens = countField(webdpoState, "num_tokens", `${dir}/${CHECKPOINT_FILES.webdpo}`);
+    return Promise.resolve();
   }
 
   protected override error(message: string): Error {
