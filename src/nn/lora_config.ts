@@ -1,21 +1,27 @@
 /**
- * LoraConfig: PEFT's LoRA options with PEFT's defaults, given in camelCase (the TypeScript API), in PEFT's
- * snake_case (`adapter_config.json`, YAML) or with TRL's `lora_` prefixes (`lora_r`, `lora_target_modules`,
- * `lora_modules_to_save`). `loraConfig()` is strict (an unknown key is an error naming the closest valid key);
+ * LoraConfig: PEFT's LoRA options with PEFT's defaults, as rows of the config builder (src/config), given in
+ * camelCase (the TypeScript API), in PEFT's snake_case (`adapter_config.json`, YAML) or with TRL's `lora_` prefixes
+ * (`lora_r`, `lora_target_modules`, `lora_modules_to_save`: the rows' aliases). `loraConfig()` is strict (an
+ * unknown key is an error naming the closest valid key, two spellings of one option are an error);
  * `loraConfigFromPeft()` reads a PEFT `adapter_config.json`, where keys of options webdpo does not implement are
  * accepted only at their neutral value (null, false, {}, []), and anything else is an error naming the key.
+ * Messages quote values as excerpts of their JSON: an adapter_config.json may hold anything.
  *
  * Scaling: `lora_alpha / r`, or `lora_alpha / sqrt(r)` with `use_rslora` (rank-stabilised LoRA).
  * Per-module rank and alpha: `rank_pattern` / `alpha_pattern` map a regex to a value; a module whose full name
  * matches `(.*\.)?(pattern)$` uses it (the first matching pattern wins), as PEFT does.
  */
+import { checkValue } from "../config/check.ts";
+import { bool, type ConfigValues, float, int, map, names, oneOf, REQUIRED, str } from "../config/field.ts";
+import { ConfigSchema } from "../config/schema.ts";
+import { quotedUnknownKey, Voice } from "../config/voice.ts";
 import { WebDPOError } from "../gpu/errors.ts";
 import { jsonExcerpt } from "../util/json_excerpt.ts";
 
 /** A malformed or unsupported LoRA configuration or adapter folder. */
 export class LoraError extends WebDPOError {}
 
-/** A normalised LoRA configuration (PEFT's LoraConfig fields, camelCase). */
+/** A normalised LoRA configuration (PEFT's LoraConfig fields, camelCase; the rows below document them). */
 export interface LoraConfig {
   /** Rank r (PEFT default 8). */
   r: number;
@@ -67,84 +73,6 @@ export interface LoraConfigInput {
   [snakeCaseKey: string]: unknown;
 }
 
-/** PEFT's defaults. */
-export const LORA_DEFAULTS: Readonly<LoraConfig> = Object.freeze({
-  r: 8,
-  loraAlpha: 8,
-  loraDropout: 0,
-  targetModules: null,
-  excludeModules: null,
-  modulesToSave: null,
-  useRslora: false,
-  bias: "none" as const,
-  rankPattern: {},
-  alphaPattern: {},
-  initLoraWeights: true as const,
-  baseModelNameOrPath: null,
-});
-
-/** Every accepted spelling → the LoraConfig field. */
-const ALIASES: Record<string, keyof LoraConfig> = {
-  r: "r",
-  loraR: "r",
-  lora_r: "r",
-  loraAlpha: "loraAlpha",
-  lora_alpha: "loraAlpha",
-  loraDropout: "loraDropout",
-  lora_dropout: "loraDropout",
-  targetModules: "targetModules",
-  target_modules: "targetModules",
-  loraTargetModules: "targetModules",
-  lora_target_modules: "targetModules",
-  excludeModules: "excludeModules",
-  exclude_modules: "excludeModules",
-  modulesToSave: "modulesToSave",
-  modules_to_save: "modulesToSave",
-  loraModulesToSave: "modulesToSave",
-  lora_modules_to_save: "modulesToSave",
-  useRslora: "useRslora",
-  use_rslora: "useRslora",
-  bias: "bias",
-  rankPattern: "rankPattern",
-  rank_pattern: "rankPattern",
-  alphaPattern: "alphaPattern",
-  alpha_pattern: "alphaPattern",
-  initLoraWeights: "initLoraWeights",
-  init_lora_weights: "initLoraWeights",
-  baseModelNameOrPath: "baseModelNameOrPath",
-  base_model_name_or_path: "baseModelNameOrPath",
-};
-
-/** Keys of a PEFT config that describe the file, not the adapter (accepted, checked where it matters). */
-const DESCRIPTIVE = new Set([
-  "peft_type",
-  "peftType",
-  "task_type",
-  "taskType",
-  "inference_mode",
-  "inferenceMode",
-  "fan_in_fan_out",
-  "fanInFanOut",
-  "revision",
-  "auto_mapping",
-  "peft_version",
-]);
-
-function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return d[a.length][b.length];
-}
-
-function closest(name: string, options: readonly string[]): string {
-  return options.reduce((best, o) => (editDistance(name, o) < editDistance(name, best) ? o : best));
-}
-
 /** The regex a target_modules / exclude_modules string stands for: a full match of the module name. */
 const targetRegex = (spec: string) => `^(?:${spec})$`;
 
@@ -161,125 +89,105 @@ function compiles(source: string): boolean {
   }
 }
 
-function isNeutral(v: unknown): boolean {
-  if (v === null || v === undefined || v === false) return true;
-  if (Array.isArray(v)) return v.length === 0;
-  if (typeof v === "object") return Object.keys(v as object).length === 0;
-  return false;
-}
+// ---- the rows' own checks (values no FieldType describes) ----
 
-function positiveInt(key: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
-    throw new LoraError(`LoRA config: ${key} must be an integer ≥ 1, got ${jsonExcerpt(v)}`);
-  }
-  return v;
-}
-
-function finite(key: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new LoraError(`LoRA config: ${key} must be a finite number, got ${jsonExcerpt(v)}`);
-  }
-  return v;
-}
-
-function moduleList(key: string, v: unknown, allowString: boolean): string[] | string | null {
+/** Module names, or (`regex`) one string: a regex that must compile; null stays null. */
+const moduleList = (regex: boolean) => (v: unknown, key: string, voice: Voice): unknown => {
   if (v === null || v === undefined) return null;
   if (typeof v === "string") {
-    if (!allowString) return [v];
-    if (v.length === 0) throw new LoraError(`LoRA config: ${key} is an empty string`);
-    if (!compiles(targetRegex(v))) {
-      throw new LoraError(`LoRA config: ${key} ${jsonExcerpt(v)} is not a valid regex`);
-    }
+    if (!regex) return [v];
+    if (v.length === 0) voice.fail(`${key} is an empty string`);
+    if (!compiles(targetRegex(v))) voice.fail(`${key} ${voice.show(v)} is not a valid regex`);
     return v;
   }
   if (Array.isArray(v) && v.every((s) => typeof s === "string" && s.length > 0)) return [...v] as string[];
-  throw new LoraError(
-    `LoRA config: ${key} must be a list of module names${allowString ? ", a regex string" : ""} or null, ` +
-      `got ${jsonExcerpt(v)}`,
-  );
-}
+  return voice.must(key, `a list of module names${regex ? ", a regex string" : ""} or null`, voice.show(v));
+};
 
-function pattern(key: string, v: unknown, check: (k: string, x: unknown) => number): Record<string, number> {
+/** A mapping of module regexes to values checked against `value`'s row; null is {}. */
+const patterns = (value: Parameters<typeof checkValue>[0]) => (v: unknown, key: string, voice: Voice) => {
   if (v === null || v === undefined) return {};
   if (typeof v !== "object" || Array.isArray(v)) {
-    throw new LoraError(
-      `LoRA config: ${key} must be an object mapping regexes to numbers, got ${jsonExcerpt(v)}`,
-    );
+    voice.must(key, "an object mapping regexes to numbers", voice.show(v));
   }
   const out: Record<string, number> = {};
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (!compiles(patternRegex(k))) {
-      throw new LoraError(`LoRA config: ${key} key ${jsonExcerpt(k)} is not a valid regex`);
-    }
-    out[k] = check(`${key}[${JSON.stringify(k)}]`, x);
+    if (!compiles(patternRegex(k))) voice.fail(`${key} key ${voice.show(k)} is not a valid regex`);
+    out[k] = checkValue(value, x, `${key}[${JSON.stringify(k)}]`, voice) as number;
   }
   return out;
-}
+};
 
-/** Validates one field's value. */
-function field(out: LoraConfig, f: keyof LoraConfig, key: string, v: unknown): void {
-  switch (f) {
-    case "r":
-      out.r = positiveInt(key, v);
-      break;
-    case "loraAlpha":
-      out.loraAlpha = finite(key, v);
-      break;
-    case "loraDropout": {
-      const p = finite(key, v);
-      if (p < 0 || p >= 1) throw new LoraError(`LoRA config: ${key} must be in [0, 1), got ${p}`);
-      out.loraDropout = p;
-      break;
-    }
-    case "targetModules":
-      out.targetModules = moduleList(key, v, true);
-      break;
-    case "excludeModules":
-      out.excludeModules = moduleList(key, v, true);
-      break;
-    case "modulesToSave":
-      out.modulesToSave = moduleList(key, v, false) as string[] | null;
-      break;
-    case "useRslora":
-      if (typeof v !== "boolean") {
-        throw new LoraError(`LoRA config: ${key} must be true or false, got ${jsonExcerpt(v)}`);
-      }
-      out.useRslora = v;
-      break;
-    case "bias":
-      if (v !== "none") {
-        throw new LoraError(
-          `LoRA config: ${key} ${jsonExcerpt(v)} is not supported; webdpo implements bias "none" only ` +
-            `(biases stay frozen)`,
-        );
-      }
-      break;
-    case "rankPattern":
-      out.rankPattern = pattern(key, v, positiveInt);
-      break;
-    case "alphaPattern":
-      out.alphaPattern = pattern(key, v, finite);
-      break;
-    case "initLoraWeights":
-      if (v !== true) {
-        throw new LoraError(
-          `LoRA config: ${key} ${jsonExcerpt(v)} is not supported; webdpo initialises as PEFT's default ` +
-            `(true: A Kaiming-uniform, B zero)`,
-        );
-      }
-      break;
-    case "baseModelNameOrPath":
-      if (v !== null && typeof v !== "string") {
-        throw new LoraError(`LoRA config: ${key} must be a string or null, got ${jsonExcerpt(v)}`);
-      }
-      out.baseModelNameOrPath = v as string | null;
-      break;
-  }
-}
+/** Only `value` is supported: anything else is an error saying `why`. */
+const only = (value: unknown, why: string) => (v: unknown, key: string, voice: Voice) => {
+  if (v !== value) voice.fail(`${key} ${voice.show(v)} is not supported; ${why}`);
+  return value;
+};
 
-function withDefaults(): LoraConfig {
-  return { ...LORA_DEFAULTS, rankPattern: {}, alphaPattern: {} };
-}
+/** Any string (an empty one too: it is only written back to adapter_config.json), or null. */
+const stringOrNull = (v: unknown, key: string, voice: Voice) => {
+  if (v !== null && typeof v !== "string") voice.must(key, "a string or null", voice.show(v));
+  return v;
+};
+
+/** A rank_pattern value, an alpha_pattern value. */
+const RANK = int("rank", REQUIRED, { min: 1 }).doc("a module's rank");
+const ALPHA = float("alpha", REQUIRED).doc("a module's lora_alpha");
+
+/** PEFT's LoraConfig fields that webdpo implements, with PEFT's defaults. */
+const LORA_ROWS = [
+  int("r", 8, { min: 1, aliases: ["lora_r", "loraR"] }).doc(
+    "rank r of the adapter's A [r, in] and B [out, r]",
+  ),
+  float("lora_alpha", 8).doc("the adapter's output is scaled by lora_alpha / r (/ sqrt(r) with use_rslora)"),
+  float("lora_dropout", 0, { min: 0, lt: 1 }).doc("dropout on the adapter's input in train mode, in [0, 1)"),
+  names("target_modules", null, {
+    aliases: ["lora_target_modules", "loraTargetModules"],
+    check: moduleList(true),
+  }).doc("module names, one regex or all-linear; unset: PEFT's default for the architecture"),
+  names("exclude_modules", null, { check: moduleList(true) }).doc(
+    "module names or a regex kept out of the targets",
+  ),
+  names("modules_to_save", null, {
+    aliases: ["lora_modules_to_save", "loraModulesToSave"],
+    check: moduleList(false),
+  }).doc("modules trained in full and saved with the adapter (e.g. lm_head, embed_tokens)"),
+  bool("use_rslora", false).doc("rank-stabilised LoRA: scale by lora_alpha / sqrt(r)"),
+  oneOf("bias", ["none"], "none", {
+    check: only("none", 'webdpo implements bias "none" only (biases stay frozen)'),
+  }).doc("which biases train: none (they stay frozen and are not saved)"),
+  map("rank_pattern", {}, { check: patterns(RANK) }).doc(
+    "per-module ranks: a regex of the module's name → r",
+  ),
+  map("alpha_pattern", {}, { check: patterns(ALPHA) }).doc("per-module alphas: a regex → lora_alpha"),
+  bool("init_lora_weights", true, {
+    check: only(true, "webdpo initialises as PEFT's default (true: A Kaiming-uniform, B zero)"),
+  }).doc("PEFT's default initialisation: A Kaiming-uniform, B zero (the adapter starts as the identity)"),
+  str("base_model_name_or_path", null, { check: stringOrNull }).doc(
+    "the base model's name or folder (written to adapter_config.json)",
+  ),
+];
+
+// LoraConfig, written out above for its users, has exactly the rows' keys.
+const _sameKeys: [keyof LoraConfig] extends [keyof ConfigValues<typeof LORA_ROWS[number]>]
+  ? [keyof ConfigValues<typeof LORA_ROWS[number]>] extends [keyof LoraConfig] ? true : never
+  : never = true;
+
+const SCHEMA: ConfigSchema = new ConfigSchema(
+  LORA_ROWS,
+  new Voice({
+    prefix: "LoRA config: ",
+    got: ", got ",
+    show: jsonExcerpt,
+    error: (m) => new LoraError(m),
+    unknownKey: quotedUnknownKey("key", () => SCHEMA.keys("snake")),
+  }),
+);
+
+/** PEFT's defaults. */
+export const LORA_DEFAULTS: Readonly<LoraConfig> = Object.freeze(
+  Object.fromEntries(LORA_ROWS.map((f) => [f.camel, f.default])) as unknown as LoraConfig,
+);
 
 /**
  * A LoraConfig from options in camelCase, snake_case or TRL's prefixed names, with PEFT's defaults for what is
@@ -290,22 +198,29 @@ export function loraConfig(opts: LoraConfigInput = {}): LoraConfig {
   if (opts === null || typeof opts !== "object" || Array.isArray(opts)) {
     throw new LoraError(`LoRA config: expected an object of options, got ${jsonExcerpt(opts)}`);
   }
-  const out = withDefaults();
-  const seen = new Map<keyof LoraConfig, string>();
-  for (const [key, v] of Object.entries(opts)) {
-    if (v === undefined) continue;
-    const f = ALIASES[key];
-    if (!f) {
-      throw new LoraError(
-        `LoRA config: unknown key "${key}" (did you mean "${closest(key, Object.keys(ALIASES))}"?)`,
-      );
-    }
-    const prev = seen.get(f);
-    if (prev !== undefined) throw new LoraError(`LoRA config: "${key}" and "${prev}" set the same option`);
-    seen.set(f, key);
-    field(out, f, key, v);
-  }
-  return out;
+  return SCHEMA.resolve(opts).values as unknown as LoraConfig;
+}
+
+/** Keys of a PEFT config that describe the file, not the adapter (accepted, checked where it matters). */
+const DESCRIPTIVE = new Set([
+  "peft_type",
+  "peftType",
+  "task_type",
+  "taskType",
+  "inference_mode",
+  "inferenceMode",
+  "fan_in_fan_out",
+  "fanInFanOut",
+  "revision",
+  "auto_mapping",
+  "peft_version",
+]);
+
+function isNeutral(v: unknown): boolean {
+  if (v === null || v === undefined || v === false) return true;
+  if (Array.isArray(v)) return v.length === 0;
+  if (typeof v === "object") return Object.keys(v as object).length === 0;
+  return false;
 }
 
 /**
@@ -327,16 +242,10 @@ export function loraConfigFromPeft(json: Record<string, unknown>, where: string)
   if (task !== undefined && task !== null && task !== "CAUSAL_LM") {
     throw new LoraError(`${where}: task_type is ${jsonExcerpt(task)}; webdpo loads CAUSAL_LM adapters`);
   }
-  const out = withDefaults();
+  const known: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(json)) {
-    const f = ALIASES[key];
-    if (f) {
-      try {
-        field(out, f, key, v);
-      } catch (e) {
-        throw new LoraError(`${where}: ${(e as Error).message}`);
-      }
-    } else if (
+    if (SCHEMA.field(key)) known[key] = v;
+    else if (
       !DESCRIPTIVE.has(key) && !isNeutral(v) && !(key === "megatron_core" && v === "megatron.core")
     ) {
       throw new LoraError(
@@ -346,7 +255,11 @@ export function loraConfigFromPeft(json: Record<string, unknown>, where: string)
       );
     }
   }
-  return out;
+  try {
+    return SCHEMA.resolve(known).values as unknown as LoraConfig;
+  } catch (e) {
+    throw e instanceof LoraError ? new LoraError(`${where}: ${e.message}`) : e;
+  }
 }
 
 function patternValue(patterns: Record<string, number>, module: string): number | undefined {
