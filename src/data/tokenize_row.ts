@@ -166,12 +166,29 @@ function truncatePrompt(
   return prompt.slice(-maxPromptLength);
 }
 
-/** Tokenizes one row (standard or conversational). `index` and `file` name the row in errors. */
+/**
+ * Tokenizes one row (standard or conversational). `where` ("file line N") names the row in errors, those of the
+ * tokenizer included (a chat template that raises, an encoder that fails), which say nothing of the row.
+ */
 export function tokenizeRow(
   row: Record<string, unknown>,
   tok: RowTokenizer,
   opts: TokenizeOptions & { maxLength: number; maxPromptLength: number },
   where = "row 0",
+): TokenizedRow {
+  try {
+    return tokenizeNamedRow(row, tok, opts, where);
+  } catch (e) {
+    if (e instanceof DatasetError) throw e;
+    throw Object.assign(new DatasetError(`${where}: ${e instanceof Error ? e.message : e}`), { cause: e });
+  }
+}
+
+function tokenizeNamedRow(
+  row: Record<string, unknown>,
+  tok: RowTokenizer,
+  opts: TokenizeOptions & { maxLength: number; maxPromptLength: number },
+  where: string,
 ): TokenizedRow {
   const mode = opts.truncationMode ?? "keep_end";
   if (mode !== "keep_end" && mode !== "keep_start") {
