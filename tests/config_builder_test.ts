@@ -19,6 +19,7 @@ import {
   withDocs,
 } from "../src/config/field.ts";
 import { ConfigSchema } from "../src/config/schema.ts";
+import { helpEntry, typeLabel, valueFromText } from "../src/config/text.ts";
 import { TRAINING_ROWS } from "../src/config/training.ts";
 import { quotedUnknownKey, showValue, Voice } from "../src/config/voice.ts";
 import { CONFIG_FIELDS } from "../src/dpo/config_table.ts";
@@ -193,6 +194,30 @@ Deno.test("DPOConfig's training section is the shared training rows, in order, w
       TRAINING_ROWS[i].nullable,
     ]);
   });
+});
+
+Deno.test("text: flag and YAML strings typed by any config's rows, labels and --help entries", () => {
+  const [size, rate, , mode, extra, flag] = ROWS;
+  const v = voice();
+  assert.equal(valueFromText(size, ["12"], "--size", v), 12);
+  assert.equal(valueFromText(flag, [true], "--flag", v), true);
+  assert.equal(valueFromText(flag, ["none"], "--flag", v), null);
+  assert.deepEqual(valueFromText(extra, ["a=1,b=x"], "--extra", v), { a: 1, b: "x" });
+  throwsTest(() => valueFromText(rate, ["fast"], "--rate", v), "Test: --rate expects a number; got 'fast'");
+  throwsTest(
+    () => valueFromText(size, ["1", "2"], "--size", v),
+    "Test: --size is given 2 times; give it once",
+  );
+  assert.deepEqual([typeLabel(size), typeLabel(rate), typeLabel(mode)], [
+    "int ≥ 1",
+    "float in (0, 1)",
+    "{fast|slow}",
+  ]);
+  assert.deepEqual(helpEntry(rate), [
+    "  --rate <float in (0, 1)>  (default: 0.5; TRL ≥ 0.9)",
+    "      a rate in (0, 1)",
+  ]);
+  assert.deepEqual(helpEntry(flag)[0], "  --flag <bool>  (default: unset; TRL ≥ 0.9, < 0.29)");
 });
 
 Deno.test("nearestKey: case- and separator-insensitive, nothing when nothing is close", () => {

@@ -1,8 +1,8 @@
 /**
  * The configuration of `webdpo train`: a YAML file with TRL's snake_case keys (`--config dpo.yaml`), overridden by
- * command-line flags (`--beta 0.2 --loss_type ipo`), parsed and typed by the table in src/dpo/config_table.ts into
- * a validated DPOConfig and the script keys (model, reference model, dataset and splits). `trainHelp()` is the
- * text of `webdpo train --help`, generated from the same table.
+ * command-line flags (`--beta 0.2 --loss_type ipo`), parsed and typed by the table in src/dpo/config_table.ts (the
+ * text of each value typed by src/config/text.ts) into a validated DPOConfig and the script keys (model, reference
+ * model, dataset and splits). `trainHelp()` is the text of `webdpo train --help`, generated from the same table.
  *
  * Flags: `--key value` or `--key=value` (`--key-name` is read as `--key_name`); booleans as `--flag` alone or with
  * true/false (also yes/no, 1/0); lists comma-separated (`--loss_type sigmoid,sft`) or the flag repeated, replacing
@@ -13,18 +13,19 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
+import { helpEntry, parseBool, typeLabel, valueFromText } from "../config/text.ts";
 import {
   checkFieldValue,
   ConfigError,
+  DPO_VOICE,
   DPOConfig,
   type DPOConfigOptions,
-  rangeText,
   unknownKeyMessage,
 } from "../dpo/config.ts";
 import { FIELD_BY_NAME, FIELDS, type FieldSpec, type TrainScriptArgs } from "../dpo/config_table.ts";
 import { type LoraConfig, loraConfig, LoraError } from "../nn/lora_config.ts";
 
-export { ConfigError };
+export { ConfigError, typeLabel };
 export type { TrainScriptArgs };
 
 /** What `webdpo train` runs with. */
@@ -53,14 +54,6 @@ export interface TrainArgs {
   /** Each key's raw values in order (snake_case key; `true` for a flag given without a value). */
   flags: Map<string, (string | true)[]>;
 }
-
-const BOOL_TRUE = ["true", "yes", "y", "t", "on", "1"];
-const BOOL_FALSE = ["false", "no", "n", "f", "off", "0"];
-const parseBool = (s: string): boolean | undefined =>
-  BOOL_TRUE.includes(s.toLowerCase()) ? true : BOOL_FALSE.includes(s.toLowerCase()) ? false : undefined;
-
-/** Kinds for which a bare `none` (besides `null`) unsets the key. */
-const NONE_IS_NULL = new Set(["number", "int", "steps", "bool", "map", "numberList"]);
 
 /** Splits a `webdpo train` command line into `--config`, `--help` and the other flags (raw strings). */
 export function parseTrainArgs(argv: readonly string[]): TrainArgs {
@@ -121,132 +114,12 @@ export function wantsHelp(argv: readonly string[]): boolean {
   return argv.includes("-h") || argv.includes("--help");
 }
 
-const NUMBER_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-const INT_RE = /^[+-]?\d+$/;
-
-/** What a key's value looks like, for messages and `--help`. */
-export function typeLabel(f: FieldSpec): string {
-  const t = f.type;
-  const range = rangeText(f);
-  switch (t.kind) {
-    case "number":
-      return `float${range ? " " + range : ""}`;
-    case "int":
-      return `int${range ? " " + range : ""}`;
-    case "steps":
-      return "int ≥ 1 | fraction in (0, 1)";
-    case "bool":
-      return "bool";
-    case "string":
-      return "str";
-    case "enum":
-      return `{${t.values.join("|")}}`;
-    case "numberList":
-      return `list of float${range ? " " + range : ""}`;
-    case "enumOrList":
-      return `{${t.values.join("|")}} or a list`;
-    case "enumList":
-      return `list of {${t.values.join("|")}}`;
-    case "stringList":
-      return "list of str";
-    case "map":
-      return "mapping";
-    case "boolOrPath":
-      return "bool | path";
-  }
-}
-
-function expected(f: FieldSpec): string {
-  switch (f.type.kind) {
-    case "number":
-      return "a number";
-    case "int":
-      return "an integer";
-    case "steps":
-      return "a whole number of steps or a fraction in (0, 1)";
-    case "bool":
-      return "true or false";
-    case "numberList":
-      return "a comma-separated list of numbers";
-    case "map":
-      return 'a mapping: JSON ({"k": 1}) or k=v,k=v';
-    default:
-      return typeLabel(f);
-  }
-}
-
 /**
  * Types the string(s) given for one key (a flag's values, or a quoted YAML scalar) by the key's table type.
  * `where` names the source in errors ("--beta", "dpo.yaml: beta").
  */
 export function parseValue(f: FieldSpec, raw: readonly (string | true)[], where: string): unknown {
-  const kind = f.type.kind;
-  const isList = kind === "numberList" || kind === "enumOrList" || kind === "enumList" ||
-    kind === "stringList";
-  if (raw.length > 1 && !isList) {
-    throw new ConfigError(`${where} is given ${raw.length} times; give it once`);
-  }
-  const bad = (s: string | true): never => {
-    throw new ConfigError(`${where} expects ${expected(f)}${f.nullable ? " (or null)" : ""}; got '${s}'`);
-  };
-  if (raw.length === 1 && typeof raw[0] === "string" && f.nullable) {
-    const s = raw[0].toLowerCase();
-    if (s === "null" || (s === "none" && NONE_IS_NULL.has(kind))) return null;
-  }
-  if (isList) {
-    const items = raw.flatMap((s) => (s === true ? bad(s) : s.split(",").map((x) => x.trim()))).filter((x) =>
-      x !== ""
-    );
-    if (items.length === 0) bad(raw.join(","));
-    if (kind === "numberList") return items.map((x) => (NUMBER_RE.test(x) ? Number(x) : bad(x)));
-    // a flag's names are always a list (as TRL's nargs="+"), so `--lora_target_modules q_proj` names a module
-    if (kind === "enumList" || kind === "stringList") return items;
-    return items.length === 1 && raw.length === 1 ? items[0] : items;
-  }
-  const s = raw[0];
-  switch (kind) {
-    case "bool":
-      return s === true ? true : parseBool(s) ?? bad(s);
-    case "boolOrPath":
-      return s === true ? true : parseBool(s) ?? s;
-    case "number":
-    case "steps":
-      return s !== true && NUMBER_RE.test(s.trim()) ? Number(s) : bad(s);
-    case "int":
-      return s !== true && INT_RE.test(s.trim()) ? Number(s) : bad(s);
-    case "map":
-      return s === true ? bad(s) : parseMap(s, bad);
-    default:
-      return s === true ? bad(s) : s;
-  }
-}
-
-function parseMap(s: string, bad: (s: string) => never): Record<string, unknown> {
-  const text = s.trim();
-  if (text.startsWith("{")) {
-    try {
-      const v = JSON.parse(text);
-      if (v !== null && typeof v === "object" && !Array.isArray(v)) return v;
-    } catch {
-      // reported below
-    }
-    return bad(s);
-  }
-  const out: Record<string, unknown> = {};
-  for (const part of text.split(",")) {
-    const eq = part.indexOf("=");
-    if (eq <= 0) bad(s);
-    const k = part.slice(0, eq).trim();
-    const raw = part.slice(eq + 1).trim();
-    let v: unknown = raw;
-    try {
-      v = JSON.parse(raw);
-    } catch {
-      // a bare word stays a string
-    }
-    out[k] = v;
-  }
-  return out;
+  return valueFromText(f, raw, where, DPO_VOICE);
 }
 
 /** Reads the values of a YAML mapping, typing quoted scalars by the table (as TRL's parser does). */
@@ -399,24 +272,6 @@ export function peftConfigFromScript(script: TrainScriptArgs): LoraConfig | null
   }
 }
 
-function showNumber(x: number): string {
-  return x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential() : String(x);
-}
-
-function showDefault(f: FieldSpec): string {
-  if (f.required) return "required";
-  const v = f.default;
-  if (v === null) return "unset";
-  if (typeof v === "string") return v;
-  if (typeof v === "number") return showNumber(v);
-  return JSON.stringify(v);
-}
-
-function trlText(f: FieldSpec): string {
-  if (f.trl === null) return "webdpo-only";
-  return f.trl.until ? `TRL ≥ ${f.trl.since}, < ${f.trl.until}` : `TRL ≥ ${f.trl.since}`;
-}
-
 /** The text of `webdpo train --help`: every key, grouped, with its type, default and one line of documentation. */
 export function trainHelp(): string {
   const lines = [
@@ -443,8 +298,7 @@ export function trainHelp(): string {
     if (rows.length === 0) continue;
     lines.push("", `${title}:`);
     for (const f of rows) {
-      lines.push(`  --${f.name} <${typeLabel(f)}>  (default: ${showDefault(f)}; ${trlText(f)})`);
-      lines.push(`      ${f.doc}`);
+      lines.push(...helpEntry(f));
     }
   }
   return lines.join("\n");

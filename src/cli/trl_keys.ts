@@ -5,14 +5,14 @@
  *
  * @module
  */
+import { trlText } from "../config/text.ts";
 import { FIELDS, type FieldSpec } from "../dpo/config_table.ts";
 
 const SECTION: Record<FieldSpec["group"], string> = { script: "script", dpo: "DPO", training: "training" };
 
 /** Where TRL accepts the key, as a table cell. */
 export function trlAvailability(f: FieldSpec): string {
-  if (f.trl === null) return "**webdpo-only**";
-  return f.trl.until ? `TRL ≥ ${f.trl.since}, < ${f.trl.until}` : `TRL ≥ ${f.trl.since}`;
+  return f.trl === null ? "**webdpo-only**" : trlText(f.trl);
 }
 
 function table(fields: readonly FieldSpec[]): string[] {

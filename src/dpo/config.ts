@@ -49,7 +49,7 @@ export interface DPOConfigOptions {
 }
 
 /** How DPOConfig and `webdpo train` word errors: "beta must be > 0; got -1", strings in single quotes. */
-const DPO_VOICE = new Voice({
+export const DPO_VOICE: Voice = new Voice({
   got: "; got ",
   show: showValue,
   error: (m) => new ConfigError(m),
