@@ -14,11 +14,14 @@
  * | `webdpo_state.json` | the metrics of the logging window in progress and the running training-loss sum |
  * | `bco_state.json` | DPO: bco_pair's running mean (only with bco_pair) |
  * | `ref_model.safetensors` | DPO: the TR-DPO reference weights (only once sync_ref_model has changed them) |
+ * | `webdpo_manifest.json` | written last: the size and SHA-256 of every other file, checked before a resume (checkpoint_manifest.ts) |
  *
  * Writes are atomic: everything goes into a hidden temporary folder `.checkpoint-<step>.tmp-<id>`, each file is
  * flushed to disk, and the folder is renamed to `checkpoint-<step>` last. A crash or kill mid-save leaves only the
- * temporary folder, which resume ignores and the next run removes. A folder named `checkpoint-<step>` that lacks
- * one of the required files (made by something else) is skipped with the list of what is missing.
+ * temporary folder, which resume ignores and the next run removes (and, in a save that replaces a checkpoint of
+ * the same step, perhaps the old one moved aside, which the next run puts back). A folder named
+ * `checkpoint-<step>` that lacks one of the required files (made by something else) is skipped with the list of
+ * what is missing.
  */
 import { WebDPOError } from "../gpu/errors.ts";
 import { upload } from "../gpu/queue.ts";
@@ -148,13 +151,25 @@ export async function latestCheckpoint(outputDir: string): Promise<string | null
   return all.length ? all[all.length - 1].path : null;
 }
 
-/** Removes the temporary folders that interrupted saves left in `outputDir`; returns their paths. */
+/**
+ * Cleans up after the saves that were interrupted in `outputDir`: removes their temporary folders, and puts back
+ * a checkpoint that a save had moved aside to replace it (`.checkpoint-<step>.tmp-old<id>`, see commitCheckpoint)
+ * when the save was killed before the new one took its name. Returns the removed paths.
+ */
 export async function removeTemporaryCheckpoints(outputDir: string): Promise<string[]> {
   const removed: string[] = [];
   if (!(await isDir(outputDir))) return removed;
+  const names: string[] = [];
   for await (const e of Deno.readDir(outputDir)) {
-    if (!e.isDirectory || !TEMP_RE.test(e.name)) continue;
-    const path = `${outputDir}/${e.name}`;
+    if (e.isDirectory && TEMP_RE.test(e.name)) names.push(e.name);
+  }
+  for (const name of names) {
+    const path = `${outputDir}/${name}`;
+    const replaced = /^\.(checkpoint-\d+)\.tmp-old/.exec(name)?.[1];
+    if (replaced && !(await isDir(`${outputDir}/${replaced}`))) {
+      await Deno.rename(path, `${outputDir}/${replaced}`);
+      continue;
+    }
     await Deno.remove(path, { recursive: true });
     removed.push(path);
   }

@@ -22,6 +22,8 @@
 import { noGrad } from "../autograd/grad_mode.ts";
 import { scope } from "../autograd/scope.ts";
 import type { Dataset } from "../data/dataset.ts";
+import { gpuOrNull } from "../gpu/device.ts";
+import { DeviceLostError, WebDPOError } from "../gpu/errors.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { saveModel } from "../models/loader.ts";
 import type { AdamW } from "../optim/adamw.ts";
@@ -38,7 +40,9 @@ import {
   pruneCheckpoints,
   removeTemporaryCheckpoints,
 } from "./checkpoint.ts";
+import { writeManifest } from "./checkpoint_manifest.ts";
 import { type LoopState, readLoopFiles, writeLoopFiles } from "./checkpoint_state.ts";
+import { deviceLossReason, deviceLost, saveFailure } from "./failures.ts";
 import { interruptedMessage, listenForInterrupts } from "./interrupt.ts";
 import { MetricWindow, PendingStep, readPacks, type StepValues } from "./metric_window.ts";
 import { round, runSummary, trainLogEntry } from "./log_entries.ts";
@@ -220,6 +224,20 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
     return typeof t.save === "function" ? t as Tokenizer : undefined;
   }
 
+  /**
+   * The error a failed run throws: `e`, or a DeviceLostError naming the checkpoint to resume from when the device
+   * turns out lost. An error that began outside webdpo (a failed readback) may be how the loss was first noticed.
+   */
+  private async failure(e: unknown, device: GPUDevice | null): Promise<unknown> {
+    let root = e;
+    while (root instanceof WebDPOError && !(root instanceof DeviceLostError) && root.cause !== undefined) {
+      root = root.cause;
+    }
+    if (!device || (root instanceof WebDPOError && !(root instanceof DeviceLostError))) return e;
+    const reason = await deviceLossReason(device, 1000);
+    return reason === null ? e : deviceLost(e, reason, this.state.globalStep, this.lastCheckpoint);
+  }
+
   private lastGoodCheckpointNote(): string {
     return this.lastCheckpoint ? `; the last good checkpoint is ${this.lastCheckpoint}` : "";
   }
@@ -254,8 +272,17 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
   /** Runs training to `max_steps` (or `num_train_epochs`), resuming first when `resume_from_checkpoint` is set. */
   async train(): Promise<TrainOutput> {
     const started = performance.now();
-    await this.prepare(true);
     const a = this.trainingArgs;
+    // the checkpoint is found and checked first: a damaged one is refused before the datasets are tokenized
+    await removeTemporaryCheckpoints(a.outputDir);
+    const resume = await resumeCheckpoint(
+      a.resumeFromCheckpoint,
+      a.outputDir,
+      (l) => this.print(l),
+      (m) => this.error(m),
+    );
+    await this.prepare(true);
+    const device = gpuOrNull()?.device ?? null;
     const s = this.state;
     Object.assign(s, planSteps(this.trainExamples!.length, a));
     if (!this.optimizer) {
@@ -280,12 +307,6 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
       ? listenForInterrupts(() => (this.stopRequested = true), (l) => this.print(l))
       : () => {};
     try {
-      const resume = await resumeCheckpoint(
-        a.resumeFromCheckpoint,
-        a.outputDir,
-        (l) => this.print(l),
-        (m) => this.error(m),
-      );
       let pos = positionAt(s.globalStep, s, a);
       if (resume) {
         const r = await this.restore(resume);
@@ -295,7 +316,6 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
         lossCount = r.lossCount;
         this.lastCheckpoint = resume;
       }
-      await removeTemporaryCheckpoints(a.outputDir);
       await this.startLogs(resume ? s.globalStep : null);
       const firstStep = s.globalStep;
       this.progress = new Progress(s.maxSteps, !a.disableTqdm, this.progressStream ?? Deno.stderr, firstStep);
@@ -379,6 +399,8 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
       }
       await this.emit("onTrainEnd");
       return { globalStep: s.globalStep, trainingLoss, metrics, interrupted, checkpoint: savedNow };
+    } catch (e) {
+      throw await this.failure(e, device);
     } finally {
       window.clear();
       lastNorm?.dispose();
@@ -446,7 +468,7 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
     }
     const extras = await this.checkpointExtras();
     const tokenizer = this.savableTokenizer();
-    const dir = await commitCheckpoint(a.outputDir, s.globalStep, async (tmp) => {
+    const write = async (tmp: string) => {
       await this.writePolicy(tmp, tokenizer);
       await writeLoopFiles(tmp, {
         args: a,
@@ -460,7 +482,14 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
         extraFields: extras.fields,
       });
       await extras.write(tmp);
-    });
+      await writeManifest(tmp);
+    };
+    let dir: string;
+    try {
+      dir = await commitCheckpoint(a.outputDir, s.globalStep, write);
+    } catch (e) {
+      throw saveFailure(e, `${a.outputDir}/${checkpointDirName(s.globalStep)}`, this.lastCheckpoint);
+    }
     this.lastCheckpoint = dir;
     if (a.saveTotalLimit !== null) {
       await pruneCheckpoints(a.outputDir, a.saveTotalLimit, [dir, s.bestModelCheckpoint]);
