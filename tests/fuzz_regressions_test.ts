@@ -268,22 +268,34 @@ function indexOfText(bytes: Uint8Array, name: string, from = 0): number {
   return new TextDecoder("latin1").decode(bytes).indexOf(name, from);
 }
 
-Deno.test("regression: a Parquet page header without definition_levels_byte_length (hyparquet looped forever)", async () => {
-  const bytes = parquetFile();
+Deno.test("regression: Parquet page headers without their counts or their v2 header (hyparquet looped forever)", async () => {
   // The first page header (at byte 4): type, uncompressed and compressed sizes, then field 8 (0x5c: delta 5, a
   // struct), the DataPageHeaderV2, whose fields 1-4 (num_values, num_nulls, num_rows, encoding) take two bytes each.
-  const v2 = bytes.indexOf(0x5c, 4);
-  const levels = v2 + 1 + 8;
-  assert.equal(bytes[levels], 0x15); // field 5 (delta 1, an i32): definition_levels_byte_length
-  bytes[levels] = 0; // a STOP: the struct ends before it
-  await inFolder({ "data.parquet": bytes }, async (dir) => {
-    await assert.rejects(
-      async () => await (await loadDataset(`${dir}/data.parquet`)).count(),
-      (e) =>
-        e instanceof DatasetError &&
-        /data\.parquet: corrupt Parquet file \(row group 0, column prompt\)/.test(e.message),
-    );
-  });
+  const damages: [string, (bytes: Uint8Array, v2: number) => void, RegExp][] = [
+    // field 5 (0x15: delta 1, an i32), definition_levels_byte_length, becomes a STOP: the struct ends before it
+    [
+      "no levels length",
+      (b, v2) => b[v2 + 9] = 0,
+      /data page header v2 has definition_levels_byte_length undefined/,
+    ],
+    // field 8 becomes a boolean true (0x51): the struct's fields are read as the page header's own
+    ["a boolean v2 header", (b, v2) => b[v2] = 0x51, /it has no data page header v2/],
+  ];
+  for (const [what, damage, message] of damages) {
+    const bytes = parquetFile();
+    const v2 = bytes.indexOf(0x5c, 4);
+    assert.equal(bytes[v2 + 9], 0x15);
+    damage(bytes, v2);
+    await inFolder({ "data.parquet": bytes }, async (dir) => {
+      await assert.rejects(
+        async () => await (await loadDataset(`${dir}/data.parquet`)).count(),
+        (e) =>
+          e instanceof DatasetError && message.test(e.message) &&
+          /data\.parquet: corrupt Parquet file \(row group 0, column prompt\)/.test(e.message),
+        what,
+      );
+    });
+  }
 });
 
 Deno.test("regression: a Parquet column missing from the schema (a plain Error and an unhandled rejection)", async () => {

@@ -108,35 +108,37 @@ class CompactReader {
 }
 
 /**
- * The required counts of the page's type-specific header, by PageHeader field: 5 DataPageHeader (1 num_values),
- * 7 DictionaryPageHeader (1 num_values), 8 DataPageHeaderV2 (1 num_values, 2 num_nulls, 3 num_rows,
- * 5 definition_levels_byte_length, 6 repetition_levels_byte_length). A missing one made hyparquet loop forever.
+ * The header each page type requires, by PageHeader field, and its required counts: type 0 (DATA_PAGE) field 5
+ * DataPageHeader (1 num_values), type 2 (DICTIONARY_PAGE) field 7 DictionaryPageHeader (1 num_values), type 3
+ * (DATA_PAGE_V2) field 8 DataPageHeaderV2 (1 num_values, 2 num_nulls, 3 num_rows, 5 definition_levels_byte_length,
+ * 6 repetition_levels_byte_length). A missing one (or a boolean in its place) made hyparquet loop forever.
  */
-const REQUIRED_COUNTS: [number, string, [number, string][]][] = [
-  [5, "data page header", [[1, "num_values"]]],
-  [7, "dictionary page header", [[1, "num_values"]]],
-  [8, "data page header v2", [
+const PAGE_HEADERS = new Map<number, [number, string, [number, string][]]>([
+  [0, [5, "data page header", [[1, "num_values"]]]],
+  [2, [7, "dictionary page header", [[1, "num_values"]]]],
+  [3, [8, "data page header v2", [
     [1, "num_values"],
     [2, "num_nulls"],
     [3, "num_rows"],
     [5, "definition_levels_byte_length"],
     [6, "repetition_levels_byte_length"],
-  ]],
-];
+  ]]],
+]);
 
-/** What is wrong with a page header's own counts, or null. */
+/** What is wrong with a page header's type-specific header, or null (other page types hyparquet refuses). */
 function headerProblem(header: Struct, compressed: number): string | null {
-  for (const [field, what, counts] of REQUIRED_COUNTS) {
-    const sub = header.get(field);
-    if (sub === undefined) continue;
-    if (typeof sub === "number") return `its ${what} is not a struct`;
-    for (const [id, name] of counts) {
-      const v = sub.get(id);
-      if (typeof v !== "number" || v < 0) return `its ${what} has ${name} ${v}`;
-    }
-    if (field === 8 && (sub.get(5) as number) + (sub.get(6) as number) > compressed) {
-      return `its ${what} has levels longer than the page`;
-    }
+  const type = header.get(1);
+  const spec = typeof type === "number" ? PAGE_HEADERS.get(type) : undefined;
+  if (spec === undefined) return null;
+  const [field, what, counts] = spec;
+  const sub = header.get(field);
+  if (!(sub instanceof Map)) return `it has no ${what}`;
+  for (const [id, name] of counts) {
+    const v = sub.get(id);
+    if (typeof v !== "number" || v < 0) return `its ${what} has ${name} ${v}`;
+  }
+  if (field === 8 && (sub.get(5) as number) + (sub.get(6) as number) > compressed) {
+    return `its ${what} has levels longer than the page`;
   }
   return null;
 }
