@@ -110,7 +110,7 @@ fuzzTests("fuzz checkpoint", [
     cases: damagedLoopFiles,
     request: (c) => c,
     names: /(trainer_state|rng_state|scheduler|webdpo_state|training_args)\.json/,
-    runs: 150,
+    runs: 90,
   }),
   fuzzStep("optimizer.safetensors metadata and header damaged", {
     module: TARGETS,
@@ -123,7 +123,7 @@ fuzzTests("fuzz checkpoint", [
     ),
     request: (bytes) => ({ files: { "optimizer.safetensors": bytes } }),
     names: /optimizer\.safetensors/,
-    runs: 150,
+    runs: 90,
   }),
   fuzzStep("bco_state.json damaged", {
     module: TARGETS,
@@ -131,6 +131,6 @@ fuzzTests("fuzz checkpoint", [
     cases: damagedJsonFile({ mean: 0.25, count: 96 }, 2),
     request: (bytes) => ({ files: { "bco_state.json": bytes } }),
     names: /bco_state\.json: /,
-    runs: 40,
+    runs: 30,
   }),
 ]);

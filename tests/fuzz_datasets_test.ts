@@ -70,16 +70,16 @@ const CASES: [string, fc.Arbitrary<Case>, number, RegExp?][] = [
         )
       ),
     ).map(file("data.jsonl")),
-    80,
+    50,
   ],
-  ["JSON damaged", damagedJsonFile(ROWS).map(file("data.json")), 60],
+  ["JSON damaged", damagedJsonFile(ROWS).map(file("data.json")), 40],
   [
     "gzipped JSONL: damaged gzip, and gzip of damaged JSONL",
     fc.oneof(
       mutatedBytes(HH_GZ).map(file("data.jsonl.gz")),
       mutatedBytes(JSONL).map((b) => file("data.jsonl.gz")(new Uint8Array(gzipSync(b)))),
     ),
-    60,
+    40,
   ],
   [
     "Parquet damaged anywhere, or in its footer",
@@ -89,7 +89,7 @@ const CASES: [string, fc.Arbitrary<Case>, number, RegExp?][] = [
         concatBytes(PARQUET.subarray(0, PARQUET.length - FOOTER_LENGTH), footer)
       ),
     ).map(file("data.parquet")),
-    100,
+    60,
   ],
   // The Arrow stream itself is not fuzzed here: apache-arrow builds as many schema fields as a damaged
   // flatbuffer vector length claims (one flipped byte: 0.4 s and 60 MB; the count goes up to 2^32), which
@@ -100,7 +100,7 @@ const CASES: [string, fc.Arbitrary<Case>, number, RegExp?][] = [
       damagedJsonFile(STATE, 2).map((state) => saveToDisk({ state })),
       damagedJsonFile(DICT).map((dict) => saveToDisk({ dict })),
     ),
-    40,
+    30,
     SAVE_TO_DISK_NAMES,
   ],
 ];

@@ -132,7 +132,7 @@ fuzzTests("fuzz JSON configs", [
     cases: fc.oneof(...MODEL_CONFIGS.map((c) => damagedJsonFile(c, 2))),
     request: configCase,
     names: /config\.json: /,
-    runs: 150,
+    runs: 80,
   }),
   fuzzStep("config.json: generated configs", {
     module: TARGETS,
@@ -140,7 +140,7 @@ fuzzTests("fuzz JSON configs", [
     cases: generatedModelConfig,
     request: configCase,
     names: /config\.json: /,
-    runs: 150,
+    runs: 80,
   }),
   fuzzStep("adapter_config.json: a real config damaged, and generated configs", {
     module: TARGETS,
@@ -148,6 +148,6 @@ fuzzTests("fuzz JSON configs", [
     cases: fc.oneof(damagedJsonFile(ADAPTER_CONFIG, 2), generatedAdapterConfig),
     request: adapterCase,
     names: /adapter_config\.json: /,
-    runs: 200,
+    runs: 120,
   }),
 ]);

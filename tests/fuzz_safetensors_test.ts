@@ -129,17 +129,17 @@ const INDEX = {
 };
 
 fuzzTests("fuzz safetensors", [
-  safetensorsFile("the real file with its header bytes damaged", damagedHeaderRegion, 80),
+  safetensorsFile("the real file with its header bytes damaged", damagedHeaderRegion, 50),
   safetensorsFile("the real file truncated", truncated, 20),
-  safetensorsFile("the real header damaged as JSON, any length field and data", rebuiltHeader, 80),
-  safetensorsFile("the real header with fields replaced", fieldDamage, 60),
-  safetensorsFile("generated headers", generated, 80),
+  safetensorsFile("the real header damaged as JSON, any length field and data", rebuiltHeader, 50),
+  safetensorsFile("the real header with fields replaced", fieldDamage, 40),
+  safetensorsFile("generated headers", generated, 50),
   fuzzStep("the shard index damaged", {
     module: TARGETS,
     target: "shardIndex",
     cases: fc.oneof(damagedJsonFile(INDEX, 2), fc.jsonValue().map((v) => jsonBytes(v))),
     request: (bytes) => ({ files: { "model.safetensors.index.json": bytes } }),
     names: /model\.safetensors\.index\.json: /,
-    runs: 80,
+    runs: 50,
   }),
 ]);

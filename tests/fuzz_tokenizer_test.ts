@@ -96,27 +96,27 @@ for (
     [
       "tokenizer.json damaged",
       damagedJsonFile(CHAT_TOKENIZER).map((b) => chatFolder({ "tokenizer.json": b })),
-      60,
+      40,
     ],
     [
       "tokenizer_config.json damaged",
       damagedJsonFile(CHAT_CONFIG, 2).map((b) => chatFolder({ "tokenizer_config.json": b })),
-      50,
+      30,
     ],
     [
       "special_tokens_map.json damaged",
       damagedJsonFile(CHAT_SPECIAL, 2).map((b) => chatFolder({ "special_tokens_map.json": b })),
-      30,
+      20,
     ],
-    ["generated chat templates", withTemplate.map((b) => chatFolder({ "tokenizer_config.json": b })), 80],
-    ["generated Split pre-tokenizers", splitPreTokenizer.map((b) => chatFolder({ "tokenizer.json": b })), 40],
+    ["generated chat templates", withTemplate.map((b) => chatFolder({ "tokenizer_config.json": b })), 50],
+    ["generated Split pre-tokenizers", splitPreTokenizer.map((b) => chatFolder({ "tokenizer.json": b })), 30],
     [
       "GPT-2 vocab.json and merges.txt damaged",
       fc.oneof(
         damagedJsonFile(GPT2_VOCAB).map((b) => ({ files: { ...GPT2_FILES, "vocab.json": b } })),
         mutatedBytes(GPT2_FILES["merges.txt"]).map((b) => ({ files: { ...GPT2_FILES, "merges.txt": b } })),
       ),
-      40,
+      30,
     ],
   ] as const
 ) {

@@ -59,7 +59,7 @@ fuzzTests("fuzz train config", [
     cases: mutatedBytes(EXAMPLE),
     request: yamlCase,
     names: /dpo\.yaml/,
-    runs: 60,
+    runs: 40,
   }),
   fuzzStep("examples/dpo.yaml with values replaced, and stress documents", {
     module: TARGETS,
@@ -74,7 +74,7 @@ fuzzTests("fuzz train config", [
     ),
     request: yamlCase,
     names: /dpo\.yaml/,
-    runs: 80,
+    runs: 50,
   }),
   fuzzStep("generated command lines", {
     module: TARGETS,
@@ -83,6 +83,6 @@ fuzzTests("fuzz train config", [
     request: (args) => ({ files: {}, args: { yaml: false, argv: args } }),
     // a flag's error names the flag; a value's or a combination's, the key; --config's, the file
     names: /--|'[a-z_0-9]+'|[a-z_0-9\]] (must|cannot|is|lists|needs|has|and)\b|^[a-z_0-9]+: |the config file/,
-    runs: 100,
+    runs: 60,
   }),
 ]);
