@@ -2,7 +2,8 @@
  * The row kind of every config webdpo has (the training arguments, DPO, SFT and LoRA): one key with its snake_case
  * name, the type of its value, its default, one line of documentation and, for the keys of `webdpo train`, the TRL
  * releases that know it. A config is a list of rows: schema.ts validates, converts and prints configs from them,
- * and the rows' types give each config's TypeScript type (`ConfigValues`, `ConfigInit`).
+ * and the rows' types give each config's TypeScript type (`ConfigValues`, `ConfigInit`). A config of the
+ * published API writes its value type out (JSR needs explicit types) and `SameType` checks it against the rows.
  *
  * Rows are written with the helpers below, one to three lines each:
  *
@@ -351,3 +352,9 @@ export type ConfigValues<F extends Field> = { readonly [R in F as Camel<R>]: Val
 export type ConfigInit<F extends Field> =
   & { -readonly [R in F as R extends { required: true } ? Camel<R> : never]: ValueOf<R> }
   & { -readonly [R in F as R extends { required: true } ? never : Camel<R>]?: ValueOf<R> };
+
+/**
+ * true when each of A and B is assignable to the other: a compile-time check that a config's written-out value
+ * type (which a published API needs) is its rows' type, `const _same: SameType<Rows, Values> = true`.
+ */
+export type SameType<A, B> = [A] extends [B] ? [B] extends [A] ? true : false : false;

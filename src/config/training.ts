@@ -8,7 +8,20 @@
  */
 import { SCHEDULER_TYPES } from "../optim/schedule.ts";
 import { nearestKey } from "../util/nearest.ts";
-import { bool, boolOrPath, float, int, listOf, map, oneOf, REQUIRED, steps, str } from "./field.ts";
+import {
+  bool,
+  boolOrPath,
+  type ConfigValues,
+  float,
+  int,
+  listOf,
+  map,
+  oneOf,
+  REQUIRED,
+  type SameType,
+  steps,
+  str,
+} from "./field.ts";
 import type { RuleContext } from "./schema.ts";
 import { showValue } from "./voice.ts";
 
@@ -93,8 +106,40 @@ export const TRAINING_ROWS = [
   ),
 ];
 
-/** One training-arguments row. */
-export type TrainingRow = typeof TRAINING_ROWS[number];
+/** The values of the training arguments (camelCase), as the rows above type them. */
+export interface TrainingValues {
+  readonly outputDir: string;
+  readonly seed: number;
+  readonly dataSeed: number | null;
+  readonly perDeviceTrainBatchSize: number;
+  readonly perDeviceEvalBatchSize: number;
+  readonly gradientAccumulationSteps: number;
+  readonly learningRate: number;
+  readonly weightDecay: number;
+  readonly adamBeta1: number;
+  readonly adamBeta2: number;
+  readonly adamEpsilon: number;
+  readonly maxGradNorm: number;
+  readonly numTrainEpochs: number;
+  readonly maxSteps: number;
+  readonly lrSchedulerType: typeof LR_SCHEDULER_TYPES[number];
+  readonly lrSchedulerKwargs: Readonly<Record<string, unknown>>;
+  readonly warmupRatio: number;
+  readonly warmupSteps: number;
+  readonly loggingSteps: number;
+  readonly loggingFirstStep: boolean;
+  readonly evalStrategy: typeof INTERVAL_STRATEGIES[number];
+  readonly evalSteps: number | null;
+  readonly saveStrategy: typeof INTERVAL_STRATEGIES[number];
+  readonly saveSteps: number;
+  readonly saveTotalLimit: number | null;
+  readonly resumeFromCheckpoint: boolean | string | null;
+  readonly reportTo: readonly (typeof REPORT_TO_VALUES[number])[] | null;
+  readonly disableTqdm: boolean | null;
+  readonly gradientCheckpointing: boolean;
+}
+
+const _rowsMatch: SameType<ConfigValues<typeof TRAINING_ROWS[number]>, TrainingValues> = true;
 
 /**
  * The checks between training arguments: the run length, the schedule's options, report_to, and eval_steps'

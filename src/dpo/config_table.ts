@@ -15,7 +15,6 @@
 import {
   bool,
   camelToSnake,
-  type ConfigInit,
   type ConfigValues,
   type Field,
   type FieldType,
@@ -27,6 +26,7 @@ import {
   oneOf,
   oneOrList,
   REQUIRED,
+  type SameType,
   snakeToCamel,
   str,
   type TrlAvailability,
@@ -38,6 +38,7 @@ import {
   LR_SCHEDULER_TYPES,
   REPORT_TO_VALUES,
   TRAINING_ROWS,
+  type TrainingValues,
 } from "../config/training.ts";
 import { DPO_LOSS_TYPES, type DpoLossType, F_DIVERGENCE_TYPES } from "./loss.ts";
 
@@ -273,15 +274,52 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = FIELDS.filter((f) => f.group 
 /** The script keys of `webdpo train`. */
 export const SCRIPT_FIELDS: readonly FieldSpec[] = FIELDS.filter((f) => f.group === "script");
 
-// ---- TypeScript types derived from the table ----
+// ---- TypeScript types of the table ----
 
-type ConfigRow = typeof DPO_ROWS[number] | typeof DPO_TRAINING_ROWS[number];
+/** The values of the DPO options (camelCase), as the DPO rows type them. */
+export interface DPOOptionValues {
+  readonly beta: number;
+  readonly labelSmoothing: number;
+  readonly lossType: LossTypeName | readonly LossTypeName[];
+  readonly labelPadTokenId: number;
+  readonly paddingValue: number | null;
+  readonly truncationMode: "keep_end" | "keep_start";
+  readonly maxLength: number | null;
+  readonly maxPromptLength: number | null;
+  readonly maxTargetLength: number | null;
+  readonly isEncoderDecoder: boolean | null;
+  readonly disableDropout: boolean;
+  readonly generateDuringEval: boolean;
+  readonly precomputeRefLogProbs: boolean;
+  readonly datasetNumProc: number | null;
+  readonly modelInitKwargs: Readonly<Record<string, unknown>> | null;
+  readonly refModelInitKwargs: Readonly<Record<string, unknown>> | null;
+  readonly modelAdapterName: string | null;
+  readonly refAdapterName: string | null;
+  readonly referenceFree: boolean;
+  readonly forceUseRefModel: boolean;
+  readonly syncRefModel: boolean;
+  readonly refModelMixupAlpha: number;
+  readonly refModelSyncSteps: number;
+  readonly rpoAlpha: number | null;
+  readonly lossWeights: readonly number[] | null;
+  readonly fDivergenceType: typeof F_DIVERGENCE_TYPES[number];
+  readonly fAlphaDivergenceCoef: number;
+  readonly useWeighting: boolean;
+  readonly ldAlpha: number | null;
+  readonly discopopTau: number;
+  readonly precomputeRefBatchSize: number | null;
+}
+
+const _rowsMatch: SameType<ConfigValues<typeof DPO_ROWS[number]>, DPOOptionValues> = true;
 
 /** The values of every DPOConfig field after construction (camelCase). */
-export type DPOConfigValues = ConfigValues<ConfigRow>;
+export interface DPOConfigValues extends DPOOptionValues, TrainingValues {}
 
 /** What `new DPOConfig(...)` takes: `outputDir` and any other fields (camelCase); the rest get TRL's defaults. */
-export type DPOConfigInit = ConfigInit<ConfigRow>;
+export type DPOConfigInit =
+  & { outputDir: string }
+  & { -readonly [K in keyof DPOConfigValues]?: DPOConfigValues[K] };
 
 /** The script keys of `webdpo train` after parsing (camelCase). */
 export type TrainScriptArgs = ConfigValues<typeof SCRIPT_ROWS[number]>;

@@ -14,10 +14,17 @@
  *
  * @module
  */
-import type { ConfigInit, ConfigValues } from "../config/field.ts";
+import type { ConfigValues, SameType } from "../config/field.ts";
 import { bool, int, str, withDefaults, withDocs } from "../config/field.ts";
 import { ConfigSchema, deepFreeze, isPlainObject, printWarningsOnce } from "../config/schema.ts";
-import { checkTrainingArgs, TRAINING_ROWS, warnOverridden, warnUnusedIntervals } from "../config/training.ts";
+import {
+  checkTrainingArgs,
+  type REPORT_TO_VALUES,
+  TRAINING_ROWS,
+  type TrainingValues,
+  warnOverridden,
+  warnUnusedIntervals,
+} from "../config/training.ts";
 import { quotedUnknownKey, showValue, Voice } from "../config/voice.ts";
 import { WebDPOError } from "../gpu/errors.ts";
 
@@ -57,12 +64,24 @@ const SFT_ROWS = [
   int("label_pad_token_id", -100).doc("the label of positions that are not scored"),
 ];
 
-type Row = typeof SFT_TRAINING_ROWS[number] | typeof SFT_ROWS[number];
+/** Every option of SFTConfig after construction (camelCase), as its rows type them. */
+export interface SFTConfigValues extends Omit<TrainingValues, "disableTqdm" | "reportTo"> {
+  readonly disableTqdm: boolean;
+  readonly reportTo: readonly (typeof REPORT_TO_VALUES[number])[];
+  readonly maxLength: number;
+  readonly assistantOnlyLoss: boolean;
+  readonly completionOnlyLoss: boolean | null;
+  readonly datasetTextField: string;
+  readonly labelPadTokenId: number;
+}
 
-/** Every option of SFTConfig after construction (camelCase). */
-export type SFTConfigValues = ConfigValues<Row>;
+const _rowsMatch: SameType<
+  ConfigValues<typeof SFT_TRAINING_ROWS[number] | typeof SFT_ROWS[number]>,
+  SFTConfigValues
+> = true;
+
 /** What `new SFTConfig(...)` takes: any options (camelCase); the rest get their defaults. */
-export type SFTConfigInit = ConfigInit<Row>;
+export type SFTConfigInit = { -readonly [K in keyof SFTConfigValues]?: SFTConfigValues[K] };
 
 const SCHEMA: ConfigSchema = new ConfigSchema(
   [...SFT_TRAINING_ROWS, ...SFT_ROWS],
