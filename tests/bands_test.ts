@@ -25,7 +25,7 @@ Deno.test(
   async () => {
     await setup();
     // 37 rows of 100 floats (400 bytes) under an 8 KiB limit: bands of 16, 16 and 5 rows (a band starts on a
-  // 256-byte offset: a multiple of 16 rows)
+    // 256-byte offset: a multiple of 16 rows)
     setBandBindingLimit(8192);
     try {
       const [rows, C] = [37, 100];
