@@ -319,7 +319,7 @@ Deno.test(
 
 Deno.test("matmul: few rows × Bᵀ take the row kernel, more rows the register kernel", gpuTest, async () => {
   await setup();
-  await withVariant("register", async () => {
+  await withVariant("register", () => {
     const kernelsOf = (M: number) =>
       scope(() =>
         matmulDispatches(zeros([M, 52]), zeros([M, 40]), zeros([52, 40]), { transB: true })
@@ -339,6 +339,7 @@ Deno.test("matmul: few rows × Bᵀ take the row kernel, more rows the register 
     } finally {
       setGemvMaxRows(prev);
     }
+    return Promise.resolve();
   });
 });
 
