@@ -16,19 +16,19 @@
  * GELU input).
  * With gradient checkpointing a layer keeps only its input (C), and one layer's full activations exist at a time.
  * ACTIVATION_SLACK covers what the formula leaves out (size-class rounding, backward's transients and refills):
- * on the real-scale bench the formula gives 1.56 GB for the longest step (4 rows of 507 tokens) where 1.81 GB were
+ * on the real-scale bench the formula gives 1.40 GB for the longest step (4 rows of 507 tokens) where 1.65 GB were
  * measured (bench/RESULTS.md, session 4).
  *
  * The process holds more than the pool's live bytes: the allocators below keep freed memory, so the peak RSS was
- * 1.31× the peak live bytes on that bench. The guard multiplies what the run will add by PROCESS_OVERHEAD, a
+ * 1.26× the peak live bytes on that bench. The guard multiplies what the run will add by PROCESS_OVERHEAD, a
  * little below that, so that it refuses only runs that would clearly not fit.
  */
 import type { ModelConfig } from "../models/config.ts";
 
-/** Measured peak activations over the formula's (1.81 / 1.56 GB on the SmolLM2-135M-shaped bench), rounded up. */
+/** Measured peak activations over the formula's (1.65 / 1.40 GB on the SmolLM2-135M-shaped bench), rounded up. */
 export const ACTIVATION_SLACK = 1.2;
 
-/** Process memory per byte of pool memory a run adds (peak RSS / peak live was 1.31 on the bench). */
+/** Process memory per byte of pool memory a run adds (peak RSS / peak live was 1.26 on the bench). */
 export const PROCESS_OVERHEAD = 1.25;
 
 export interface MemoryEstimate {
