@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { loadModel } from "../src/models/loader.ts";
-import { memoryStats, mul, resetPeakMemory, scope, sum, tensor } from "../mod.ts";
-import { gpuTest, randomArray, setup } from "./util.ts";
+import { mul, sum, tensor } from "../mod.ts";
+import { gpuTest, peakAndGradients, randomArray, setup } from "./util.ts";
 
 const FIX = new URL("./fixtures/hf-reference/", import.meta.url).pathname;
 
@@ -19,22 +19,10 @@ for (const name of ["llama", "gpt2"]) {
         const R = randomArray(2 * 12 * V, 5);
         const run = async (ckpt: boolean) => {
           model.gradientCheckpointing = ckpt;
-          for (const p of model.parameters()) {
-            p.grad?.dispose();
-            p.grad = null;
-          }
-          resetPeakMemory();
-          const before = memoryStats().liveBytes;
-          await scope(async () => {
+          return await peakAndGradients(model, () => {
             const logits = model.forward(ids, { attentionMask: mask });
-            const loss = sum(mul(logits, tensor(R, logits.shape)));
-            loss.backward();
-            await loss.item();
+            return sum(mul(logits, tensor(R, logits.shape)));
           });
-          const peak = memoryStats().peakBytes - before;
-          const grads = new Map<string, Float32Array>();
-          for (const [n, p] of model.namedParameters()) grads.set(n, await p.grad!.toArray());
-          return { peak, grads };
         };
         const plain = await run(false);
         const ckpt = await run(true);

@@ -4,11 +4,11 @@
  * recomputation, and a lower peak of live bytes with it.
  */
 import assert from "node:assert/strict";
-import { exp, memoryStats, mul, noGrad, resetPeakMemory, scope, sum, tensor } from "../mod.ts";
+import { exp, memoryStats, mul, noGrad, scope, sum, tensor } from "../mod.ts";
 import { recomputeOnUse, setRecomputeActivations } from "../src/autograd/recompute.ts";
 import { initModel } from "../src/models/init.ts";
 import { reshape } from "../src/autograd/ops/reshape.ts";
-import { gpuTest, randomArray, setup } from "./util.ts";
+import { gpuTest, peakAndGradients, randomArray, setup } from "./util.ts";
 
 Deno.test(
   "an evicted activation gives its buffer back and is recomputed, identical, when read",
@@ -77,22 +77,10 @@ for (const [name, config] of Object.entries(CONFIGS)) {
         const run = async (recompute: boolean, batch = ids) => {
           const prev = setRecomputeActivations(recompute);
           try {
-            for (const p of model.parameters()) {
-              p.grad?.dispose();
-              p.grad = null;
-            }
-            resetPeakMemory();
-            const before = memoryStats().liveBytes;
-            await scope(async () => {
+            return await peakAndGradients(model, () => {
               const logits = model.forward(batch);
-              const loss = sum(mul(logits, tensor(R.subarray(0, logits.size), logits.shape)));
-              loss.backward(undefined, { releaseGraph: true });
-              await loss.item();
-            });
-            const peak = memoryStats().peakBytes - before;
-            const grads = new Map<string, Float32Array>();
-            for (const [n, p] of model.namedParameters()) grads.set(n, await p.grad!.toArray());
-            return { peak, grads };
+              return sum(mul(logits, tensor(R.subarray(0, logits.size), logits.shape)));
+            }, { releaseGraph: true });
           } finally {
             setRecomputeActivations(prev);
           }

@@ -1,6 +1,18 @@
 /** Shared test helpers: GPU setup, closeness assertions, and gradient checks by finite differences. */
 import { AssertionError } from "node:assert/strict";
-import { init, noGrad, scope, setCpuKernels, type Tensor, tensor, WebDPOError } from "../mod.ts";
+import {
+  type BackwardOptions,
+  type CausalLM,
+  init,
+  memoryStats,
+  noGrad,
+  resetPeakMemory,
+  scope,
+  setCpuKernels,
+  type Tensor,
+  tensor,
+  WebDPOError,
+} from "../mod.ts";
 
 let ready: Promise<unknown> | null = null;
 
@@ -199,4 +211,30 @@ export function typedErrorLike(described: string): (e: unknown) => boolean {
     }
     return true;
   };
+}
+
+/**
+ * One backward of `loss()` (a forward of `model`) from cleared gradients: the most live pool bytes it added and
+ * every parameter's gradient. For tests of memory-saving modes that must not change the gradients.
+ */
+export async function peakAndGradients(
+  model: CausalLM,
+  loss: () => Tensor,
+  opts?: BackwardOptions,
+): Promise<{ peak: number; grads: Map<string, Float32Array> }> {
+  for (const p of model.parameters()) {
+    p.grad?.dispose();
+    p.grad = null;
+  }
+  resetPeakMemory();
+  const before = memoryStats().liveBytes;
+  await scope(async () => {
+    const l = loss();
+    l.backward(undefined, opts);
+    await l.item();
+  });
+  const peak = memoryStats().peakBytes - before;
+  const grads = new Map<string, Float32Array>();
+  for (const [n, p] of model.namedParameters()) grads.set(n, await p.grad!.toArray());
+  return { peak, grads };
 }
