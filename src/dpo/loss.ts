@@ -16,6 +16,7 @@ import { copyBuffer, upload } from "../gpu/queue.ts";
 import { ConfigError } from "./config_error.ts";
 import { tensor } from "../tensor/create.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
+import { editDistance } from "../util/nearest.ts";
 
 export { DPO_LOSS_TYPES, type DpoLossType, F_DIVERGENCE_TYPES, type FDivergenceType };
 
@@ -132,17 +133,6 @@ function warnOnce(message: string): void {
 /** Forgets which warnings were printed (a new run, or tests). */
 export function resetDpoLossWarnings(): void {
   warned.clear();
-}
-
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return d[a.length][b.length];
 }
 
 function closest(name: string, options: readonly string[]): string {

@@ -12,6 +12,7 @@
  *   constant:              1 at every step (no warmup, as transformers' get_constant_schedule)
  * Warmup steps are `warmupSteps` when it is > 0, else ⌈warmupRatio · N⌉ (TrainingArguments.get_warmup_steps).
  */
+import { editDistance } from "../util/nearest.ts";
 
 /** The schedule names of transformers' SchedulerType that webdpo implements. */
 export const SCHEDULER_TYPES = [
@@ -57,20 +58,6 @@ function closest(name: string): string {
     if (d < bestD) [best, bestD] = [c, d];
   }
   return best;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length];
 }
 
 /** The warmup steps of a run: `warmupSteps` if > 0, else ⌈warmupRatio · numTrainingSteps⌉. */
