@@ -12,8 +12,7 @@
  * reads `t` in the forward has been recorded; `recompute` must only read tensors that stay alive until `t`'s
  * readers have run their backward. `setRecomputeActivations(false)` keeps every activation (tests compare).
  */
-import { noGrad } from "./grad_mode.ts";
-import { isGradEnabled } from "./grad_mode.ts";
+import { isGradEnabled, noGrad } from "./grad_mode.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { untrack } from "../tensor/track.ts";
 

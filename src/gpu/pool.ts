@@ -146,8 +146,7 @@ export function acquireBuffer(bytes: number): GPUBuffer {
   live += buf.size;
   liveCount++;
   if (live > peak) peak = live;
-  const reserved = live + pooled + retiredBytes;
-  if (reserved > peakReserved) peakReserved = reserved;
+  peakReserved = Math.max(peakReserved, reservedBytes());
   return buf;
 }
 
@@ -179,13 +178,18 @@ export function destroyRetired(): void {
   retiredBytes = 0;
 }
 
+/** Bytes of every buffer held from the driver: live, pooled, and given back but not yet destroyed. */
+function reservedBytes(): number {
+  return live + pooled + retiredBytes;
+}
+
 /** Current memory accounting. */
 export function memoryStats(): MemoryStats {
   return {
     liveBytes: live,
     peakBytes: peak,
     pooledBytes: pooled,
-    reservedBytes: live + pooled + retiredBytes,
+    reservedBytes: reservedBytes(),
     peakReservedBytes: peakReserved,
     liveBuffers: liveCount,
     pooledBuffers: pooledCount,
@@ -195,7 +199,7 @@ export function memoryStats(): MemoryStats {
 /** Starts new peak measurements from the current live and reserved bytes. */
 export function resetPeakMemory(): void {
   peak = live;
-  peakReserved = live + pooled + retiredBytes;
+  peakReserved = reservedBytes();
 }
 
 /**
