@@ -10,7 +10,8 @@
 //           1 q     [B, H,   TQ, D] f32 as vec4 (read);
 //           2 k     [B, HKV, TK, D] f32 as vec4 (read);
 //           3 v     [B, HKV, TK, D] f32 as vec4 (read);
-//           4 mask  [B, TK] raw 32-bit words (read), read as in attention_fwd.wgsl (p.mask_kind);
+//           4 mask  [B, TK] raw 32-bit words, or [B, TK, 2] segments (read), as in attention_fwd.wgsl
+//             (p.mask_kind);
 //           5 stats [B, H, TQ, 2] f32 (read): (logsumexp L, Δ) per query row, from attention_delta.wgsl;
 //           6 dout  [B, H, TQ, D] f32 as vec4 (read);
 //           7 dq_dk (read_write, vec4): dq [B, H, TQ, D] for the dq_* entries, dk [B, HKV, TK, D] for dkv_*;
@@ -41,7 +42,7 @@ struct Params {
   causal: u32,
   window: u32, // 0 = no sliding window
   rows: u32, // invocations that do work (see the entry points)
-  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words
+  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words, 3 = segments
   scale_log2: f32, // softmax scale · log2(e)
 }
 
@@ -73,32 +74,45 @@ var<workgroup> td: array<f32, BC>; // dkv_tiled: Δ
 
 alias Row = array<vec4f, DMAX4>;
 
-// [lo, hi): the keys a query at absolute position t may see before the padding mask.
-fn key_range(t: u32) -> vec2u {
-  if (p.causal == 0u) {
-    return vec2u(0u, p.TK);
-  }
+// [lo, hi): the keys a query at absolute position t of batch row b may see before the padding mask. With
+// segments (mask_kind 3) a query sees only the keys of its own segment.
+fn key_range(b: u32, t: u32) -> vec2u {
   var lo = 0u;
-  if (p.window != 0u && t + 1u > p.window) {
-    lo = t + 1u - p.window;
+  var hi = p.TK;
+  if (p.causal != 0u) {
+    hi = t + 1u;
+    if (p.window != 0u && t + 1u > p.window) {
+      lo = t + 1u - p.window;
+    }
   }
-  return vec2u(lo, t + 1u);
+  if (p.mask_kind == 3u) {
+    let w = 2u * (b * p.TK + t);
+    lo = max(lo, mask[w]);
+    hi = min(hi, mask[w + 1u]);
+  }
+  return vec2u(lo, hi);
 }
 
-// [lo, hi): the absolute query positions that may see key s (the inverse of key_range).
-fn query_range(s: u32) -> vec2u {
-  if (p.causal == 0u) {
-    return vec2u(0u, p.TK);
-  }
+// [lo, hi): the absolute query positions of batch row b that may see key s (the inverse of key_range).
+fn query_range(b: u32, s: u32) -> vec2u {
+  var lo = 0u;
   var hi = p.TK;
-  if (p.window != 0u) {
-    hi = min(p.TK, s + p.window);
+  if (p.causal != 0u) {
+    lo = s;
+    if (p.window != 0u) {
+      hi = min(p.TK, s + p.window);
+    }
   }
-  return vec2u(s, hi);
+  if (p.mask_kind == 3u) {
+    let w = 2u * (b * p.TK + s);
+    lo = max(lo, mask[w]);
+    hi = min(hi, mask[w + 1u]);
+  }
+  return vec2u(lo, hi);
 }
 
 fn key_ok(b: u32, s: u32) -> bool {
-  if (p.mask_kind == 0u) {
+  if (p.mask_kind == 0u || p.mask_kind == 3u) {
     return true;
   }
   let w = mask[b * p.TK + s];
@@ -126,10 +140,10 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   let b = bh / p.H;
   let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TK;
   let off = p.TK - p.TQ;
-  let ra = key_range(ia + off);
+  let ra = key_range(b, ia + off);
   var rb = vec2u(0u, 0u);
   if (has_b) {
-    rb = key_range(ia + 1u + off);
+    rb = key_range(b, ia + 1u + off);
   }
   let hi = max(ra.y, rb.y);
   let row_a = bh * p.TQ + ia;
@@ -210,8 +224,11 @@ fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   let key_b = select(key_a, key_a + 1u, has_b);
   let ok_a = key_ok(b, sa);
   let ok_b = has_b && key_ok(b, sa + 1u);
-  let qra = query_range(sa);
-  let qrb = query_range(sa + 1u);
+  let qra = query_range(b, sa);
+  var qrb = vec2u(0u, 0u);
+  if (has_b) {
+    qrb = query_range(b, sa + 1u);
+  }
 
   var ka: Row;
   var kb: Row;
@@ -322,13 +339,13 @@ fn dq_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) 
   let off = p.TK - p.TQ;
   let i0 = wid.x * rows_per;
   // the keys any row of this tile may see (uniform across the workgroup)
-  let tile_lo = key_range(i0 + off).x;
-  let tile_hi = key_range(min(i0 + rows_per, p.TQ) - 1u + off).y;
+  let tile_lo = key_range(b, i0 + off).x;
+  let tile_hi = key_range(b, min(i0 + rows_per, p.TQ) - 1u + off).y;
 
   let i = i0 + rl;
   let live = i < p.TQ;
   let row = bh * p.TQ + min(i, p.TQ - 1u);
-  let range = key_range(i + off);
+  let range = key_range(b, i + off);
   let l2 = stats[2u * row] * LOG2E;
   let delta = stats[2u * row + 1u];
   var qr: Row;
@@ -407,15 +424,15 @@ fn dkv_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index)
   let off = p.TK - p.TQ;
   let s0 = wid.x * keys_per;
   // the query rows any key of this tile may be seen by (uniform across the workgroup)
-  let ilo = max(query_range(s0).x, off) - off;
-  let ihi = max(query_range(min(s0 + keys_per, p.TK) - 1u).y, off) - off;
+  let ilo = max(query_range(b, s0).x, off) - off;
+  let ihi = max(query_range(b, min(s0 + keys_per, p.TK) - 1u).y, off) - off;
 
   let s = s0 + kl;
   let in_range = s < p.TK;
   let sc_s = min(s, p.TK - 1u);
   let live = in_range && key_ok(b, sc_s);
   let key = bk * p.TK + sc_s;
-  let qrange = query_range(s);
+  let qrange = query_range(b, sc_s);
   var kr: Row;
   var vr: Row;
   var gk: Row;

@@ -8,6 +8,8 @@
 //           3 v    [B, HKV, TKS, D] f32 as vec4 (read), like k;
 //           4 mask [B, TK] key-padding mask as raw 32-bit words (read): p.mask_kind 1 = i32 (≠ 0 is a real
 //             token), 2 = f32 (≠ ±0 is a real token), 0 = no mask (any buffer is bound and never read);
+//             p.mask_kind 3 = segments, [B, TK, 2] u32: position t belongs to the segment [start, end) of
+//             positions (packed sequences: several sequences in one row, none seeing another);
 //           5 o    [B, H, TQ, D] f32 as vec4 (read_write): softmax(q·kᵀ·scale over the visible keys) · v, zeros
 //             for a row that sees no key;
 //           6 lse  [B, H, TQ] f32 (read_write): natural-log logsumexp of each row's scaled scores over its
@@ -15,7 +17,8 @@
 // Layout:   contiguous row-major, D = 4·D4 (the op zero-pads other head dims to a multiple of 4). Query head h
 //           reads kv head h / (H / HKV) (grouped-query attention, no copies). Queries are aligned to the end of
 //           the keys: query row i sits at absolute position t = i + TK − TQ. Key s is visible to query t when
-//           mask[b, s] ≠ 0 and, if causal, s ≤ t and (window = 0 or t − s < window).
+//           mask[b, s] ≠ 0 and, if causal, s ≤ t and (window = 0 or t − s < window); with segments, when s lies
+//           in t's segment (key_range).
 // Scores are kept in log2 units (q is pre-multiplied by scale·log2(e)) so every exponential is an exp2; the
 // running max starts at a finite −1e30 and blocks without a visible key are skipped, so no inf − inf occurs.
 //
@@ -41,7 +44,7 @@ struct Params {
   causal: u32,
   window: u32, // 0 = no sliding window
   rows: u32, // invocations that do work (see the entry points)
-  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words
+  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words, 3 = segments
   scale_log2: f32, // softmax scale · log2(e)
   TKS: u32, // positions per (b, kv head) in k's and v's memory
 }
@@ -72,20 +75,27 @@ var<workgroup> ml: array<vec2f, 32>; // (m, l) of the partial states being merge
 
 alias Row = array<vec4f, DMAX4>;
 
-// [lo, hi): the keys a query at absolute position t may see before the padding mask.
-fn key_range(t: u32) -> vec2u {
-  if (p.causal == 0u) {
-    return vec2u(0u, p.TK);
-  }
+// [lo, hi): the keys a query at absolute position t of batch row b may see before the padding mask. With
+// segments (mask_kind 3) a query sees only the keys of its own segment.
+fn key_range(b: u32, t: u32) -> vec2u {
   var lo = 0u;
-  if (p.window != 0u && t + 1u > p.window) {
-    lo = t + 1u - p.window;
+  var hi = p.TK;
+  if (p.causal != 0u) {
+    hi = t + 1u;
+    if (p.window != 0u && t + 1u > p.window) {
+      lo = t + 1u - p.window;
+    }
   }
-  return vec2u(lo, t + 1u);
+  if (p.mask_kind == 3u) {
+    let w = 2u * (b * p.TK + t);
+    lo = max(lo, mask[w]);
+    hi = min(hi, mask[w + 1u]);
+  }
+  return vec2u(lo, hi);
 }
 
 fn key_ok(b: u32, s: u32) -> bool {
-  if (p.mask_kind == 0u) {
+  if (p.mask_kind == 0u || p.mask_kind == 3u) {
     return true;
   }
   let w = mask[b * p.TK + s];
@@ -129,10 +139,10 @@ fn fwd_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   let b = bh / p.H;
   let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TKS; // row index of key 0 of this kv head
   let off = p.TK - p.TQ;
-  let ra = key_range(ia + off);
+  let ra = key_range(b, ia + off);
   var rb = vec2u(0u, 0u);
   if (has_b) {
-    rb = key_range(ia + 1u + off);
+    rb = key_range(b, ia + 1u + off);
   }
   let lo = ra.x;
   let hi = max(ra.y, rb.y);
@@ -256,13 +266,13 @@ fn fwd_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index)
   let off = p.TK - p.TQ;
   let i0 = wid.x * rows_per;
   // the keys any row of this tile may see (uniform across the workgroup)
-  let tile_lo = key_range(i0 + off).x;
-  let tile_hi = key_range(min(i0 + rows_per, p.TQ) - 1u + off).y;
+  let tile_lo = key_range(b, i0 + off).x;
+  let tile_hi = key_range(b, min(i0 + rows_per, p.TQ) - 1u + off).y;
 
   let i = i0 + rl;
   let live = i < p.TQ;
   let row = bh * p.TQ + min(i, p.TQ - 1u);
-  let range = key_range(i + off);
+  let range = key_range(b, i + off);
 
   var qr: Row;
   var acc: Row;

@@ -38,6 +38,8 @@ interface Case {
   window?: number;
   scale?: number;
   causal?: boolean;
+  /** [B·TK] a sequence id per position: packed sequences, passed to the op as [start, end) segments. */
+  segmentIds?: number[];
   /** Inputs drawn from [-range, range). */
   range?: number;
   seed?: number;
@@ -57,7 +59,13 @@ async function check(c: Case, variant: AttentionVariant) {
   const kd = randomArray(B * HKV * TK * D, seed + 1, -r, r);
   const vd = randomArray(B * HKV * TK * D, seed + 2, -1, 1);
   const gd = randomArray(B * H * TQ * D, seed + 3, -1, 1);
-  const refOpts: AttnRefOptions = { mask: c.mask, window: c.window, scale: c.scale, causal: c.causal };
+  const refOpts: AttnRefOptions = {
+    mask: c.mask,
+    window: c.window,
+    scale: c.scale,
+    causal: c.causal,
+    segmentIds: c.segmentIds,
+  };
   const ref = attentionRef(qd, kd, vd, c.sh, refOpts);
   const refG = attentionBackwardRef(qd, kd, vd, gd, c.sh, refOpts);
   const what = `${variant} ${JSON.stringify(c.sh)} window ${c.window} mask ${
@@ -71,6 +79,9 @@ async function check(c: Case, variant: AttentionVariant) {
     if (c.mask) {
       const dtype = c.maskType ?? "i32";
       opts.attentionMask = tensor(dtype === "i32" ? Int32Array.from(c.mask) : c.mask, [B, TK], { dtype });
+    }
+    if (c.segmentIds) {
+      opts.segments = tensor(segmentBounds(c.segmentIds, B, TK), [B, TK, 2], { dtype: "i32" });
     }
     const out = attention(q, k, v, opts);
     assert.deepEqual(out.shape, [B, H, TQ, D]);
@@ -88,6 +99,26 @@ async function check(c: Case, variant: AttentionVariant) {
     assertClose(dv, refG.dv, GRAD_TOL, `${what}: dv`);
     return { o, dq, dk, dv };
   });
+}
+
+/** [B·T] sequence ids (runs of equal ids) → [B, T, 2] (start, end) of each position's run. */
+function segmentBounds(ids: number[], B: number, T: number): Int32Array {
+  const out = new Int32Array(B * T * 2);
+  for (let b = 0; b < B; b++) {
+    let start = 0;
+    for (let t = 1; t <= T; t++) {
+      if (t === T || ids[b * T + t] !== ids[b * T + start]) {
+        for (let u = start; u < t; u++) out.set([start, t], 2 * (b * T + u));
+        start = t;
+      }
+    }
+  }
+  return out;
+}
+
+/** Runs of the given lengths, numbered 0, 1, … per row. */
+function runs(...rows: number[][]): number[] {
+  return rows.flatMap((lengths) => lengths.flatMap((n, id) => Array(n).fill(id)));
 }
 
 const SHAPES: AttnShape[] = [
@@ -211,6 +242,78 @@ for (const variant of VARIANTS) {
     },
   );
 }
+
+for (const variant of VARIANTS) {
+  Deno.test(
+    `attention (${variant}): packed sequences see only their own segment, with windows and odd lengths`,
+    gpuTest,
+    async () => {
+      await setup();
+      // one row of 5 sequences (lengths 1, 7, 2, 40, 17: pairs of rows and tiles straddle the boundaries)
+      const one = { B: 1, H: 4, HKV: 2, TQ: 67, TK: 67, D: 8 };
+      await check({ sh: one, segmentIds: runs([1, 7, 2, 40, 17]) }, variant);
+      await check({ sh: one, segmentIds: runs([1, 7, 2, 40, 17]), window: 5 }, variant);
+      // two rows packed differently; head dim 5 runs on padded copies
+      const two = { B: 2, H: 3, HKV: 1, TQ: 33, TK: 33, D: 5 };
+      await check({ sh: two, segmentIds: runs([33], [16, 16, 1]) }, variant);
+      // bidirectional within segments
+      await check({ sh: two, segmentIds: runs([10, 23], [3, 30]), causal: false }, variant);
+    },
+  );
+}
+
+Deno.test("attention: packed sequences give what each sequence gives alone", gpuTest, async () => {
+  await setup();
+  // the same sequences, packed into one row or run one per row, give the same outputs and gradients
+  const lengths = [9, 4, 12];
+  const T = lengths.reduce((a, b) => a + b);
+  const H = 2, D = 8;
+  const qd = randomArray(H * T * D, 3, -1, 1), kd = randomArray(H * T * D, 4, -1, 1);
+  const vd = randomArray(H * T * D, 5, -1, 1), gd = randomArray(H * T * D, 6, -1, 1);
+  const packed = await scope(async () => {
+    const [q, k, v] = [qd, kd, vd].map((d) => tensor(d, [1, H, T, D], { requiresGrad: true }));
+    const segments = tensor(segmentBounds(runs(lengths), 1, T), [1, T, 2], { dtype: "i32" });
+    const o = attention(q, k, v, { segments });
+    o.backward(tensor(gd, o.shape));
+    return [await o.toArray(), await q.grad!.toArray(), await k.grad!.toArray()];
+  });
+  let t0 = 0;
+  for (const n of lengths) {
+    const part = (d: Float32Array) => {
+      const out = new Float32Array(H * n * D);
+      for (let h = 0; h < H; h++) out.set(d.subarray((h * T + t0) * D, (h * T + t0 + n) * D), h * n * D);
+      return out;
+    };
+    const alone = await scope(async () => {
+      const [q, k, v] = [qd, kd, vd].map((d) => tensor(part(d), [1, H, n, D], { requiresGrad: true }));
+      const o = attention(q, k, v);
+      o.backward(tensor(part(gd), o.shape));
+      return [await o.toArray(), await q.grad!.toArray(), await k.grad!.toArray()];
+    });
+    for (let i = 0; i < 3; i++) {
+      assertClose(part(packed[i]), alone[i], { atol: 1e-6, rtol: 1e-5 }, `sequence of ${n}: result ${i}`);
+    }
+    t0 += n;
+  }
+  await scope(() => {
+    const q = tensor(qd, [1, H, T, D]);
+    const seg = tensor(segmentBounds(runs(lengths), 1, T), [1, T, 2], { dtype: "i32" });
+    assert.throws(
+      () => attention(q, q, q, { segments: tensor(new Int32Array(T), [1, T], { dtype: "i32" }) }),
+      {
+        message: /segments must be i32 \[B, T, 2\]/,
+      },
+    );
+    assert.throws(
+      () =>
+        attention(q, q, q, {
+          segments: seg,
+          attentionMask: tensor(new Int32Array(T).fill(1), [1, T], { dtype: "i32" }),
+        }),
+      { message: /segments or an attentionMask, not both/ },
+    );
+  });
+});
 
 Deno.test("attention: gradients match finite differences on a tiny masked GQA case", gpuTest, async () => {
   await setup();

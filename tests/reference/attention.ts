@@ -22,13 +22,16 @@ export interface AttnRefOptions {
   window?: number;
   scale?: number;
   causal?: boolean;
+  /** [B·TK] a sequence id per position (packed sequences): a query sees only keys with its own id. */
+  segmentIds?: ArrayLike<number>;
 }
 
 /** Whether query row i (absolute position i + TK − TQ) of batch b sees key s. */
 export function visible(sh: AttnShape, o: AttnRefOptions, b: number, i: number, s: number): boolean {
   if (o.mask && o.mask[b * sh.TK + s] === 0) return false;
-  if (o.causal === false) return true;
   const t = i + sh.TK - sh.TQ;
+  if (o.segmentIds && o.segmentIds[b * sh.TK + s] !== o.segmentIds[b * sh.TK + t]) return false;
+  if (o.causal === false) return true;
   if (s > t) return false;
   if (o.window !== undefined && t - s >= o.window) return false;
   return true;

@@ -7,6 +7,8 @@
  * - Causal by default: query t sees keys s ≤ t. With TQ < TK the queries are the last TQ positions (generation
  *   with a KV cache): query row i sits at absolute position t = i + TK − TQ.
  * - `attentionMask` [B, TK] (i32 or f32; non-zero = real token, 0 = padding): padding keys are seen by no query.
+ * - `segments` [B, T, 2] (i32: the [start, end) of the segment each position belongs to): packed sequences, several
+ *   sequences laid end to end in one row, each attending only within itself (padding-free batches).
  * - `slidingWindow` W (Mistral, as in transformers): query t sees keys s with t − W < s ≤ t.
  * - A query that sees no key at all (e.g. a padded query whose earlier keys are all padding) gives a zero output
  *   row and zero gradients, never NaN.
@@ -47,6 +49,12 @@ export type AttentionVariant = "rows" | "tiled";
 export interface AttentionOptions {
   /** [B, TK] i32 or f32: 1 (non-zero) = real token, 0 = padding key. */
   attentionMask?: Tensor;
+  /**
+   * [B, T, 2] i32: position t of row b belongs to the segment of positions [start, end) = (segments[b, t, 0],
+   * segments[b, t, 1]), and sees only keys of that segment (packed sequences). Segments are consecutive runs:
+   * start ≤ t < end, the same pair for every position of a run. Not with `attentionMask` or `keyLength`.
+   */
+  segments?: Tensor;
   /** Mistral sliding window: query t sees only keys s with t − s < slidingWindow (a positive integer). */
   slidingWindow?: number;
   /** Softmax scale; 1/√D by default. */
@@ -139,6 +147,22 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
   if (mask && (mask.ndim !== 2 || mask.shape[0] !== B || mask.shape[1] !== TK)) {
     throw new RangeError(`attention: attentionMask must be [B, TK] = [${B}, ${TK}], got ${shapeOf(mask)}`);
   }
+  const segments = opts.segments ?? null;
+  if (segments) {
+    if (mask) throw new RangeError("attention: pass segments or an attentionMask, not both");
+    if (TQ !== TK || TK !== TKS) {
+      throw new RangeError(
+        `attention: segments need queries and keys at the same positions (TQ = ${TQ}, keys ${TK} of ${TKS})`,
+      );
+    }
+    if (segments.dtype !== "i32" || segments.ndim !== 3 || segments.shape.join() !== [B, TK, 2].join()) {
+      throw new RangeError(
+        `attention: segments must be i32 [B, T, 2] = [${B}, ${TK}, 2], got ${segments.dtype} ${
+          shapeOf(segments)
+        }`,
+      );
+    }
+  }
   const info = gpu().info;
   const variant = opts.variant ?? (info.isFallbackAdapter ? "rows" : "tiled");
   if (variant !== "rows" && variant !== "tiled") {
@@ -169,8 +193,8 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
     causal,
     window,
     scale,
-    mask,
-    maskKind: mask ? (mask.dtype === "i32" ? 1 : 2) : 0,
+    mask: mask ?? segments,
+    maskKind: segments ? 3 : mask ? (mask.dtype === "i32" ? 1 : 2) : 0,
     variant,
     bc,
     ns,
