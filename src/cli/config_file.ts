@@ -33,7 +33,8 @@ export interface TrainConfig {
   /** The validated DPO and training options. */
   config: DPOConfig;
   /**
-   * model_name_or_path, ref_model_name_or_path, dataset_name, dataset_train_split, dataset_test_split and TRL's
+   * model_name_or_path, ref_model_name_or_path, dataset_name, dataset_config, dataset_train_split,
+   * dataset_test_split, datasets, test_split_size and TRL's
    * ModelConfig LoRA keys (use_peft, lora_*, use_rslora) and webdpo's int8_base, camelCase.
    */
   script: TrainScriptArgs;
@@ -231,9 +232,52 @@ export function buildTrainConfig(
     }
     script[f.camel] = checkFieldValue(f, v, "snake");
   }
+  checkDataKeys(script as unknown as TrainScriptArgs, values);
   const config = DPOConfig.fromSnakeCase(rest, options);
   const frozen = Object.freeze(script) as TrainScriptArgs;
   return { config, script: frozen, peftConfig: peftConfigFromScript(frozen) };
+}
+
+/**
+ * Where the data comes from: `dataset_name` (with `dataset_config` and the split keys) or TRL's `datasets`
+ * mixture (with `test_split_size`), exactly one of them. TRL ignores the `dataset_*` keys when `datasets` is given
+ * (with a warning for dataset_name); webdpo says so instead of running on data the YAML did not mean.
+ */
+function checkDataKeys(script: TrainScriptArgs, given: Record<string, unknown>): void {
+  const datasetName = FIELD_BY_NAME.get("dataset_name")!;
+  if (script.datasets === null) {
+    if (script.datasetName === null) {
+      throw new ConfigError(
+        `dataset_name is required (in the YAML file or as --dataset_name), or a \`datasets\` list: ${datasetName.doc}`,
+      );
+    }
+    if (script.testSplitSize !== null) {
+      throw new ConfigError(
+        "test_split_size splits a `datasets` mixture; with dataset_name, name the test split with " +
+          "dataset_test_split instead",
+      );
+    }
+    return;
+  }
+  const ignored = ["dataset_name", "dataset_config"].filter((k) =>
+    given[k] !== undefined && given[k] !== null
+  );
+  if (ignored.length > 0) {
+    throw new ConfigError(
+      `datasets and ${ignored.join(" and ")} both say which data to use (TRL would ignore ${
+        ignored.join(" and ")
+      }` +
+        "): give one",
+    );
+  }
+  // TRL's mixture is a dataset dict of "train" (and "test" with test_split_size), indexed by the split keys
+  if (script.datasetTrainSplit !== "train" || script.datasetTestSplit !== "test") {
+    throw new ConfigError(
+      "a `datasets` mixture has the splits train and test (test only with test_split_size), so " +
+        `dataset_train_split must be train and dataset_test_split test (got ${script.datasetTrainSplit} and ` +
+        `${script.datasetTestSplit})`,
+    );
+  }
 }
 
 /**

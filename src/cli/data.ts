@@ -1,6 +1,6 @@
 /**
- * `webdpo data DATASET --model DIR [--split S] [--max_length N] [--max_prompt_length N]`: what a dataset looks
- * like to the trainer before any training (src/data/inspect.ts).
+ * `webdpo data DATASET --model DIR [--split S] [--dataset_config NAME] [--data_dir DIR] [--max_length N]
+ * [--max_prompt_length N]`: what a dataset looks like to the trainer before any training (src/data/inspect.ts).
  *
  * @module
  */
@@ -11,15 +11,19 @@ import { formatDatasetReport, inspectDataset } from "../data/inspect.ts";
 import { loadTokenizer } from "../tokenizer/tokenizer.ts";
 
 export const DATA_USAGE =
-  `usage: webdpo data DATASET --model DIR [--split S] [--max_length N] [--max_prompt_length N]
+  `usage: webdpo data DATASET --model DIR [--split S] [--dataset_config NAME] [--data_dir DIR]
+                   [--max_length N] [--max_prompt_length N]
 
-Reads every row of DATASET (a .json/.jsonl(.gz)/.parquet file, a datasets folder or a save_to_disk folder) with
-the tokenizer of the model folder DIR and prints the format it found (standard or conversational, explicit or
-implicit prompt), the row count, token-length percentiles of prompts and answers, and how many rows max_length
-and max_prompt_length (TRL's defaults 512 and 128 when not given) would shorten or leave without any answer.
+Reads every row of DATASET (a .json/.jsonl(.gz)/.parquet file, a datasets folder, a save_to_disk folder, or the
+id of a hub dataset in the Hugging Face cache, like Anthropic/hh-rlhf) with the tokenizer of the model folder DIR
+and prints the format it found (standard or conversational, explicit or implicit prompt), the row count,
+token-length percentiles of prompts and answers, and how many rows max_length and max_prompt_length (TRL's
+defaults 512 and 128 when not given) would shorten or leave without any answer.
 
   --model DIR              the model folder whose tokenizer (and chat template) the run will use
   --split S                the split of a folder (default train)
+  --dataset_config NAME    the subset: a config of the dataset's README.md, or a folder of it
+  --data_dir DIR           read only the files under this folder of the dataset (e.g. harmless-base)
   --max_length N           default 512
   --max_prompt_length N    default 128
   -h, --help               this help`;
@@ -34,6 +38,8 @@ export async function dataCommand(argv: readonly string[]): Promise<number> {
       options: {
         model: { type: "string" },
         split: { type: "string" },
+        dataset_config: { type: "string" },
+        data_dir: { type: "string" },
         max_length: { type: "string" },
         max_prompt_length: { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -66,7 +72,11 @@ export async function dataCommand(argv: readonly string[]): Promise<number> {
   if (maxLength === null || maxPromptLength === null) return 2;
   try {
     const tok = await loadTokenizer(v.model);
-    const ds = await loadDataset(parsed.positionals[0], { split: v.split });
+    const ds = await loadDataset(parsed.positionals[0], {
+      split: v.split,
+      name: v.dataset_config ?? null,
+      dataDir: v.data_dir ?? null,
+    });
     const lengths = { maxLength, maxPromptLength };
     const report = await inspectDataset(ds, tok, lengths);
     console.log(formatDatasetReport(ds.name, report, lengths));

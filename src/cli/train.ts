@@ -10,11 +10,10 @@
  * @module
  */
 import { type Dataset, loadDataset } from "../data/dataset.ts";
-import { DatasetError } from "../data/tokenize_row.ts";
+import { loadMixture } from "../data/mixture.ts";
 import { DPOTrainer } from "../dpo/trainer.ts";
 import { WebDPOError } from "../gpu/errors.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
-import { hubCacheDir } from "../models/loader.ts";
 import { loadTokenizer } from "../tokenizer/tokenizer.ts";
 import { ConfigError, loadTrainConfig, type TrainConfig, trainHelp, wantsHelp } from "./config_file.ts";
 import { plotTraining } from "../plot/training.ts";
@@ -42,8 +41,6 @@ export interface TrainRunResult {
   interrupted: boolean;
 }
 
-const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
-
 async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
   try {
     return await Deno.stat(path);
@@ -53,56 +50,49 @@ async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
 }
 
 /**
- * The local path of `dataset_name`: the file or folder itself, else, for a hub id (org/name), its snapshot in the
- * Hugging Face cache (`datasets--org--name/snapshots/<commit of refs/main>`). Datasets are never downloaded here.
+ * The train and (when evaluation is on) eval datasets the script keys name: `dataset_name` (a file, a folder or a
+ * hub id in the Hugging Face cache, with `dataset_config` and the split keys), or TRL's `datasets` mixture (with
+ * `test_split_size` for the eval split). Datasets are never downloaded.
  */
-export async function resolveDatasetPath(name: string): Promise<string> {
-  if ((await statOrNull(name)) !== null || !HUB_ID.test(name)) return name;
-  const base = `${hubCacheDir()}/datasets--${name.replace(/\//g, "--")}`;
-  let commit: string | null = null;
-  try {
-    commit = (await Deno.readTextFile(`${base}/refs/main`)).trim();
-  } catch {
-    // not cached
-  }
-  const snapshot = commit ? `${base}/snapshots/${commit}` : null;
-  if (snapshot && (await statOrNull(snapshot))?.isDirectory) return snapshot;
-  throw new DatasetError(
-    `dataset_name ${name} is neither a local file or folder nor a dataset in the Hugging Face cache ` +
-      `(${hubCacheDir()}); webdpo does not download datasets: fetch it first, e.g. ` +
-      `\`huggingface-cli download --repo-type dataset ${name} --local-dir ${
-        name.split("/")[1]
-      }\`, and point ` +
-      `dataset_name at that folder`,
-  );
-}
-
-/** The train and (when evaluation is on) eval datasets named by the script keys. */
 export async function loadTrainDatasets(tc: TrainConfig): Promise<{ train: Dataset; eval: Dataset | null }> {
-  const { datasetTrainSplit, datasetTestSplit } = tc.script;
-  const datasetName = await resolveDatasetPath(tc.script.datasetName);
-  const needsEval = tc.config.evalStrategy !== "no";
-  const info = await statOrNull(datasetName);
-  const train = await loadDataset(datasetName, { split: datasetTrainSplit });
+  const { datasetName, datasetConfig, datasetTrainSplit, datasetTestSplit, datasets, testSplitSize } =
+    tc.script;
+  const strategy = tc.config.evalStrategy;
+  const needsEval = strategy !== "no";
+  if (datasets !== null) {
+    const seed = tc.config.dataSeed ?? tc.config.seed;
+    const { train, test } = await loadMixture(datasets, { testSplitSize, seed });
+    if (needsEval && test === null) {
+      throw new ConfigError(
+        `eval_strategy is '${strategy}', so the run needs a test split: a \`datasets\` mixture has one only ` +
+          "with test_split_size (the share or number of rows to hold out, e.g. 0.05), or set eval_strategy: no",
+      );
+    }
+    return { train, eval: needsEval ? test : null };
+  }
+  const name = datasetName!;
+  const train = await loadDataset(name, { split: datasetTrainSplit, name: datasetConfig });
   if (!needsEval) return { train, eval: null };
+  const info = await statOrNull(name);
   if (info !== null && !info.isDirectory) {
     throw new ConfigError(
-      `eval_strategy is '${tc.config.evalStrategy}', so the run needs the '${datasetTestSplit}' split ` +
-        `(dataset_test_split), but dataset_name ${datasetName} is a single file, which is the train split only: ` +
+      `eval_strategy is '${strategy}', so the run needs the '${datasetTestSplit}' split ` +
+        `(dataset_test_split), but dataset_name ${name} is a single file, which is the train split only: ` +
         `point dataset_name at a folder holding ${datasetTrainSplit}.jsonl and ${datasetTestSplit}.jsonl ` +
         `(or data/${datasetTrainSplit}-*.parquet and data/${datasetTestSplit}-*.parquet), or set eval_strategy: no`,
     );
   }
   let evalData: Dataset;
   try {
-    evalData = await loadDataset(datasetName, { split: datasetTestSplit });
+    evalData = await loadDataset(name, { split: datasetTestSplit, name: datasetConfig });
   } catch (e) {
     if (!(e instanceof WebDPOError)) throw e;
     throw new ConfigError(
-      `eval_strategy is '${tc.config.evalStrategy}', so the run needs the '${datasetTestSplit}' split ` +
-        `(dataset_test_split), but ${datasetName} has no files for it (looked for data/${datasetTestSplit}-*, ` +
-        `${datasetTestSplit}/*, ${datasetTestSplit}.jsonl and similar): add the split, name an existing one ` +
-        `with dataset_test_split, or set eval_strategy: no`,
+      `eval_strategy is '${strategy}', so the run needs the '${datasetTestSplit}' split ` +
+        `(dataset_test_split), but ${
+          train.name.replace(/ \[[^\]]*\]$/, "")
+        } has no files for it (${e.message}): ` +
+        `add the split, name an existing one with dataset_test_split, or set eval_strategy: no`,
     );
   }
   return { train, eval: evalData };

@@ -137,6 +137,15 @@ export function checkValue(f: Field, v: unknown, name: string, voice: Voice): un
           `${name} must hold plain data (numbers, strings, booleans, lists, mappings)`,
         );
       }
+    case "mapList":
+      if (!Array.isArray(v) || !v.every(isPlainObject)) {
+        voice.must(name, "a list of mappings", voice.show(v));
+      }
+      try {
+        return structuredClone(v);
+      } catch {
+        return voice.fail(`${name} must hold plain data (numbers, strings, booleans, lists, mappings)`);
+      }
     case "boolOrPath":
       if (typeof v === "boolean") return v;
       if (typeof v === "string" && v !== "") return v;

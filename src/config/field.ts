@@ -48,6 +48,8 @@ export type FieldType =
   | { readonly kind: "stringList" }
   /** A JSON object whose keys are passed through unchanged (snake_case). */
   | { readonly kind: "map" }
+  /** A list of JSON objects, keys passed through unchanged (TRL's `datasets` entries); the row checks the items. */
+  | { readonly kind: "mapList" }
   /** An interval in optimizer steps: an integer ≥ 1, or a number in (0, 1) meaning that fraction of the run's steps. */
   | { readonly kind: "steps" }
   /** `true` (the latest checkpoint in output_dir), `false`, or a checkpoint folder. */
@@ -263,6 +265,15 @@ export function map<const N extends string, D extends Default<Readonly<Record<st
   o: RowOptions = {},
 ): Draft<N, ValueWith<Readonly<Record<string, unknown>>, D>, D> {
   return draft(name, { kind: "map" }, def, o);
+}
+
+/** A list of mappings (plain data, keys kept as given); `check` says what an item may hold. */
+export function mapList<const N extends string, V extends object, D extends Default<readonly V[]>>(
+  name: N,
+  def: D,
+  o: RowOptions = {},
+): Draft<N, ValueWith<readonly V[], D>, D> {
+  return draft(name, { kind: "mapList" }, def, o);
 }
 
 /** true, false or a path (resume_from_checkpoint). */

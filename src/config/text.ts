@@ -3,7 +3,7 @@
  * row's value looks like (`float in [0, 1)`, `{no|steps|epoch}`), and a row's entry in `--help`. Flags follow
  * TRL's parser: booleans as `--flag` alone or with true/false (also yes/no, 1/0); lists comma-separated or the
  * flag repeated; mappings as JSON or `k=v,k=v`; `null` unsets a key that may be unset (`none` too, for numbers,
- * booleans and mappings).
+ * booleans and mappings); a list of mappings as JSON.
  *
  * @module
  */
@@ -19,7 +19,7 @@ export const parseBool = (s: string): boolean | undefined =>
   BOOL_TRUE.includes(s.toLowerCase()) ? true : BOOL_FALSE.includes(s.toLowerCase()) ? false : undefined;
 
 /** Kinds for which a bare `none` (besides `null`) unsets the key. */
-const NONE_IS_NULL = new Set(["number", "int", "steps", "bool", "map", "numberList"]);
+const NONE_IS_NULL = new Set(["number", "int", "steps", "bool", "map", "mapList", "numberList"]);
 
 const NUMBER_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 const INT_RE = /^[+-]?\d+$/;
@@ -51,6 +51,8 @@ export function typeLabel(f: Pick<Field, "type">): string {
       return "list of str";
     case "map":
       return "mapping";
+    case "mapList":
+      return "list of mappings";
     case "boolOrPath":
       return "bool | path";
   }
@@ -70,6 +72,8 @@ function expected(f: Field): string {
       return "a comma-separated list of numbers";
     case "map":
       return 'a mapping: JSON ({"k": 1}) or k=v,k=v';
+    case "mapList":
+      return 'a JSON list of mappings ([{"k": 1}])';
     default:
       return typeLabel(f);
   }
@@ -119,6 +123,8 @@ export function valueFromText(
       return s !== true && INT_RE.test(s.trim()) ? Number(s) : bad(s);
     case "map":
       return s === true ? bad(s) : parseMap(s, bad);
+    case "mapList":
+      return s === true ? bad(s) : parseMapList(s, bad);
     default:
       return s === true ? bad(s) : s;
   }
@@ -150,6 +156,18 @@ function parseMap(s: string, bad: (s: string) => never): Record<string, unknown>
     out[k] = v;
   }
   return out;
+}
+
+function parseMapList(s: string, bad: (s: string) => never): Record<string, unknown>[] {
+  try {
+    const v = JSON.parse(s.trim());
+    if (Array.isArray(v) && v.every((x) => x !== null && typeof x === "object" && !Array.isArray(x))) {
+      return v;
+    }
+  } catch {
+    // reported below
+  }
+  return bad(s);
 }
 
 // ---- --help ----

@@ -2,13 +2,14 @@
  * Datasets of preference rows from files: JSON (an array of rows), JSONL (one row per line, streamed: a 1 GB file
  * is never one string), both also gzipped (.json.gz, .jsonl.gz: gunzipped while streamed), Parquet (hyparquet,
  * streamed by row group), a `datasets.save_to_disk` folder (dataset_dict.json, per split state.json and Arrow IPC
- * stream files, read by apache-arrow record batch by record batch) and a Hugging Face `datasets` folder of Parquet
- * shards (`data/<split>-*.parquet`, `<split>/*.parquet`, …). Extra columns are kept; the trainer reads what it needs.
+ * stream files, read by apache-arrow record batch by record batch), a Hugging Face `datasets` folder or hub
+ * snapshot (its split's files picked as `datasets` picks them) and a hub dataset id in the Hugging Face cache:
+ * locate.ts finds the files. Extra columns are kept; the trainer reads what it needs.
  */
 import { RecordBatchReader } from "apache-arrow";
 import { type FileMetaData, parquetMetadataAsync, parquetReadObjects, parquetSchema } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
-import { isPlainFileName } from "../util/fs.ts";
+import { type DataFilesOptions, locateDataset } from "./locate.ts";
 import { pageProblem } from "./parquet_pages.ts";
 import { DatasetError } from "./tokenize_row.ts";
 
@@ -337,43 +338,6 @@ async function* arrowRows(path: string, start: number): AsyncGenerator<LocatedRo
   }
 }
 
-/**
- * The Arrow files of a `datasets.save_to_disk` folder: `dir` is a split folder (state.json lists its files) or
- * a DatasetDict folder (dataset_dict.json lists the splits), or neither (null).
- */
-async function saveToDiskFiles(dir: string, split: string): Promise<string[] | null> {
-  const readJson = async (f: string): Promise<unknown> => {
-    try {
-      return JSON.parse(await Deno.readTextFile(f));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return undefined;
-      throw new DatasetError(`${f}: not valid JSON (${e instanceof Error ? e.message : e})`);
-    }
-  };
-  const dict = await readJson(`${dir}/dataset_dict.json`) as { splits?: unknown } | undefined;
-  if (dict !== undefined) {
-    const splits = Array.isArray(dict?.splits)
-      ? dict.splits.filter((x): x is string => typeof x === "string")
-      : [];
-    if (!splits.includes(split)) {
-      throw new DatasetError(
-        `${dir}: no split "${split}" in dataset_dict.json (splits: ${splits.join(", ")})`,
-      );
-    }
-    return await saveToDiskFiles(`${dir}/${split}`, split) ?? [];
-  }
-  const state = await readJson(`${dir}/state.json`) as { _data_files?: { filename?: unknown }[] } | undefined;
-  if (state === undefined) return null;
-  const files = Array.isArray(state?._data_files) ? state._data_files : [];
-  if (files.length === 0) throw new DatasetError(`${dir}/state.json: "_data_files" lists no data files`);
-  return files.map((f, k) => {
-    if (!isPlainFileName(f?.filename)) {
-      throw new DatasetError(`${dir}/state.json: _data_files[${k}] is not a file name in the folder`);
-    }
-    return `${dir}/${f.filename}`;
-  });
-}
-
 function rowsOf(path: string, start: number): AsyncGenerator<LocatedRow> {
   // JSON and JSONL may be gzipped; Parquet and Arrow compress inside the file
   const gz = isGzip(path);
@@ -387,62 +351,21 @@ function rowsOf(path: string, start: number): AsyncGenerator<LocatedRow> {
   );
 }
 
-async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) if (e.isFile) out.push(e.name);
-  } catch {
-    return [];
-  }
-  return out.sort();
-}
+/** Which rows `loadDataset` reads: the split, subset, data_dir, data_files and, for hub ids, the cache. */
+export type LoadDatasetOptions = DataFilesOptions;
 
-/** The data files of `split` in a Hugging Face datasets-style folder. */
-export async function splitFiles(dir: string, split: string): Promise<string[]> {
-  const exts = [".parquet", ".jsonl", ".json", ".jsonl.gz", ".json.gz"];
-  const match = (name: string, re: RegExp) => re.test(name) && exts.some((e) => name.endsWith(e));
-  const esc = split.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const candidates: [string, RegExp][] = [
-    [`${dir}/data`, new RegExp(`^${esc}([-.]|$)`)],
-    [`${dir}/${split}`, /./],
-    [`${dir}/data/${split}`, /./],
-    [dir, new RegExp(`^${esc}([-.]|$)`)],
-  ];
-  for (const [d, re] of candidates) {
-    const files = (await listFiles(d)).filter((f) => match(f, re));
-    if (files.length) return files.map((f) => `${d}/${f}`);
-  }
-  return [];
-}
-
-export interface LoadDatasetOptions {
-  /** The split to read from a folder (default "train"). Ignored for a single file. */
-  split?: string;
-}
-
-/** Loads a dataset file or folder lazily: rows stream from disk each time the dataset is iterated. */
-export async function loadDataset(path: string, opts: LoadDatasetOptions = {}): Promise<Dataset> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(path);
-  } catch {
-    throw new DatasetError(
-      `${path}: no such file or folder (give a .json/.jsonl/.parquet file or a datasets folder with Parquet shards)`,
-    );
-  }
-  const split = opts.split ?? "train";
-  const dir = path.replace(/\/+$/, "");
-  const files = info.isDirectory
-    ? (await saveToDiskFiles(dir, split) ?? await splitFiles(dir, split))
-    : [path];
+/**
+ * Loads a dataset lazily (rows stream from disk each time it is iterated): a file, a folder (a `datasets` folder,
+ * a hub snapshot, a `save_to_disk` folder) or the id of a hub dataset in the Hugging Face cache, with
+ * `load_dataset`'s `split`, `name`, `dataDir` and `dataFiles` (see locate.ts).
+ */
+export async function loadDataset(pathOrId: string, opts: LoadDatasetOptions = {}): Promise<Dataset> {
+  const { name, files } = await locateDataset(pathOrId, opts);
   if (files.length === 0) {
-    throw new DatasetError(
-      `${path}: no files for split "${split}" (looked for data/${split}-*.parquet, ${split}/*.parquet, ` +
-        `${split}.jsonl and similar)`,
-    );
+    throw new DatasetError(`${name}: no files for split "${opts.split ?? "train"}"`);
   }
   for (const f of files) rowsOf(f, 0).return(undefined); // validates the extension early
-  return new Dataset(info.isDirectory ? `${path} [${split}]` : path, async function* () {
+  return new Dataset(name, async function* () {
     let start = 0;
     for (const f of files) {
       for await (const r of rowsOf(f, start)) {

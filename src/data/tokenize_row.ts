@@ -54,6 +54,19 @@ function isMessages(v: unknown): v is Message[] {
     v.every((m) => m && typeof m === "object" && typeof m.role === "string" && typeof m.content === "string");
 }
 
+/** Which part of a would-be conversation `field` is wrong, in words ("rejected"[1] has content null, …). */
+function whatIsWrong(field: string, v: unknown, other: unknown): string {
+  if (typeof v === "string") {
+    return `"${field}" is a string, the other answer ${Array.isArray(other) ? "a list" : "not"}`;
+  }
+  if (!Array.isArray(v)) return `"${field}" is ${v === null ? "null" : typeof v}`;
+  const i = v.findIndex((m) => !(m && typeof m === "object" && typeof m.role === "string"));
+  if (i >= 0) return `"${field}"[${i}] has no string "role"`;
+  const j = v.findIndex((m) => typeof m.content !== "string");
+  if (j < 0) return `"${field}" is not a list of messages`;
+  return `"${field}"[${j}] has content ${v[j].content === null ? "null" : typeof v[j].content}, not a string`;
+}
+
 /** Resolves the defaults of max_length / max_prompt_length, warning once per unset value. */
 export function resolveLengths(opts: TokenizeOptions): { maxLength: number; maxPromptLength: number } {
   const warn = opts.warn ?? ((m: string) => console.warn(`webdpo: ${m}`));
@@ -98,18 +111,23 @@ export function renderRow(
     return { prompt, chosen, rejected };
   }
   if (!isMessages(chosen) || !isMessages(rejected)) {
+    const [bad, other] = isMessages(chosen) ? ["rejected", rejected] : ["chosen", chosen];
     throw new DatasetError(
-      `${where}: "chosen" and "rejected" must both be strings or both be lists of {role, content} messages`,
+      `${where}: "chosen" and "rejected" must both be strings or both be lists of {role, content} messages ` +
+        `(${whatIsWrong(bad, bad === "chosen" ? chosen : rejected, other)})`,
     );
   }
   if (!isMessages(prompt)) {
     throw new DatasetError(
-      `${where}: "prompt" must be a list of {role, content} messages in a conversational row`,
+      `${where}: "prompt" must be a list of {role, content} messages in a conversational row ` +
+        `(${whatIsWrong("prompt", prompt, null)})`,
     );
   }
   const promptMsgs = prompt;
-  if (chosen.length === 0 || rejected.length === 0) {
-    throw new DatasetError(`${where}: an empty answer (no messages after the prompt)`);
+  for (const [name, answer] of [["chosen", chosen], ["rejected", rejected]] as const) {
+    if (answer.length === 0) {
+      throw new DatasetError(`${where}: the "${name}" answer is empty (no messages after the prompt)`);
+    }
   }
   const p = tok.applyChatTemplate(promptMsgs, { addGenerationPrompt: true });
   const cont = (answer: Message[], name: string) => {

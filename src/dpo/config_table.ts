@@ -22,6 +22,7 @@ import {
   floats,
   int,
   map,
+  mapList,
   names,
   oneOf,
   oneOrList,
@@ -41,6 +42,8 @@ import {
   type TrainingValues,
 } from "../config/training.ts";
 import { DPO_LOSS_TYPES, type DpoLossType, F_DIVERGENCE_TYPES } from "./loss.ts";
+import { type DatasetMixtureEntry, mixtureProblem } from "../data/mixture_entries.ts";
+import type { Voice } from "../config/voice.ts";
 
 export type { DpoLossType, FieldType, TrlAvailability };
 export {
@@ -81,6 +84,23 @@ export interface FieldSpec extends Field {
 
 // The table. Order within a group is the order of `--help`.
 
+/** A `datasets` value: a list of TRL's DatasetConfig entries (null: unset). */
+function checkMixture(v: unknown, name: string, voice: Voice): unknown {
+  if (v === null) return null;
+  const problem = mixtureProblem(v);
+  if (problem !== null) voice.fail(`${name}${problem.startsWith("[") ? "" : " "}${problem}`);
+  return structuredClone(v);
+}
+
+/** A `test_split_size` value: a share in (0, 1), or a whole number of rows (null: unset). */
+function checkTestSplitSize(v: unknown, name: string, voice: Voice): unknown {
+  if (v === null) return null;
+  if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v) || (v >= 1 && !Number.isInteger(v))) {
+    voice.must(name, "a share in (0, 1) or a whole number of rows ≥ 1", voice.show(v));
+  }
+  return v;
+}
+
 /** The script keys of `webdpo train` (not DPOConfig fields), with TRL's ModelConfig keys for LoRA. */
 const SCRIPT_ROWS = [
   str("model_name_or_path", REQUIRED).doc(
@@ -92,11 +112,22 @@ const SCRIPT_ROWS = [
   str("ref_model_name_or_path", null, { trl: null }).doc(
     "a separate reference model; unset: a frozen copy of the initial policy (TRL's `trl dpo` has no such key)",
   ),
-  str("dataset_name", REQUIRED).doc(
-    "preference data: a JSON, JSONL or Parquet file, or a folder of Hugging Face Parquet shards",
+  str("dataset_name", null).doc(
+    "preference data: a JSON, JSONL (.gz) or Parquet file, a datasets or save_to_disk folder, or a hub id " +
+      "(org/name) in the Hugging Face cache; required unless `datasets` is given",
+  ),
+  str("dataset_config", null, { trl: "0.13" }).doc(
+    "the subset of dataset_name (load_dataset's name): a config of its README.md, or else a folder of it",
   ),
   str("dataset_train_split", "train").doc("the split to train on"),
   str("dataset_test_split", "test").doc("the split to evaluate on (used when eval_strategy is not 'no')"),
+  mapList<"datasets", DatasetMixtureEntry, null>("datasets", null, { trl: "0.22", check: checkMixture }).doc(
+    "instead of dataset_name: a list of {path, name, data_dir, data_files, split, columns} read one after the " +
+      "other as the train split, e.g. [{path: Anthropic/hh-rlhf, data_dir: harmless-base}]",
+  ),
+  float("test_split_size", null, { gt: 0, trl: "0.22", check: checkTestSplitSize }).doc(
+    "with datasets: the share in (0, 1) or number of rows held out as the test split, drawn with seed",
+  ),
 
   // ---- LoRA (TRL's ModelConfig keys; `trl dpo` builds its peft_config from them) ----
   bool("use_peft", false).doc(
@@ -240,7 +271,9 @@ export const UNSUPPORTED_TRL_KEYS: Readonly<Record<string, string>> = (() => {
     logging_strategy: "webdpo logs every logging_steps steps (TRL's default 'steps'); remove it",
     evaluation_strategy: "transformers 4.41 renamed it: use eval_strategy",
     max_completion_length: "webdpo follows TRL v0.9's truncation: use max_length and max_prompt_length",
-    dataset_config: "hub dataset configurations are not supported; point dataset_name at a file or folder",
+    dataset_streaming:
+      "webdpo reads dataset files row by row and tokenizes them once before training; remove it",
+    streaming: "webdpo reads dataset files row by row and tokenizes them once before training; remove it",
   };
   out.load_in_8bit =
     "webdpo has no bitsandbytes; its int8 frozen base (per-channel scales, weight-only) is the webdpo-only key " +
