@@ -115,7 +115,7 @@ fn write_row(row: u32, acc: ptr<function, Row>, m: f32, l: f32) {
     for (var d = 0u; d < D4; d++) {
       o[row * D4 + d] = vec4f(0.0);
     }
-    lse[row] = bitcast<f32>(0xff800000u);
+    let bits = 0xff800000u; lse[row] = bitcast<f32>(bits); // -inf from a let: no infinite const-expressions
   } else {
     let inv = 1.0 / l;
     for (var d = 0u; d < D4; d++) {

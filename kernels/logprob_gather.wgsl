@@ -63,7 +63,8 @@ fn forward(
   if (lab == p.ignore) {
     out[n] = 0.0;
   } else if (lab < 0 || lab >= i32(p.V)) {
-    out[n] = bitcast<f32>(0x7fc00000u);
+    let nan_bits = 0x7fc00000u; // a let, never a const-expression: WGSL allows no NaN const-expression
+    out[n] = bitcast<f32>(nan_bits);
   } else {
     out[n] = z[base + u32(lab)] - l;
   }

@@ -140,7 +140,8 @@ fn main(
   if (lab == p.ignore) {
     logp[row] = 0.0;
   } else if (lab < 0 || lab >= i32(p.V)) {
-    logp[row] = bitcast<f32>(0x7fc00000u);
+    let nan_bits = 0x7fc00000u; // a let, never a const-expression: WGSL allows no NaN const-expression
+    logp[row] = bitcast<f32>(nan_bits);
   } else {
     logp[row] = zl - l;
   }

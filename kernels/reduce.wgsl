@@ -32,6 +32,13 @@ const NONE: u32 = 0xffffffffu;
 var<workgroup> sh_v: array<f32, 256>;
 var<workgroup> sh_k: array<u32, 256>;
 
+// -Infinity, made at run time: WGSL makes a const-expression that evaluates to an infinity a shader-creation
+// error, and an identifier declared with `let` is never a const-expression.
+fn neg_inf() -> f32 {
+  let bits = NEG_INF_BITS;
+  return bitcast<f32>(bits);
+}
+
 fn max_index(r: u32, start: u32, k: u32) -> i32 {
   if (p.mode == 0u) { return i32(k - start); }
   if (p.mode == 1u) { return i32(k); }
@@ -109,7 +116,7 @@ fn max_wg(
   if (r >= p.rows) { return; }
   let start = r * p.L;
   let end = min(start + p.L, p.n);
-  var best = bitcast<f32>(NEG_INF_BITS);
+  var best = neg_inf();
   var bk = NONE;
   let first = start + lid;
   if (first < end) {

@@ -6,7 +6,8 @@
 //           s = Σ exp(x − m).
 // Masking:  -Infinity entries get y = 0 (softmax) / -Infinity (log-softmax). A row that is entirely -Infinity
 //           gives all zeros (softmax) / all -Infinity (log-softmax), never NaN. -Infinity is recognised by its bit
-//           pattern, so the result does not depend on the compiler's treatment of infinities in arithmetic.
+//           pattern, so the result does not depend on the compiler's treatment of infinities in arithmetic, and
+//           written from a `let` holding that pattern (WGSL allows no infinite const-expression).
 // Dispatch: forward_thread: one invocation per row (short rows), workgroup 64, grid1d(rows, 64):
 //             r = gid.x + gid.y * nwg.x * 64.
 //           forward_wg: one workgroup of WG (override, power of two ≤ 256) invocations per row,
@@ -30,8 +31,11 @@ fn is_neg_inf(v: f32) -> bool {
   return bitcast<u32>(v) == NEG_INF_BITS;
 }
 
+// -Infinity, made at run time: a const-expression that evaluates to an infinity is a shader-creation error in
+// WGSL (Chromium's compiler rejects it), and an identifier declared with `let` is never a const-expression.
 fn neg_inf() -> f32 {
-  return bitcast<f32>(NEG_INF_BITS);
+  let bits = NEG_INF_BITS;
+  return bitcast<f32>(bits);
 }
 
 // Online update of (m, s) with one value; -Infinity contributes nothing.
