@@ -6,6 +6,10 @@
  * line; the run fails (exit 1) when a series gains more than 1% of its mean per 1,000 steps, or when the pool's
  * live or reserved bytes ever exceed their values at the end of the warm-up by more than 10%. Prints one JSON line
  * per record and a table; the figures go into bench/RESULTS.md.
+ *
+ * The JS heap read between steps follows the collector's sawtooth. Run with `--v8-flags=--expose-gc`
+ * (`deno run -A --v8-flags=--expose-gc bench/soak.ts`) and each record also holds the heap after a full
+ * collection (`heapGc`), which is what is left alive and is fitted like the others.
  */
 import { parseArgs } from "node:util";
 import { DPOConfig, DPOTrainer, init, loadModel, loadTokenizer, memoryStats, sync } from "../mod.ts";
@@ -32,7 +36,12 @@ interface Record {
   reserved: number;
   heap: number;
   rss: number;
+  /** The heap after a full collection (with --v8-flags=--expose-gc). */
+  heapGc?: number;
 }
+
+/** V8's collector, when the script runs with --v8-flags=--expose-gc. */
+const gc = (globalThis as { gc?: () => void }).gc;
 
 const info = await init();
 const dir = new URL("../examples/tiny-chat", import.meta.url).pathname;
@@ -63,7 +72,7 @@ const trainer = new DPOTrainer({
       await sync();
       const m = memoryStats();
       const u = Deno.memoryUsage();
-      const r = {
+      const r: Record = {
         step: s.globalStep,
         live: m.liveBytes,
         pooled: m.pooledBytes,
@@ -71,6 +80,10 @@ const trainer = new DPOTrainer({
         heap: u.heapUsed,
         rss: u.rss,
       };
+      if (gc) {
+        gc();
+        r.heapGc = Deno.memoryUsage().heapUsed;
+      }
       records.push(r);
       console.log(JSON.stringify({ ...r, s: +((performance.now() - t0) / 1000).toFixed(1) }));
     },
@@ -85,12 +98,14 @@ const MB = (x: number) => (x / 1e6).toFixed(1);
 console.log(
   `\nadapter: ${info.adapterName}; ${steps} steps, ${((performance.now() - t0) / 1000).toFixed(0)} s`,
 );
-console.log("step    live MB  pooled MB  reserved MB  JS heap MB  RSS MB");
+console.log(`step    live MB  pooled MB  reserved MB  JS heap MB  RSS MB${gc ? "  heap after GC MB" : ""}`);
 for (const r of records) {
   console.log(
     `${String(r.step).padEnd(6)}  ${MB(r.live).padStart(7)}  ${MB(r.pooled).padStart(9)}  ${
       MB(r.reserved).padStart(11)
-    }  ${MB(r.heap).padStart(10)}  ${MB(r.rss).padStart(6)}`,
+    }  ${MB(r.heap).padStart(10)}  ${MB(r.rss).padStart(6)}${
+      r.heapGc === undefined ? "" : `  ${MB(r.heapGc).padStart(16)}`
+    }`,
   );
 }
 
@@ -109,8 +124,9 @@ function slope(xs: number[], ys: number[]): number {
 const after = records.filter((r) => r.step >= warmup);
 const failures: string[] = [];
 if (after.length >= 3) {
-  for (const key of ["live", "pooled", "reserved", "heap", "rss"] as const) {
-    const ys = after.map((r) => r[key]);
+  const series = ["live", "pooled", "reserved", "heap", "rss", ...(gc ? ["heapGc"] as const : [])] as const;
+  for (const key of series) {
+    const ys = after.map((r) => r[key] ?? 0);
     const mean = ys.reduce((s, v) => s + v, 0) / ys.length;
     const per1000 = slope(after.map((r) => r.step), ys) * 1000;
     const share = mean > 0 ? per1000 / mean : 0;
