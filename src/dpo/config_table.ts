@@ -8,7 +8,9 @@
  * rows of src/config/training.ts), and, for the options TRL added later, the values of SPEC.md. Two of them are
  * chosen deliberately and documented in the field's line: `padding_value` is unset (null: the tokenizer's pad, as
  * TRL ≥ 0.9.6 does; the v0.9.4 signature shows 0) and `f_alpha_divergence_coef` is 0.5 (SPEC.md and TRL 1.x; TRL
- * 0.9–0.2x used 1.0). A row's TRL releases default to every release from 0.9 on.
+ * 0.9–0.2x used 1.0). A third, `padding_free`, is on by default: TRL leaves it off because only FlashAttention
+ * handles flattened batches there, while webdpo's attention separates packed sequences itself and gives the same
+ * values. A row's TRL releases default to every release from 0.9 on.
  *
  * @module
  */
@@ -172,6 +174,9 @@ const DPO_ROWS = [
   int("padding_value", null, { min: 0, trl: ["0.9", "0.26"] }).doc(
     "token id to right-pad input_ids with; unset: the tokenizer's pad token, else EOS (TRL ≥ 0.9.6's default)",
   ),
+  bool("padding_free", true, { trl: "0.17" }).doc(
+    "run each batch's real tokens as one packed sequence, no compute on padding (on by default, unlike TRL)",
+  ),
   oneOf("truncation_mode", ["keep_end", "keep_start"], "keep_end").doc(
     "which end of a too-long prompt survives truncation",
   ),
@@ -316,6 +321,7 @@ export interface DPOOptionValues {
   readonly lossType: LossTypeName | readonly LossTypeName[];
   readonly labelPadTokenId: number;
   readonly paddingValue: number | null;
+  readonly paddingFree: boolean;
   readonly truncationMode: "keep_end" | "keep_start";
   readonly maxLength: number | null;
   readonly maxPromptLength: number | null;

@@ -25,6 +25,14 @@ export interface ForwardOptions {
    * cached and the new positions, [B, cache.length + T].
    */
   cache?: KVCache;
+  /**
+   * Padding-free: the real tokens (attentionMask ≠ 0) of all rows run as one packed row of N tokens, each row's
+   * tokens attending only to each other, at their own positions; no work is spent on padding. The result is then
+   * [1, N, C] (hiddenStates) or [1, N, V] (forward), its rows the real tokens in row-major order: `packedRows`
+   * maps [b, t] to them. Same values as the padded batch at every real token (up to float rounding of the
+   * attention's key order). Not with a KV cache.
+   */
+  packed?: boolean;
 }
 
 /** A batch of token ids on the host, validated. */
@@ -107,12 +115,68 @@ export function hostBatch(inputIds: IdBatch, vocabSize: number, opts: ForwardOpt
   return { B, T, ids, mask, positions };
 }
 
-/** Uploads a host batch's positions and mask as i32 tensors. */
-export function batchTensors(h: HostBatch): { positions: Tensor; mask: Tensor | undefined } {
-  return {
-    positions: tensor(h.positions, [h.B, h.T], { dtype: "i32" }),
-    mask: h.mask ? tensor(h.mask, [h.B, h.mask.length / h.B], { dtype: "i32" }) : undefined,
-  };
+/** For each of the B·T positions of a batch, its row in the packed batch, or −1 for padding (mask 0). */
+export function packedRows(mask: Int32Array | null, B: number, T: number): Int32Array {
+  const rows = new Int32Array(B * T);
+  let n = 0;
+  for (let i = 0; i < B * T; i++) rows[i] = !mask || mask[i] !== 0 ? n++ : -1;
+  return rows;
+}
+
+/**
+ * A host batch with its padding removed (ForwardOptions.packed): one row of the N real tokens, their positions,
+ * and each token's segment [start, end) (the packed span of its original row) for the attention.
+ */
+export function packBatch(h: HostBatch): HostBatch & { segments: Int32Array } {
+  if (h.mask && h.mask.length !== h.B * h.T) {
+    throw new RangeError("packed: a batch with cached positions cannot be packed (no KV cache with packed)");
+  }
+  const rows = packedRows(h.mask, h.B, h.T);
+  let N = 0;
+  for (const r of rows) if (r >= 0) N++;
+  if (N === 0) throw new RangeError("packed: the attention mask leaves no real token to run");
+  const ids = new Int32Array(N), positions = new Int32Array(N), segments = new Int32Array(2 * N);
+  for (let b = 0; b < h.B; b++) {
+    let start = -1, end = -1;
+    for (let t = 0; t < h.T; t++) {
+      const r = rows[b * h.T + t];
+      if (r < 0) continue;
+      if (start < 0) start = r;
+      end = r + 1;
+      ids[r] = h.ids[b * h.T + t];
+      positions[r] = h.positions[b * h.T + t];
+    }
+    for (let r = start; r >= 0 && r < end; r++) segments.set([start, end], 2 * r);
+  }
+  return { B: 1, T: N, ids, mask: null, positions, segments };
+}
+
+/** What a model's layers take from a host batch: ids and positions (packed or not) and the attention's masking. */
+export interface LayerInputs {
+  B: number;
+  T: number;
+  ids: Int32Array;
+  /** Host positions [B·T]. */
+  positionIds: Int32Array;
+  /** The same positions as an i32 tensor [B, T]. */
+  positions: Tensor;
+  /** The attention options that mask padding or separate packed sequences. */
+  attn: { attentionMask?: Tensor; segments?: Tensor };
+}
+
+/** Validates the ids and options, packs the batch when `opts.packed`, and uploads positions and masks. */
+export function layerInputs(inputIds: IdBatch, vocabSize: number, opts: ForwardOptions = {}): LayerInputs {
+  if (opts.packed && opts.cache) throw new RangeError("packed: not with a KV cache");
+  const h = hostBatch(inputIds, vocabSize, opts);
+  const p = opts.packed ? packBatch(h) : null;
+  const { B, T, ids, positions: positionIds } = p ?? h;
+  const positions = tensor(positionIds, [B, T], { dtype: "i32" });
+  const attn = p
+    ? { segments: tensor(p.segments, [1, T, 2], { dtype: "i32" }) }
+    : h.mask
+    ? { attentionMask: tensor(h.mask, [B, h.mask.length / B], { dtype: "i32" }) }
+    : {};
+  return { B, T, ids, positionIds, positions, attn };
 }
 
 export class ModelError extends WebDPOError {}

@@ -16,8 +16,7 @@ import { linear } from "../nn/layers.ts";
 import type { KVCache } from "./kv_cache.ts";
 import { recomputeOnUse } from "../autograd/recompute.ts";
 import { free, type Tensor } from "../tensor/tensor.ts";
-import { tensor } from "../tensor/create.ts";
-import { CausalLM, type ForwardOptions, hostBatch, type IdBatch } from "./causal_lm.ts";
+import { CausalLM, type ForwardOptions, type IdBatch, type LayerInputs, layerInputs } from "./causal_lm.ts";
 
 const P = "transformer";
 
@@ -76,10 +75,10 @@ export class GPT2Model extends CausalLM {
   layer(
     l: number,
     x: Tensor,
-    ctx: { B: number; T: number; mask: Tensor | undefined; cache?: KVCache },
+    ctx: { inputs: LayerInputs; cache?: KVCache },
   ): Tensor {
     const c = this.config;
-    const { B, T, mask } = ctx;
+    const { B, T, attn } = ctx.inputs;
     const H = c.numHeads, D = c.headDim, C = c.hiddenSize;
     const p = `${P}.h.${l}`;
     const ln1 = [this.param(`${p}.ln_1.weight`), this.param(`${p}.ln_1.bias`)];
@@ -101,7 +100,7 @@ export class GPT2Model extends CausalLM {
     free(split);
     let keyLength: number | undefined;
     if (ctx.cache) ({ k, v, length: keyLength } = ctx.cache.update(l, k, v));
-    const o = attention(q, k, v, { attentionMask: mask, scale, keyLength });
+    const o = attention(q, k, v, { ...attn, scale, keyLength });
     const merge = () => reshape(permute(o, [0, 2, 1, 3]), [B, T, C]);
     const merged = merge();
     const attnOut = this.proj(merged, `${p}.attn.c_proj`);
@@ -123,23 +122,22 @@ export class GPT2Model extends CausalLM {
 
   hiddenStates(inputIds: IdBatch, opts: ForwardOptions = {}): Tensor {
     const c = this.config;
-    const h = hostBatch(inputIds, c.vocabSize, opts);
-    const { B, T } = h;
-    for (let i = 0; i < h.positions.length; i++) {
-      if (h.positions[i] >= c.maxPositionEmbeddings) {
+    const inputs = layerInputs(inputIds, c.vocabSize, opts);
+    const { B, T, positionIds } = inputs;
+    for (let i = 0; i < positionIds.length; i++) {
+      if (positionIds[i] >= c.maxPositionEmbeddings) {
         throw new RangeError(
-          `position ${h.positions[i]} exceeds GPT-2's n_positions ${c.maxPositionEmbeddings}`,
+          `position ${positionIds[i]} exceeds GPT-2's n_positions ${c.maxPositionEmbeddings}`,
         );
       }
     }
-    const mask = h.mask ? tensor(h.mask, [B, h.mask.length / B], { dtype: "i32" }) : undefined;
     const x = add(
-      gatherRows(this.param(`${P}.wte.weight`), h.ids, { shape: [B, T] }),
-      gatherRows(this.param(`${P}.wpe.weight`), h.positions, { shape: [B, T] }),
+      gatherRows(this.param(`${P}.wte.weight`), inputs.ids, { shape: [B, T] }),
+      gatherRows(this.param(`${P}.wpe.weight`), positionIds, { shape: [B, T] }),
     );
     const y = this.runLayers(
       x,
-      (l, xi) => this.layer(l, xi, { B, T, mask, cache: opts.cache }),
+      (l, xi) => this.layer(l, xi, { inputs, cache: opts.cache }),
       opts.cache !== undefined,
     );
     return layerNorm(y, this.param(`${P}.ln_f.weight`), this.param(`${P}.ln_f.bias`), c.normEps);

@@ -16,7 +16,7 @@ import { recomputeOnUse } from "../autograd/recompute.ts";
 import { linear } from "../nn/layers.ts";
 import type { KVCache } from "./kv_cache.ts";
 import { free, type Tensor } from "../tensor/tensor.ts";
-import { batchTensors, CausalLM, type ForwardOptions, hostBatch, type IdBatch } from "./causal_lm.ts";
+import { CausalLM, type ForwardOptions, type IdBatch, type LayerInputs, layerInputs } from "./causal_lm.ts";
 import type { ModelConfig } from "./config.ts";
 
 export class LlamaModel extends CausalLM {
@@ -85,10 +85,10 @@ export class LlamaModel extends CausalLM {
   layer(
     l: number,
     x: Tensor,
-    ctx: { B: number; T: number; positions: Tensor; mask: Tensor | undefined; cache?: KVCache },
+    ctx: { inputs: LayerInputs; cache?: KVCache },
   ): Tensor {
     const c = this.config;
-    const { B, T, positions, mask } = ctx;
+    const { B, T, positions, attn } = ctx.inputs;
     const H = c.numHeads, HKV = c.numKvHeads, D = c.headDim;
     const p = `model.layers.${l}`;
     const normIn = this.param(`${p}.input_layernorm.weight`);
@@ -114,7 +114,7 @@ export class LlamaModel extends CausalLM {
     let keyLength: number | undefined;
     if (ctx.cache) ({ k, v, length: keyLength } = ctx.cache.update(l, k, v));
     const window = c.layerSlidingWindow[l];
-    const o = attention(q, k, v, { attentionMask: mask, slidingWindow: window ?? undefined, keyLength });
+    const o = attention(q, k, v, { ...attn, slidingWindow: window ?? undefined, keyLength });
     const merge = () => reshape(permute(o, [0, 2, 1, 3]), [B, T, H * D]);
     const merged = merge();
     const attnOut = this.proj(merged, `${p}.self_attn.o_proj`);
@@ -139,13 +139,12 @@ export class LlamaModel extends CausalLM {
 
   hiddenStates(inputIds: IdBatch, opts: ForwardOptions = {}): Tensor {
     const c = this.config;
-    const h = hostBatch(inputIds, c.vocabSize, opts);
-    const { B, T } = h;
-    const { positions, mask } = batchTensors(h);
-    const x = gatherRows(this.param("model.embed_tokens.weight"), h.ids, { shape: [B, T] });
+    const inputs = layerInputs(inputIds, c.vocabSize, opts);
+    const { B, T } = inputs;
+    const x = gatherRows(this.param("model.embed_tokens.weight"), inputs.ids, { shape: [B, T] });
     const y = this.runLayers(
       x,
-      (l, xi) => this.layer(l, xi, { B, T, positions, mask, cache: opts.cache }),
+      (l, xi) => this.layer(l, xi, { inputs, cache: opts.cache }),
       opts.cache !== undefined,
     );
     return rmsNorm(y, this.param("model.norm.weight"), c.normEps);

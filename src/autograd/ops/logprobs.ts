@@ -61,6 +61,12 @@ export interface FusedLogProbsOptions {
    * positions — most of a DPO batch — cost nothing in the V-wide products. Same values and gradients.
    */
   scoredRowsOnly?: boolean;
+  /**
+   * Host labels whose positions are not h's rows one to one (a packed, padding-free h: see ForwardOptions.packed):
+   * label position n is scored with h's row `hRows[n]` (−1 where the label is ignored). The results are then
+   * laid out like the labels. Implies `scoredRowsOnly`.
+   */
+  hRows?: Int32Array;
 }
 
 /** What `fusedLogProbsWithStats` returns; every tensor is [N] (the leading dimensions of h). */
@@ -472,28 +478,41 @@ function scoredImpl(
   opts: FusedLogProbsOptions,
   stats: boolean,
 ): Partial<FusedLogProbsResult> & { logps: Tensor } {
-  if (opts.scoredRowsOnly === false || !isHost(labels) || h.shape.length < 2) {
+  const hRows = opts.hRows;
+  if (hRows && !isHost(labels)) throw new RangeError("fusedLogProbs: hRows needs host labels");
+  if (!isHost(labels) || (!hRows && (opts.scoredRowsOnly === false || h.shape.length < 2))) {
     return fusedImpl(h, W, labels, opts);
   }
   const ignore = opts.ignoreIndex ?? IGNORE_INDEX;
   const flat = flattenLabels(labels);
   const C = h.shape[h.shape.length - 1];
-  const N = h.size / C;
+  const NH = h.size / C;
+  const N = hRows ? flat.length : NH;
   if (flat.length !== N) return fusedImpl(h, W, labels, opts); // fusedImpl reports the mismatch
+  if (hRows && hRows.length !== N) {
+    throw new RangeError(`fusedLogProbs: hRows has ${hRows.length} entries for ${N} labels`);
+  }
   let S = 0;
   for (let n = 0; n < N; n++) if (flat[n] !== ignore) S++;
-  if (S === N || S === 0) return fusedImpl(h, W, labels, opts);
+  if (!hRows && (S === N || S === 0)) return fusedImpl(h, W, labels, opts);
+  if (S === 0) throw new RangeError("fusedLogProbs: hRows with no scored label");
   const rows = new Int32Array(S);
   const place = new Int32Array(N).fill(S);
   for (let n = 0, k = 0; n < N; n++) {
     if (flat[n] !== ignore) {
-      rows[k] = n;
+      const r = hRows ? hRows[n] : n;
+      if (!(r >= 0 && r < NH)) {
+        throw new RangeError(`fusedLogProbs: label ${n} is scored but hRows gives h row ${r} (h has ${NH})`);
+      }
+      rows[k] = r;
       place[n] = k++;
     }
   }
-  const out = h.shape.slice(0, -1);
-  const hS = gatherRows(reshape(h, [N, C]), rows);
-  const r = fusedImpl(hS, W, rows.map((n) => flat[n]), { ...opts, scoredRowsOnly: false });
+  const out = hRows ? [N] : h.shape.slice(0, -1);
+  const hS = gatherRows(reshape(h, [NH, C]), rows);
+  const scored = new Int32Array(S);
+  for (let n = 0; n < N; n++) if (place[n] < S) scored[place[n]] = flat[n];
+  const r = fusedImpl(hS, W, scored, { ...opts, scoredRowsOnly: false, hRows: undefined });
   const zero = tensor(new Float32Array(1), [1, 1]);
   const back = (t: Tensor) => reshape(gatherRows(concat([reshape(t, [S, 1]), zero]), place), out);
   // the statistics are put back in place only for callers that want them
