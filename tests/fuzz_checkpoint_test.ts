@@ -1,13 +1,15 @@
 /**
  * Fuzzes what a resume reads from a checkpoint folder: the loop's JSON files (trainer_state.json, rng_state.json,
  * scheduler.json, webdpo_state.json, training_args.json), each damaged in turn, and optimizer.safetensors (its
- * webdpo_optimizer metadata damaged as JSON, its header damaged as bytes), and bco_state.json.
+ * webdpo_optimizer metadata damaged as JSON, its header damaged as bytes), bco_state.json, and the manifest
+ * (webdpo_manifest.json damaged, or a file it lists damaged under it).
  */
 import fc from "fast-check";
 import { fuzzStep, fuzzTests } from "./fuzz_util.ts";
 import { damagedJsonFile, jsonBytes, mutatedBytes, mutatedJson } from "./fuzz_mutations.ts";
 import { hfTrainerState } from "../src/train/checkpoint.ts";
 import { writeSafetensors } from "../src/models/safetensors.ts";
+import { MANIFEST_FILE, writeManifest } from "../src/train/checkpoint_manifest.ts";
 import { METRIC_SLOTS, TRAIN_EXAMPLES } from "./fuzz_targets/checkpoint.ts";
 
 const TARGETS = new URL("./fuzz_targets/checkpoint.ts", import.meta.url);
@@ -103,6 +105,34 @@ const DAMAGED_META = await Promise.all(
 const OPTIMIZER = await optimizerFile(OPTIMIZER_META);
 const HEADER_END = 8 + Number(new DataView(OPTIMIZER.buffer).getBigUint64(0, true));
 
+/** A checkpoint's files (the loop's JSON files and optimizer.safetensors) and the manifest written for them. */
+const CHECKPOINT: Record<string, Uint8Array> = {
+  ...Object.fromEntries(Object.entries(LOOP_FILES).map(([n, j]) => [n, jsonBytes(j, 2)])),
+  "optimizer.safetensors": OPTIMIZER,
+};
+const MANIFEST = await (async () => {
+  const dir = await Deno.makeTempDir({ prefix: "webdpo-fuzz-manifest-" });
+  try {
+    for (const [name, bytes] of Object.entries(CHECKPOINT)) await Deno.writeFile(`${dir}/${name}`, bytes);
+    await writeManifest(dir);
+    return JSON.parse(await Deno.readTextFile(`${dir}/${MANIFEST_FILE}`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+})();
+
+/** The checkpoint with its manifest damaged, or one of its files damaged under the intact manifest. */
+const damagedManifestCases = fc.oneof(
+  damagedJsonFile(MANIFEST, 2).map((m) => ({ ...CHECKPOINT, [MANIFEST_FILE]: m })),
+  fc.constantFrom(...Object.keys(CHECKPOINT)).chain((name) =>
+    mutatedBytes(CHECKPOINT[name]).map((bytes) => ({
+      ...CHECKPOINT,
+      [name]: bytes,
+      [MANIFEST_FILE]: jsonBytes(MANIFEST, 2),
+    }))
+  ),
+);
+
 fuzzTests("fuzz checkpoint", [
   fuzzStep("the loop's JSON files damaged", {
     module: TARGETS,
@@ -132,5 +162,15 @@ fuzzTests("fuzz checkpoint", [
     request: (bytes) => ({ files: { "bco_state.json": bytes } }),
     names: /bco_state\.json: /,
     runs: 30,
+  }),
+  fuzzStep("webdpo_manifest.json damaged, or a file it lists", {
+    module: TARGETS,
+    target: "manifest",
+    cases: damagedManifestCases,
+    request: (files) => ({ files }),
+    // the manifest's errors name it (and the entry, or the JSON position); a file that differs from its entry, or
+    // that it lists and is missing, is named itself
+    names: /<dir>\/(webdpo_manifest\.json: |[^/:]+: (\d+ bytes, but|damaged: |cannot read this file, which))/,
+    runs: 80,
   }),
 ]);

@@ -91,9 +91,7 @@ const CASES: [string, fc.Arbitrary<Case>, number, RegExp?][] = [
     ).map(file("data.parquet")),
     60,
   ],
-  // The Arrow stream itself is not fuzzed here: apache-arrow builds as many schema fields as a damaged
-  // flatbuffer vector length claims (one flipped byte: 0.4 s and 60 MB; the count goes up to 2^32), which
-  // webdpo does not guard against yet.
+  // The Arrow stream itself is fuzzed in fuzz_arrow_test.ts.
   [
     "save_to_disk folders: state.json and dataset_dict.json damaged",
     fc.oneof(

@@ -9,6 +9,7 @@
 import { RecordBatchReader } from "apache-arrow";
 import { type FileMetaData, parquetMetadataAsync, parquetReadObjects, parquetSchema } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
+import { checkArrowBatch, checkedArrowStream } from "./arrow_checks.ts";
 import { type DataFilesOptions, locateDataset } from "./locate.ts";
 import { pageProblem } from "./parquet_pages.ts";
 import { DatasetError } from "./tokenize_row.ts";
@@ -313,11 +314,12 @@ async function* arrowRows(path: string, start: number): AsyncGenerator<LocatedRo
   try {
     let reader;
     try {
-      reader = await RecordBatchReader.from(file.readable);
+      reader = await RecordBatchReader.from(checkedArrowStream(file.readable, path));
     } catch (e) {
       throw new DatasetError(`${path}: not a readable Arrow file (${e instanceof Error ? e.message : e})`);
     }
     for await (const batch of reader) {
+      checkArrowBatch(batch, `${path} rows ${i}–${i + batch.numRows - 1}`);
       for (let r = 0; r < batch.numRows; r++, i++) {
         const row = plain(batch.get(r));
         if (!row || typeof row !== "object" || Array.isArray(row)) {

@@ -101,7 +101,8 @@ export async function verifyCheckpoint(dir: string): Promise<boolean> {
       got = await fileEntry(file);
     } catch (e) {
       throw new CheckpointError(
-        `${file}: cannot read a file the checkpoint wrote (${e instanceof Error ? e.message : e})`,
+        `${file}: cannot read this file, which ${MANIFEST_FILE} lists as written by the checkpoint ` +
+          `(${e instanceof Error ? e.message : e})`,
       );
     }
     if (got.bytes !== want.bytes) {

@@ -1,11 +1,12 @@
 /**
  * Fuzz targets (run in the sandbox worker) for a checkpoint's files: the loop's JSON files (trainer_state.json,
  * rng_state.json, scheduler.json, webdpo_state.json, training_args.json) as a resume reads them, and
- * optimizer.safetensors' header and metadata, and bco_state.json. A result a resume cannot use throws a plain
- * Error.
+ * optimizer.safetensors' header and metadata, bco_state.json, and webdpo_manifest.json with the files it lists. A
+ * result a resume cannot use throws a plain Error.
  */
 import { CheckpointError, readOptimizerFile } from "../../src/train/checkpoint.ts";
 import { readLoopFiles } from "../../src/train/checkpoint_state.ts";
+import { verifyCheckpoint } from "../../src/train/checkpoint_manifest.ts";
 import { readBcoState } from "../../src/dpo/checkpoint_parts.ts";
 import type { TrainingArgs } from "../../src/train/args.ts";
 
@@ -61,4 +62,10 @@ export async function bcoState(dir: string): Promise<unknown> {
   const { mean, count: n } = await readBcoState(`${dir}/bco_state.json`);
   if (!Number.isFinite(mean) || !count(n) || n > 2 ** 24) invalid(`mean ${mean} over ${n}`);
   return { mean, count: n };
+}
+
+/** Checks the checkpoint folder `dir` against its webdpo_manifest.json, as a resume does before reading it. */
+export async function manifest(dir: string): Promise<unknown> {
+  if (!await verifyCheckpoint(dir)) invalid("the manifest was not read");
+  return { verified: true };
 }
