@@ -51,3 +51,30 @@ Deno.test(
     assert.deepEqual(await values(tensor([4, 5])), [4, 5]);
   },
 );
+
+Deno.test(
+  "a readback begun before the loss is reported gives DeviceLostError naming what was being read",
+  gpuTest,
+  async () => {
+    await init();
+    const t = tensor([[1, 2, 3], [4, 5, 6]]);
+    const i = tensor(Int32Array.from([7, 8]));
+    gpu().device.destroy();
+    // no wait: the device's `lost` promise has not settled yet, and mapAsync fails first
+    await assert.rejects(() => t.toArray(), (e: unknown) => {
+      assert.ok(e instanceof DeviceLostError, `${(e as Error)?.name}: ${(e as Error)?.message}`);
+      assert.match(e.message, /destroyed/);
+      assert.match(e.message, /reading back a tensor of shape \[2, 3\] \(f32, 24 bytes\)/);
+      assert.match(e.message, /await init\(\)/);
+      return true;
+    });
+    // once the loss is known, a readback names what it was reading too
+    await assert.rejects(
+      () => i.toInt32Array(),
+      (e: unknown) =>
+        e instanceof DeviceLostError && /a tensor of shape \[2\] \(i32, 8 bytes\)/.test(e.message),
+    );
+    await init();
+    assert.deepEqual(await values(tensor([4, 5])), [4, 5]);
+  },
+);

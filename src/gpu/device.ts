@@ -173,7 +173,7 @@ async function requestGpu(opts: InitOptions): Promise<Gpu> {
   };
   device.lost.then((l) => {
     if (current?.device === device) {
-      lostReason = `${l.reason ?? "unknown"}${l.message ? `: ${l.message}` : ""}`;
+      lostReason = describeLoss(l);
       current = null;
     }
   });
@@ -224,6 +224,27 @@ export function gpuOrNull(): Gpu | null {
 /** Why the device was lost, or null. */
 export function deviceLostReason(): string | null {
   return lostReason;
+}
+
+/** A loss's reason and message, e.g. "destroyed: device was lost". */
+function describeLoss(info: GPUDeviceLostInfo): string {
+  return `${info.reason ?? "unknown"}${info.message ? `: ${info.message}` : ""}`;
+}
+
+/**
+ * Why `device` was lost, or null if it is not: waits up to `waitMs` for `device.lost` to settle, since WebGPU can
+ * report a loss first as a failed operation (a readback's mapAsync rejects with "validation error occurred")
+ * before `device.lost` does.
+ */
+export async function deviceLossReason(device: GPUDevice, waitMs: number): Promise<string | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), waitMs)));
+  try {
+    const info = await Promise.race([device.lost, timeout]);
+    return info ? describeLoss(info) : null;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Forgets the device (tests use this after destroying it). */

@@ -7,7 +7,7 @@
  * just before the batch is submitted. Validation errors of a batch are collected in an error scope and thrown
  * (naming the kernel) at the next readback or `sync()`.
  */
-import { deviceLostReason, gpu } from "./device.ts";
+import { deviceLossReason, deviceLostReason, gpu } from "./device.ts";
 import { DeviceLostError, GpuLimitError, KernelError } from "./errors.ts";
 import type { BindingKind, Kernel } from "./kernel.ts";
 import type { Params } from "./params.ts";
@@ -319,9 +319,39 @@ export function copyBuffer(
   used.add(dst);
 }
 
-/** Reads `size` bytes of a buffer back to the CPU, after every dispatch recorded so far. */
-export async function readback(buffer: GPUBuffer, byteOffset: number, size: number): Promise<ArrayBuffer> {
-  const { device } = gpu();
+/** How long a failed readback waits for `device.lost` to settle before it takes the failure for something else. */
+const LOSS_WAIT_MS = 1000;
+
+/** The error of a readback of `what` on a device lost for `reason`. */
+function lostWhileReading(reason: string, what: string, cause: unknown): DeviceLostError {
+  return Object.assign(
+    new DeviceLostError(
+      `the WebGPU device was lost (${reason}) while reading back ${what}; every tensor on it is gone. Call ` +
+        "`await init()` to start again.",
+    ),
+    { cause },
+  );
+}
+
+/**
+ * Reads `size` bytes of a buffer back to the CPU, after every dispatch recorded so far. `what` names the data in
+ * errors (e.g. "a tensor of shape [2, 3] (f32, 24 bytes)"): a device lost before or during the readback is a
+ * DeviceLostError naming it, also when WebGPU reports the loss first as a failed mapAsync.
+ */
+export async function readback(
+  buffer: GPUBuffer,
+  byteOffset: number,
+  size: number,
+  what = `${size} bytes of a GPU buffer`,
+): Promise<ArrayBuffer> {
+  let device: GPUDevice;
+  try {
+    ({ device } = gpu());
+  } catch (e) {
+    const lost = deviceLostReason();
+    if (e instanceof DeviceLostError && lost !== null) throw lostWhileReading(lost, what, e);
+    throw e;
+  }
   caches(device);
   const padded = Math.max(4, Math.ceil(size / 4) * 4);
   const staging = device.createBuffer({
@@ -336,9 +366,15 @@ export async function readback(buffer: GPUBuffer, byteOffset: number, size: numb
     await staging.mapAsync(GPUMapMode.READ);
   } catch (e) {
     staging.destroy();
+    // a lost device fails the map before `device.lost` settles: wait for it, so the loss is named as such
+    const lost = deviceLostReason() ?? await deviceLossReason(device, LOSS_WAIT_MS);
+    if (lost !== null) {
+      // what the lost device's batches reported is moot: settled and dropped, so no later sync() throws it
+      await Promise.all(errorChecks.splice(0));
+      deferredError = null;
+      throw lostWhileReading(lost, what, e);
+    }
     await checkErrors();
-    const lost = deviceLostReason();
-    if (lost !== null) throw new DeviceLostError(`the WebGPU device was lost (${lost}) during a readback`);
     throw e;
   }
   const out = staging.getMappedRange().slice(0, size);

@@ -177,7 +177,7 @@ export class Tensor {
   /** Reads the values back as floats (i32 values are converted; use `toInt32Array()` for exact integers). */
   async toArray(): Promise<Float32Array> {
     this.assertAlive();
-    const bytes = await readback(this.storage.buffer, 0, this.bytes);
+    const bytes = await readback(this.storage.buffer, 0, this.bytes, this.description());
     return this.dtype === "i32" ? Float32Array.from(new Int32Array(bytes)) : new Float32Array(bytes);
   }
 
@@ -187,7 +187,12 @@ export class Tensor {
     if (this.dtype !== "i32") {
       throw new TypeError(`toInt32Array() needs an i32 tensor, this one is ${this.dtype}`);
     }
-    return new Int32Array(await readback(this.storage.buffer, 0, this.bytes));
+    return new Int32Array(await readback(this.storage.buffer, 0, this.bytes, this.description()));
+  }
+
+  /** What a readback error calls this tensor: "a tensor of shape [2, 3] (f32, 24 bytes)". */
+  private description(): string {
+    return `a tensor of shape [${this.shape.join(", ")}] (${this.dtype}, ${this.bytes} bytes)`;
   }
 
   /** The value of a one-element tensor. */

@@ -40,20 +40,8 @@ export function saveFailure(e: unknown, checkpoint: string, last: string | null)
   );
 }
 
-/**
- * Why `device` was lost, or null if it is not: waits up to `waitMs` for `device.lost` to settle, since a failed
- * readback can be noticed before it does.
- */
-export async function deviceLossReason(device: GPUDevice, waitMs: number): Promise<string | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), waitMs)));
-  try {
-    const info = await Promise.race([device.lost, timeout]);
-    return info ? `${info.reason ?? "unknown"}${info.message ? `: ${info.message}` : ""}` : null;
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** Why a device was lost (src/gpu/device.ts), for the trainer. */
+export { deviceLossReason } from "../gpu/device.ts";
 
 /** The error that stops a run whose device was lost (`reason`) after `step` optimizer steps. */
 export function deviceLost(e: unknown, reason: string, step: number, last: string | null): DeviceLostError {
