@@ -4,7 +4,29 @@
  *
  * A fresh run starts the files anew; a resumed run keeps the lines up to the checkpoint's step and drops the
  * rest (what the interrupted run wrote after its last checkpoint), so the file reads as one uninterrupted run.
+ *
+ * A read or write the file system refuses (a full disk, a folder that became read-only, a path that is a folder)
+ * is a MetricsLogError naming the file and what was being done, in place of the operating system's bare error,
+ * which the CLI would report as an internal error.
  */
+import { WebDPOError } from "../gpu/errors.ts";
+
+/** A JSON Lines log (metrics.jsonl, generations.jsonl) could not be read or written. */
+export class MetricsLogError extends WebDPOError {}
+
+/** The error of `doing` on the log at `path` that failed with `e`. */
+function logFailure(path: string, doing: string, e: unknown): MetricsLogError {
+  const full = (e as { code?: unknown } | null)?.code === "ENOSPC";
+  const name = path.slice(path.search(/[^\\/]*$/));
+  return Object.assign(
+    new MetricsLogError(
+      `${path}: cannot ${doing} (${e instanceof Error ? e.message : e})` +
+        (full ? `. The disk is full: free some space, or set report_to to "none" to write no ${name}` : ""),
+    ),
+    { cause: e },
+  );
+}
+
 export class JsonlLog {
   private prepared = false;
 
@@ -23,10 +45,14 @@ export class JsonlLog {
       text = await Deno.readTextFile(this.path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return;
-      throw e;
+      throw logFailure(this.path, "read it to start the run's log", e);
     }
     if (keepUpToStep === null) {
-      await Deno.remove(this.path);
+      try {
+        await Deno.remove(this.path);
+      } catch (e) {
+        throw logFailure(this.path, "remove the previous run's log", e);
+      }
       return;
     }
     const kept = text.split("\n").filter((line) => {
@@ -38,23 +64,34 @@ export class JsonlLog {
         return false;
       }
     });
-    await Deno.writeTextFile(this.path, kept.map((l) => l + "\n").join(""));
+    try {
+      await Deno.writeTextFile(this.path, kept.map((l) => l + "\n").join(""));
+    } catch (e) {
+      throw logFailure(this.path, `rewrite it with the lines up to step ${keepUpToStep}`, e);
+    }
   }
 
   /** Appends one object as a line (creating the folder and the file when needed). */
   async append(entry: Record<string, unknown>): Promise<void> {
     if (!this.enabled) return;
     await this.ensureDir();
-    await Deno.writeTextFile(this.path, JSON.stringify(entry, jsonNumbers) + "\n", {
-      append: true,
-      create: true,
-    });
+    const line = JSON.stringify(entry, jsonNumbers) + "\n";
+    try {
+      await Deno.writeTextFile(this.path, line, { append: true, create: true });
+    } catch (e) {
+      const step = typeof entry.step === "number" ? ` of step ${entry.step}` : "";
+      throw logFailure(this.path, `append the line${step}`, e);
+    }
   }
 
   private async ensureDir(): Promise<void> {
     if (this.prepared) return;
     const dir = this.path.replace(/[\\/][^\\/]*$/, "");
-    if (dir && dir !== this.path) await Deno.mkdir(dir, { recursive: true });
+    try {
+      if (dir && dir !== this.path) await Deno.mkdir(dir, { recursive: true });
+    } catch (e) {
+      throw logFailure(this.path, `make its folder ${dir}`, e);
+    }
     this.prepared = true;
   }
 }

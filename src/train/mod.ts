@@ -18,3 +18,4 @@ export {
   type TrainOutput,
 } from "./state.ts";
 export { Trainer } from "./trainer.ts";
+export { MetricsLogError } from "./metrics_log.ts";
