@@ -96,9 +96,11 @@ Deno.test("defaults are TRL v0.9's DPOConfig / TrainingArguments values", () => 
     disable_tqdm: null,
     gradient_checkpointing: false,
   };
-  // SPEC.md's later options, and padding_value: unset = the tokenizer's pad (the v0.9.4 signature shows 0).
+  // SPEC.md's later options, padding_value: unset = the tokenizer's pad (the v0.9.4 signature shows 0), and
+  // padding_free (TRL 0.17+: false, FlashAttention only; webdpo's attention separates packed rows itself).
   const later: Record<string, unknown> = {
     padding_value: null,
+    padding_free: true,
     loss_weights: null,
     f_divergence_type: "reverse_kl",
     f_alpha_divergence_coef: 0.5,

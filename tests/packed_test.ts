@@ -10,6 +10,8 @@ import { DPOConfig } from "../src/dpo/config.ts";
 import { DPOTrainer } from "../src/dpo/trainer.ts";
 import { packBatch, packedRows } from "../src/models/causal_lm.ts";
 import { initModel } from "../src/models/init.ts";
+import { SFTConfig } from "../src/sft/config.ts";
+import { SFTTrainer } from "../src/sft/trainer.ts";
 import { tensor } from "../src/tensor/create.ts";
 import { mul } from "../src/autograd/ops/binary.ts";
 import { sum } from "../src/autograd/ops/reduce.ts";
@@ -187,3 +189,40 @@ for (const [name, cfg] of [["llama", TINY_LLAMA], ["gpt2", TINY_GPT2]] as const)
     },
   );
 }
+
+Deno.test("SFTTrainer logs the same loss with padding_free on and off", gpuTest, async () => {
+  await setup();
+  const rows = containsATask(6, 4).map((r) => ({ prompt: r.prompt, completion: r.chosen }));
+  const train = async (paddingFree: boolean) => {
+    const model = await initModel(TINY_LLAMA, { seed: 2, std: 0.1 });
+    const trainer = new SFTTrainer({
+      model,
+      tokenizer: charTokenizer(),
+      trainDataset: rows,
+      args: new SFTConfig({
+        learningRate: 1e-3,
+        maxSteps: 2,
+        perDeviceTrainBatchSize: 3,
+        loggingSteps: 1,
+        disableTqdm: true,
+        paddingFree,
+      }),
+      log: () => {},
+    });
+    await trainer.train();
+    const history = trainer.state.logHistory.slice(0, 2);
+    const weights = await model.namedParameters()[0][1].toArray();
+    trainer.dispose();
+    model.dispose();
+    return { history, weights };
+  };
+  const off = await train(false);
+  const on = await train(true);
+  for (let s = 0; s < 2; s++) {
+    for (const k of ["loss", "grad_norm", "num_tokens"]) {
+      const v = off.history[s][k] as number, got = on.history[s][k] as number;
+      assert.ok(Math.abs(got - v) <= 1e-5 * Math.max(1, Math.abs(v)), `step ${s + 1} ${k}: ${got} vs ${v}`);
+    }
+  }
+  assertClose(on.weights, off.weights, TOL, "updated weights");
+});

@@ -24,6 +24,7 @@ function rejects(fn: () => unknown, message: string): void {
 Deno.test("SFTConfig's defaults: TRL's SFTConfig values, and no checkpoints or metrics file unless asked", () => {
   assert.deepEqual(make().toSnakeCase(), {
     output_dir: "outputs/sft",
+    padding_free: true, // webdpo packs batches by default (TRL: false, FlashAttention only)
     seed: 42,
     data_seed: null,
     per_device_train_batch_size: 8,

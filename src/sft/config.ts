@@ -62,6 +62,9 @@ const SFT_ROWS = [
   bool("completion_only_loss", null).doc("prompt/completion rows: score only the completion; unset: true"),
   str("dataset_text_field", "text").doc("the column of plain language-modelling rows"),
   int("label_pad_token_id", -100).doc("the label of positions that are not scored"),
+  bool("padding_free", true).doc(
+    "run each batch's real tokens as one packed sequence, no compute on padding (on by default, unlike TRL)",
+  ),
 ];
 
 /** Every option of SFTConfig after construction (camelCase), as its rows type them. */
@@ -73,6 +76,7 @@ export interface SFTConfigValues extends Omit<TrainingValues, "disableTqdm" | "r
   readonly completionOnlyLoss: boolean | null;
   readonly datasetTextField: string;
   readonly labelPadTokenId: number;
+  readonly paddingFree: boolean;
 }
 
 const _rowsMatch: SameType<

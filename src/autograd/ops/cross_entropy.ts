@@ -37,7 +37,8 @@ export function crossEntropy(
   const N = flat.length;
   // one validated upload of the labels, shared by the log-prob kernel and the masked mean
   const lab = uploadLabels("crossEntropy", flat, N, W.shape[0], ignore);
-  const tok = fusedLogProbs(h, W, lab, opts);
+  // host labels let the log-probs run the LM head on the scored rows only (and find packed rows: opts.hRows)
+  const tok = fusedLogProbs(h, W, opts.scoredRowsOnly === false ? lab : flat, opts);
   const scale = tensor([-1 / count], [1]);
   const sum = maskedRowSum(reshape(tok, [1, N]), lab, scale, 1, N, ignore);
   const loss = reshape(sum, []);
