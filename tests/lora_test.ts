@@ -5,7 +5,7 @@
  * saving/loading PEFT folders — on the tiny hf-reference llama and gpt2 checkpoints.
  */
 import assert from "node:assert/strict";
-import { memoryStats, mul, noGrad, scope, sum, type Tensor, tensor } from "../mod.ts";
+import { memoryStats, mul, noGrad, resetPeakMemory, scope, sum, type Tensor, tensor } from "../mod.ts";
 import { upload } from "../src/gpu/queue.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, loadAdapter, saveAdapter } from "../src/models/adapter_io.ts";
 import type { CausalLM } from "../src/models/causal_lm.ts";
@@ -863,6 +863,61 @@ Deno.test(
       await assert.rejects(loadAdapter(model, dir, "second"), /missing tensor/);
       assert.deepEqual([...lora.adapters.keys()], ["default"]);
       await assert.rejects(loadAdapter(model, dir, "default"), /already exists/);
+    } finally {
+      dispose(model);
+      dispose(target);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "loadAdapter checks every tensor's shape and dtype against the model before it allocates anything",
+  gpuTest,
+  async () => {
+    const dir = await tempDir();
+    const model = await load("llama");
+    const target = await load("llama");
+    try {
+      applyLora(model, { r: 4, target_modules: ["q_proj"] });
+      await saveAdapter(model, dir);
+      const cfgPath = `${dir}/${ADAPTER_CONFIG}`;
+      const file = `${dir}/${ADAPTER_WEIGHTS}`;
+      const cfg = JSON.parse(await Deno.readTextFile(cfgPath));
+      const weights = await Deno.readFile(file);
+      /** loadAdapter fails with `re`, allocating nothing on the way, and leaves the model as it was. */
+      const refused = async (re: RegExp) => {
+        resetPeakMemory();
+        const before = memoryStats().liveBytes;
+        await assert.rejects(loadAdapter(target, dir), re);
+        const grew = memoryStats().peakBytes - before;
+        assert.ok(grew === 0, `the refused load allocated ${grew} bytes first`);
+        assert.equal(loraOf(target), null);
+        assert.equal(target.linearHook, null);
+      };
+      // a config claiming a huge rank against a file of rank 4: A would be [20000, 64] and B [64, 20000] a layer
+      await Deno.writeTextFile(cfgPath, JSON.stringify({ ...cfg, r: 20_000 }));
+      await refused(
+        new RegExp(
+          `${file}: tensor "base_model\\.model\\.model\\.layers\\.0\\.self_attn\\.q_proj\\.lora_A\\.weight" ` +
+            `has shape \\[4,64\\], .* need \\[20000,64\\]`,
+        ),
+      );
+      // a tensor of the right shape in a dtype webdpo cannot load (F32 relabelled I32: the same byte size)
+      await Deno.writeTextFile(cfgPath, JSON.stringify(cfg));
+      const header = new TextDecoder().decode(
+        weights.subarray(8, 8 + Number(new DataView(weights.buffer).getBigUint64(0, true))),
+      );
+      const at = header.indexOf('"F32"');
+      assert.ok(at >= 0);
+      const relabelled = weights.slice();
+      relabelled.set(new TextEncoder().encode('"I32"'), 8 + at);
+      await Deno.writeFile(file, relabelled);
+      await refused(new RegExp(`${file}: tensor ".*" has dtype I32; .*F32, F16 (or|and) BF16`));
+      // and the good folder loads
+      await Deno.writeFile(file, weights);
+      await loadAdapter(target, dir);
+      assert.ok(loraOf(target));
     } finally {
       dispose(model);
       dispose(target);

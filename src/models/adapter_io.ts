@@ -11,7 +11,13 @@ import { upload } from "../gpu/queue.ts";
 import { attachLora, LoraError, LoraModel, loraOf, weightLayout } from "../nn/lora.ts";
 import { type LoraConfig, loraConfigFromPeft, peftConfigJson } from "../nn/lora_config.ts";
 import type { CausalLM } from "./causal_lm.ts";
-import { readSafetensorsHeader, readTensor, type WritableTensor, writeSafetensors } from "./safetensors.ts";
+import {
+  checkLoadable,
+  readSafetensorsHeader,
+  readTensor,
+  type WritableTensor,
+  writeSafetensors,
+} from "./safetensors.ts";
 import { exists } from "../util/fs.ts";
 
 export const ADAPTER_CONFIG = "adapter_config.json";
@@ -100,8 +106,9 @@ export interface LoadAdapterOptions {
 
 /**
  * Loads a PEFT LoRA folder into a model as adapter `name` (default "default"), putting LoRA on the model first
- * when it has none (base frozen). Every tensor is checked against the model: a missing, unexpected or misshapen
- * tensor is an error naming the tensor and the file, and the model is left as it was.
+ * when it has none (base frozen). Every tensor is checked against the model before anything is allocated: a
+ * missing, unexpected or misshapen tensor, or one in a dtype webdpo cannot load, is an error naming the tensor
+ * and the file, and the model is left as it was.
  */
 export async function loadAdapter(
   model: CausalLM | LoraModel,
@@ -128,6 +135,39 @@ export async function loadAdapter(
   const header = await readSafetensorsHeader(wPath);
   const m = model instanceof LoraModel ? model.model : model;
   const existing = loraOf(m);
+  existing?.checkNewAdapterName(name);
+  // every tensor against the model first (names, shapes, dtypes): nothing is allocated for a file that does not
+  // fit, and what is allocated after is no more than the file holds (its header was checked against its size)
+  let planned: Map<string, number[]>;
+  try {
+    planned = (existing ?? new LoraModel(m)).plannedTensors(cfg);
+  } catch (e) {
+    throw e instanceof LoraError ? new LoraError(`${cfgPath}: ${e.message}`) : e;
+  }
+  for (const [n, shape] of planned) {
+    const e = header.byName.get(n);
+    if (!e) {
+      throw new LoraError(
+        `${wPath}: missing tensor "${n}" (shape [${shape}]) that adapter_config.json's target_modules / ` +
+          `modules_to_save imply for this model`,
+      );
+    }
+    if (e.shape.join() !== shape.join()) {
+      throw new LoraError(
+        `${wPath}: tensor "${n}" has shape [${e.shape}], but this model and adapter_config.json (r, ` +
+          `rank_pattern) need [${shape}]`,
+      );
+    }
+  }
+  for (const e of header.tensors) {
+    if (!planned.has(e.name)) {
+      throw new LoraError(
+        `${wPath}: unexpected tensor "${e.name}" (it matches no LoRA module or modules_to_save entry of ` +
+          `adapter_config.json for this model)`,
+      );
+    }
+    checkLoadable(header, e);
+  }
   const l = existing ?? attachLora(m);
   let added = false;
   try {
@@ -137,30 +177,6 @@ export async function loadAdapter(
       throw e instanceof LoraError ? new LoraError(`${cfgPath}: ${e.message}`) : e;
     }
     added = true;
-    const { tensors } = savedTensors(l, name);
-    for (const [n, t] of tensors) {
-      const e = header.byName.get(n);
-      if (!e) {
-        throw new LoraError(
-          `${wPath}: missing tensor "${n}" (shape [${t.shape}]) that adapter_config.json's target_modules / ` +
-            `modules_to_save imply for this model`,
-        );
-      }
-      if (e.shape.join() !== t.shape.join()) {
-        throw new LoraError(
-          `${wPath}: tensor "${n}" has shape [${e.shape}], but this model and adapter_config.json (r, ` +
-            `rank_pattern) need [${t.shape}]`,
-        );
-      }
-    }
-    for (const e of header.tensors) {
-      if (!tensors.has(e.name)) {
-        throw new LoraError(
-          `${wPath}: unexpected tensor "${e.name}" (it matches no LoRA module or modules_to_save entry of ` +
-            `adapter_config.json for this model)`,
-        );
-      }
-    }
     const a = l.adapter(name);
     const dest = new Map<string, { buffer: GPUBuffer }>();
     for (const layer of a.layers.values()) {

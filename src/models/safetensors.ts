@@ -188,17 +188,22 @@ export interface HostTensor {
   data: Float32Array;
 }
 
+/** Throws unless `readTensor` can load the dtype of `e` (F32, F16, BF16). */
+export function checkLoadable(header: SafetensorsHeader, e: TensorEntry): void {
+  if (!LOADABLE.has(e.dtype)) {
+    throw new SafetensorsError(
+      `${header.path}: tensor "${e.name}" has dtype ${e.dtype}; webdpo loads F32, F16 and BF16 weights`,
+    );
+  }
+}
+
 /** Reads one tensor's data and converts it to f32. */
 export async function readTensor(
   file: Deno.FsFile,
   header: SafetensorsHeader,
   e: TensorEntry,
 ): Promise<HostTensor> {
-  if (!LOADABLE.has(e.dtype)) {
-    throw new SafetensorsError(
-      `${header.path}: tensor "${e.name}" has dtype ${e.dtype}; webdpo loads F32, F16 and BF16 weights`,
-    );
-  }
+  checkLoadable(header, e);
   const bytes = new Uint8Array(e.end - e.begin);
   await readExactly(file, bytes, e.begin, header.path);
   let data: Float32Array;

@@ -285,12 +285,39 @@ export class LoraModel {
     return out;
   }
 
-  /** Adds an adapter (A Kaiming-uniform, B zero, as PEFT). It does not become active unless it is the first. */
-  addAdapter(name: string, config: LoraConfig | LoraConfigInput, opts: AddAdapterOptions = {}): LoraAdapter {
+  /** Throws unless `name` can name a new adapter: letters, digits, "_" or "-", and not taken. */
+  checkNewAdapterName(name: string): void {
     if (typeof name !== "string" || !/^[A-Za-z0-9_-]+$/.test(name)) {
       throw new LoraError(`adapter name must be letters, digits, "_" or "-", got ${JSON.stringify(name)}`);
     }
     if (this.adapters.has(name)) throw new LoraError(`an adapter named "${name}" already exists`);
+  }
+
+  /**
+   * The tensors an adapter with `config` puts on this model, by their PEFT saved names (`base_model.model.<module>
+   * .lora_A.weight` [r, in], `.lora_B.weight` [out, r], then `base_model.model.<param>` for modules_to_save), with
+   * their shapes, in the order `addAdapter` makes them. Nothing is allocated: loadAdapter checks a file against
+   * this before it adds the adapter.
+   */
+  plannedTensors(config: LoraConfig | LoraConfigInput): Map<string, number[]> {
+    const c = loraConfig(config as LoraConfigInput);
+    const { modules } = this.resolveTargets(c);
+    const out = new Map<string, number[]>();
+    for (const module of modules) {
+      const { inF, outF } = moduleDims(this.model, module);
+      const { r } = moduleHyper(c, module);
+      out.set(`base_model.model.${module}.lora_A.weight`, [r, inF]);
+      out.set(`base_model.model.${module}.lora_B.weight`, [outF, r]);
+    }
+    for (const p of this.resolveModulesToSave(c, modules)) {
+      out.set(`base_model.model.${p}`, [...(this.originals.get(p) ?? this.model.param(p)).shape]);
+    }
+    return out;
+  }
+
+  /** Adds an adapter (A Kaiming-uniform, B zero, as PEFT). It does not become active unless it is the first. */
+  addAdapter(name: string, config: LoraConfig | LoraConfigInput, opts: AddAdapterOptions = {}): LoraAdapter {
+    this.checkNewAdapterName(name);
     const c = loraConfig(config as LoraConfigInput);
     const { modules, saved } = this.resolveTargets(c);
     const savedParams = this.resolveModulesToSave(c, modules);
