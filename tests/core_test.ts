@@ -8,7 +8,6 @@ import {
   KernelError,
   memoryStats,
   ones,
-  Params,
   rand,
   randn,
   reshape,
@@ -155,7 +154,7 @@ Deno.test("a validation error surfaces at the next readback, naming the kernel",
   dispatch({
     kernel: k,
     constants: { NOPE: 1 },
-    params: new Params().u32(1),
+    params: { n: 1 },
     buffers: [t.binding],
     workgroups: [1],
   });

@@ -5,7 +5,6 @@ import {
   kernel,
   memoryStats,
   noGrad,
-  Params,
   resetPeakMemory,
   scale,
   scope,
@@ -561,7 +560,7 @@ Deno.test(
           dispatch({
             kernel: STATS,
             constants: { LANES: lanes },
-            params: new Params().u32(N, vc, vc, v0, V, v0 === 0 ? 1 : 0, v0 + vc >= V ? 1 : 0).i32(-100),
+            params: { N, VC: vc, LDZ: vc, VLAB: v0, V, FIRST: v0 === 0, LAST: v0 + vc >= V, ignore: -100 },
             buffers: [
               tensor(chunk, [N, vc]).binding,
               lab.binding,

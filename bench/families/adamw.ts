@@ -13,7 +13,7 @@
 import { adapterName, type BenchFamily, timeGpu } from "../harness.ts";
 import { gpu } from "../../src/gpu/device.ts";
 import { kernel } from "../../src/gpu/kernel.ts";
-import { Params } from "../../src/gpu/params.ts";
+import { packParams } from "../../src/gpu/params.ts";
 import { grid1d, sync } from "../../src/gpu/queue.ts";
 import { full, tensor } from "../../src/tensor/create.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
@@ -53,7 +53,16 @@ async function kernelMs(p: Tensor, g: Tensor, m: Tensor, v: Tensor, reps: number
   await sync();
   const module = kernel("adamw.wgsl").shaderModule();
   const uniform = device.createBuffer({ size: 256, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  const params = new Params().u32(p.size).f32(1 - 1e-6, 0.1, 0.999, 0.001, 1e-4, 0.03, 1e-8).bytes();
+  const params = packParams(kernel("adamw.wgsl").paramLayout(), {
+    n: p.size,
+    decay: 1 - 1e-6,
+    w1: 0.1,
+    beta2: 0.999,
+    w2: 0.001,
+    step_size: 1e-4,
+    bc2_sqrt: 0.03,
+    eps: 1e-8,
+  });
   device.queue.writeBuffer(uniform, 0, params.buffer as ArrayBuffer, params.byteOffset, params.byteLength);
   const one = full([1], 1);
   const pipeline = device.createComputePipeline({

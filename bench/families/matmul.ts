@@ -14,6 +14,7 @@
  */
 import { adapterName, type BenchFamily, timeGpu } from "../harness.ts";
 import { gpu } from "../../src/gpu/device.ts";
+import { packParams } from "../../src/gpu/params.ts";
 import { type DispatchSpec, sync } from "../../src/gpu/queue.ts";
 import {
   defaultMatmulVariant,
@@ -154,7 +155,7 @@ export async function kernelMs(specs: DispatchSpec[], reps: number): Promise<num
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
     owned.push(uniform);
-    const bytes = s.params!.bytes();
+    const bytes = packParams(s.kernel.paramLayout(s.entry), s.params ?? {});
     device.queue.writeBuffer(uniform, 0, bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength);
     const bindGroup = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),

@@ -1,6 +1,5 @@
 /** Gradient accumulation kernels used by backward(): a + b into a new tensor, and b added into a in place. */
 import { kernel } from "../gpu/kernel.ts";
-import { Params } from "../gpu/params.ts";
 import { dispatch, grid1d } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 
@@ -18,7 +17,7 @@ export function addSame(a: Tensor, b: Tensor): Tensor {
   if (out.size > 0) {
     dispatch({
       kernel: ACC,
-      params: new Params().u32(a.size),
+      params: { n: a.size },
       buffers: [a.binding, b.binding, out.binding],
       workgroups: grid1d(a.size, 256),
     });
@@ -32,7 +31,7 @@ export function addInPlace(acc: Tensor, b: Tensor): void {
   if (acc.size === 0) return;
   dispatch({
     kernel: ACC_INPLACE,
-    params: new Params().u32(acc.size),
+    params: { n: acc.size },
     buffers: [acc.binding, b.binding],
     workgroups: grid1d(acc.size, 256),
   });

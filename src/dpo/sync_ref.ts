@@ -3,7 +3,6 @@
  * reference parameter becomes (1 − α)·ref + α·policy, α = ref_model_mixup_alpha. In place, on the GPU.
  */
 import { kernel } from "../gpu/kernel.ts";
-import { Params } from "../gpu/params.ts";
 import { dispatch, grid1d } from "../gpu/queue.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
@@ -24,7 +23,7 @@ export function mixInto(ref: readonly Tensor[], policy: readonly Tensor[], alpha
     if (r.size === 0) return;
     dispatch({
       kernel: K,
-      params: new Params().u32(r.size).f32(alpha),
+      params: { n: r.size, alpha },
       buffers: [r.binding, p.binding],
       workgroups: grid1d(r.size, 256),
     });

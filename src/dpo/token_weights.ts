@@ -4,7 +4,6 @@
  */
 import { record } from "../autograd/record.ts";
 import { kernel } from "../gpu/kernel.ts";
-import { Params } from "../gpu/params.ts";
 import { dispatch, grid1d } from "../gpu/queue.ts";
 import { full, tensor } from "../tensor/create.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
@@ -22,7 +21,7 @@ function rowSums(x: Tensor, w: Tensor, B: number, T: number): Tensor {
     dispatch({
       kernel: K,
       entry: "forward",
-      params: new Params().u32(B, T, ROW_SUM_CHUNK, nc),
+      params: { B, T, chunk: ROW_SUM_CHUNK, nc },
       buffers: [x.binding, w.binding, out.binding],
       workgroups: grid1d(B * nc, 64),
     });
@@ -47,7 +46,7 @@ export function weightedRowSum(x: Tensor, w: Tensor, B: number, T: number): Tens
       dispatch({
         kernel: K,
         entry: "backward",
-        params: new Params().u32(B, T, 0, 0),
+        params: { B, T },
         buffers: [dy.binding, w.binding, dx.binding],
         workgroups: grid1d(B * T, 256),
       });

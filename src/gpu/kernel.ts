@@ -4,11 +4,12 @@
  * synchronous. A compile error throws a KernelError naming the file, line and message.
  *
  * Binding convention, read from each file's declarations: `@group(0) @binding(0) var<uniform> p: Params` holds
- * the dispatch's scalar parameters; bindings 1..8 are storage buffers, `var<storage, read>` or
- * `var<storage, read_write>`.
+ * the dispatch's scalar parameters (named at the call site; their layout is read from the struct, see params.ts);
+ * bindings 1..8 are storage buffers, `var<storage, read>` or `var<storage, read_write>`.
  */
 import { gpu } from "./device.ts";
 import { KernelError } from "./errors.ts";
+import { layoutFor, type ParamLayout, parseWgslParams, type WgslParamsInfo } from "./params.ts";
 
 export type BindingKind = "uniform" | "read-only-storage" | "storage";
 
@@ -18,6 +19,8 @@ export class Kernel {
   module: GPUShaderModule | null = null;
   moduleDevice: GPUDevice | null = null;
   bindings: Map<number, BindingKind> = new Map();
+  private paramsInfo: WgslParamsInfo | null = null;
+  private paramLayouts = new Map<string, ParamLayout>();
   constructor(readonly name: string, readonly url: URL | null, inlineSource?: string) {
     if (inlineSource !== undefined) this.setSource(inlineSource);
   }
@@ -25,6 +28,8 @@ export class Kernel {
   setSource(src: string): void {
     this.source = src;
     this.bindings.clear();
+    this.paramsInfo = null;
+    this.paramLayouts.clear();
     const re =
       /@group\(\s*0\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var\s*<\s*(uniform|storage)\s*(?:,\s*(read_write|read)\s*)?>/g;
     for (const m of src.matchAll(re)) {
@@ -34,6 +39,25 @@ export class Kernel {
         m[2] === "uniform" ? "uniform" : m[3] === "read_write" ? "storage" : "read-only-storage",
       );
     }
+  }
+
+  /**
+   * The layout of the `struct Params` (binding 0) that `entry` reads, parsed from the source once per kernel and
+   * cached per entry point; throws a KernelError naming the kernel and entry point if it cannot be read.
+   */
+  paramLayout(entry = "main"): ParamLayout {
+    const cached = this.paramLayouts.get(entry);
+    if (cached) return cached;
+    if (this.source === null) {
+      throw new KernelError(
+        this.name,
+        "its WGSL source is not loaded; call `await init()` after importing the op.",
+      );
+    }
+    this.paramsInfo ??= parseWgslParams(this.name, this.source);
+    const layout = layoutFor(this.name, entry, this.paramsInfo);
+    this.paramLayouts.set(entry, layout);
+    return layout;
   }
 
   /** The compiled module on the current device. */

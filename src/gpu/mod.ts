@@ -11,7 +11,15 @@ export {
 } from "./device.ts";
 export { init } from "./init.ts";
 export { compileKernel, declaredKernels, inlineKernel, Kernel, kernel } from "./kernel.ts";
-export { Params } from "./params.ts";
+export {
+  encodeParams,
+  packParams,
+  type ParamField,
+  type ParamLayout,
+  type ParamValue,
+  type ParamValues,
+  type ScalarKind,
+} from "./params.ts";
 export { type MemoryStats, memoryStats, resetPeakMemory } from "./pool.ts";
 export {
   clearBuffer,

@@ -10,7 +10,7 @@
 import { deviceLossReason, deviceLostReason, gpu } from "./device.ts";
 import { DeviceLostError, GpuLimitError, KernelError } from "./errors.ts";
 import type { BindingKind, Kernel } from "./kernel.ts";
-import type { Params } from "./params.ts";
+import { encodeParams, type ParamValues } from "./params.ts";
 import { destroyRetired, emptyCache as emptyPool, retiredBytesPending, trimIdleBuffers } from "./pool.ts";
 
 /** A storage buffer binding: the whole buffer, or a byte range of it. */
@@ -26,8 +26,11 @@ export interface DispatchSpec {
   entry?: string;
   /** WGSL `override` constants. */
   constants?: Record<string, number>;
-  /** Scalars for binding 0. */
-  params?: Params;
+  /**
+   * Scalars for binding 0 by the names of the kernel's WGSL `struct Params` fields (`{ M, N, K, alpha }`), checked
+   * against it: see params.ts.
+   */
+  params?: ParamValues;
   /** Storage buffers for bindings 1, 2, … in order. */
   buffers: (GPUBuffer | BufferBinding)[];
   /** Workgroup counts. */
@@ -60,6 +63,8 @@ const RETIRED_FLUSH_BYTES = 64 * 2 ** 20;
 let arena: GPUBuffer | null = null;
 let arenaDevice: GPUDevice | null = null;
 const arenaCpu = new Uint8Array(SLOT * BATCH);
+const arenaView = new DataView(arenaCpu.buffer);
+const NO_PARAMS: ParamValues = Object.freeze({});
 let encoder: GPUCommandEncoder | null = null;
 let pass: GPUComputePassEncoder | null = null;
 let slots = 0;
@@ -176,7 +181,10 @@ export function dispatch(spec: DispatchSpec): void {
     });
     arenaDevice = device;
   }
-  const name = `${spec.kernel.name}:${spec.entry ?? "main"}`;
+  const entry = spec.entry ?? "main";
+  const name = `${spec.kernel.name}:${entry}`;
+  // checked and written first: a dispatch with wrong parameters records nothing
+  encodeParams(spec.kernel.paramLayout(entry), spec.params ?? NO_PARAMS, arenaView, slots * SLOT);
   const wg = spec.workgroups;
   const maxWg = info.limits.maxComputeWorkgroupsPerDimension;
   for (const w of wg) {
@@ -231,7 +239,6 @@ export function dispatch(spec: DispatchSpec): void {
     bindGroups.set(key, bg);
   }
   const pslot = slots;
-  if (spec.params) arenaCpu.set(spec.params.bytes(), pslot * SLOT);
   slots++;
   batchKernels.add(name);
   p.setPipeline(pl);

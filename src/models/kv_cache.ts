@@ -7,7 +7,6 @@
  * runs without gradients; the cache owns its tensors (kept out of scopes) until `dispose()`.
  */
 import { kernel } from "../gpu/kernel.ts";
-import { Params } from "../gpu/params.ts";
 import { dispatch, grid1d } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 
@@ -20,7 +19,7 @@ function writePositions(src: Tensor, dst: Tensor, count: number, t0: number): vo
   if (n === 0) return;
   dispatch({
     kernel: K,
-    params: new Params().u32(n, D, count, src.shape[2], dst.shape[2], t0),
+    params: { n, D, count, src_T: src.shape[2], dst_T: dst.shape[2], t0 },
     buffers: [src.binding, dst.binding],
     workgroups: grid1d(n, 256),
   });

@@ -6,7 +6,6 @@
  */
 import { record } from "../autograd/record.ts";
 import { kernel } from "../gpu/kernel.ts";
-import { Params } from "../gpu/params.ts";
 import { dispatch, grid1d } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 
@@ -21,7 +20,7 @@ function dropoutRaw(x: Tensor, p: number, seed: number): Tensor {
   if (out.size > 0) {
     dispatch({
       kernel: K,
-      params: new Params().u32(x.size, seed >>> 0, threshold(p)).f32(1 / (1 - p)),
+      params: { n: x.size, seed: seed >>> 0, threshold: threshold(p), scale: 1 / (1 - p) },
       buffers: [x.binding, out.binding],
       workgroups: grid1d(x.size, 256),
     });

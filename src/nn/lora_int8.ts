@@ -19,7 +19,6 @@ import { record } from "../autograd/record.ts";
 import { gpu } from "../gpu/device.ts";
 import { GpuLimitError } from "../gpu/errors.ts";
 import { kernel } from "../gpu/kernel.ts";
-import { Params } from "../gpu/params.ts";
 import { dispatch } from "../gpu/queue.ts";
 import { tensor } from "../tensor/create.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
@@ -193,7 +192,7 @@ function run(entry: "forward" | "backward_input", a: Tensor, qw: QuantizedWeight
     dispatch({
       kernel: K,
       entry: vec4 ? `${entry}_vec4` : entry,
-      params: new Params().u32(n, IN, OUT, KW, ra.elemOff, ro.elemOff),
+      params: { N: n, IN, OUT, KW, aOff: ra.elemOff, outOff: ro.elemOff },
       buffers: [ra.binding, qw.packed.binding, qw.scales.binding, ro.binding, ra.binding],
       workgroups: entry === "forward"
         ? [Math.ceil(OUT / 64), Math.ceil(n / 16)]

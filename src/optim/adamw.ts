@@ -16,7 +16,6 @@
  * `state()` / restored by `loadState()` for checkpoints.
  */
 import { kernel } from "../gpu/kernel.ts";
-import { Params } from "../gpu/params.ts";
 import { copyBuffer, dispatch, grid1d } from "../gpu/queue.ts";
 import { full, zeros } from "../tensor/create.ts";
 import { Tensor } from "../tensor/tensor.ts";
@@ -210,15 +209,16 @@ export class AdamW {
           dispatch({
             kernel: K,
             constants: { ITEMS },
-            params: new Params().u32(r.count).f32(
+            params: {
+              n: r.count,
               decay,
-              1 - beta1,
+              w1: 1 - beta1,
               beta2,
-              1 - beta2,
-              stepSize,
-              bc2Sqrt,
-              g.eps,
-            ),
+              w2: 1 - beta2,
+              step_size: stepSize,
+              bc2_sqrt: bc2Sqrt,
+              eps: g.eps,
+            },
             buffers: [
               rangeBinding(p, r),
               rangeBinding(grad, r),

@@ -14,7 +14,6 @@
  * spoils the parameters, as it does in torch.
  */
 import { kernel } from "../gpu/kernel.ts";
-import { Params } from "../gpu/params.ts";
 import { dispatch, grid1d } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import { type BindingLimitOptions, rangeBinding, rangeElements, splitRanges } from "./chunks.ts";
@@ -71,7 +70,7 @@ function partialSums(grads: Tensor[], opts: BindingLimitOptions): Tensor {
     dispatch({
       kernel: K,
       entry: "partial",
-      params: new Params().u32(j.count, j.slot).f32(0),
+      params: { n: j.count, slot: j.slot },
       buffers: [rangeBinding(j.g, j), partials.binding],
       workgroups: grid1d(j.count, NORM_BLOCK),
     });
@@ -92,7 +91,7 @@ export function gradNorm(params: Iterable<Tensor>, opts: GradNormOptions = {}): 
   dispatch({
     kernel: K,
     entry: "finish_norm",
-    params: new Params().u32(partials.size, 0).f32(0),
+    params: { n: partials.size },
     buffers: [partials.binding, norm.binding],
     workgroups: [1],
   });
@@ -119,7 +118,7 @@ export function clipGradNorm(
   dispatch({
     kernel: K,
     entry: "finish",
-    params: new Params().u32(partials.size, 0).f32(maxNorm),
+    params: { n: partials.size, max_norm: maxNorm },
     buffers: [partials.binding, norm.binding, coef.binding],
     workgroups: [1],
   });
@@ -139,7 +138,7 @@ export function scaleGrads(params: Iterable<Tensor>, coef: Tensor, opts: Binding
       dispatch({
         kernel: K,
         entry: "scale_grads",
-        params: new Params().u32(r.count, 0).f32(0),
+        params: { n: r.count },
         buffers: [coef.binding, rangeBinding(g, r)],
         workgroups: grid1d(r.count, 256),
       });

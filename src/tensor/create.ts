@@ -1,6 +1,5 @@
 /** Tensor creation: from data, constants, seeded random values and ranges. */
 import { kernel } from "../gpu/kernel.ts";
-import { Params } from "../gpu/params.ts";
 import { clearBuffer, dispatch, grid1d, upload } from "../gpu/queue.ts";
 import { defaultGenerator, type Generator } from "./random.ts";
 import { type DType, empty, type Tensor } from "./tensor.ts";
@@ -89,7 +88,7 @@ export function full(shape: readonly number[], value: number, opts: TensorOption
   if (t.size > 0) {
     dispatch({
       kernel: FILL,
-      params: new Params().u32(t.size).f32(value),
+      params: { n: t.size, value },
       buffers: [t.binding],
       workgroups: grid1d(t.size, 256),
     });

@@ -29,7 +29,7 @@
  */
 import { gpu } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
+import type { ParamValues } from "../../gpu/params.ts";
 import { clearBuffer, dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor, view } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
@@ -201,11 +201,20 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
   };
 }
 
-function params(pl: Plan, rows: number): Params {
-  return new Params()
-    .u32(pl.B, pl.H, pl.HKV, pl.TQ, pl.TK, pl.causal ? 1 : 0, pl.window, rows, pl.maskKind)
-    .f32(pl.scale * Math.LOG2E)
-    .u32(pl.TKS);
+/** The Params of attention_fwd.wgsl and attention_bwd.wgsl (the forward's also has TKS). */
+function params(pl: Plan, rows: number): ParamValues {
+  return {
+    B: pl.B,
+    H: pl.H,
+    HKV: pl.HKV,
+    TQ: pl.TQ,
+    TK: pl.TK,
+    causal: pl.causal,
+    window: pl.window,
+    rows,
+    mask_kind: pl.maskKind,
+    scale_log2: pl.scale * Math.LOG2E,
+  };
 }
 
 function constants(pl: Plan, tiled: boolean): Record<string, number> {
@@ -236,7 +245,7 @@ function padHead(x: Tensor, D: number, DP: number): Tensor {
     dispatch({
       kernel: PAD,
       entry: "pad",
-      params: new Params().u32(n, D, DP),
+      params: { n, D, DP },
       buffers: [x.binding, out.binding],
       workgroups: grid1d(n, 256),
     });
@@ -253,7 +262,7 @@ function unpadHead(x: Tensor, D: number, DP: number): Tensor {
     dispatch({
       kernel: PAD,
       entry: "unpad",
-      params: new Params().u32(n, D, DP),
+      params: { n, D, DP },
       buffers: [x.binding, out.binding],
       workgroups: grid1d(n, 256),
     });
@@ -292,7 +301,7 @@ function forward(q: Tensor, k: Tensor, v: Tensor, pl: Plan): { out: Tensor; lse:
       kernel: FWD,
       entry: tiled ? "fwd_tiled" : "fwd_rows",
       constants: constants(pl, tiled),
-      params: params(pl, work),
+      params: { ...params(pl, work), TKS: pl.TKS },
       buffers: [qp.binding, kp.binding, vp.binding, (pl.mask ?? qp).binding, out.binding, lse.binding],
       workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(work, 64),
     });
@@ -341,7 +350,7 @@ function backwardPass(
   dispatch({
     kernel: DELTA,
     constants: { D: pl.D },
-    params: new Params().u32(qrows),
+    params: { rows: qrows },
     buffers: [out.binding, dout.binding, lse.binding, stats.binding],
     workgroups: grid1d(qrows, 64),
   });

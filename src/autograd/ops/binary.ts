@@ -12,7 +12,7 @@
  * deterministic chunked sums in kernels/binary.wgsl, fused with the gradient formula (no full-size temporary).
  */
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
+import type { ParamValues } from "../../gpu/params.ts";
 import { type BufferBinding, dispatch, grid1d } from "../../gpu/queue.ts";
 import { zeros } from "../../tensor/create.ts";
 import { empty, Tensor, view } from "../../tensor/tensor.ts";
@@ -139,8 +139,8 @@ function bind(a: Tensor | number, b: Tensor | number, plan: BroadcastPlan): Boun
   };
 }
 
-function params(bd: Bound, n: number, M = 0, K = 0): Params {
-  return new Params().u32(n, bd.plan.N, bd.sizeA, bd.sizeB).f32(bd.imm).u32(M, K, CHUNK);
+function params(bd: Bound, n: number, M = 0, K = 0): ParamValues {
+  return { n, N: bd.plan.N, sizeA: bd.sizeA, sizeB: bd.sizeB, imm: bd.imm, M, K, chunk: CHUNK };
 }
 
 function constants(bd: Bound, grad: number, op = 0): Record<string, number> {

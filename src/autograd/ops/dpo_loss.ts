@@ -11,7 +11,7 @@
  * This is the raw op: the caller (src/dpo/loss.ts) validates the configuration and maps names.
  */
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
+import type { ParamValues } from "../../gpu/params.ts";
 import { clearBuffer, copyBuffer, dispatch } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
@@ -130,16 +130,20 @@ function entryCount(t: DpoLossType, B: number): number {
   return t === "kto_pair" ? 2 * B : B;
 }
 
-function params(spec: DpoLossSpec, B: number, dyLen: number): Params {
+function params(spec: DpoLossSpec, B: number, dyLen: number): ParamValues {
   const w = new Array(16).fill(0);
   spec.types.forEach((t, k) => (w[DPO_LOSS_TYPES.indexOf(t)] = spec.weights[k]));
-  return new Params().f32(...w).u32(B, spec.training ? 1 : 0, dyLen, 0).f32(
-    spec.beta,
-    spec.labelSmoothing,
-    spec.fAlphaDivergenceCoef,
-    spec.discopopTau,
-    spec.rpoAlpha,
-  );
+  return {
+    w,
+    B,
+    train: spec.training,
+    dy_len: dyLen,
+    beta: spec.beta,
+    eps: spec.labelSmoothing,
+    alpha: spec.fAlphaDivergenceCoef,
+    tau: spec.discopopTau,
+    rpo: spec.rpoAlpha,
+  };
 }
 
 function copyInto(dst: Tensor, dstFloat: number, src: Tensor): void {

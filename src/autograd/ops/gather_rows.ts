@@ -12,7 +12,6 @@
  * rows never gathered. Indices get no gradient.
  */
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { tensor } from "../../tensor/create.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
@@ -105,7 +104,7 @@ export function gatherRows(
   if (out.size > 0) {
     dispatch({
       kernel: KF,
-      params: new Params().u32(out.size, C),
+      params: { total: out.size, C },
       buffers: [table.binding, idx.binding, out.binding],
       workgroups: grid1d(out.size, 256),
     });
@@ -118,7 +117,7 @@ export function gatherRows(
     const plan = tensor(scatterPlan(host, V), [V + 1 + N], { dtype: "i32" });
     dispatch({
       kernel: KB,
-      params: new Params().u32(V * C, C, V),
+      params: { total: V * C, C, V },
       buffers: [dy.binding, plan.binding, dTable.binding],
       workgroups: grid1d(V * C, 256),
     });

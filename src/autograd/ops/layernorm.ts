@@ -5,7 +5,6 @@
  * Kernels: kernels/layernorm.wgsl, kernels/norm_colsum.wgsl.
  */
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { dispatch } from "../../gpu/queue.ts";
 import { zeros } from "../../tensor/create.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
@@ -55,7 +54,7 @@ export function layerNormForward(
     dispatch({
       kernel: K,
       ...rowDispatch("forward", N, C),
-      params: new Params().u32(N, C).f32(eps).u32(0),
+      params: { N, C, eps },
       buffers: [x.binding, weight.binding, bias.binding, mean.binding, rstd.binding, y.binding],
     });
   }
@@ -88,7 +87,7 @@ export function layerNormBackward(
       dispatch({
         kernel: K,
         ...rowDispatch("backward_dx", N, C),
-        params: new Params().u32(N, C).f32(0).u32(0),
+        params: { N, C },
         buffers: [
           x.binding,
           weight.binding,
@@ -113,7 +112,7 @@ export function layerNormBackward(
       dispatch({
         kernel: K,
         entry: "backward_dwdb_partial",
-        params: new Params().u32(N, C).f32(0).u32(rowsPerChunk),
+        params: { N, C, rowsPerChunk },
         buffers: [
           x.binding,
           weight.binding,

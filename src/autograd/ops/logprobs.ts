@@ -21,7 +21,6 @@
 import { cpuKernels, gpu } from "../../gpu/device.ts";
 import { GpuLimitError } from "../../gpu/errors.ts";
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { type BufferBinding, dispatch, grid1d } from "../../gpu/queue.ts";
 import { tensor } from "../../tensor/create.ts";
 import { empty, type Tensor, view } from "../../tensor/tensor.ts";
@@ -198,7 +197,7 @@ function padCols(x: Tensor, R: number, C: number): Tensor {
   dispatch({
     kernel: PAD,
     entry: "pad",
-    params: new Params().u32(R, C, CP),
+    params: { R, C, CP },
     buffers: [x.binding, out.binding],
     workgroups: grid1d(R * CP, 256),
   });
@@ -213,7 +212,7 @@ function unpadCols(x: Tensor, R: number, C: number, shape: readonly number[]): T
   dispatch({
     kernel: PAD,
     entry: "unpad",
-    params: new Params().u32(R, C, CP),
+    params: { R, C, CP },
     buffers: [x.binding, out.binding],
     workgroups: grid1d(R * C, 256),
   });
@@ -288,13 +287,13 @@ function fusedForwardRaw(
     dispatch({
       kernel: LOGITS,
       entry: "logits",
-      params: new Params().u32(N, vc, C4, chunk, whole ? v0 : 0, v0).i32(ignore),
+      params: { N, VC: vc, C4, LDZ: chunk, VBASE: whole ? v0 : 0, VLAB: v0, ignore },
       buffers: [hp.binding, whole ? wp.binding : range(wp, v0 * CP, vc * CP), scratch.binding],
       workgroups: [Math.ceil(vc / TILE), Math.ceil(N / TILE)],
     });
     dispatch({
       kernel: STATS,
-      params: new Params().u32(N, vc, chunk, v0, V, v0 === 0 ? 1 : 0, v0 + vc >= V ? 1 : 0).i32(ignore),
+      params: { N, VC: vc, LDZ: chunk, VLAB: v0, V, FIRST: v0 === 0, LAST: v0 + vc >= V, ignore },
       buffers: [
         scratch.binding,
         lab.binding,
@@ -339,7 +338,7 @@ function fusedBackwardRaw(
     dispatch({
       kernel: LOGITS,
       entry: "dlogits",
-      params: new Params().u32(N, vc, C4, chunk, vbase, v0).i32(ignore),
+      params: { N, VC: vc, C4, LDZ: chunk, VBASE: vbase, VLAB: v0, ignore },
       buffers: [hp.binding, wb, g.binding, lab.binding, lse.binding, dy.binding],
       workgroups: [Math.ceil(vc / TILE), Math.ceil(N / TILE)],
     });
@@ -348,7 +347,7 @@ function fusedBackwardRaw(
       dispatch({
         kernel: BACKWARD,
         entry: "dh",
-        params: new Params().u32(N, vc, C4, chunk, vbase, 0, v0 > 0 ? 1 : 0, 0),
+        params: { R: N, K: vc, C4, LDG: chunk, MBASE: vbase, OBASE: 0, ACC: v0 > 0, KBASE: 0 },
         buffers: [g.binding, wb, dH.binding],
         workgroups: [Math.ceil(C4 / 32), Math.ceil(N / TILE)],
       });
@@ -360,7 +359,7 @@ function fusedBackwardRaw(
         dispatch({
           kernel: BACKWARD,
           entry: "dw",
-          params: new Params().u32(vc, kc, C4, chunk, 0, vbase, k0 > 0 ? 1 : 0, k0),
+          params: { R: vc, K: kc, C4, LDG: chunk, MBASE: 0, OBASE: vbase, ACC: k0 > 0, KBASE: k0 },
           buffers: [g.binding, hp.binding, ob],
           workgroups: [Math.ceil(C4 / 32), Math.ceil(vc / TILE)],
         });
@@ -547,7 +546,7 @@ function logitsRaw(hp: Tensor, wp: Tensor, N: number, V: number, CP: number): Te
     dispatch({
       kernel: LOGITS,
       entry: "logits",
-      params: new Params().u32(r, V, CP / 4, V, 0, 0).i32(0),
+      params: { N: r, VC: V, C4: CP / 4, LDZ: V, VBASE: 0, VLAB: 0, ignore: 0 },
       buffers: [range(hp, r0 * CP, r * CP), wp.binding, range(out, r0 * V, r * V)],
       workgroups: [Math.ceil(V / TILE), Math.ceil(r / TILE)],
     });
@@ -585,7 +584,7 @@ export function lmHeadLogits(h: Tensor, W: Tensor): Tensor {
           dispatch({
             kernel: BACKWARD,
             entry: "dh",
-            params: new Params().u32(r, kc, C4, V, 0, 0, k0 > 0 ? 1 : 0, k0),
+            params: { R: r, K: kc, C4, LDG: V, MBASE: 0, OBASE: 0, ACC: k0 > 0, KBASE: k0 },
             buffers: [range(dz, r0 * V, r * V), wp2.binding, range(dH, r0 * CP, r * CP)],
             workgroups: [Math.ceil(C4 / 32), Math.ceil(r / TILE)],
           });
@@ -601,7 +600,7 @@ export function lmHeadLogits(h: Tensor, W: Tensor): Tensor {
         dispatch({
           kernel: BACKWARD,
           entry: "dw",
-          params: new Params().u32(V, r, C4, V, 0, 0, r0 > 0 ? 1 : 0, 0),
+          params: { R: V, K: r, C4, LDG: V, MBASE: 0, OBASE: 0, ACC: r0 > 0, KBASE: 0 },
           buffers: [range(dz, r0 * V, r * V), range(hp2, r0 * CP, r * CP), dW.binding],
           workgroups: [Math.ceil(C4 / 32), Math.ceil(V / TILE)],
         });
@@ -641,7 +640,7 @@ export function logSoftmaxGather(logits: Tensor, labels: Labels, ignoreIndex: nu
     dispatch({
       kernel: GATHER,
       entry: "forward",
-      params: new Params().u32(r, V, r0).i32(ignoreIndex),
+      params: { R: r, V, ROW0: r0, ignore: ignoreIndex },
       buffers: [range(logits, r0 * V, r * V), lab.binding, logp.binding, lse.binding],
       workgroups: grid1d(r, 1),
     });
@@ -658,7 +657,7 @@ export function logSoftmaxGather(logits: Tensor, labels: Labels, ignoreIndex: nu
       dispatch({
         kernel: GATHER,
         entry: "backward",
-        params: new Params().u32(r, V, r0).i32(ignoreIndex),
+        params: { R: r, V, ROW0: r0, ignore: ignoreIndex },
         buffers: [
           range(logits, r0 * V, r * V),
           lab.binding,
@@ -730,7 +729,7 @@ export function maskedRowSum(
     dispatch({
       kernel: SEQ,
       entry: "forward",
-      params: new Params().u32(B, T).i32(ignore),
+      params: { B, T, ignore },
       buffers: [x.binding, lab.binding, scale.binding, out.binding],
       workgroups: grid1d(B, 1),
     });
@@ -741,7 +740,7 @@ export function maskedRowSum(
       dispatch({
         kernel: SEQ,
         entry: "backward",
-        params: new Params().u32(B, T).i32(ignore),
+        params: { B, T, ignore },
         buffers: [dy.binding, lab.binding, scale.binding, dx.binding],
         workgroups: grid1d(B * T, 256),
       });

@@ -31,7 +31,6 @@
 import { cpuKernels, gpu, isCpuAdapter } from "../../gpu/device.ts";
 import { GpuLimitError } from "../../gpu/errors.ts";
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { clearBuffer, dispatch, type DispatchSpec, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
@@ -251,7 +250,7 @@ function padRows(src: Tensor, off: number, rows: number, cols: number, ld: numbe
     if (sink) throw new RangeError("matmulDispatches: operands whose contiguous axis is not a multiple of 4");
     dispatch({
       kernel: PAD,
-      params: new Params().u32(n * ld, cols, ld, s.elemOff, d.elemOff),
+      params: { n: n * ld, cols, ld, srcOff: s.elemOff, dstOff: d.elemOff },
       buffers: [s.binding, d.binding],
       workgroups: grid1d(n * ld, 256),
     });
@@ -368,10 +367,23 @@ function gemmRegister(g: Gemm): void {
         issue({
           kernel: rowKernel ? GEMV : REGISTER,
           constants: rowKernel ? {} : constants,
-          params: new Params()
-            .u32(M, N, K, A.ld / 4, B.ld / 4, A.op.stride / 4, B.op.stride / 4, g.c.stride)
-            .u32(ba.elemOff / 4, bb.elemOff / 4, bc.elemOff, m0, n0, g.accumulate ? 1 : 0)
-            .f32(g.alpha),
+          params: {
+            M,
+            N,
+            K,
+            lda4: A.ld / 4,
+            ldb4: B.ld / 4,
+            strideA4: A.op.stride / 4,
+            strideB4: B.op.stride / 4,
+            strideC: g.c.stride,
+            offA4: ba.elemOff / 4,
+            offB4: bb.elemOff / 4,
+            offC: bc.elemOff,
+            mOff: m0,
+            nOff: n0,
+            accumulate: g.accumulate,
+            alpha: g.alpha,
+          },
           buffers: [ba.binding, bb.binding, bc.binding],
           workgroups: [
             Math.ceil(Math.min(N - n0, blockCols * maxWg) / blockCols),
@@ -419,10 +431,21 @@ function gemmShared(g: Gemm): void {
         issue({
           kernel: SHARED,
           constants,
-          params: new Params()
-            .u32(M, N, K, g.a.stride, g.b.stride, g.c.stride, ba.elemOff, bb.elemOff, bc.elemOff, m0, n0)
-            .u32(g.accumulate ? 1 : 0)
-            .f32(g.alpha),
+          params: {
+            M,
+            N,
+            K,
+            strideA: g.a.stride,
+            strideB: g.b.stride,
+            strideC: g.c.stride,
+            offA: ba.elemOff,
+            offB: bb.elemOff,
+            offC: bc.elemOff,
+            mOff: m0,
+            nOff: n0,
+            accumulate: g.accumulate,
+            alpha: g.alpha,
+          },
           buffers: [ba.binding, bb.binding, bc.binding],
           workgroups: [
             Math.ceil(Math.min(N - n0, BN * maxWg) / BN),

@@ -6,7 +6,6 @@
  */
 import { cpuKernels } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 
@@ -54,7 +53,7 @@ export function columnSums(partial: Tensor, rows: number, cols: number): Tensor 
     dispatch({
       kernel: COLSUM,
       entry: "colsum",
-      params: new Params().u32(rows, cols, cols),
+      params: { rows, cols, split: cols },
       buffers: [partial.binding, out.binding],
       workgroups: [Math.ceil(cols / 64)],
     });
@@ -70,7 +69,7 @@ export function columnSumsSplit(partial: Tensor, rows: number, C: number): [Tens
     dispatch({
       kernel: COLSUM,
       entry: "colsum_split",
-      params: new Params().u32(rows, 2 * C, C),
+      params: { rows, cols: 2 * C, split: C },
       buffers: [partial.binding, a.binding, b.binding],
       workgroups: [Math.ceil((2 * C) / 64)],
     });

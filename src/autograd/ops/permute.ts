@@ -7,7 +7,6 @@
  */
 import { cpuKernels } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor, view } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
@@ -23,6 +22,16 @@ function check(shape: readonly number[], dims: readonly number[]): void {
   if (dims.length !== n || sorted.some((d, i) => d !== i)) {
     throw new RangeError(`permute: [${dims}] is not a permutation of the ${n} axes of [${shape}]`);
   }
+}
+
+const S = ["s0", "s1", "s2", "s3", "s4", "s5"], T = ["t0", "t1", "t2", "t3", "t4", "t5"];
+
+/** The Params fields s0, s1, … (output shape) and t0, t1, … (input strides) from their arrays. */
+function axisFields(s: readonly number[], t: readonly number[]): Record<string, number> {
+  const f: Record<string, number> = {};
+  s.forEach((v, j) => (f[S[j]] = v));
+  t.forEach((v, j) => (f[T[j]] = v));
+  return f;
 }
 
 function permuteRaw(x: Tensor, dims: readonly number[]): Tensor {
@@ -45,7 +54,7 @@ function permuteRaw(x: Tensor, dims: readonly number[]): Tensor {
     dispatch({
       kernel: K,
       entry: "runs",
-      params: new Params().u32(rows, chunks, run, inner).u32(...s.slice(0, 5)).u32(...t),
+      params: { rows, chunks, run, inner, ...axisFields(s.slice(0, 5), t) },
       buffers: [x.binding, out.binding],
       workgroups: grid1d(rows * chunks, 64),
     });
@@ -55,7 +64,7 @@ function permuteRaw(x: Tensor, dims: readonly number[]): Tensor {
   const t = [...inStrides, 0, 0, 0, 0, 0, 0].slice(0, 6);
   dispatch({
     kernel: K,
-    params: new Params().u32(x.size, n).u32(...s).u32(...t),
+    params: { n: x.size, ndim: n, ...axisFields(s, t) },
     buffers: [x.binding, out.binding],
     workgroups: grid1d(x.size, 256),
   });

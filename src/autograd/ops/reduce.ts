@@ -18,7 +18,6 @@
  */
 import { cpuKernels } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { clearBuffer, dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor, view } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
@@ -103,7 +102,7 @@ function sumPass(
   tree = false,
 ): Tensor {
   const out = empty(outShape);
-  const params = new Params().u32(rows, L, n).f32(scale).u32(0);
+  const params = { rows, L, n, scale };
   if (!tree && oneInvocationPerRow(rows, L)) {
     dispatch({
       kernel: K,
@@ -139,7 +138,7 @@ function maxPass(
   const values = empty(outShape);
   const indices = empty([rows], "i32");
   const placeholder = idxIn ?? empty([1], "i32");
-  const params = new Params().u32(rows, L, n).f32(1).u32(mode);
+  const params = { rows, L, n, mode };
   const buffers = [x.binding, values.binding, indices.binding, placeholder.binding];
   if (!tree && oneInvocationPerRow(rows, L)) {
     dispatch({ kernel: K, entry: "max_thread", params, buffers, workgroups: grid1d(rows, 64) });
@@ -206,7 +205,7 @@ function sumBackward(dy: Tensor, xShape: readonly number[], C: number, scale: nu
     dispatch({
       kernel: KB,
       entry: "sum_back",
-      params: new Params().u32(dx.size, C).f32(scale),
+      params: { n: dx.size, C, scale },
       buffers: [dy.binding, dx.binding],
       workgroups: grid1d(dx.size, 256),
     });
@@ -249,7 +248,7 @@ export function max(x: Tensor, opts: ReduceOptions = {}): Tensor {
       dispatch({
         kernel: KB,
         entry: "max_back",
-        params: new Params().u32(dx.size, p.C).f32(1),
+        params: { n: dx.size, C: p.C },
         buffers: [dy.binding, dx.binding, indices.binding],
         workgroups: grid1d(dx.size, 256),
       });

@@ -5,7 +5,6 @@
  * Kernels: kernels/rmsnorm.wgsl, kernels/norm_colsum.wgsl.
  */
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { dispatch } from "../../gpu/queue.ts";
 import { zeros } from "../../tensor/create.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
@@ -40,7 +39,7 @@ export function rmsNormForward(x: Tensor, weight: Tensor, eps = 1e-6): { y: Tens
     dispatch({
       kernel: K,
       ...rowDispatch("forward", N, C),
-      params: new Params().u32(N, C).f32(eps).u32(0),
+      params: { N, C, eps },
       buffers: [x.binding, weight.binding, rstd.binding, y.binding],
     });
   }
@@ -71,7 +70,7 @@ export function rmsNormBackward(
       dispatch({
         kernel: K,
         ...rowDispatch("backward_dx", N, C),
-        params: new Params().u32(N, C).f32(0).u32(0),
+        params: { N, C },
         buffers: [x.binding, weight.binding, rstd.binding, dx.binding, dy.binding],
       });
     }
@@ -84,7 +83,7 @@ export function rmsNormBackward(
       dispatch({
         kernel: K,
         entry: "backward_dw_partial",
-        params: new Params().u32(N, C).f32(0).u32(rowsPerChunk),
+        params: { N, C, rowsPerChunk },
         buffers: [x.binding, weight.binding, rstd.binding, partial.binding, dy.binding],
         workgroups: [Math.ceil(C / 64), nChunks],
       });

@@ -17,7 +17,6 @@
  */
 import { gpu } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { tensor } from "../../tensor/create.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
@@ -164,7 +163,7 @@ export function ropeRaw(
   if (total > 0) {
     dispatch({
       kernel: K,
-      params: new Params().u32(rows, H, T, D, R, layout === "bhtd" ? 0 : 1).f32(dir).u32(total),
+      params: { rows, H, T, D, R, bthd: layout === "bthd", dir, total },
       buffers: [x.binding, positions.binding, ropeInvFreqTensor(cfg).binding, out.binding],
       workgroups: grid1d(total, 128),
     });

@@ -1,6 +1,5 @@
 /** scale(x, alpha, beta = 0) = alpha·x + beta. Backward: dx = alpha·dy. */
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { forRowBands } from "../../gpu/bands.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
@@ -16,7 +15,7 @@ function scaleRaw(x: Tensor, alpha: number, beta: number): Tensor {
     forRowBands("scale", x.size, operands, (n, buffers) => {
       dispatch({
         kernel: K,
-        params: new Params().u32(n).f32(alpha, beta),
+        params: { n, alpha, beta },
         buffers,
         workgroups: grid1d(n, 256),
       });

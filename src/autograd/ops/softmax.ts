@@ -13,7 +13,6 @@
  * Tensors larger than one storage binding (logits of long inputs) run in bands of rows (src/gpu/bands.ts).
  */
 import { type Kernel, kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { forRowBands } from "../../gpu/bands.ts";
 import { type BufferBinding, dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
@@ -42,7 +41,7 @@ function rowDispatch(
   C: number,
   buffers: BufferBinding[],
 ): void {
-  const params = new Params().u32(rows, C);
+  const params = { rows, C };
   if (oneInvocationPerRow(rows, C)) {
     dispatch({
       kernel: k,

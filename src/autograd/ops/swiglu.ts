@@ -5,7 +5,6 @@
  * one dispatch (kernels/swiglu.wgsl).
  */
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
@@ -25,7 +24,7 @@ export function swiglu(g: Tensor, u: Tensor): Tensor {
   if (y.size > 0) {
     dispatch({
       kernel: K,
-      params: new Params().u32(y.size),
+      params: { n: y.size },
       buffers: [g.binding, u.binding, y.binding],
       workgroups: grid1d(y.size, 256),
     });
@@ -37,7 +36,7 @@ export function swiglu(g: Tensor, u: Tensor): Tensor {
       dispatch({
         kernel: K,
         entry: "grad",
-        params: new Params().u32(dg.size),
+        params: { n: dg.size },
         buffers: [g.binding, u.binding, dg.binding, dy.binding, du.binding],
         workgroups: grid1d(dg.size, 256),
       });

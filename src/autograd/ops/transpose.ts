@@ -3,7 +3,6 @@
  * (kernels/transpose.wgsl, 32×32 tiles through shared memory). Backward: transpose dy back.
  */
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
@@ -22,7 +21,7 @@ function transposeRaw(x: Tensor): Tensor {
   const tiles = tilesX * tilesY * B;
   dispatch({
     kernel: K,
-    params: new Params().u32(M, N, tilesX, tilesY, tiles),
+    params: { M, N, tilesX, tilesY, tiles },
     buffers: [x.binding, out.binding],
     workgroups: grid1d(tiles, 1),
   });

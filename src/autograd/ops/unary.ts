@@ -15,7 +15,6 @@
  *   softplus ln(1+eˣ) → dy·σ(x)                  tanh               → dy·sech²(x)
  */
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { forRowBands } from "../../gpu/bands.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, Tensor } from "../../tensor/tensor.ts";
@@ -55,7 +54,7 @@ function run(entry: "main" | "grad", op: UnaryOp, x: Tensor, dy?: Tensor): Tenso
         kernel: K,
         entry,
         constants: { OP: UNARY[op].op },
-        params: new Params().u32(n),
+        params: { n },
         buffers,
         workgroups: grid1d(n, 256),
       });

@@ -9,7 +9,6 @@
  * Backward: da = dy where the mask is nonzero (0 elsewhere), db = dy where it is zero; the mask gets no gradient.
  */
 import { kernel } from "../../gpu/kernel.ts";
-import { Params } from "../../gpu/params.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, Tensor } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
@@ -38,7 +37,7 @@ function whereRaw(mask: Tensor, a: Tensor | number, b: Tensor | number, shape: r
   dispatch({
     kernel: K,
     constants: { MASK_I32: mask.dtype === "i32" ? 1 : 0, A_IMM: ta ? 0 : 1, B_IMM: tb ? 0 : 1 },
-    params: new Params().u32(out.size, mask.size).f32(ta ? 0 : (a as number), tb ? 0 : (b as number)),
+    params: { n: out.size, maskSize: mask.size, immA: ta ? 0 : (a as number), immB: tb ? 0 : (b as number) },
     buffers: [m, ta ? ta.binding : m, tb ? tb.binding : m, out.binding],
     workgroups: grid1d(out.size, 256),
   });
