@@ -9,7 +9,7 @@ import { tensor } from "../src/tensor/create.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import { AdamW, isNoDecayName, weightDecayGroups } from "../src/optim/adamw.ts";
 import { clipGradNorm, gradNorm } from "../src/optim/grad_norm.ts";
-import { rangeElements } from "../src/optim/chunks.ts";
+import { rangeElements } from "../src/gpu/binding.ts";
 import { clipCoef, globalNorm, RefAdamW } from "./reference/adamw.ts";
 import { assertClose, gpuTest, randomArray, setup } from "./util.ts";
 

@@ -7,7 +7,7 @@
  * tensor. A band starts on the device's minStorageBufferOffsetAlignment; a tensor that fits one binding is one
  * band (the op's usual single dispatch).
  */
-import { gpu } from "./device.ts";
+import { alignedRowStep, BindingCap, exactRange } from "./binding.ts";
 import { GpuLimitError } from "./errors.ts";
 import type { BufferBinding } from "./queue.ts";
 
@@ -17,19 +17,11 @@ export interface BandOperand {
   perRow: number;
 }
 
-let bindingCap: number | null = null;
+const cap = new BindingCap("setBandBindingLimit", 256);
 
 /** Lowers the binding size bands are planned with below the device's (null: the device's own); for tests. */
 export function setBandBindingLimit(bytes: number | null): void {
-  if (bytes !== null && (!Number.isInteger(bytes) || bytes < 256)) {
-    throw new RangeError(`setBandBindingLimit: expected an integer ≥ 256 or null, got ${bytes}`);
-  }
-  bindingCap = bytes;
-}
-
-function gcd(a: number, b: number): number {
-  while (b) [a, b] = [b, a % b];
-  return a;
+  cap.set(bytes);
 }
 
 /**
@@ -42,21 +34,14 @@ export function forRowBands(
   operands: BandOperand[],
   fn: (rowsInBand: number, bindings: BufferBinding[]) => void,
 ): void {
-  const { limits } = gpu().info;
-  const limit = bindingCap === null
-    ? limits.maxStorageBufferBindingSize
-    : Math.min(bindingCap, limits.maxStorageBufferBindingSize);
+  const limit = cap.limit();
   const widest = Math.max(...operands.map((o) => o.perRow * 4));
   if (rows * widest <= limit) {
     fn(rows, operands.map((o) => o.binding));
     return;
   }
   // every band's byte offset, in every operand, a multiple of the alignment
-  const align = limits.minStorageBufferOffsetAlignment;
-  const step = operands.reduce((s, o) => {
-    const need = align / gcd(o.perRow * 4, align);
-    return (s * need) / gcd(s, need);
-  }, 1);
+  const step = alignedRowStep(operands.map((o) => o.perRow * 4));
   const band = Math.floor(limit / widest / step) * step;
   if (band < 1) {
     throw new GpuLimitError(
@@ -68,11 +53,9 @@ export function forRowBands(
     const n = Math.min(band, rows - r0);
     fn(
       n,
-      operands.map((o) => ({
-        buffer: o.binding.buffer,
-        offset: (o.binding.offset ?? 0) + r0 * o.perRow * 4,
-        size: Math.max(4, n * o.perRow * 4),
-      })),
+      operands.map((o) =>
+        exactRange(o.binding.buffer, (o.binding.offset ?? 0) + r0 * o.perRow * 4, n * o.perRow * 4)
+      ),
     );
   }
 }

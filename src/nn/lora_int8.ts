@@ -16,6 +16,7 @@
 import { add } from "../autograd/ops/binary.ts";
 import { reshape } from "../autograd/ops/reshape.ts";
 import { record } from "../autograd/record.ts";
+import { alignedRange, BindingCap, rowsPerBinding } from "../gpu/binding.ts";
 import { gpu } from "../gpu/device.ts";
 import { GpuLimitError } from "../gpu/errors.ts";
 import { kernel } from "../gpu/kernel.ts";
@@ -121,31 +122,16 @@ export function uploadQuantized(h: HostQuantized, outF: number, inF: number): Qu
   };
 }
 
-let bindingLimitOverride: number | null = null;
+const cap = new BindingCap("setInt8BindingLimit", 1024);
 
 /** Caps the bytes of one binding (tests use it to exercise the row chunking); null for the device limit. */
 export function setInt8BindingLimit(bytes: number | null): void {
-  if (bytes !== null && (!Number.isInteger(bytes) || bytes < 1024)) {
-    throw new RangeError(`setInt8BindingLimit: expected an integer ≥ 1024 or null, got ${bytes}`);
-  }
-  bindingLimitOverride = bytes;
-}
-
-function bindingLimit(): number {
-  const dev = gpu().info.limits.maxStorageBufferBindingSize;
-  return bindingLimitOverride === null ? dev : Math.min(dev, bindingLimitOverride);
+  cap.set(bytes);
 }
 
 /** A binding of `rows` rows of `cols` floats from row r0, aligned down; the element offset inside it. */
 function rowRange(t: Tensor, r0: number, rows: number, cols: number) {
-  const align = gpu().info.limits.minStorageBufferOffsetAlignment;
-  const start = r0 * cols * 4;
-  const offset = Math.floor(start / align) * align;
-  const end = start + rows * cols * 4;
-  return {
-    binding: { buffer: t.storage.buffer, offset, size: Math.max(16, end - offset) },
-    elemOff: (start - offset) / 4,
-  };
+  return alignedRange(t.storage.buffer, r0 * cols * 4, (r0 + rows) * cols * 4);
 }
 
 /** out [N, outCols] = a [N, aCols] · (Ŵᵀ or Ŵ), chunked over rows. */
@@ -154,7 +140,7 @@ function run(entry: "forward" | "backward_input", a: Tensor, qw: QuantizedWeight
   const [aCols, oCols] = entry === "forward" ? [IN, OUT] : [OUT, IN];
   const out = empty([N, oCols]);
   if (N === 0 || oCols === 0) return out;
-  const limit = bindingLimit();
+  const limit = cap.limit();
   const { info } = gpu();
   const wBytes = OUT * KW * 4;
   if (wBytes > limit) {
@@ -163,10 +149,9 @@ function run(entry: "forward" | "backward_input", a: Tensor, qw: QuantizedWeight
         `this device allows (${limit} bytes, maxStorageBufferBindingSize of ${info.adapterName})`,
     );
   }
-  const align = info.limits.minStorageBufferOffsetAlignment;
   const maxWg = info.limits.maxComputeWorkgroupsPerDimension;
   const widest = Math.max(aCols, oCols) * 4;
-  let chunk = Math.min(N, 16 * maxWg, Math.floor((limit - align) / widest));
+  let chunk = Math.min(N, 16 * maxWg, rowsPerBinding(widest, limit));
   if (chunk < 1) {
     throw new GpuLimitError(
       `int8Linear: one row of ${

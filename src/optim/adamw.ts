@@ -19,7 +19,7 @@ import { kernel } from "../gpu/kernel.ts";
 import { copyBuffer, dispatch, grid1d } from "../gpu/queue.ts";
 import { full, zeros } from "../tensor/create.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { type BindingLimitOptions, rangeBinding, rangeElements, splitRanges } from "./chunks.ts";
+import { type BindingLimitOptions, elementRange, rangeElements, splitRanges } from "../gpu/binding.ts";
 import { clipGradNorm, gradNorm } from "./grad_norm.ts";
 
 const K = kernel("adamw.wgsl");
@@ -220,10 +220,10 @@ export class AdamW {
               eps: g.eps,
             },
             buffers: [
-              rangeBinding(p, r),
-              rangeBinding(grad, r),
-              rangeBinding(s.expAvg, r),
-              rangeBinding(s.expAvgSq, r),
+              elementRange(p.binding, r),
+              elementRange(grad.binding, r),
+              elementRange(s.expAvg.binding, r),
+              elementRange(s.expAvgSq.binding, r),
               scale.binding,
             ],
             workgroups: grid1d(r.count, BLOCK),

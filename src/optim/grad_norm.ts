@@ -16,7 +16,7 @@
 import { kernel } from "../gpu/kernel.ts";
 import { dispatch, grid1d } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
-import { type BindingLimitOptions, rangeBinding, rangeElements, splitRanges } from "./chunks.ts";
+import { type BindingLimitOptions, elementRange, rangeElements, splitRanges } from "../gpu/binding.ts";
 
 const K = kernel("grad_norm.wgsl");
 
@@ -71,7 +71,7 @@ function partialSums(grads: Tensor[], opts: BindingLimitOptions): Tensor {
       kernel: K,
       entry: "partial",
       params: { n: j.count, slot: j.slot },
-      buffers: [rangeBinding(j.g, j), partials.binding],
+      buffers: [elementRange(j.g.binding, j), partials.binding],
       workgroups: grid1d(j.count, NORM_BLOCK),
     });
   }
@@ -139,7 +139,7 @@ export function scaleGrads(params: Iterable<Tensor>, coef: Tensor, opts: Binding
         kernel: K,
         entry: "scale_grads",
         params: { n: r.count },
-        buffers: [coef.binding, rangeBinding(g, r)],
+        buffers: [coef.binding, elementRange(g.binding, r)],
         workgroups: grid1d(r.count, 256),
       });
     }

@@ -11,7 +11,7 @@ export {
   type StepOptions,
   weightDecayGroups,
 } from "./adamw.ts";
-export { type BindingLimitOptions } from "./chunks.ts";
+export { type BindingLimitOptions } from "../gpu/binding.ts";
 export {
   clipGradNorm,
   type ClipGradNormOptions,

@@ -18,7 +18,8 @@
  * validated (a label outside [0, V) that is not `ignoreIndex` throws, naming its position); labels given as an
  * i32 tensor cannot be checked without a readback, so an out-of-range label there yields NaN for that row.
  */
-import { cpuKernels, gpu } from "../../gpu/device.ts";
+import { bindingLimit, exactRange } from "../../gpu/binding.ts";
+import { cpuKernels } from "../../gpu/device.ts";
 import { GpuLimitError } from "../../gpu/errors.ts";
 import { kernel } from "../../gpu/kernel.ts";
 import { type BufferBinding, dispatch, grid1d } from "../../gpu/queue.ts";
@@ -105,18 +106,9 @@ function statsLanes(): number {
   return cpuKernels() ? 1 : 64;
 }
 
-function maxBinding(): number {
-  return gpu().info.limits.maxStorageBufferBindingSize;
-}
-
-/** The byte range of `count` f32/i32 elements of `t` starting at element `start`. */
+/** The byte range of `count` f32/i32 elements of `t` starting at element `start` (planned to be aligned). */
 function range(t: Tensor, start: number, count: number): BufferBinding {
-  t.assertAlive();
-  const offset = start * 4;
-  if (offset % gpu().info.limits.minStorageBufferOffsetAlignment !== 0) {
-    throw new Error(`internal: binding offset ${offset} is not aligned`);
-  }
-  return { buffer: t.storage.buffer, offset, size: Math.max(4, count * 4) };
+  return exactRange(t.binding.buffer, start * 4, count * 4);
 }
 
 function isHost(x: unknown): x is HostLabels {
@@ -227,7 +219,7 @@ interface ChunkPlan {
 }
 
 function planChunks(what: string, N: number, V: number, CP: number, requested?: number): ChunkPlan {
-  const maxB = maxBinding();
+  const maxB = bindingLimit();
   if (requested !== undefined && (!Number.isInteger(requested) || requested < 1)) {
     throw new RangeError(`${what}: chunk must be a positive integer, got ${requested}`);
   }
@@ -529,7 +521,7 @@ function scoredImpl(
 
 /** Rows per block so that a [rows, width] f32 block fits one binding (a multiple of 64 when blocks are needed). */
 function rowBlock(what: string, N: number, width: number): number {
-  const maxB = maxBinding();
+  const maxB = bindingLimit();
   if (N * width * 4 <= maxB) return N;
   const rb = Math.floor(maxB / (width * 4) / 64) * 64;
   if (rb < 64) {

@@ -28,6 +28,7 @@
  * rows, each bound on its own, when A is not transposed; otherwise, or when B alone is larger than the limit,
  * a GpuLimitError names the shape.
  */
+import { alignedRange, BindingCap, rowsPerBinding } from "../../gpu/binding.ts";
 import { cpuKernels, gpu, isCpuAdapter } from "../../gpu/device.ts";
 import { GpuLimitError } from "../../gpu/errors.ts";
 import { kernel } from "../../gpu/kernel.ts";
@@ -68,7 +69,7 @@ export function setGemvMaxRows(rows: number): number {
   gemvMaxRows = rows;
   return prev;
 }
-let bindingCap: number | null = null;
+const bindingCap = new BindingCap("setMatmulLimits: maxBindingBytes", 256);
 let workgroupCap: number | null = null;
 
 /**
@@ -115,19 +116,12 @@ export interface MatmulLimits {
 export function setMatmulLimits(limits: MatmulLimits | null): void {
   const b = limits?.maxBindingBytes ?? null;
   const w = limits?.maxWorkgroups ?? null;
-  if (b !== null && (!Number.isInteger(b) || b < 256)) {
-    throw new RangeError(`setMatmulLimits: maxBindingBytes must be an integer ≥ 256 or null, got ${b}`);
-  }
+  bindingCap.check(b);
   if (w !== null && (!Number.isInteger(w) || w < 1)) {
     throw new RangeError(`setMatmulLimits: maxWorkgroups must be a positive integer or null, got ${w}`);
   }
-  bindingCap = b;
+  bindingCap.set(b);
   workgroupCap = w;
-}
-
-function bindingLimit(): number {
-  const dev = gpu().info.limits.maxStorageBufferBindingSize;
-  return bindingCap === null ? dev : Math.min(dev, bindingCap);
 }
 
 function workgroupLimit(): number {
@@ -207,18 +201,12 @@ interface Gemm {
 function bindRange(op: Operand, z0: number, count: number, matrixElems: number) {
   const start = (op.off + z0 * op.stride) * 4;
   const end = start + ((count - 1) * op.stride + matrixElems) * 4;
-  const align = gpu().info.limits.minStorageBufferOffsetAlignment;
-  const offset = Math.floor(start / align) * align;
-  return {
-    binding: { buffer: op.t.storage.buffer, offset, size: Math.max(16, end - offset) },
-    elemOff: (start - offset) / 4,
-    bytes: end - offset,
-  };
+  return alignedRange(op.t.storage.buffer, start, end);
 }
 
 /** How many batches from z0 fit every binding (0 if not even one). */
 function batchesThatFit(ops: { op: Operand; elems: number }[], z0: number, left: number): number {
-  const limit = bindingLimit();
+  const limit = bindingCap.limit();
   let n = Math.min(left, workgroupLimit());
   for (const { op, elems } of ops) {
     const first = bindRange(op, z0, 1, elems);
@@ -232,7 +220,7 @@ function tooLarge(name: string, shape: number[], elems: number): GpuLimitError {
   const { info } = gpu();
   return new GpuLimitError(
     `matmul: operand ${name} of shape [${shape}] (one matrix of the batch) needs ${elems * 4} bytes in one ` +
-      `storage binding, more than this device allows (${bindingLimit()} bytes, maxStorageBufferBindingSize of ` +
+      `storage binding, more than this device allows (${bindingCap.limit()} bytes, maxStorageBufferBindingSize of ` +
       `${info.adapterName}); split it into smaller matrices.`,
   );
 }
@@ -240,7 +228,7 @@ function tooLarge(name: string, shape: number[], elems: number): GpuLimitError {
 /** Copies rows × cols (contiguous from element `off`) into a new tensor of rows × ld, zero-padding each row. */
 function padRows(src: Tensor, off: number, rows: number, cols: number, ld: number): Tensor {
   const out = empty([rows * ld]);
-  const limit = bindingLimit();
+  const limit = bindingCap.limit();
   const maxRows = Math.max(1, Math.floor((limit - 256) / (ld * 4)));
   for (let r0 = 0; r0 < rows; r0 += maxRows) {
     const n = Math.min(maxRows, rows - r0);
@@ -285,7 +273,7 @@ function gemm(g: Gemm): void {
 
 /** Whether one matrix of A and one of C fit a storage binding each (what a dispatch must bind at least). */
 function oneMatrixFits(g: Gemm): boolean {
-  const limit = bindingLimit();
+  const limit = bindingCap.limit();
   return bindRange(g.a, 0, 1, g.M * g.K).bytes <= limit && bindRange(g.c, 0, 1, g.M * g.N).bytes <= limit;
 }
 
@@ -295,10 +283,8 @@ function oneMatrixFits(g: Gemm): boolean {
  * transposed, and so are C's). B must fit whole.
  */
 function splitRows(g: Gemm): void {
-  const limit = bindingLimit();
-  const align = gpu().info.limits.minStorageBufferOffsetAlignment;
-  // a band's binding may start up to `align` bytes before its first element
-  const rows = Math.floor((limit - align) / (4 * Math.max(g.K, g.N, 1)));
+  // a band's binding may start up to one alignment before its first element
+  const rows = rowsPerBinding(4 * Math.max(g.K, g.N, 1), bindingCap.limit());
   if (rows < 1) {
     throw tooLarge(g.K > g.N ? "a" : "out", [1, Math.max(g.K, g.N)], Math.max(g.K, g.N));
   }
@@ -356,7 +342,7 @@ function gemmRegister(g: Gemm): void {
   for (let z0 = 0; z0 < batch;) {
     const nz = batchesThatFit(ops, z0, batch - z0);
     if (nz === 0) {
-      const bad = ops.find((o) => bindRange(o.op, z0, 1, o.elems).bytes > bindingLimit())!;
+      const bad = ops.find((o) => bindRange(o.op, z0, 1, o.elems).bytes > bindingCap.limit())!;
       throw tooLarge(bad.name, bad.shape, bad.elems);
     }
     const ba = bindRange(A.op, z0, nz, aElems);
@@ -420,7 +406,7 @@ function gemmShared(g: Gemm): void {
   for (let z0 = 0; z0 < batch;) {
     const nz = batchesThatFit(ops, z0, batch - z0);
     if (nz === 0) {
-      const bad = ops.find((o) => bindRange(o.op, z0, 1, o.elems).bytes > bindingLimit())!;
+      const bad = ops.find((o) => bindRange(o.op, z0, 1, o.elems).bytes > bindingCap.limit())!;
       throw tooLarge(bad.name, bad.shape, bad.elems);
     }
     const ba = bindRange(g.a, z0, nz, M * K);
