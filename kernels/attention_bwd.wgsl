@@ -20,9 +20,11 @@
 //
 // Entry points:
 //   dq_rows   — one invocation per pair of adjacent query rows (CPU adapters).
-//               Dispatch: grid1d(B·H·ceil(TQ/2), 64); p.rows = B·H·ceil(TQ/2).
+//               Dispatch: grid1d(B·H·ceil(TQ/2), 64); p.rows = B·H·ceil(TQ/2); once per window [p.win_lo,
+//               p.win_hi) of the keys, later windows (p.accumulate ≠ 0) adding to dq.
 //   dkv_rows  — one invocation per pair of adjacent keys of a kv head (CPU adapters).
-//               Dispatch: grid1d(B·HKV·ceil(TK/2), 64); p.rows = B·HKV·ceil(TK/2).
+//               Dispatch: grid1d(B·HKV·ceil(TK/2), 64); p.rows = B·HKV·ceil(TK/2); once per window of the
+//               absolute query positions, later windows adding to dk and dv (lavapipe's loop limit: attention.ts).
 //   dq_tiled  — one workgroup of 64 per (query tile of 64/NS rows, b·H + h), NS invocations per row each
 //               taking every NS-th key, K/V tiles of BC keys staged in workgroup memory, the NS partial dq
 //               summed in workgroup memory at the end (GPUs). Dispatch: [ceil(TQ / (64/NS)), B·H].
@@ -44,6 +46,10 @@ struct Params {
   rows: u32, // invocations that do work (see the entry points)
   mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words, 3 = segments
   scale_log2: f32, // softmax scale · log2(e)
+  TKS: u32, // (the forward's; unused here)
+  win_lo: u32, // dq_rows: keys, dkv_rows: absolute query positions in [win_lo, win_hi) only (a window)
+  win_hi: u32,
+  accumulate: u32, // dq_rows, dkv_rows: ≠ 0 adds to the gradients an earlier window wrote
 }
 
 override D4: u32 = 16u;
@@ -167,7 +173,12 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     ga[d] = vec4f(0.0);
     gb[d] = vec4f(0.0);
   }
-  for (var s = ra.x; s < hi; s++) {
+  let s_lo = max(ra.x, p.win_lo);
+  let s_hi = min(hi, p.win_hi);
+  if (p.accumulate != 0u && s_hi <= s_lo) {
+    return; // no visible key in this window: dq stays as earlier windows left it
+  }
+  for (var s = s_lo; s < s_hi; s++) {
     let kv = key_ok(b, s);
     let va = kv && s < ra.y;
     let vb = kv && s >= rb.x && s < rb.y;
@@ -196,12 +207,13 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     }
   }
   let sc = p.scale_log2 * LN2;
+  let add = p.accumulate != 0u;
   for (var d = 0u; d < D4; d++) {
-    dq_dk[row_a * D4 + d] = ga[d] * sc;
+    dq_dk[row_a * D4 + d] = select(vec4f(0.0), dq_dk[row_a * D4 + d], add) + ga[d] * sc;
   }
   if (has_b) {
     for (var d = 0u; d < D4; d++) {
-      dq_dk[row_b * D4 + d] = gb[d] * sc;
+      dq_dk[row_b * D4 + d] = select(vec4f(0.0), dq_dk[row_b * D4 + d], add) + gb[d] * sc;
     }
   }
 }
@@ -229,6 +241,13 @@ fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   if (has_b) {
     qrb = query_range(b, sa + 1u);
   }
+  // this dispatch's window of absolute query positions: [t_lo, t_hi) of [qra.x, max(qra.y, qrb.y))
+  let t_lo = max(max(qra.x, off), p.win_lo);
+  let t_hi = max(min(max(max(qra.y, qrb.y), off), p.win_hi), t_lo);
+  let add = p.accumulate != 0u;
+  if (add && (!(ok_a || ok_b) || t_hi == t_lo)) {
+    return; // nothing of this window reaches these keys: dk, dv stay as earlier windows left them
+  }
 
   var ka: Row;
   var kb: Row;
@@ -251,9 +270,8 @@ fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
     gvb[d] = vec4f(0.0);
   }
   if (ok_a || ok_b) {
-    // absolute positions [qra.x, max(qra.y, qrb.y)) as query rows
-    let ilo = max(qra.x, off) - off;
-    let ihi = max(max(qra.y, qrb.y), off) - off;
+    let ilo = t_lo - off;
+    let ihi = t_hi - off;
     for (var g = 0u; g < group; g++) {
       let row0 = (b * p.H + hk * group + g) * p.TQ;
       for (var i = ilo; i < ihi; i++) {
@@ -298,13 +316,13 @@ fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   }
   let sc = p.scale_log2 * LN2;
   for (var d = 0u; d < D4; d++) {
-    dq_dk[key_a * D4 + d] = gka[d] * sc;
-    dv[key_a * D4 + d] = gva[d];
+    dq_dk[key_a * D4 + d] = select(vec4f(0.0), dq_dk[key_a * D4 + d], add) + gka[d] * sc;
+    dv[key_a * D4 + d] = select(vec4f(0.0), dv[key_a * D4 + d], add) + gva[d];
   }
   if (has_b) {
     for (var d = 0u; d < D4; d++) {
-      dq_dk[key_b * D4 + d] = gkb[d] * sc;
-      dv[key_b * D4 + d] = gvb[d];
+      dq_dk[key_b * D4 + d] = select(vec4f(0.0), dq_dk[key_b * D4 + d], add) + gkb[d] * sc;
+      dv[key_b * D4 + d] = select(vec4f(0.0), dv[key_b * D4 + d], add) + gvb[d];
     }
   }
 }

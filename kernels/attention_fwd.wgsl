@@ -26,7 +26,8 @@
 //   fwd_rows  — one invocation per PAIR of adjacent query rows (each K/V load feeds both), accumulators in
 //               registers, K/V read straight from memory: for CPU adapters, where an invocation is one SIMD
 //               lane and loads dominate. Dispatch: grid1d(B·H·ceil(TQ/2), 64); pair r = gid.x + gid.y·nwg.x·64,
-//               p.rows = B·H·ceil(TQ/2).
+//               p.rows = B·H·ceil(TQ/2); once per window [p.win_lo, p.win_hi) of the keys, the later windows with
+//               p.accumulate ≠ 0 continuing each row from its o and lse (lavapipe's loop limit: attention.ts).
 //   fwd_tiled — one workgroup of 64 invocations per (query tile of 64/NS rows, b·H + h): NS invocations per
 //               row, each taking every NS-th key with its own running max/sum, merged in workgroup memory at
 //               the end; each tile of BC keys (K, V and the mask flags) is staged in workgroup memory once and
@@ -47,6 +48,9 @@ struct Params {
   mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words, 3 = segments
   scale_log2: f32, // softmax scale · log2(e)
   TKS: u32, // positions per (b, kv head) in k's and v's memory
+  win_lo: u32, // fwd_rows: only keys in [win_lo, win_hi) are visited by this dispatch (a window of the keys)
+  win_hi: u32,
+  accumulate: u32, // fwd_rows: ≠ 0 continues each row from the o and lse an earlier window wrote
 }
 
 override D4: u32 = 16u;
@@ -58,6 +62,7 @@ const KB = 8u; // keys scored together before one rescale of the accumulators
 const WG = 64u; // fwd_tiled workgroup size
 const NEG = -1.0e30; // a finite "minus infinity" for the running max: exp2(NEG − m) = 0 for any real score m
 const LN2 = 0.6931471805599453;
+const LOG2E = 1.4426950408889634;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4f>;
@@ -109,13 +114,33 @@ fn hsum(x: vec4f) -> f32 {
   return (x.x + x.y) + (x.z + x.w);
 }
 
+// -inf, from a let: WGSL forbids infinite const-expressions (Tint rejects them).
+fn neg_inf() -> f32 {
+  let bits = 0xff800000u;
+  return bitcast<f32>(bits);
+}
+
+// Picks up a row that an earlier window of keys left (p.accumulate): with o = acc / l and L = its logsumexp,
+// the online state m = L·log2(e), l = 1, acc = o continues it exactly; a row that saw no key yet (L = -inf)
+// starts afresh.
+fn resume(row: u32, acc: ptr<function, Row>, m: ptr<function, f32>, l: ptr<function, f32>) {
+  let L = lse[row];
+  if (L >= NEG) {
+    *m = L * LOG2E;
+    *l = 1.0;
+    for (var d = 0u; d < D4; d++) {
+      (*acc)[d] = o[row * D4 + d];
+    }
+  }
+}
+
 // Writes one finished row: acc / l and the logsumexp, or zeros and -inf when the row saw no key.
 fn write_row(row: u32, acc: ptr<function, Row>, m: f32, l: f32) {
   if (l == 0.0) {
     for (var d = 0u; d < D4; d++) {
       o[row * D4 + d] = vec4f(0.0);
     }
-    let bits = 0xff800000u; lse[row] = bitcast<f32>(bits); // -inf from a let: no infinite const-expressions
+    lse[row] = neg_inf();
   } else {
     let inv = 1.0 / l;
     for (var d = 0u; d < D4; d++) {
@@ -144,9 +169,13 @@ fn fwd_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   if (has_b) {
     rb = key_range(b, ia + 1u + off);
   }
-  let lo = ra.x;
-  let hi = max(ra.y, rb.y);
+  // this dispatch's window of the keys
+  let lo = max(ra.x, p.win_lo);
+  let hi = min(max(ra.y, rb.y), p.win_hi);
   let row_a = bh * p.TQ + ia;
+  if (p.accumulate != 0u && hi <= lo) {
+    return; // no key of this window is visible: the rows stay as earlier windows left them
+  }
 
   var qa: Row;
   var qb: Row;
@@ -165,6 +194,12 @@ fn fwd_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   var mb = NEG;
   var la = 0.0;
   var lb = 0.0;
+  if (p.accumulate != 0u) {
+    resume(row_a, &acc_a, &ma, &la);
+    if (has_b) {
+      resume(row_a + 1u, &acc_b, &mb, &lb);
+    }
+  }
   var sa: array<f32, KB>;
   var sb: array<f32, KB>;
   var oka: array<bool, KB>;

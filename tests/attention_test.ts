@@ -12,6 +12,7 @@ import {
   attentionBackwardRaw,
   type AttentionOptions,
   type AttentionVariant,
+  attentionWindow,
 } from "../src/autograd/ops/attention.ts";
 import { memoryStats, resetPeakMemory } from "../src/gpu/pool.ts";
 import { sizeClass } from "../src/gpu/pool.ts";
@@ -314,6 +315,21 @@ Deno.test("attention: packed sequences give what each sequence gives alone", gpu
     );
   });
 });
+
+Deno.test(
+  "attention (rows): sequences past lavapipe's loop limit run in windows and match the reference",
+  gpuTest,
+  async () => {
+    await setup();
+    // D = 64 and 3 query heads per kv head: dK/dV of the early keys visit 3 × 2,100 query rows with two loops of
+    // 16 inside each; as one dispatch an invocation ran out of loop iterations (dv off by 2.0). Each pass now
+    // takes several windows: forward and dQ two, dK/dV four.
+    const T = 2100;
+    assert.ok(attentionWindow("fwd", 64, 3) < T && attentionWindow("dq", 64, 3) < T);
+    assert.ok(4 * attentionWindow("dkv", 64, 3) >= T && 3 * attentionWindow("dkv", 64, 3) < T);
+    await check({ sh: { B: 1, H: 3, HKV: 1, TQ: T, TK: T, D: 64 }, seed: 5 }, "rows");
+  },
+);
 
 Deno.test("attention: gradients match finite differences on a tiny masked GQA case", gpuTest, async () => {
   await setup();

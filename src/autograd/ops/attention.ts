@@ -201,9 +201,36 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
   };
 }
 
-/** The Params of attention_fwd.wgsl and attention_bwd.wgsl (the forward's also has TKS). */
-function params(pl: Plan, rows: number): ParamValues {
+/**
+ * lavapipe ends an invocation silently after about 65 535 loop iterations in all, every loop of the invocation
+ * counting (the inner loops over the head dimension too, where its compiler does not unroll them: dK/dV of
+ * 2,100 keys with D = 64 and 3 query heads per kv head came out wrong). So the "rows" kernels visit the keys (dK/dV:
+ * the query positions) in windows, one dispatch per window, each continuing what the earlier ones wrote, sized
+ * so that one invocation stays under LOOP_BUDGET iterations counted as if no inner loop were unrolled. Short
+ * sequences take one window. GPUs have no such limit: the tiled kernels take everything in one dispatch.
+ */
+const LOOP_BUDGET = 60000;
+
+/** Keys (forward, dQ) or query positions (dK/dV) per window of the "rows" kernels; see LOOP_BUDGET. */
+export function attentionWindow(pass: "fwd" | "dq" | "dkv", D: number, group: number): number {
+  const D4 = Math.ceil(D / 4);
+  if (pass === "fwd") return 8 * Math.floor(LOOP_BUDGET / (2 * D4 + 3) / 8); // keys come in blocks of 8
+  if (pass === "dq") return Math.floor(LOOP_BUDGET / (2 * D4 + 2));
+  return Math.floor(LOOP_BUDGET / (group * (2 * D4 + 2)));
+}
+
+/** Runs `fn(lo, hi, first)` over [0, n) in windows of `size` (one call with [0, n) when `size` is null). */
+function overWindows(n: number, size: number | null, fn: (lo: number, hi: number, first: boolean) => void) {
+  if (size === null || n <= size) return fn(0, Math.max(n, 1), true);
+  for (let lo = 0; lo < n; lo += size) fn(lo, Math.min(n, lo + size), lo === 0);
+}
+
+/** The Params of attention_fwd.wgsl and attention_bwd.wgsl (the forward's also has TKS), for one window. */
+function params(pl: Plan, rows: number, win: [number, number, boolean] = [0, pl.TK, true]): ParamValues {
   return {
+    win_lo: win[0],
+    win_hi: win[1],
+    accumulate: !win[2],
     B: pl.B,
     H: pl.H,
     HKV: pl.HKV,
@@ -297,14 +324,16 @@ function forward(q: Tensor, k: Tensor, v: Tensor, pl: Plan): { out: Tensor; lse:
     if (pl.B * pl.H * pl.TQ === 0) return { out, lse };
     const tiled = pl.variant === "tiled";
     const work = tiled ? pl.B * pl.H * pl.TQ : pl.B * pl.H * Math.ceil(pl.TQ / 2);
-    dispatch({
-      kernel: FWD,
-      entry: tiled ? "fwd_tiled" : "fwd_rows",
-      constants: constants(pl, tiled),
-      params: { ...params(pl, work), TKS: pl.TKS },
-      buffers: [qp.binding, kp.binding, vp.binding, (pl.mask ?? qp).binding, out.binding, lse.binding],
-      workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(work, 64),
-    });
+    const size = tiled ? null : attentionWindow("fwd", pl.DP, pl.H / pl.HKV);
+    overWindows(pl.TK, size, (lo, hi, first) =>
+      dispatch({
+        kernel: FWD,
+        entry: tiled ? "fwd_tiled" : "fwd_rows",
+        constants: constants(pl, tiled),
+        params: { ...params(pl, work, [lo, hi, first]), TKS: pl.TKS },
+        buffers: [qp.binding, kp.binding, vp.binding, (pl.mask ?? qp).binding, out.binding, lse.binding],
+        workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(work, 64),
+      }));
     return { out, lse };
   }, ["out"]);
 }
@@ -361,23 +390,26 @@ function backwardPass(
     const dv = empty(vp.shape);
     const common = [qp.binding, kp.binding, vp.binding, (pl.mask ?? qp).binding, stats.binding, dop.binding];
     const qwork = tiled ? qrows : pl.B * pl.H * Math.ceil(pl.TQ / 2);
-    dispatch({
-      kernel: BWD,
-      entry: tiled ? "dq_tiled" : "dq_rows",
-      constants: constants(pl, tiled),
-      params: params(pl, qwork),
-      buffers: [...common, dq.binding],
-      workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(qwork, 64),
-    });
+    const group = pl.H / pl.HKV;
+    overWindows(pl.TK, tiled ? null : attentionWindow("dq", pl.DP, group), (lo, hi, first) =>
+      dispatch({
+        kernel: BWD,
+        entry: tiled ? "dq_tiled" : "dq_rows",
+        constants: constants(pl, tiled),
+        params: params(pl, qwork, [lo, hi, first]),
+        buffers: [...common, dq.binding],
+        workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(qwork, 64),
+      }));
     const kwork = tiled ? pl.B * pl.HKV * pl.TK : pl.B * pl.HKV * Math.ceil(pl.TK / 2);
-    dispatch({
-      kernel: BWD,
-      entry: tiled ? "dkv_tiled" : "dkv_rows",
-      constants: constants(pl, tiled),
-      params: params(pl, kwork),
-      buffers: [...common, dk.binding, dv.binding],
-      workgroups: tiled ? [Math.ceil(pl.TK / (WG / pl.ns)), pl.B * pl.HKV] : grid1d(kwork, 64),
-    });
+    overWindows(pl.TK, tiled ? null : attentionWindow("dkv", pl.DP, group), (lo, hi, first) =>
+      dispatch({
+        kernel: BWD,
+        entry: tiled ? "dkv_tiled" : "dkv_rows",
+        constants: constants(pl, tiled),
+        params: params(pl, kwork, [lo, hi, first]),
+        buffers: [...common, dk.binding, dv.binding],
+        workgroups: tiled ? [Math.ceil(pl.TK / (WG / pl.ns)), pl.B * pl.HKV] : grid1d(kwork, 64),
+      }));
     return { dq, dk, dv };
   }, ["dq", "dk", "dv"]);
   stats.dispose();
