@@ -11,6 +11,7 @@ import { loadTokenizer, TokenizerError } from "../src/tokenizer/tokenizer.ts";
 import { loadDataset } from "../src/data/dataset.ts";
 import { DatasetError } from "../src/data/tokenize_row.ts";
 import { parquetWriteBuffer } from "hyparquet-writer";
+import { Bool, Field, List, Table, tableToIPC, vectorFromArray } from "apache-arrow";
 import { loadTrainConfig } from "../src/cli/config_file.ts";
 import { ConfigError as TrainConfigError } from "../src/dpo/config.ts";
 import { CheckpointError, readOptimizerFile } from "../src/train/checkpoint.ts";
@@ -435,4 +436,61 @@ Deno.test("regression: optimizer metadata entries that are not parameters, and b
   await inFolder({ "bco_state.json": JSON.stringify({ mean: 0.5, count: 2 ** 25 }) }, async (dir) => {
     await assert.rejects(readBcoState(`${dir}/bco_state.json`), /bco_state\.json: "count" is 33554432/);
   });
+});
+
+/** Where field `slot` of the FlatBuffers table referenced at `at` is (null when absent): a test's own reader. */
+function fbField(dv: DataView, at: number, slot: number): number | null {
+  const t = at + dv.getInt32(at, true);
+  const vt = t - dv.getInt32(t, true);
+  const o = 4 + 2 * slot;
+  const off = o < dv.getInt16(vt, true) ? dv.getInt16(vt + o, true) : 0;
+  return off ? t + off : null;
+}
+
+/** Where the metadata of the Arrow stream message at `at` starts (after the continuation and the length). */
+const arrowMetadata = (dv: DataView, at: number) => at + (dv.getInt32(at, true) === -1 ? 8 : 4);
+
+Deno.test("regression: Arrow streams claiming 2^31 schema fields, or a list offset past its child", async () => {
+  const bytes = tableToIPC(
+    new Table({
+      tags: vectorFromArray([[true], [false, true]], new List(new Field("item", new Bool(), true))),
+    }),
+    "stream",
+  );
+  const dv = new DataView(bytes.buffer);
+  const state = JSON.stringify({ _data_files: [{ filename: "data.arrow" }] });
+  const rows = (arrow: Uint8Array) =>
+    inFolder({ "state.json": state, "data.arrow": arrow }, async (dir) => {
+      await (await loadDataset(dir)).count();
+    });
+  // the schema's fields vector claiming 2^31 − 1 fields: apache-arrow decoded fields past the metadata's end (here
+  // a misleading "row 0: Unrecognized type"; the fuzzer's damaged lengths looped without end)
+  const meta = arrowMetadata(dv, 0);
+  const fieldsAt = fbField(dv, fbField(dv, meta, 2)!, 1)!;
+  const manyFields = bytes.slice();
+  new DataView(manyFields.buffer).setInt32(fieldsAt + dv.getInt32(fieldsAt, true), 2 ** 31 - 1, true);
+  await assert.rejects(
+    rows(manyFields),
+    (e) =>
+      e instanceof DatasetError &&
+      /data\.arrow: not a readable Arrow stream: message 1 \(at byte 0\): the schema's fields claims 2147483647 elements/
+        .test(e.message),
+  );
+  // the list's last value offset past its child's values: one row became a list of a billion (no answer in two
+  // minutes, then out of memory)
+  const batch = arrowMetadata(dv, meta + dv.getInt32(meta - 4, true));
+  const header = fbField(dv, batch, 2)!;
+  const buffersAt = fbField(dv, header, 2)!;
+  const buffers = buffersAt + dv.getInt32(buffersAt, true) + 4;
+  const body = batch + dv.getInt32(batch - 4, true);
+  const offsets = body + Number(dv.getBigInt64(buffers + 16, true)); // buffer 1: the list's offsets
+  const farOffset = bytes.slice();
+  new DataView(farOffset.buffer).setInt32(offsets + 8, 1e9, true);
+  await assert.rejects(
+    rows(farOffset),
+    (e) =>
+      e instanceof DatasetError &&
+      /data\.arrow rows 0–1: unreadable Arrow data: column "tags": value offset 2 \(1000000000\) falls below/
+        .test(e.message),
+  );
 });
