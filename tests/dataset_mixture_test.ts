@@ -1,12 +1,13 @@
 /**
- * The dataset keys of `webdpo train` as TRL 1.x names them — dataset_name with dataset_config, and the `datasets`
- * mixture (entries with path, name, data_dir, data_files, split, columns) with test_split_size — from YAML and
- * flags to the datasets the trainer gets; and `webdpo data` reading a hub id from $HF_HUB_CACHE / $HF_HOME.
+ * The dataset keys of `webdpo train` as TRL 1.x names them — dataset_name with dataset_config and split specs, and
+ * the `datasets` mixture (entries with path, name, data_dir, data_files, split, columns, fraction) with
+ * test_split_size — from YAML and flags to the datasets the trainer gets; and `webdpo data` reading a hub id from
+ * $HF_HUB_CACHE / $HF_HOME.
  */
 import assert from "node:assert/strict";
 import { buildTrainConfig, ConfigError, loadTrainConfig, trainHelp } from "../src/cli/config_file.ts";
 import { loadTrainDatasets } from "../src/cli/train.ts";
-import { loadMixture } from "../src/data/mixture.ts";
+import { fractionCounts, loadMixture } from "../src/data/mixture.ts";
 import { DatasetError } from "../src/data/tokenize_row.ts";
 import { gzip, parquetBytes, withTemp, writeCachedDataset } from "./dataset_layouts.ts";
 
@@ -84,6 +85,60 @@ Deno.test("a datasets mixture: entries read in order, columns selected, test_spl
   });
 });
 
+Deno.test("fraction: each entry's share of the mixture, capped so no entry is oversampled, as TRL's get_dataset", async () => {
+  // TRL's own test: 0.75 / 0.25 of two equal entries keeps all of the first and a third of the second
+  assert.deepEqual(fractionCounts([0.75, 0.25], [12, 12]), [12, 4]);
+  // by hand: weights 1/4, 1/4, 1/2; T = min(400, 400, 10) = 10 → 2.5, 2.5, 5 → 2, 2, 5 (ties to even)
+  assert.deepEqual(fractionCounts([1, 1, 2], [100, 100, 5]), [2, 2, 5]);
+  // T = 14 → 3.5 → 4
+  assert.deepEqual(fractionCounts([1, 1, 2], [100, 100, 7]), [4, 4, 7]);
+  // a fraction of 0 keeps nothing and does not bind T; unnormalized fractions are normalized
+  assert.deepEqual(fractionCounts([0, 3, 1], [50, 9, 100]), [0, 9, 3]);
+  await withTemp(async (dir) => {
+    await writeData(dir);
+    const names = async (entries: object[]) =>
+      (await (await loadMixture(entries as never)).train.toArray()).map((r) => r.prompt);
+    // hh harmless-base has 3 rows, uf 5: weights 0.5 / 0.5 → T = min(6, 10) = 6 → 3 and 3
+    assert.deepEqual(
+      await names([
+        { path: `${dir}/hh`, data_dir: "harmless-base", fraction: 0.5 },
+        { path: `${dir}/uf`, fraction: 0.5 },
+      ]),
+      ["harmless0 ", "harmless1 ", "harmless2 ", "uf0 ", "uf1 ", "uf2 "],
+    );
+    // with a sliced split: uf[1:] has 4 rows; 1 : 3 → T = min(12, 4/0.75 ≈ 5.33) → 1.33 → 1 and 4
+    const m = await loadMixture([
+      { path: `${dir}/hh`, data_dir: "harmless-base", fraction: 1 },
+      { path: `${dir}/uf`, split: "train[1:]", fraction: 3 },
+    ]);
+    assert.deepEqual((await m.train.toArray()).map((r) => r.prompt), [
+      "harmless0 ",
+      "uf1 ",
+      "uf2 ",
+      "uf3 ",
+      "uf4 ",
+    ]);
+    assert.match(m.train.name, /\[first 1 of 3 rows\] \+ .*uf \[train\[1:\]\] \[first 4 of 4 rows\]/);
+    // then test_split_size holds out from what the fractions kept
+    const held = await loadMixture([
+      { path: `${dir}/hh`, data_dir: "harmless-base", fraction: 0.5 },
+      { path: `${dir}/uf`, fraction: 0.5 },
+    ], { testSplitSize: 2 });
+    assert.equal((await held.train.toArray()).length, 4);
+    assert.equal((await held.test!.toArray()).length, 2);
+    // an entry with rows to give but none in its split: the mixture is empty
+    await Deno.writeTextFile(`${dir}/empty.jsonl`, "\n");
+    await assert.rejects(
+      loadMixture([{ path: `${dir}/uf`, fraction: 1 }, { path: `${dir}/empty.jsonl`, fraction: 1 }]),
+      /datasets: the fractions keep no rows \(entries of 5, 0 rows/,
+    );
+    await assert.rejects(
+      loadMixture([{ path: `${dir}/uf`, fraction: 1 }, { path: `${dir}/hh` }]),
+      /datasets must give fraction for every entry or for none/,
+    );
+  });
+});
+
 Deno.test("dataset keys: dataset_config and the datasets mixture, checked as TRL 1.x names them", async () => {
   const build = (values: Record<string, unknown>) => buildTrainConfig({ ...BASE, ...values }, quiet);
   const fails = (values: Record<string, unknown>, re: RegExp) =>
@@ -113,10 +168,41 @@ Deno.test("dataset keys: dataset_config and the datasets mixture, checked as TRL
     { datasets: [{ path: "p", data_dri: "x" }] },
     /datasets\[0\] has an unknown key 'data_dri'; did you mean 'data_dir'\?/,
   );
-  fails(
-    { datasets: [{ path: "p", fraction: 0.5 }] },
-    /datasets\[0\]\.fraction: per-dataset fractions \(TRL ≥ 1\.8\) are not supported/,
+  // fraction (TRL ≥ 1.8): for every entry or none, a share ≥ 0, not all 0
+  assert.deepEqual(
+    build({ datasets: [{ path: "p", fraction: 0.5 }, { path: "q", fraction: 0 }] }).script.datasets,
+    [{ path: "p", fraction: 0.5 }, { path: "q", fraction: 0 }],
   );
+  fails(
+    { datasets: [{ path: "p", fraction: 0.5 }, { path: "q" }, { path: "r", fraction: 1 }] },
+    /datasets must give fraction for every entry or for none \(given for \[0\], \[2\] only\)/,
+  );
+  fails({ datasets: [{ path: "p", fraction: -1 }] }, /datasets\[0\]\.fraction must be a share ≥ 0/);
+  fails({ datasets: [{ path: "p", fraction: "half" }] }, /datasets\[0\]\.fraction must be a share ≥ 0/);
+  fails({ datasets: [{ path: "p", fraction: 0 }] }, /datasets have fractions that are all 0/);
+  // split specs: an entry's split and the split keys are checked before anything is read
+  assert.equal(
+    build({ datasets: [{ path: "p", split: "train[:10%]+test" }] }).script.datasets![0].split,
+    "train[:10%]+test",
+  );
+  fails(
+    { datasets: [{ path: "p", split: "train[:10%" }] },
+    /datasets\[0\]\.split: split "train\[:10%": .* is not a split or a slice of one; a split is NAME/,
+  );
+  const sliced = build({
+    dataset_name: "d",
+    dataset_train_split: "train[:90%]",
+    dataset_test_split: "train[90%:]",
+  });
+  assert.deepEqual([sliced.script.datasetTrainSplit, sliced.script.datasetTestSplit], [
+    "train[:90%]",
+    "train[90%:]",
+  ]);
+  fails(
+    { dataset_name: "d", dataset_train_split: "train[:200%]" },
+    /dataset_train_split: split "train\[:200%\]": 200%/,
+  );
+  fails({ dataset_name: "d", dataset_test_split: "test[a:]" }, /dataset_test_split: split "test\[a:\]"/);
   fails({ datasets: [{ name: "x" }] }, /datasets\[0\]\.path must be a dataset file, folder or hub id/);
   fails({ datasets: [{ path: "p", columns: "prompt" }] }, /datasets\[0\]\.columns must be a non-empty list/);
   fails(
@@ -174,6 +260,16 @@ Deno.test("loadTrainDatasets: dataset_config picks a subset; a mixture's eval sp
       build({ dataset_name: `${dir}/hh`, dataset_config: "harmless-base", eval_strategy: "epoch" }),
     );
     assert.deepEqual((await withEval.eval!.toArray()).map((r) => r.prompt), ["harmless test0 "]);
+    // split specs in the split keys: a held-out slice of the train split
+    const sliced = await loadTrainDatasets(build({
+      dataset_name: `${dir}/hh`,
+      dataset_config: "harmless-base",
+      dataset_train_split: "train[:2]",
+      dataset_test_split: "train[-1:]+test",
+      eval_strategy: "epoch",
+    }));
+    assert.deepEqual((await sliced.train.toArray()).map((r) => r.prompt), ["harmless0 ", "harmless1 "]);
+    assert.deepEqual((await sliced.eval!.toArray()).map((r) => r.prompt), ["harmless2 ", "harmless test0 "]);
     await assert.rejects(
       loadTrainDatasets(
         build({ dataset_name: `${dir}/hh`, dataset_config: "helpful-base", eval_strategy: "epoch" }),

@@ -1,10 +1,12 @@
 /**
- * A look at a preference dataset before training (`webdpo data`): its format, its size, the token lengths of
+ * A look at a preference dataset before training (`webdpo data`): its splits' sizes, its format, the token lengths of
  * prompts and answers under the model's tokenizer, and what max_length / max_prompt_length would cut, whole
  * answers included (truncation that silently eats answers is a common surprise with TRL).
  */
 import type { Dataset } from "./dataset.ts";
 import { hasExplicitPrompt, isConversation } from "./extract_prompt.ts";
+import type { SplitSize } from "./split_sizes.ts";
+import { parseSplitSpec } from "./split_spec.ts";
 import { type RowTokenizer, tokenizeRow } from "./tokenize_row.ts";
 
 /** Percentiles of a length distribution (tokens). */
@@ -90,6 +92,34 @@ export async function inspectDataset(
   };
 }
 
+/** Width of the label column of webdpo data's tables (the header's label included). */
+const LABEL = 16;
+/** Width of each number column. */
+const NUM = 7;
+
+/** One table line: the label, then each cell right-aligned in its column. */
+const tableLine = (label: string, cells: readonly (string | number)[], width = LABEL) =>
+  label.padEnd(width) + cells.map((c) => String(c).padStart(NUM)).join("");
+
+/**
+ * The rows-per-split table: each split's rows and files, marked with the split specs (`specs`) that read it, a split
+ * that cannot be read with its problem.
+ */
+export function formatSplitSizes(sizes: readonly SplitSize[], specs: readonly string[]): string {
+  const readBy = (split: string) =>
+    specs.filter((spec) => parseSplitSpec(spec).some((p) => p.split === split)).join(", ");
+  const width = Math.max(LABEL, ...sizes.map((s) => s.split.length + 3));
+  return [
+    tableLine("rows per split", ["rows", "files"], width),
+    ...sizes.map((s) =>
+      "problem" in s
+        ? `  ${s.split.padEnd(width - 2)} unreadable: ${s.problem}`
+        : tableLine(`  ${s.split}`, [s.rows, s.files], width) +
+          (readBy(s.split) ? `  ← ${readBy(s.split)}` : "")
+    ),
+  ].join("\n");
+}
+
 /** The report as the lines `webdpo data` prints. */
 export function formatDatasetReport(
   name: string,
@@ -97,14 +127,10 @@ export function formatDatasetReport(
   opts: { maxLength: number; maxPromptLength: number },
 ): string {
   const pct = (n: number) => r.rows ? `${(100 * n / r.rows).toFixed(1)}%` : "0%";
-  const row = (k: string, s: LengthStats) =>
-    `  ${k.padEnd(9)} ${String(s.p50).padStart(6)} ${String(s.p90).padStart(6)} ${
-      String(s.p99).padStart(6)
-    } ` +
-    `${String(s.max).padStart(6)}`;
+  const row = (k: string, s: LengthStats) => tableLine(`  ${k}`, [s.p50, s.p90, s.p99, s.max]);
   return [
     `${name}: ${r.rows} rows, ${r.format}, ${r.prompt} prompt`,
-    `token lengths      p50    p90    p99    max`,
+    tableLine("token lengths", ["p50", "p90", "p99", "max"]),
     row("prompt", r.lengths.prompt),
     row("chosen", r.lengths.chosen),
     row("rejected", r.lengths.rejected),

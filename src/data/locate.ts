@@ -1,13 +1,15 @@
 /**
  * Where a dataset's rows are: `loadDataset`'s first argument and options (`datasets.load_dataset`'s `path`,
- * `name`, `data_dir`, `data_files` and `split`) turned into the data files of one split, in reading order.
+ * `name`, `data_dir` and `data_files`) turned into the dataset's splits and each split's data files, in reading
+ * order (`openDataset`).
  *
- * - A file is itself (the train split).
+ * - A file is itself, the one split train.
  * - A hub id that is no local path (`Anthropic/hh-rlhf`) is its snapshot in the Hugging Face cache (hub_cache.ts).
  * - A folder is a `datasets.save_to_disk` folder (save_to_disk.ts), or a dataset folder as the hub publishes
  *   them: `data_files` patterns when given; else the files under `data_dir` when given; else the subset
  *   (`name`, TRL's `dataset_config`) that README.md's `configs` declare, or the default one; else, without a
- *   card, the folder named `name`. The split's files are then picked by `datasets`' rules (data_files.ts).
+ *   card, the folder named `name`. The splits and their files are then found by `datasets`' rules
+ *   (data_files.ts): the patterns' splits, else those the files' names infer.
  *
  * @module
  */
@@ -16,13 +18,11 @@ import { pickConfig, readCardConfigs } from "./dataset_card.ts";
 import { hasMagic } from "./glob.ts";
 import { type HubCacheOptions, isHubId, resolveCachedDataset } from "./hub_cache.ts";
 import { listFilesUnder } from "./list_files.ts";
-import { saveToDiskFiles } from "./save_to_disk.ts";
+import { saveToDiskSplits } from "./save_to_disk.ts";
 import { DatasetError } from "./tokenize_row.ts";
 
-/** Which rows of a dataset: `datasets.load_dataset`'s arguments besides the path. */
+/** Which dataset: `datasets.load_dataset`'s arguments besides the path and the split. */
 export interface DataFilesOptions extends HubCacheOptions {
-  /** The split (default "train"). A single file is the train split whatever this says. */
-  split?: string;
   /** The subset (TRL's `dataset_config`, load_dataset's `name`): a config of README.md, or a folder. */
   name?: string | null;
   /** A folder inside the dataset whose files are read (load_dataset's `data_dir`, e.g. `harmless-base`). */
@@ -31,13 +31,16 @@ export interface DataFilesOptions extends HubCacheOptions {
   dataFiles?: unknown;
 }
 
-/** One split's data files, and what to call them. */
-export interface LocatedFiles {
-  /** "path" for a file, "folder [split]" for a folder. */
-  name: string;
-  files: string[];
-  /** Whether the path was a single file. */
+/** A dataset's splits, and where each one's rows are. */
+export interface DatasetLayout {
+  /** Whether the path is a single file (whose one split is train). */
   single: boolean;
+  /** The splits, in the order `datasets` lists them. */
+  splits: string[];
+  /** What to call split `split` (or a slice of it, like `train[:10%]`): "folder [subset/split]", or the file. */
+  label(split: string): string;
+  /** The data files of split `split`, in reading order; a DatasetError naming the splits there are otherwise. */
+  files(split: string): Promise<string[]>;
 }
 
 async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
@@ -48,9 +51,26 @@ async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
   }
 }
 
-/** The data files of one split of the dataset at `pathOrId` (see the module comment). */
-export async function locateDataset(pathOrId: string, opts: DataFilesOptions = {}): Promise<LocatedFiles> {
-  const split = opts.split ?? "train";
+/** A single data file: the train split. */
+function fileLayout(path: string): DatasetLayout {
+  return {
+    single: true,
+    splits: ["train"],
+    label: (split) => split === "train" ? path : `${path} [${split}]`,
+    files(split) {
+      if (split === "train") return Promise.resolve([path]);
+      return Promise.reject(
+        new DatasetError(
+          `${path} is a single file, which is the train split only (asked for split "${split}"): point the ` +
+            `dataset at a folder holding ${split} files, or take a slice of train (e.g. train[90%:])`,
+        ),
+      );
+    },
+  };
+}
+
+/** The splits of the dataset at `pathOrId` and their files (see the module comment). */
+export async function openDataset(pathOrId: string, opts: DataFilesOptions = {}): Promise<DatasetLayout> {
   const name = opts.name ?? null;
   const dataDir = opts.dataDir ?? null;
   const dataFiles = opts.dataFiles ?? null;
@@ -78,7 +98,7 @@ export async function locateDataset(pathOrId: string, opts: DataFilesOptions = {
         } cannot apply: point the dataset at its folder`,
       );
     }
-    return { name: pathOrId, files: [pathOrId], single: true };
+    return fileLayout(pathOrId);
   } else {
     root = pathOrId.replace(/(.)\/+$/, "$1");
   }
@@ -89,8 +109,15 @@ export async function locateDataset(pathOrId: string, opts: DataFilesOptions = {
   }
   const dir = dataDir !== null ? `${root}/${dataDir.replace(/^\.\/|\/+$/g, "")}` : root;
   if (name === null && dataFiles === null) {
-    const arrow = await saveToDiskFiles(dir, split);
-    if (arrow !== null) return { name: `${dir} [${split}]`, files: arrow, single: false };
+    const saved = await saveToDiskSplits(dir);
+    if (saved !== null) {
+      return {
+        single: false,
+        splits: saved.splits,
+        label: (split) => `${dir} [${split}]`,
+        files: saved.files,
+      };
+    }
   }
   const { base, patterns, subset } = await choosePatterns(root, dir, name, dataDir, dataFiles);
   if ((await statOrNull(base))?.isDirectory !== true) {
@@ -98,16 +125,21 @@ export async function locateDataset(pathOrId: string, opts: DataFilesOptions = {
   }
   const files = await listFilesUnder(base);
   const splits = patterns ?? inferSplits(files);
-  const label = `${base} [${subset ? `${subset}/` : ""}${split}]`;
-  const wanted = splits.get(split);
-  if (wanted === undefined) {
-    throw new DatasetError(
-      `${base}: no files for split "${split}" (its splits: ${[...splits.keys()].join(", ") || "none"}; ` +
-        `looked for data/${split}-*.parquet, ${split}/*, ${split}.jsonl and similar, as datasets does)`,
-    );
-  }
-  const picked = await filesOfSplit(base, wanted, files, split);
-  return { name: label, files: picked, single: false };
+  return {
+    single: false,
+    splits: [...splits.keys()],
+    label: (split) => `${base} [${subset ? `${subset}/` : ""}${split}]`,
+    async files(split) {
+      const wanted = splits.get(split);
+      if (wanted === undefined) {
+        throw new DatasetError(
+          `${base}: no files for split "${split}" (its splits: ${[...splits.keys()].join(", ") || "none"}; ` +
+            `looked for data/${split}-*.parquet, ${split}/*, ${split}.jsonl and similar, as datasets does)`,
+        );
+      }
+      return await filesOfSplit(base, wanted, files, split);
+    },
+  };
 }
 
 /** The folder the split patterns are relative to, the patterns (null: inferred from the files), and the subset. */

@@ -11,6 +11,15 @@
  * test_split_size: 0.05
  * ```
  *
+ * An entry's `split` is a split spec (`train[:10%]`, `train+test`: split_spec.ts), as load_dataset takes it.
+ *
+ * `fraction` (TRL ≥ 1.8, given for every entry or none) sets each entry's target share of the mixture, as TRL's
+ * `get_dataset` does: the fractions are normalized to weights w_i = f_i / Σf; the mixture's size is the largest T
+ * that oversamples no entry, T = min over w_i > 0 of n_i / w_i (n_i the entry's rows); and each entry keeps its
+ * first round(w_i · T) rows (Python's round: ties to even), in file order. The entry that binds T is kept whole;
+ * an entry of fraction 0 adds nothing. E.g. fractions 0.75 and 0.25 of two 12-row entries: T = 16, so all 12 rows
+ * of the first and the first 4 of the second.
+ *
  * TRL draws the held-out rows without a seed (a different test set each run); webdpo draws them from `seed`, so a
  * run is repeatable. Rows keep their file order in both parts (the trainer shuffles).
  *
@@ -40,6 +49,36 @@ function selectColumns(ds: Dataset, columns: readonly string[], entry: string): 
       yield { ...r, row };
     }
   });
+}
+
+/** The first `k` rows of `ds`. */
+function firstRows(ds: Dataset, k: number, name: string): Dataset {
+  return new Dataset(name, async function* () {
+    if (k <= 0) return;
+    let n = 0;
+    for await (const r of ds) {
+      yield r;
+      if (++n >= k) return;
+    }
+  });
+}
+
+/** Python's round() of a float: to the nearest integer, ties to the even one. */
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
+}
+
+/**
+ * How many leading rows of each entry TRL's `fraction` keeps (see the module comment), with the float arithmetic
+ * TRL does (sum left to right, n/w, w·T), so the counts match its own.
+ */
+export function fractionCounts(fractions: readonly number[], sizes: readonly number[]): number[] {
+  const sum = fractions.reduce((a, b) => a + b, 0);
+  const weights = fractions.map((f) => f / sum);
+  const total = Math.min(...sizes.flatMap((n, i) => weights[i] > 0 ? [n / weights[i]] : []));
+  return weights.map((w) => roundHalfEven(w * total));
 }
 
 /** The entries' datasets one after the other, rows numbered through. */
@@ -84,6 +123,22 @@ export async function loadMixture(
       revision: opts.revision,
     });
     parts.push(e.columns ? selectColumns(ds, e.columns, `datasets[${i}]`) : ds);
+  }
+  if (entries.every((e) => e.fraction !== undefined && e.fraction !== null)) {
+    const sizes: number[] = [];
+    for (const p of parts) sizes.push(await p.count());
+    const keep = fractionCounts(entries.map((e) => e.fraction!), sizes);
+    if (keep.every((k) => k === 0)) {
+      throw new DatasetError(
+        `datasets: the fractions keep no rows (entries of ${
+          sizes.join(", ")
+        } rows; an entry with a fraction > 0 ` +
+          "and no rows makes the whole mixture empty)",
+      );
+    }
+    for (const [i, p] of parts.entries()) {
+      parts[i] = firstRows(p, keep[i], `${p.name} [first ${keep[i]} of ${sizes[i]} rows]`);
+    }
   }
   const all = parts.length === 1 ? parts[0] : concatenate(parts);
   const size = opts.testSplitSize ?? null;

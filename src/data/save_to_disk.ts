@@ -1,7 +1,7 @@
 /**
- * The Arrow files of a `datasets.save_to_disk` folder: a DatasetDict folder (`dataset_dict.json` lists the
- * splits, each a folder of its own) or one split's folder (`state.json` lists its `data-*.arrow` files, Arrow IPC
- * streams that dataset.ts reads record batch by record batch).
+ * The splits and Arrow files of a `datasets.save_to_disk` folder: a DatasetDict folder (`dataset_dict.json` lists
+ * the splits, each a folder of its own) or one split's folder (`state.json` lists its `data-*.arrow` files, Arrow
+ * IPC streams that file_rows.ts reads record batch by record batch).
  *
  * @module
  */
@@ -17,23 +17,16 @@ async function readJson(f: string): Promise<unknown> {
   }
 }
 
-/**
- * The Arrow files of split `split` when `dir` is a save_to_disk folder: a split folder (state.json lists its
- * files) or a DatasetDict folder (dataset_dict.json lists the splits); null when it is neither.
- */
-export async function saveToDiskFiles(dir: string, split: string): Promise<string[] | null> {
-  const dict = await readJson(`${dir}/dataset_dict.json`) as { splits?: unknown } | undefined;
-  if (dict !== undefined) {
-    const splits = Array.isArray(dict?.splits)
-      ? dict.splits.filter((x): x is string => typeof x === "string")
-      : [];
-    if (!splits.includes(split)) {
-      throw new DatasetError(
-        `${dir}: no split "${split}" in dataset_dict.json (splits: ${splits.join(", ")})`,
-      );
-    }
-    return await saveToDiskFiles(`${dir}/${split}`, split) ?? [];
-  }
+/** A save_to_disk folder's splits, and the Arrow files of each. */
+export interface SavedSplits {
+  /** The splits: dataset_dict.json's, or "train" for one split's folder. */
+  splits: string[];
+  /** The Arrow files of `split`; a DatasetError naming the splits when there is no such split. */
+  files(split: string): Promise<string[]>;
+}
+
+/** The Arrow files state.json lists in one split's folder `dir` (null when there is no state.json). */
+async function stateFiles(dir: string): Promise<string[] | null> {
   const state = await readJson(`${dir}/state.json`) as { _data_files?: { filename?: unknown }[] } | undefined;
   if (state === undefined) return null;
   const files = Array.isArray(state?._data_files) ? state._data_files : [];
@@ -44,4 +37,51 @@ export async function saveToDiskFiles(dir: string, split: string): Promise<strin
     }
     return `${dir}/${f.filename}`;
   });
+}
+
+/**
+ * The splits of `dir` when it is a save_to_disk folder: a DatasetDict folder (dataset_dict.json lists the splits,
+ * each a folder with its state.json) or one split's folder (state.json lists its files; its one split is called
+ * train, as a single data file's is); null when it is neither.
+ */
+export async function saveToDiskSplits(dir: string): Promise<SavedSplits | null> {
+  const dict = await readJson(`${dir}/dataset_dict.json`) as { splits?: unknown } | undefined;
+  if (dict !== undefined) {
+    const splits = Array.isArray(dict?.splits)
+      ? dict.splits.filter((x): x is string => typeof x === "string")
+      : [];
+    return {
+      splits,
+      async files(split) {
+        if (!splits.includes(split)) {
+          throw new DatasetError(
+            `${dir}: no split "${split}" in dataset_dict.json (splits: ${splits.join(", ")})`,
+          );
+        }
+        const files = await stateFiles(`${dir}/${split}`);
+        if (files === null) {
+          throw new DatasetError(
+            `${dir}/${split}/state.json: missing (split "${split}" of dataset_dict.json)`,
+          );
+        }
+        return files;
+      },
+    };
+  }
+  const files = await stateFiles(dir);
+  if (files === null) return null;
+  return {
+    splits: ["train"],
+    files(split) {
+      if (split !== "train") {
+        return Promise.reject(
+          new DatasetError(
+            `${dir}: no split "${split}": a save_to_disk folder of one split (state.json, no ` +
+              `dataset_dict.json) is the train split only; save the DatasetDict to have others`,
+          ),
+        );
+      }
+      return Promise.resolve(files);
+    },
+  };
 }

@@ -45,6 +45,7 @@ import {
 } from "../config/training.ts";
 import { DPO_LOSS_TYPES, type DpoLossType, F_DIVERGENCE_TYPES } from "./loss.ts";
 import { type DatasetMixtureEntry, mixtureProblem } from "../data/mixture_entries.ts";
+import { parseSplitSpec } from "../data/split_spec.ts";
 import type { Voice } from "../config/voice.ts";
 
 export type { DpoLossType, FieldType, TrlAvailability };
@@ -94,6 +95,17 @@ function checkMixture(v: unknown, name: string, voice: Voice): unknown {
   return structuredClone(v);
 }
 
+/** A split key's value: a non-empty string that is a split spec (`train`, `train[:10%]`, `train+test`). */
+function checkSplitSpec(v: unknown, name: string, voice: Voice): unknown {
+  if (typeof v !== "string" || v === "") voice.must(name, "a non-empty string", voice.show(v));
+  try {
+    parseSplitSpec(v);
+  } catch (e) {
+    voice.fail(`${name}: ${e instanceof Error ? e.message : e}`);
+  }
+  return v;
+}
+
 /** A `test_split_size` value: a share in (0, 1), or a whole number of rows (null: unset). */
 function checkTestSplitSize(v: unknown, name: string, voice: Voice): unknown {
   if (v === null) return null;
@@ -121,11 +133,15 @@ const SCRIPT_ROWS = [
   str("dataset_config", null, { trl: "0.13" }).doc(
     "the subset of dataset_name (load_dataset's name): a config of its README.md, or else a folder of it",
   ),
-  str("dataset_train_split", "train").doc("the split to train on"),
-  str("dataset_test_split", "test").doc("the split to evaluate on (used when eval_strategy is not 'no')"),
+  str("dataset_train_split", "train", { check: checkSplitSpec }).doc(
+    "the split to train on; webdpo also takes load_dataset's split specs: train[:1000], train[:90%], train+test",
+  ),
+  str("dataset_test_split", "test", { check: checkSplitSpec }).doc(
+    "the split to evaluate on (used when eval_strategy is not 'no'); a split spec too, e.g. train[90%:]",
+  ),
   mapList<"datasets", DatasetMixtureEntry, null>("datasets", null, { trl: "0.22", check: checkMixture }).doc(
-    "instead of dataset_name: a list of {path, name, data_dir, data_files, split, columns} read one after the " +
-      "other as the train split, e.g. [{path: Anthropic/hh-rlhf, data_dir: harmless-base}]",
+    "instead of dataset_name: a list of {path, name, data_dir, data_files, split, columns, fraction} read one " +
+      "after the other as the train split, e.g. [{path: Anthropic/hh-rlhf, data_dir: harmless-base}]",
   ),
   float("test_split_size", null, { gt: 0, trl: "0.22", check: checkTestSplitSize }).doc(
     "with datasets: the share in (0, 1) or number of rows held out as the test split, drawn with seed",
