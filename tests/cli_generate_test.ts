@@ -44,7 +44,7 @@ Deno.test("webdpo generate prints the same greedy continuation as the API", gpuT
     assert.match(bad.err, /--model and at least one --prompt are required/);
     const typo = await cli("generate", "--model", dir, "--prompt", "a", "--max_new_tokens", "x");
     assert.equal(typo.code, 2);
-    assert.match(typo.err, /^webdpo generate: --max_new_tokens expects an integer, got "x"\n$/);
+    assert.match(typo.err, /^webdpo generate: --max_new_tokens must be an integer, got "x"\n$/);
     const missing = await cli("generate", "--model", `${dir}/nope`, "--prompt", "a");
     assert.equal(missing.code, 1);
     assert.match(missing.err, /^webdpo generate: .*nope.*no such folder/);

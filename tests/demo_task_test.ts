@@ -1,4 +1,4 @@
-// The demo's synthetic task (src/demo/task.ts) and make-tiny-model's recipe handling (scripts/make_tiny_model.ts).
+// The demo's synthetic task (demo/task.ts) and make-tiny-model's recipe handling (demo/make_tiny_model.ts).
 import assert from "node:assert/strict";
 import {
   allQuestions,
@@ -12,8 +12,8 @@ import {
   REJECTED_OFFSETS,
   sftRows,
   splitQuestions,
-} from "../src/demo/task.ts";
-import { mergeRecipe, RECIPE } from "../scripts/make_tiny_model.ts";
+} from "../demo/task.ts";
+import { mergeRecipe, RECIPE } from "../demo/make_tiny_model.ts";
 import { gpuTest, setup } from "./util.ts";
 
 const q = (a: number, b: number): Question => ({ a, op: "+", b, answer: a + b });
@@ -142,7 +142,7 @@ Deno.test(
       await Deno.copyFile(`${src}/${f}`, `${dir}/${f}`);
     }
     await Deno.copyFile(`${src}/data/recipe.json`, `${dir}/data/recipe.json`);
-    const script = new URL("../scripts/make_tiny_model.ts", import.meta.url).pathname;
+    const script = new URL("../demo/make_tiny_model.ts", import.meta.url).pathname;
     const run = (...args: string[]) =>
       new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", script, "--out", dir, "--data-only", ...args],

@@ -1,9 +1,9 @@
 /** The demo: its command line, and a shortened run through the whole path with the artefacts it writes. */
 import assert from "node:assert/strict";
-import { DEMO_DEFAULTS, DemoUsageError, parseDemoArgs, runDemo } from "../src/demo/run.ts";
+import { DEMO_DEFAULTS, DemoUsageError, parseDemoArgs, runDemo } from "../demo/run.ts";
 import { loadModel } from "../src/models/loader.ts";
 import { loadTokenizer } from "../src/tokenizer/tokenizer.ts";
-import { answerQuestions } from "../src/demo/measure.ts";
+import { answerQuestions } from "../demo/measure.ts";
 import { readSafetensorsHeader } from "../src/models/safetensors.ts";
 import { gpuTest, setup } from "./util.ts";
 
@@ -38,7 +38,10 @@ Deno.test("demo command line: flags, --help, errors", () => {
   assert.equal(o.rpoAlpha, 0.5);
   assert.throws(() => parseDemoArgs(["--rpo_alpha", "-1"]), /--rpo_alpha must be ≥ 0/);
   assert.equal(parseDemoArgs(["--learning_rate", "1e-3"])!.learningRate, 1e-3);
-  assert.throws(() => parseDemoArgs(["--stpes", "3"]), /unknown option --stpes; the options are --steps/);
+  assert.throws(
+    () => parseDemoArgs(["--stpes", "3"]),
+    /unknown option --stpes; did you mean --steps\? The options are --steps, /,
+  );
   assert.throws(() => parseDemoArgs(["--steps", "three"]), /--steps must be an integer, got "three"/);
   assert.throws(() => parseDemoArgs(["--steps", "0"]), /--steps must be ≥ 1/);
   assert.throws(() => parseDemoArgs(["--beta"]), /--beta needs a value/);
@@ -46,7 +49,7 @@ Deno.test("demo command line: flags, --help, errors", () => {
 });
 
 Deno.test("deno task demo --help lists the options", async () => {
-  const script = new URL("../scripts/demo.ts", import.meta.url).pathname;
+  const script = new URL("../demo/main.ts", import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", script, "--help"],
     stdout: "piped",

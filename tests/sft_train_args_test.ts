@@ -16,7 +16,7 @@ import {
   tinySpecialTokensMap,
   tinyTokenizerConfig,
   tinyTokenizerJson,
-} from "../src/demo/tiny_chat.ts";
+} from "../demo/tiny_chat.ts";
 import { gpuTest, setup } from "./util.ts";
 
 const tok = new Tokenizer(tinyTokenizerJson(), tinyTokenizerConfig(128), tinySpecialTokensMap());

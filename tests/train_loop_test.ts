@@ -28,7 +28,7 @@ import {
   tinySpecialTokensMap,
   tinyTokenizerConfig,
   tinyTokenizerJson,
-} from "../src/demo/tiny_chat.ts";
+} from "../demo/tiny_chat.ts";
 import { TINY_LLAMA } from "./trainer_helpers.ts";
 import { gpuTest, setup } from "./util.ts";
 

@@ -1,5 +1,5 @@
 /** `webdpo generate --model DIR --prompt TEXT [...]`: continuations from a model folder (or hub id). */
-import { parseArgs } from "node:util";
+import { parseCommandLine, UsageError } from "./argv.ts";
 import { WebDPOError } from "../gpu/errors.ts";
 import { generate } from "../models/generate.ts";
 import { loadModel } from "../models/loader.ts";
@@ -17,41 +17,32 @@ export const GENERATE_USAGE = `usage: webdpo generate --model DIR --prompt TEXT 
   --top_p P              nucleus sampling threshold (default 1)
   --seed S               sampler seed (default 0)`;
 
-/** A mistake in the command line (exit code 2). */
-class UsageError extends Error {}
-
 export async function generateCommand(args: string[]): Promise<number> {
   try {
     return await run(args);
   } catch (e) {
-    if (
-      e instanceof UsageError || e instanceof WebDPOError ||
-      (e instanceof TypeError && /parseArgs|option/i.test(e.message))
-    ) {
+    if (e instanceof UsageError || e instanceof WebDPOError) {
       console.error(`webdpo generate: ${e.message}`);
-      return e instanceof WebDPOError ? 1 : 2;
+      return e instanceof UsageError ? 2 : 1;
     }
     throw e;
   }
 }
 
 async function run(args: string[]): Promise<number> {
-  const { values: v } = parseArgs({
-    args,
-    options: {
-      model: { type: "string" },
-      prompt: { type: "string", multiple: true },
-      chat: { type: "boolean", default: false },
-      max_new_tokens: { type: "string", default: "32" },
-      do_sample: { type: "boolean", default: false },
-      temperature: { type: "string", default: "1" },
-      top_k: { type: "string", default: "0" },
-      top_p: { type: "string", default: "1" },
-      seed: { type: "string", default: "0" },
-      help: { type: "boolean", short: "h", default: false },
-    },
+  const line = parseCommandLine(args, {
+    model: { kind: "string" },
+    prompt: { kind: "string", multiple: true },
+    chat: { kind: "flag" },
+    max_new_tokens: { kind: "int" },
+    do_sample: { kind: "flag" },
+    temperature: { kind: "number" },
+    top_k: { kind: "int" },
+    top_p: { kind: "number" },
+    seed: { kind: "int" },
   });
-  if (v.help) {
+  const v = line.values;
+  if (line.help) {
     console.log(GENERATE_USAGE);
     return 0;
   }
@@ -59,23 +50,16 @@ async function run(args: string[]): Promise<number> {
     console.error(`webdpo generate: --model and at least one --prompt are required\n\n${GENERATE_USAGE}`);
     return 2;
   }
-  const num = (name: string, s: string, int = false) => {
-    const n = Number(s);
-    if (!Number.isFinite(n) || (int && !Number.isInteger(n))) {
-      throw new UsageError(`--${name} expects ${int ? "an integer" : "a number"}, got "${s}"`);
-    }
-    return n;
-  };
   const model = await loadModel(v.model, { requiresGrad: false });
   const tokenizer = await loadTokenizer(model.sourceDir ?? v.model);
   const out = await generate(model, tokenizer, v.prompt, {
-    chat: v.chat,
-    maxNewTokens: num("max_new_tokens", v.max_new_tokens!, true),
-    doSample: v.do_sample,
-    temperature: num("temperature", v.temperature!),
-    topK: num("top_k", v.top_k!, true),
-    topP: num("top_p", v.top_p!),
-    seed: num("seed", v.seed!, true),
+    chat: v.chat ?? false,
+    maxNewTokens: v.max_new_tokens ?? 32,
+    doSample: v.do_sample ?? false,
+    temperature: v.temperature ?? 1,
+    topK: v.top_k ?? 0,
+    topP: v.top_p ?? 1,
+    seed: v.seed ?? 0,
   });
   v.prompt.forEach((p, i) => {
     if (v.prompt!.length > 1) console.log(`--- prompt ${i + 1}: ${p}`);

@@ -9,7 +9,7 @@
  * - The preference data (TRL's conversational format) pairs each question's correct sentence (chosen) with a
  *   plausible wrong one off by a little (rejected).
  */
-import { Generator } from "../tensor/random.ts";
+import { Generator } from "../src/tensor/random.ts";
 
 export type Op = "+" | "-";
 

@@ -13,18 +13,19 @@
  *
  * Everything it reads ships in the repository; nothing is fetched at run time.
  */
-import { loadDataset } from "../data/dataset.ts";
-import { DPOConfig } from "../dpo/config.ts";
-import { DPOTrainer } from "../dpo/trainer.ts";
-import { hfTrainerState } from "../dpo/checkpoint.ts";
-import { WebDPOError } from "../gpu/errors.ts";
-import { init } from "../gpu/init.ts";
-import { loadModel } from "../models/loader.ts";
-import { plotTraining } from "../plot/training.ts";
-import { loadTokenizer } from "../tokenizer/tokenizer.ts";
+import { loadDataset } from "../src/data/dataset.ts";
+import { DPOConfig } from "../src/dpo/config.ts";
+import { DPOTrainer } from "../src/dpo/trainer.ts";
+import { hfTrainerState } from "../src/dpo/checkpoint.ts";
+import { WebDPOError } from "../src/gpu/errors.ts";
+import { init } from "../src/gpu/init.ts";
+import { loadModel } from "../src/models/loader.ts";
+import { plotTraining } from "../src/plot/training.ts";
+import { loadTokenizer } from "../src/tokenizer/tokenizer.ts";
 import { accuracy, type Answer, answerQuestions, preferenceAccuracy } from "./measure.ts";
 import { parseQuestion, type PreferenceRow, type Question, questionText } from "./task.ts";
-import { exists } from "../util/fs.ts";
+import { exists } from "../src/util/fs.ts";
+import { type OptionSpec, parseCommandLine, UsageError } from "../src/cli/argv.ts";
 
 /** A bad demo command line. */
 export class DemoUsageError extends WebDPOError {}
@@ -50,7 +51,7 @@ export interface DemoOptions {
 }
 
 /** The folder of the shipped tiny model (examples/tiny-chat), as a path. */
-export const TINY_CHAT_DIR = new URL("../../examples/tiny-chat", import.meta.url).pathname;
+export const TINY_CHAT_DIR = new URL("../examples/tiny-chat", import.meta.url).pathname;
 
 export const DEMO_DEFAULTS: DemoOptions = {
   steps: 300,
@@ -93,51 +94,46 @@ options:
   -h, --help         this help`;
 }
 
-const FLAGS: Record<string, { key: keyof DemoOptions; kind: "int" | "num" | "str" }> = {
-  steps: { key: "steps", kind: "int" },
-  loss_type: { key: "lossType", kind: "str" },
-  beta: { key: "beta", kind: "num" },
-  lr: { key: "learningRate", kind: "num" },
-  learning_rate: { key: "learningRate", kind: "num" },
-  rpo_alpha: { key: "rpoAlpha", kind: "num" },
-  batch_size: { key: "batchSize", kind: "int" },
-  output_dir: { key: "outputDir", kind: "str" },
-  model: { key: "modelDir", kind: "str" },
-  held_out: { key: "heldOut", kind: "int" },
-  seed: { key: "seed", kind: "int" },
+/** The options, as the shared command-line parser takes them, and the DemoOptions field each one sets. */
+const OPTIONS = {
+  steps: { kind: "int" },
+  loss_type: { kind: "string" },
+  beta: { kind: "number" },
+  lr: { kind: "number", aliases: ["learning_rate"] },
+  rpo_alpha: { kind: "number" },
+  batch_size: { kind: "int" },
+  output_dir: { kind: "string" },
+  model: { kind: "string" },
+  held_out: { kind: "int" },
+  seed: { kind: "int" },
+} as const satisfies Record<string, OptionSpec>;
+
+const FIELD: Record<keyof typeof OPTIONS, keyof DemoOptions> = {
+  steps: "steps",
+  loss_type: "lossType",
+  beta: "beta",
+  lr: "learningRate",
+  rpo_alpha: "rpoAlpha",
+  batch_size: "batchSize",
+  output_dir: "outputDir",
+  model: "modelDir",
+  held_out: "heldOut",
+  seed: "seed",
 };
 
 /** Parses the command line; null for --help. */
 export function parseDemoArgs(argv: readonly string[]): DemoOptions | null {
+  let line;
+  try {
+    line = parseCommandLine(argv, OPTIONS);
+  } catch (e) {
+    if (e instanceof UsageError) throw new DemoUsageError(`${e.message} (see --help)`);
+    throw e;
+  }
+  if (line.help) return null;
   const o: DemoOptions = { ...DEMO_DEFAULTS };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "-h" || arg === "--help") return null;
-    if (!arg.startsWith("--")) throw new DemoUsageError(`unexpected argument "${arg}" (see --help)`);
-    let name = arg.slice(2).replaceAll("-", "_");
-    let value: string | undefined;
-    const eq = name.indexOf("=");
-    if (eq >= 0) [name, value] = [name.slice(0, eq), name.slice(eq + 1)];
-    const flag = FLAGS[name];
-    if (!flag) {
-      throw new DemoUsageError(
-        `unknown option --${name}; the options are ${Object.keys(FLAGS).map((f) => `--${f}`).join(", ")}`,
-      );
-    }
-    if (value === undefined) {
-      value = argv[++i];
-      if (value === undefined) throw new DemoUsageError(`--${name} needs a value`);
-    }
-    if (flag.kind === "str") (o[flag.key] as string) = value;
-    else {
-      const v = Number(value);
-      if (value.trim() === "" || !Number.isFinite(v) || (flag.kind === "int" && !Number.isInteger(v))) {
-        throw new DemoUsageError(
-          `--${name} must be ${flag.kind === "int" ? "an integer" : "a number"}, got "${value}"`,
-        );
-      }
-      (o[flag.key] as number) = v;
-    }
+  for (const [name, value] of Object.entries(line.values)) {
+    (o as unknown as Record<string, unknown>)[FIELD[name as keyof typeof OPTIONS]] = value;
   }
   if (o.steps < 1) throw new DemoUsageError(`--steps must be ≥ 1, got ${o.steps}`);
   if (o.batchSize < 1) throw new DemoUsageError(`--batch_size must be ≥ 1, got ${o.batchSize}`);

@@ -1,9 +1,9 @@
 /**
- * `deno task demo`: DPO changing a tiny chat model's behaviour, end to end (see src/demo/run.ts).
+ * `deno task demo`: DPO changing a tiny chat model's behaviour, end to end (see demo/run.ts).
  *
  * usage: deno task demo [--steps N] [--loss_type NAME] [--beta X] [--lr X] [--output_dir DIR] [--help]
  */
-import { demoUsage, DemoUsageError, parseDemoArgs, runDemo } from "../src/demo/run.ts";
+import { demoUsage, DemoUsageError, parseDemoArgs, runDemo } from "./run.ts";
 import { WebDPOError } from "../src/gpu/errors.ts";
 
 async function main(argv: string[]): Promise<number> {

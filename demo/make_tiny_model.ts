@@ -2,11 +2,11 @@
  * `deno task make-tiny-model`: regenerates examples/tiny-chat — the demo's data and its tiny SFT chat model —
  * from fixed seeds.
  *
- * 1. The task (src/demo/task.ts): "What is 37 + 5?" → "37 + 5 = 42.", the questions split into training and
+ * 1. The task (demo/task.ts): "What is 37 + 5?" → "37 + 5 = 42.", the questions split into training and
  *    held-out sets; noisy SFT conversations (a share of the answers off by a little) and preference pairs
  *    (chosen correct; rejected the SFT model's own wrong answer where it has one, else off by a little, see
  *    `preferenceData.rejected`) written as JSONL to data/.
- * 2. The tokenizer (character level) and a Llama config (src/demo/tiny_chat.ts); the model initialised from a
+ * 2. The tokenizer (character level) and a Llama config (demo/tiny_chat.ts); the model initialised from a
  *    seed and trained with SFTTrainer on the noisy conversations (assistant turns only).
  * 3. The model and tokenizer saved with saveModel, generation_config.json, data/recipe.json (every parameter and
  *    the measured accuracies) and a model card.
@@ -30,7 +30,8 @@ import type { CausalLM } from "../src/models/causal_lm.ts";
 import { SFTConfig } from "../src/sft/config.ts";
 import { SFTTrainer } from "../src/sft/trainer.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
-import { accuracy, answerQuestions, preferenceAccuracy } from "../src/demo/measure.ts";
+import { parseCommandLine, UsageError } from "../src/cli/argv.ts";
+import { accuracy, answerQuestions, preferenceAccuracy } from "./measure.ts";
 import {
   answerText,
   preferenceRows,
@@ -39,7 +40,7 @@ import {
   splitQuestions,
   type TaskOptions,
   toJsonl,
-} from "../src/demo/task.ts";
+} from "./task.ts";
 import {
   DEFAULT_SHAPE,
   tinyGenerationConfig,
@@ -47,7 +48,7 @@ import {
   tinySpecialTokensMap,
   tinyTokenizerConfig,
   tinyTokenizerJson,
-} from "../src/demo/tiny_chat.ts";
+} from "./tiny_chat.ts";
 
 /** Every choice that determines the files. */
 export const RECIPE = {
@@ -140,26 +141,29 @@ rewrites the data files, measurements and model card.`;
 }
 
 async function main(argv: string[]): Promise<number> {
-  let out = new URL("../examples/tiny-chat", import.meta.url).pathname;
-  let recipe: Recipe = RECIPE;
-  let steps: number | undefined;
-  let dataOnly = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "-h" || a === "--help") {
-      console.log(usage());
-      return 0;
-    } else if (a === "--out" && argv[i + 1]) out = argv[++i];
-    else if (a === "--steps" && argv[i + 1] && Number.isInteger(Number(argv[i + 1]))) {
-      steps = Number(argv[++i]);
-    } else if (a === "--data-only") dataOnly = true;
-    else if (a === "--recipe" && argv[i + 1]) {
-      recipe = mergeRecipe(RECIPE, JSON.parse(await Deno.readTextFile(argv[++i])));
-    } else {
-      console.error(`make-tiny-model: unexpected argument "${a}"\n\n${usage()}`);
-      return 2;
-    }
+  let line;
+  try {
+    line = parseCommandLine(argv, {
+      out: { kind: "string" },
+      steps: { kind: "int" },
+      data_only: { kind: "flag" },
+      recipe: { kind: "string" },
+    });
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`make-tiny-model: ${e.message}\n\n${usage()}`);
+    return 2;
   }
+  if (line.help) {
+    console.log(usage());
+    return 0;
+  }
+  const out = line.values.out ?? new URL("../examples/tiny-chat", import.meta.url).pathname;
+  let steps = line.values.steps;
+  const dataOnly = line.values.data_only ?? false;
+  const recipe: Recipe = line.values.recipe
+    ? mergeRecipe(RECIPE, JSON.parse(await Deno.readTextFile(line.values.recipe)))
+    : RECIPE;
   steps ??= recipe.sft.maxSteps;
   const t0 = performance.now();
   const info = await init();

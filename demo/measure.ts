@@ -4,14 +4,14 @@
  * - preference accuracy: the share of held-out pairs where the policy's log-probability of the chosen answer
  *   exceeds that of the rejected one (TRL's `rewards/accuracies` with the reference taken out).
  */
-import { noGrad } from "../autograd/grad_mode.ts";
-import { fusedLogProbs, shiftLabels } from "../autograd/ops/logprobs.ts";
-import { reshape } from "../autograd/ops/reshape.ts";
-import { scope } from "../autograd/scope.ts";
-import { collate, tokenizeRow } from "../data/tokenize_row.ts";
-import type { CausalLM } from "../models/causal_lm.ts";
-import { generate } from "../models/generate.ts";
-import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { noGrad } from "../src/autograd/grad_mode.ts";
+import { fusedLogProbs, shiftLabels } from "../src/autograd/ops/logprobs.ts";
+import { reshape } from "../src/autograd/ops/reshape.ts";
+import { scope } from "../src/autograd/scope.ts";
+import { collate, tokenizeRow } from "../src/data/tokenize_row.ts";
+import type { CausalLM } from "../src/models/causal_lm.ts";
+import { generate } from "../src/models/generate.ts";
+import type { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { answerText, parseAnswer, type PreferenceRow, type Question, questionText } from "./task.ts";
 
 export interface Answer {
