@@ -12,8 +12,10 @@
 // Bindings: 0 uniform Params (below); 1 a: array<f32> (read); 2 b: array<f32> (read);
 //           3 c: array<f32> (read_write).
 // Layout:   row-major, batch-major. For batch z of this dispatch: A = a[offA + z·strideA ...] is [M, K]
-//           (TRANS_A: [K, M]); B = b[offB + z·strideB ...] is [K, N] (TRANS_B: [N, K]); strideB = 0 shares B;
-//           C = c[offC + z·strideC ...] is [M, N].
+//           (TRANS_A: [K, M]) with rows lda apart; B = b[offB + z·strideB ...] is [K, N] (TRANS_B: [N, K]) with
+//           rows ldb apart; strideB = 0 shares B; C = c[offC + z·strideC ...] is [M, N]. lda and ldb may exceed
+//           the row length: a window of K (the op's windows on CPU adapters, under lavapipe's loop limit) is the
+//           columns offA.. (TRANS_A: rows) of a longer A, and likewise for B.
 // Dispatch: (ceil(N / BN), ceil(M / BM), batches), or part of it: workgroup (X, Y, z) computes rows
 //           mOff + BM·Y .. + BM − 1 and columns nOff + BN·X .. + BN − 1 of batch z.
 // Overrides: TRANS_A, TRANS_B (operand layouts), TM, TN (micro-tile), one pipeline each.
@@ -23,6 +25,8 @@ struct Params {
   M: u32,
   N: u32,
   K: u32,
+  lda: u32,
+  ldb: u32,
   strideA: u32,
   strideB: u32,
   strideC: u32,
@@ -55,12 +59,12 @@ var<workgroup> Bs: array<vec4f, BK * BN / 4u>;
 
 fn loadA(base: u32, m: u32, k: u32) -> f32 {
   if (m >= p.M || k >= p.K) { return 0.0; }
-  return a[select(base + m * p.K + k, base + k * p.M + m, TRANS_A)];
+  return a[select(base + m * p.lda + k, base + k * p.lda + m, TRANS_A)];
 }
 
 fn loadB(base: u32, k: u32, n: u32) -> f32 {
   if (k >= p.K || n >= p.N) { return 0.0; }
-  return b[select(base + k * p.N + n, base + n * p.K + k, TRANS_B)];
+  return b[select(base + k * p.ldb + n, base + n * p.ldb + k, TRANS_B)];
 }
 
 @compute @workgroup_size(16, 16)

@@ -50,7 +50,13 @@ function data(c: MatmulCase, seed: number) {
   return { a, b };
 }
 
-async function checkForward(c: MatmulCase, seed: number, what: string, batchDims?: number[]): Promise<void> {
+async function checkForward(
+  c: MatmulCase,
+  seed: number,
+  what: string,
+  batchDims?: number[],
+  tolScale = 1,
+): Promise<void> {
   const { a, b } = data(c, seed);
   const s = shapes(c, batchDims);
   const got = await scope(async () => {
@@ -58,7 +64,8 @@ async function checkForward(c: MatmulCase, seed: number, what: string, batchDims
     assert.deepEqual(y.shape, s.y, `${what}: output shape`);
     return await y.toArray();
   });
-  const tol = matmulTolerance(c.K, maxAbs(a), maxAbs(b));
+  // f32 sums of a few hundred thousand terms (the long-K test) round by a few times the usual tolerance
+  const tol = tolScale * matmulTolerance(c.K, maxAbs(a), maxAbs(b));
   assertClose(got, matmulRef(a, b, c), { atol: tol, rtol: 0 }, what);
 }
 
@@ -444,6 +451,43 @@ Deno.test(
     } finally {
       setMatmulLimits(null);
       model.dispose();
+    }
+  },
+);
+
+Deno.test(
+  "matmul: K past lavapipe's loop limit runs in windows of K, both kernels, every transposition, accumulating",
+  gpuTest,
+  async () => {
+    await setup();
+    // lavapipe stops an invocation after about 65 535 loop iterations in all; the register kernel takes K/4 steps
+    // per invocation (measured wrong from K = 262 136), the shared one 18 per 16 of K (wrong from about 58 300).
+    // On a CPU adapter both now run K in windows (K ≡ 3 mod 4: the padded vec4 rows of the register kernel too).
+    const cases: [MatmulVariant, number, number, number][] = [
+      ["register", 5, 262_147, 3],
+      ["register", 2, 480_003, 3], // few rows × Bᵀ: past the row kernel's own budget, the register kernel
+      ["shared", 5, 60_001, 3],
+    ];
+    let seed = 300;
+    for (const [v, M, K, N] of cases) {
+      await withVariant(v, async () => {
+        for (const [transA, transB] of TRANS) {
+          if (M === 2 && !(transB && !transA)) continue;
+          const c = { batch: 1, M, N, K, transA, transB };
+          await checkForward(c, seed++, `${v} ${name(transA, transB)} K=${K}`, undefined, 4);
+        }
+        // out += 0.5·A·B over windows: the first window adds too
+        const c = { batch: 1, M, N, K };
+        const { a, b } = data(c, seed++);
+        const got = await scope(async () => {
+          const out = tensor(new Float32Array(M * N).fill(1), [M, N]);
+          matmulInto(out, tensor(a, [M, K]), tensor(b, [K, N]), { accumulate: true, alpha: 0.5 });
+          return await out.toArray();
+        });
+        const want = matmulRef(a, b, c).map((y) => 1 + 0.5 * y);
+        const tol = 4 * matmulTolerance(K, maxAbs(a), maxAbs(b));
+        assertClose(got, want, { atol: tol, rtol: 0 }, `${v} accumulate K=${K}`);
+      });
     }
   },
 );

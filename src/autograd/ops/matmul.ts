@@ -27,11 +27,17 @@
  * dispatches); a single A or C matrix larger than the limit (logits of a long input) is computed in bands of
  * rows, each bound on its own, when A is not transposed; otherwise, or when B alone is larger than the limit,
  * a GpuLimitError names the shape.
+ *
+ * Long K on CPU adapters: lavapipe stops an invocation silently after about 65 535 loop iterations in all
+ * (src/gpu/loop_budget.ts), and each invocation walks the whole of K (register kernel: K/4 steps, measured wrong
+ * from K = 262 136; shared kernel: 18 per 16 of K as compiled, wrong from K = 58 240). There the product
+ * runs in windows of K, one dispatch each, later windows adding into C (`kWindows`).
  */
 import { alignedRange, BindingCap, rowsPerBinding } from "../../gpu/binding.ts";
 import { cpuKernels, gpu, isCpuAdapter } from "../../gpu/device.ts";
 import { GpuLimitError } from "../../gpu/errors.ts";
 import { kernel } from "../../gpu/kernel.ts";
+import { LOOP_BUDGET, loopLimited } from "../../gpu/loop_budget.ts";
 import { clearBuffer, dispatch, type DispatchSpec, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
@@ -305,6 +311,26 @@ function splitRows(g: Gemm): void {
 
 const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
 
+/**
+ * K per window of the register kernel: its invocation runs ceil(K/4) + 1 steps, then at most 5 + 16·17 in the
+ * stores (the edge loop of each of 16 rows), counted as if nothing were unrolled. A multiple of 16.
+ */
+export const REGISTER_K_WINDOW = Math.floor((4 * (LOOP_BUDGET - 278)) / 16) * 16;
+
+/**
+ * K per window of the shared kernel (TM = TN = 4): per 16 of K the tile loop, its two load loops (4 + 1 each), the
+ * k loop (16 + 1) and, per k, the g and h loops (2 each): 92; then at most 35 in the stores. A multiple of 16.
+ */
+export const SHARED_K_WINDOW = Math.floor((LOOP_BUDGET - 35) / 92) * 16;
+
+/** [k0, count] windows of [0, K): one window unless the adapter stops long invocations and K exceeds `size`. */
+function kWindows(K: number, size: number): [number, number][] {
+  if (K <= size || !loopLimited()) return [[0, K]];
+  const out: [number, number][] = [];
+  for (let k0 = 0; k0 < K; k0 += size) out.push([k0, Math.min(size, K - k0)]);
+  return out;
+}
+
 function gemmRegister(g: Gemm): void {
   const { M, N, K, batch, transA, transB } = g;
   const aRows = transA ? K : M;
@@ -335,8 +361,9 @@ function gemmRegister(g: Gemm): void {
   ];
   const maxWg = workgroupLimit();
   const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 };
-  // few rows times Bᵀ: the row kernel (its loop runs ceil(K/8) times, under lavapipe's per-invocation limit)
-  const rowKernel = transB && !transA && M <= gemvMaxRows && A.ld / 8 < 65535;
+  // few rows times Bᵀ: the row kernel (its loop runs ceil(K/8) + 1 times: within lavapipe's loop budget)
+  const rowKernel = transB && !transA && M <= gemvMaxRows && Math.ceil(A.ld / 8) + 1 <= LOOP_BUDGET;
+  const windows = rowKernel ? [[0, K]] : kWindows(K, REGISTER_K_WINDOW);
   const blockRows = rowKernel ? 1 : 16;
   const blockCols = rowKernel ? 256 : 128;
   for (let z0 = 0; z0 < batch;) {
@@ -350,33 +377,36 @@ function gemmRegister(g: Gemm): void {
     const bc = bindRange(g.c, z0, nz, M * N);
     for (let m0 = 0; m0 < M; m0 += blockRows * maxWg) {
       for (let n0 = 0; n0 < N; n0 += blockCols * maxWg) {
-        issue({
-          kernel: rowKernel ? GEMV : REGISTER,
-          constants: rowKernel ? {} : constants,
-          params: {
-            M,
-            N,
-            K,
-            lda4: A.ld / 4,
-            ldb4: B.ld / 4,
-            strideA4: A.op.stride / 4,
-            strideB4: B.op.stride / 4,
-            strideC: g.c.stride,
-            offA4: ba.elemOff / 4,
-            offB4: bb.elemOff / 4,
-            offC: bc.elemOff,
-            mOff: m0,
-            nOff: n0,
-            accumulate: g.accumulate,
-            alpha: g.alpha,
-          },
-          buffers: [ba.binding, bb.binding, bc.binding],
-          workgroups: [
-            Math.ceil(Math.min(N - n0, blockCols * maxWg) / blockCols),
-            Math.ceil(Math.min(M - m0, blockRows * maxWg) / blockRows),
-            nz,
-          ],
-        });
+        // a window [k0, k0 + kw) of K: columns k0.. of A (transA: rows), rows k0.. of B (transB: columns)
+        for (const [k0, kw] of windows) {
+          issue({
+            kernel: rowKernel ? GEMV : REGISTER,
+            constants: rowKernel ? {} : constants,
+            params: {
+              M,
+              N,
+              K: kw,
+              lda4: A.ld / 4,
+              ldb4: B.ld / 4,
+              strideA4: A.op.stride / 4,
+              strideB4: B.op.stride / 4,
+              strideC: g.c.stride,
+              offA4: ba.elemOff / 4 + (transA ? (k0 * A.ld) / 4 : k0 / 4),
+              offB4: bb.elemOff / 4 + (transB ? k0 / 4 : (k0 * B.ld) / 4),
+              offC: bc.elemOff,
+              mOff: m0,
+              nOff: n0,
+              accumulate: g.accumulate || k0 > 0,
+              alpha: g.alpha,
+            },
+            buffers: [ba.binding, bb.binding, bc.binding],
+            workgroups: [
+              Math.ceil(Math.min(N - n0, blockCols * maxWg) / blockCols),
+              Math.ceil(Math.min(M - m0, blockRows * maxWg) / blockRows),
+              nz,
+            ],
+          });
+        }
       }
     }
     z0 += nz;
@@ -403,6 +433,7 @@ function gemmShared(g: Gemm): void {
   const BM = 16 * TM;
   const BN = 16 * TN;
   const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0, TM, TN };
+  const windows = kWindows(K, SHARED_K_WINDOW);
   for (let z0 = 0; z0 < batch;) {
     const nz = batchesThatFit(ops, z0, batch - z0);
     if (nz === 0) {
@@ -414,31 +445,36 @@ function gemmShared(g: Gemm): void {
     const bc = bindRange(g.c, z0, nz, M * N);
     for (let m0 = 0; m0 < M; m0 += BM * maxWg) {
       for (let n0 = 0; n0 < N; n0 += BN * maxWg) {
-        issue({
-          kernel: SHARED,
-          constants,
-          params: {
-            M,
-            N,
-            K,
-            strideA: g.a.stride,
-            strideB: g.b.stride,
-            strideC: g.c.stride,
-            offA: ba.elemOff,
-            offB: bb.elemOff,
-            offC: bc.elemOff,
-            mOff: m0,
-            nOff: n0,
-            accumulate: g.accumulate,
-            alpha: g.alpha,
-          },
-          buffers: [ba.binding, bb.binding, bc.binding],
-          workgroups: [
-            Math.ceil(Math.min(N - n0, BN * maxWg) / BN),
-            Math.ceil(Math.min(M - m0, BM * maxWg) / BM),
-            nz,
-          ],
-        });
+        // a window [k0, k0 + kw) of K: columns k0.. of A (transA: rows), rows k0.. of B (transB: columns)
+        for (const [k0, kw] of windows) {
+          issue({
+            kernel: SHARED,
+            constants,
+            params: {
+              M,
+              N,
+              K: kw,
+              lda: transA ? M : K,
+              ldb: transB ? K : N,
+              strideA: g.a.stride,
+              strideB: g.b.stride,
+              strideC: g.c.stride,
+              offA: ba.elemOff + (transA ? k0 * M : k0),
+              offB: bb.elemOff + (transB ? k0 : k0 * N),
+              offC: bc.elemOff,
+              mOff: m0,
+              nOff: n0,
+              accumulate: g.accumulate || k0 > 0,
+              alpha: g.alpha,
+            },
+            buffers: [ba.binding, bb.binding, bc.binding],
+            workgroups: [
+              Math.ceil(Math.min(N - n0, BN * maxWg) / BN),
+              Math.ceil(Math.min(M - m0, BM * maxWg) / BM),
+              nz,
+            ],
+          });
+        }
       }
     }
     z0 += nz;
