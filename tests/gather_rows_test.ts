@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { gatherRows, scatterPlan } from "../src/autograd/ops/gather_rows.ts";
+import { GATHER_WINDOW, gatherRows, scatterPlan } from "../src/autograd/ops/gather_rows.ts";
+import { loopLimited } from "../src/gpu/loop_budget.ts";
 import { tensor } from "../src/tensor/create.ts";
 import { gatherRowsBackwardRef, gatherRowsRef } from "./reference/shape.ts";
 import { assertClose, gpuTest, gradCheck, randomArray, setup } from "./util.ts";
@@ -94,3 +95,33 @@ Deno.test("gatherRows rejects out-of-range indices and bad arguments", gpuTest, 
   assert.throws(() => gatherRows(t, new Int32Array([0, 1, 2]), { shape: [2, 2] }), /do not fill/);
   assert.deepEqual(gatherRows(t, new Int32Array(0)).shape, [0, 3]);
 });
+
+Deno.test(
+  "gatherRows backward: a row gathered 150,000 times (past lavapipe's loop limit) is summed whole",
+  gpuTest,
+  async () => {
+    await setup();
+    // lavapipe stops an invocation after about 65 535 loop iterations in all: one invocation summing every position of
+    // a row returned 65 535 for 70 000 repeats with dy = 1. Rows repeated more than GATHER_WINDOW times now take
+    // windows of positions (CPU adapters), each window a serial f32 sum added in order.
+    const V = 4, C = 2, N = 150_000;
+    const idx = Int32Array.from({ length: N }, (_, n) => (n % 50 === 7 ? 3 : 1));
+    const dy = Float32Array.from(randomArray(N * C, 11, 0, 1));
+    const t = tensor(new Float32Array(V * C), [V, C], { requiresGrad: true });
+    gatherRows(t, idx).backward(tensor(dy, [N, C]));
+    const got = await t.grad!.toArray();
+    assertClose(got, gatherRowsBackwardRef(dy, V, C, idx), { atol: 0.05, rtol: 1e-5 }, "dTable");
+    if (!loopLimited()) return;
+    // bit for bit: serial f32 sums over windows of GATHER_WINDOW positions of row 1, added in order
+    for (let c = 0; c < C; c++) {
+      let total = 0, part = 0, k = 0;
+      for (let n = 0; n < N; n++) {
+        if (idx[n] !== 1) continue;
+        part = Math.fround(part + dy[n * C + c]);
+        if (++k % GATHER_WINDOW === 0) [total, part] = [Math.fround(total + part), 0];
+      }
+      if (k % GATHER_WINDOW !== 0) total = Math.fround(total + part);
+      assert.equal(got[1 * C + c], total, `row 1, column ${c}`);
+    }
+  },
+);

@@ -9,9 +9,12 @@
  * Backward: the table gradient is a deterministic scatter-add planned on the host. A counting sort groups the
  * positions of each distinct row in increasing order; kernels/gather_rows_backward.wgsl then sums each row's
  * gradient rows in that order (no atomics: two runs are bit-identical) and writes dTable [V, C], exactly 0 for
- * rows never gathered. Indices get no gradient.
+ * rows never gathered. Indices get no gradient. On CPU adapters, whose invocations stop silently after about 65 535
+ * loop iterations (src/gpu/loop_budget.ts), a row gathered more often than GATHER_WINDOW times (a padding token in
+ * a very large batch) is summed in windows of its positions, one dispatch each, in order.
  */
 import { kernel } from "../../gpu/kernel.ts";
+import { LOOP_BUDGET, loopLimited } from "../../gpu/loop_budget.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { tensor } from "../../tensor/create.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
@@ -26,6 +29,9 @@ export interface GatherRowsOptions {
   /** The host copy of an i32 indices tensor (required with a tensor). */
   host?: Int32Array;
 }
+
+/** Positions of one row one backward invocation sums at most on CPU adapters (its loop: GATHER_WINDOW + 1). */
+export const GATHER_WINDOW = LOOP_BUDGET - 1;
 
 /**
  * The backward plan for `indices` into a table of V rows: V + 1 offsets, then the N positions grouped by row
@@ -114,13 +120,19 @@ export function gatherRows(
   return record("gatherRows", [table], out, (dy) => {
     const dTable = empty([V, C]);
     if (dTable.size === 0) return [dTable];
-    const plan = tensor(scatterPlan(host, V), [V + 1 + N], { dtype: "i32" });
-    dispatch({
-      kernel: KB,
-      params: { total: V * C, C, V },
-      buffers: [dy.binding, plan.binding, dTable.binding],
-      workgroups: grid1d(V * C, 256),
-    });
+    const hostPlan = scatterPlan(host, V);
+    let most = 0;
+    for (let v = 0; v < V; v++) most = Math.max(most, hostPlan[v + 1] - hostPlan[v]);
+    const kw = loopLimited() ? GATHER_WINDOW : Math.max(most, 1);
+    const plan = tensor(hostPlan, [V + 1 + N], { dtype: "i32" });
+    for (let k0 = 0; k0 === 0 || k0 < most; k0 += kw) {
+      dispatch({
+        kernel: KB,
+        params: { total: V * C, C, V, k0, kw, accumulate: k0 > 0 },
+        buffers: [dy.binding, plan.binding, dTable.binding],
+        workgroups: grid1d(V * C, 256),
+      });
+    }
     plan.dispose();
     return [dTable];
   });
