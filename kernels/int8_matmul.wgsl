@@ -3,7 +3,7 @@
 //   forward*:         out[n, o] = Σ_k a[n, k] · Ŵ[o, k]     (y = x·Ŵᵀ; a = x [N, IN], out = y [N, OUT])
 //   backward_input*:  out[n, k] = Σ_o a[n, o] · Ŵ[o, k]     (dx = dy·Ŵ; a = dy [N, OUT], out = dx [N, IN])
 //
-// Bindings: 0 uniform Params { N, IN, OUT, KW, aOff, outOff: u32 }
+// Bindings: 0 uniform Params { N, IN, OUT, KW, aOff, outOff, k0, kn, accumulate: u32 }
 //           1 a: array<f32> (read)         row-major [N, IN] (forward) or [N, OUT] (backward_input), from
 //                                           element aOff of the binding
 //           2 w: array<u32> (read)         packed weights [OUT, KW], KW = ceil(IN / 4): byte j (little-endian) of
@@ -20,8 +20,11 @@
 //           backward_input* — workgroups (ceil(KW / 16), ceil(N / 16)); invocation (x, y) computes rows 4y..4y+3 ×
 //           input columns 4x..4x+3 (per step 4 output channels: 4 packed words and 4 values of each dy row).
 // Out-of-range rows/columns are clamped on load and skipped on store, so any N, IN, OUT ≥ 1 works.
+// Windows: one dispatch sums the reduction steps k0 .. k0+kn−1 only (forward: packed words g; backward_input:
+// output channels o, both multiples of 4 for the vec4 entry) and writes (accumulate = 0) or adds (1) its part:
+// lavapipe stops an invocation after about 65 535 loop iterations in all, so the op takes longer sums in windows.
 
-struct Params { N: u32, IN: u32, OUT: u32, KW: u32, aOff: u32, outOff: u32 }
+struct Params { N: u32, IN: u32, OUT: u32, KW: u32, aOff: u32, outOff: u32, k0: u32, kn: u32, accumulate: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -53,6 +56,15 @@ fn row(n: u32, i: u32, len: u32) -> u32 {
   return p.aOff + min(n + i, p.N - 1u) * len;
 }
 
+// Writes out[i] = v, or adds v to it in a later window.
+fn put(i: u32, v: f32) {
+  if (p.accumulate != 0u) {
+    out[i] += v;
+  } else {
+    out[i] = v;
+  }
+}
+
 fn store_forward(n0: u32, o0: u32, acc: array<vec4f, 4>) {
   var sc = vec4f(0.0);
   for (var j = 0u; j < 4u; j++) { sc[j] = s[min(o0 + j, p.OUT - 1u)]; }
@@ -61,7 +73,7 @@ fn store_forward(n0: u32, o0: u32, acc: array<vec4f, 4>) {
     if (n >= p.N) { break; }
     let v = acc[r] * sc;
     for (var j = 0u; j < 4u; j++) {
-      if (o0 + j < p.OUT) { out[p.outOff + n * p.OUT + o0 + j] = v[j]; }
+      if (o0 + j < p.OUT) { put(p.outOff + n * p.OUT + o0 + j, v[j]); }
     }
   }
 }
@@ -71,7 +83,7 @@ fn store_backward(n0: u32, c: u32, acc: array<vec4f, 4>) {
     let n = n0 + r;
     if (n >= p.N) { break; }
     for (var j = 0u; j < 4u; j++) {
-      if (c + j < p.IN) { out[p.outOff + n * p.IN + c + j] = acc[r][j]; }
+      if (c + j < p.IN) { put(p.outOff + n * p.IN + c + j, acc[r][j]); }
     }
   }
 }
@@ -93,7 +105,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3u) {
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
-  for (var g = 0u; g < p.KW; g++) {
+  for (var g = p.k0; g < min(p.KW, p.k0 + p.kn); g++) {
     let q0 = unpack(w[w0 + g]);
     let q1 = unpack(w[w1 + g]);
     let q2 = unpack(w[w2 + g]);
@@ -128,7 +140,7 @@ fn forward_vec4(@builtin(global_invocation_id) gid: vec3u) {
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
-  for (var g = 0u; g < p.KW; g++) {
+  for (var g = p.k0; g < min(p.KW, p.k0 + p.kn); g++) {
     let q0 = unpack(w[w0 + g]);
     let q1 = unpack(w[w1 + g]);
     let q2 = unpack(w[w2 + g]);
@@ -158,7 +170,7 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3u) {
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
-  for (var o = 0u; o < p.OUT; o++) {
+  for (var o = p.k0; o < min(p.OUT, p.k0 + p.kn); o++) {
     let q = unpack(w[o * p.KW + g]) * s[o];
     acc0 += a[r0 + o] * q;
     acc1 += a[r1 + o] * q;
@@ -181,7 +193,7 @@ fn backward_input_vec4(@builtin(global_invocation_id) gid: vec3u) {
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
-  for (var o4 = 0u; o4 < p.OUT / 4u; o4++) {
+  for (var o4 = p.k0 / 4u; o4 < min(p.OUT, p.k0 + p.kn) / 4u; o4++) {
     let o = 4u * o4;
     let q0 = unpack(w[o * p.KW + g]) * s[o];
     let q1 = unpack(w[(o + 1u) * p.KW + g]) * s[o + 1u];

@@ -115,6 +115,35 @@ Deno.test("int8 kernel forward and input gradient match float64 on awkward shape
   }
 });
 
+Deno.test(
+  "int8 kernel: sums past lavapipe's loop limit run in windows (scalar and vec4 entries)",
+  gpuTest,
+  async () => {
+    await setup();
+    // lavapipe stops an invocation after about 65 535 loop iterations in all: the backward's loop over 66 001 output
+    // channels returned 65 535 for all-ones operands. [N, in, out]: forward over 65 537 and 65 540 packed words,
+    // backward over 66 001 channels (scalar) and 65 540 steps of four (vec4).
+    for (const [N, inF, outF] of [[5, 262_147, 3], [4, 262_160, 2], [5, 7, 66_001], [3, 8, 262_160]]) {
+      const w = weight(outF, inF, 21);
+      const h = quantizeInt8(w, outF, inF);
+      const ref = quantizeRef(w, outF, inF);
+      const x = randomArray(N * inF, 22, -1, 1);
+      const dy = randomArray(N * outF, 23, -1, 1);
+      const [y, dx] = await scope(async () => {
+        const qw = uploadQuantized(h, outF, inF);
+        return [
+          await int8MatmulRaw(tensor(x, [N, inF]), qw).toArray(),
+          await int8MatmulBackwardRaw(tensor(dy, [N, outF]), qw).toArray(),
+        ];
+      });
+      // f32 sums of up to 262 160 terms of magnitude ≤ 1 (q·s ≤ 1)
+      const tol = { atol: 2e-2, rtol: 1e-4 };
+      assertClose(y, int8MatmulRef(x, N, inF, ref.q, ref.scales, outF), tol, `y ${N}×${inF}×${outF}`);
+      assertClose(dx, int8BackwardRef(dy, N, outF, ref.q, ref.scales, inF), tol, `dx ${N}×${inF}×${outF}`);
+    }
+  },
+);
+
 Deno.test("int8 kernel splits rows past the binding limit (scalar and vec4 entries)", gpuTest, async () => {
   await setup();
   setInt8BindingLimit(2048); // ~12 rows of x per dispatch

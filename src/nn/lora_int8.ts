@@ -11,7 +11,10 @@
  * scalar entries otherwise (see the header of kernels/int8_matmul.wgsl).
  *
  * Large inputs: each storage binding covers at most maxStorageBufferBindingSize bytes, so the rows of x (and y)
- * are processed in chunks that fit; a packed weight larger than one binding throws a GpuLimitError.
+ * are processed in chunks that fit; a packed weight larger than one binding throws a GpuLimitError. On CPU
+ * adapters, whose invocations stop silently after about 65 535 loop iterations (src/gpu/loop_budget.ts), a sum
+ * longer than INT8_WINDOW steps (over 4·INT8_WINDOW input features, or INT8_WINDOW output channels in backward)
+ * runs in windows, one dispatch each, later ones adding to the output.
  */
 import { add } from "../autograd/ops/binary.ts";
 import { reshape } from "../autograd/ops/reshape.ts";
@@ -20,6 +23,7 @@ import { alignedRange, BindingCap, rowsPerBinding } from "../gpu/binding.ts";
 import { gpu } from "../gpu/device.ts";
 import { GpuLimitError } from "../gpu/errors.ts";
 import { kernel } from "../gpu/kernel.ts";
+import { LOOP_BUDGET, loopLimited } from "../gpu/loop_budget.ts";
 import { dispatch } from "../gpu/queue.ts";
 import { tensor } from "../tensor/create.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
@@ -129,6 +133,13 @@ export function setInt8BindingLimit(bytes: number | null): void {
   cap.set(bytes);
 }
 
+/**
+ * Loop steps of one int8 invocation per window on CPU adapters (packed words in forward, output channels in the
+ * scalar backward, groups of 4 in the vec4 backward): the step loop, then at most 20 iterations loading the last
+ * partial word and 30 storing, counted as if nothing were unrolled, stay under LOOP_BUDGET. A multiple of 16.
+ */
+export const INT8_WINDOW = Math.floor((LOOP_BUDGET - 52) / 16) * 16;
+
 /** A binding of `rows` rows of `cols` floats from row r0, aligned down; the element offset inside it. */
 function rowRange(t: Tensor, r0: number, rows: number, cols: number) {
   return alignedRange(t.storage.buffer, r0 * cols * 4, (r0 + rows) * cols * 4);
@@ -174,15 +185,20 @@ function run(entry: "forward" | "backward_input", a: Tensor, qw: QuantizedWeight
     const ro = rowRange(out, r0, n, oCols);
     // vec4 reads of a when its rows are whole vec4s (the offset then is too: alignments are multiples of 16)
     const vec4 = aCols % 4 === 0 && ra.elemOff % 4 === 0;
-    dispatch({
-      kernel: K,
-      entry: vec4 ? `${entry}_vec4` : entry,
-      params: { N: n, IN, OUT, KW, aOff: ra.elemOff, outOff: ro.elemOff },
-      buffers: [ra.binding, qw.packed.binding, qw.scales.binding, ro.binding, ra.binding],
-      workgroups: entry === "forward"
-        ? [Math.ceil(OUT / 64), Math.ceil(n / 16)]
-        : [Math.ceil(KW / 16), Math.ceil(n / 16)],
-    });
+    // the reduction (forward: KW packed words; backward: OUT channels, four per step in vec4) in windows
+    const total = entry === "forward" ? KW : OUT;
+    const kn = !loopLimited() ? total : entry === "backward_input" && vec4 ? 4 * INT8_WINDOW : INT8_WINDOW;
+    for (let k0 = 0; k0 === 0 || k0 < total; k0 += kn) {
+      dispatch({
+        kernel: K,
+        entry: vec4 ? `${entry}_vec4` : entry,
+        params: { N: n, IN, OUT, KW, aOff: ra.elemOff, outOff: ro.elemOff, k0, kn, accumulate: k0 > 0 },
+        buffers: [ra.binding, qw.packed.binding, qw.scales.binding, ro.binding, ra.binding],
+        workgroups: entry === "forward"
+          ? [Math.ceil(OUT / 64), Math.ceil(n / 16)]
+          : [Math.ceil(KW / 16), Math.ceil(n / 16)],
+      });
+    }
   }
   return out;
 }
