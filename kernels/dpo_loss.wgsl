@@ -6,7 +6,7 @@
 // 2 js_divergence, 3 alpha_divergence), WEIGHTED = multiply each pair's losses by its WPO weight,
 // LEN_I32 = bit 0 / bit 1 set when the chosen / rejected token counts are stored as i32 (else f32).
 //
-// Bindings (forward uses 1..8, backward 1):
+// Bindings (forward uses 1..8, backward and sort 1):
 //   0 uniform Params (below)
 //   1 x: array<f32> (read_write): the packed inputs and scratch, regions of B floats at r*B for region r:
 //       0 pc, 1 pr, 2 rc, 3 rr (policy / reference chosen / rejected log-probs; rc = rr = 0 when reference-free),
@@ -25,7 +25,10 @@
 //       a pair averaged when it is in a list, so that mean(losses) = loss − rpo·nll.
 //   6 loss: array<f32> [1] = Σₖ wₖ·mean(lossₖ) + rpo·nll.
 //   7 chosen_rewards, 8 rejected_rewards: array<f32> [B] = β·c, β·r (per token when ipo is the only type).
-// Dispatch: one workgroup of WG invocations, for both entry points.
+// Dispatch: forward, backward: one workgroup of WG invocations. sort (aot, aot_pair only; before forward, whose
+//           ranks backward reads): grid1d(B, 64), invocation i ranks pair i (a loop of B: lavapipe stops an
+//           invocation after about 65 535 loop iterations in all, and one workgroup ranking every pair in forward and
+//           backward, B²/WG iterations each, stopped past ~4,100 pairs).
 // Backward: d/dpc, d/dpr, d/dnll of Σⱼ uⱼ·entryⱼ where u comes from dy: dy_len = 0 → dy is d/d loss, so
 // u = dy·wₖ/Nₖ (and rpo·dy reaches nll); dy_len > 0 → dy is d/d losses (length dy_len), u = wₖ·dy[j mod dy_len]
 // (× ½ for kto_pair in a list). The bco running mean is the constant the forward used (x[19B+2]).
@@ -298,27 +301,28 @@ fn sort_values(k: u32, i: u32) -> vec2f {
   return vec2f(at(R_PC, i) - at(R_RC, i), at(R_PR, i) - at(R_RR, i));
 }
 
-// Stable ascending rank sort of each active aot type's sequences into the scratch regions (O(B²/WG) each).
-fn sort_phase(lid: u32) {
+// Stable ascending rank sort of each active aot type's sequences into the scratch regions: invocation i finds the
+// ranks of pair i's two values (O(B) each) and stores them and the values at those ranks.
+@compute @workgroup_size(64)
+fn sort(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 64u;
   let B = p.B;
+  if (i >= B) { return; }
   for (var k = 0u; k < 2u; k++) {
     if (!has(T_AOT + k)) { continue; }
-    for (var i = lid; i < B; i += WG) {
-      let v = sort_values(k, i);
-      var ra = 0u;
-      var rb = 0u;
-      for (var j = 0u; j < B; j++) {
-        let u = sort_values(k, j);
-        ra += select(0u, 1u, u.x < v.x || (u.x == v.x && j < i));
-        rb += select(0u, 1u, u.y < v.y || (u.y == v.y && j < i));
-      }
-      x[(R_SORTED + 2u * k) * B + ra] = v.x;
-      x[(R_SORTED + 2u * k + 1u) * B + rb] = v.y;
-      x[(R_RANK + 2u * k) * B + i] = f32(ra);
-      x[(R_RANK + 2u * k + 1u) * B + i] = f32(rb);
+    let v = sort_values(k, i);
+    var ra = 0u;
+    var rb = 0u;
+    for (var j = 0u; j < B; j++) {
+      let u = sort_values(k, j);
+      ra += select(0u, 1u, u.x < v.x || (u.x == v.x && j < i));
+      rb += select(0u, 1u, u.y < v.y || (u.y == v.y && j < i));
     }
+    x[(R_SORTED + 2u * k) * B + ra] = v.x;
+    x[(R_SORTED + 2u * k + 1u) * B + rb] = v.y;
+    x[(R_RANK + 2u * k) * B + i] = f32(ra);
+    x[(R_RANK + 2u * k + 1u) * B + i] = f32(rb);
   }
-  storageBarrier();
 }
 
 // (loss, d loss/d d) at sorted position j of sort k, d = sorted a − sorted b.
@@ -385,7 +389,6 @@ fn forward(@builtin(local_invocation_index) lid: u32) {
   // kto_pair: KLc, KLr
   let klc = max(s1.z / bf, 0.0);
   let klr = max(s1.w / bf, 0.0);
-  if (has(T_AOT) || has(T_AOT_PAIR)) { sort_phase(lid); }
 
   var total = 0.0;
   for (var i = lid; i < B; i += WG) {
@@ -465,7 +468,6 @@ fn backward(@builtin(local_invocation_index) lid: u32) {
   let sums = wg_sum(m, lid);
   let klc = max(sums.x / bf, 0.0);
   let klr = max(sums.y / bf, 0.0);
-  if (has(T_AOT) || has(T_AOT_PAIR)) { sort_phase(lid); }
 
   // kto_pair: the gradients reaching KLc (from the rejected parts) and KLr (from the chosen parts)
   var kc = 0.0;

@@ -28,6 +28,9 @@ import {
   type RefState,
 } from "./reference/dpo_loss.ts";
 import { gpuTest, gradCheck, randomArray, setup, typedErrorLike, values } from "./util.ts";
+import { dpoLossIterations } from "../src/autograd/ops/dpo_loss.ts";
+import { GpuLimitError } from "../src/gpu/errors.ts";
+import { LOOP_BUDGET, loopLimited } from "../src/gpu/loop_budget.ts";
 
 // ---- golden vectors ------------------------------------------------------------------------------------------
 
@@ -791,3 +794,51 @@ Deno.test("warnings: kto_pair and an unused label_smoothing, each printed once",
   assert.match(seen[0], /kto_pair.*unpaired KTO/);
   assert.match(seen[1], /label_smoothing is not used by loss_type 'nca_pair'/);
 });
+
+Deno.test(
+  "aot and aot_pair on 5,000 pairs (past lavapipe's loop limit in one workgroup) match the reference",
+  gpuTest,
+  async () => {
+    await setup();
+    // The ranks took one workgroup looping B²/256 times per invocation: lavapipe stops an invocation after about 65 535
+    // loop iterations in all, and the loss came back 0 from about 4,100 pairs. They are now one invocation per pair.
+    const B = 5000, beta = 0.1;
+    const x = randomBatch(B, 41, { spread: 30 });
+    for (const type of ["aot", "aot_pair"] as const) {
+      const cfg: DpoLossConfig = { beta, lossType: type };
+      const want = refDpoLoss(x, refConfig(cfg, [type]));
+      const [loss, losses, gc, gr] = await scope(async () => {
+        const inputs = gpuInputs(x, [type], cfg);
+        const o = dpoLoss(inputs, cfg);
+        o.loss.backward();
+        return await read(o.loss, o.losses, inputs.policyChosenLogps.grad, inputs.policyRejectedLogps.grad);
+      });
+      assertNear(`${type} loss`, loss, [want.loss]);
+      assertNear(`${type} losses`, losses, want.losses);
+      // d loss/d log-prob: −β·σ(−β·d)/B at the value's rank in its sort (aot: one sort of pc − pr; aot_pair: pc − rc
+      // and pr − rr), d the difference of the two sorted sequences there; the reference's dual numbers are O(B²)
+      const a = x.pc.map((v, i) => (type === "aot" ? v - x.pr[i] : v - x.rc![i]));
+      const b = type === "aot" ? x.rc!.map((v, i) => v - x.rr![i]) : x.pr.map((v, i) => v - x.rr![i]);
+      const rank = (v: number[]) => {
+        const order = v.map((_, i) => i).sort((i, j) => v[i] - v[j] || i - j);
+        const r = new Array<number>(v.length);
+        order.forEach((i, k) => (r[i] = k));
+        return { r, sorted: order.map((i) => v[i]) };
+      };
+      const sa = rank(a), sb = rank(b);
+      const slope = (j: number) => -beta / B / (1 + Math.exp(beta * (sa.sorted[j] - sb.sorted[j])));
+      const wantGc = a.map((_, i) => slope(sa.r[i]));
+      const wantGr = a.map((_, i) => -slope(type === "aot" ? sa.r[i] : sb.r[i]));
+      assertGrad(`${type} d loss/dpc`, gc, wantGc);
+      assertGrad(`${type} d loss/dpr`, gr, wantGr);
+    }
+    // past one invocation's budget (both sorts: 2·(B + 1) + 3 iterations), a loop-limited adapter refuses the batch
+    assert.ok(dpoLossIterations(["aot", "aot_pair"], 29_997) <= LOOP_BUDGET);
+    assert.ok(dpoLossIterations(["aot", "aot_pair"], 29_998) > LOOP_BUDGET);
+    if (loopLimited()) {
+      const y = randomBatch(29_998, 43);
+      const cfg: DpoLossConfig = { beta, lossType: ["aot", "aot_pair"] };
+      scope(() => assert.throws(() => dpoLoss(gpuInputs(y, ["aot", "aot_pair"], cfg), cfg), GpuLimitError));
+    }
+  },
+);

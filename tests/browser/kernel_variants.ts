@@ -130,7 +130,8 @@ export function kernelVariants(file: string, limits: VariantLimits): PipelineVar
         { TYPES: 1 << 3, FDIV: 1, WEIGHTED: 0, LEN_I32: 1 },
         { TYPES: 1 << 5, FDIV: 2, WEIGHTED: 1, LEN_I32: 2 },
       ];
-      return [...v("forward", list), ...v("backward", list)];
+      // sort runs with aot or aot_pair active (type ids 9 and 10)
+      return [...v("forward", list), ...v("backward", list), ...v("sort", [{ ...list[1], TYPES: 3 << 9 }])];
     }
     case "layernorm.wgsl":
     case "rmsnorm.wgsl":

@@ -9,10 +9,15 @@
  * and the bco_pair running mean are constants. Rewards, per-type losses and statistics are detached.
  *
  * This is the raw op: the caller (src/dpo/loss.ts) validates the configuration and maps names.
+ *
+ * aot and aot_pair rank the batch in a dispatch of their own, one invocation per pair (lavapipe stops an invocation
+ * after about 65 535 loop iterations in all: one workgroup ranking every pair stopped past ~4,100 pairs); beyond
+ * what one invocation may loop (`dpoLossIterations`) a loop-limited adapter refuses the batch with a GpuLimitError.
  */
 import { kernel } from "../../gpu/kernel.ts";
+import { checkLoopBudget } from "../../gpu/loop_budget.ts";
 import type { ParamValues } from "../../gpu/params.ts";
-import { clearBuffer, copyBuffer, dispatch } from "../../gpu/queue.ts";
+import { clearBuffer, copyBuffer, dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
 
@@ -146,6 +151,21 @@ function params(spec: DpoLossSpec, B: number, dyLen: number): ParamValues {
   };
 }
 
+/**
+ * The most loop iterations one invocation of kernels/dpo_loss.wgsl runs for B pairs, counted as if nothing were
+ * unrolled (a loop of n trips costs n + 1): forward's strided loops over the pairs with, per pair, the loop over
+ * the 16 type ids and each active type's offset loop (t + 1 for type id t), its four tree sums; and sort's two
+ * loops over the pairs when both aot types are active. Backward runs fewer than forward.
+ */
+export function dpoLossIterations(types: readonly DpoLossType[], B: number): number {
+  const strided = Math.ceil(B / 256) + 1;
+  let offsets = 0;
+  for (const t of types) offsets += DPO_LOSS_TYPES.indexOf(t) + 1;
+  const forward = strided * (18 + offsets) + 4 * 9;
+  const sorts = types.filter((t) => t === "aot" || t === "aot_pair").length;
+  return Math.max(forward, sorts === 0 ? 0 : 3 + sorts * (B + 1));
+}
+
 function copyInto(dst: Tensor, dstFloat: number, src: Tensor): void {
   if (src.size > 0) copyBuffer(src.storage.buffer, 0, dst.storage.buffer, dstFloat * 4, src.bytes);
 }
@@ -173,6 +193,11 @@ export function dpoLossOp(x: DpoLossTensors, spec: DpoLossSpec): DpoLossOpResult
       "dpoLoss: give both reference chosen and rejected log-probs, or neither (reference-free)",
     );
   }
+  checkLoopBudget(
+    `dpoLoss (${spec.types.join(", ")}) on ${B} pairs`,
+    dpoLossIterations(spec.types, B),
+    "compute the loss on fewer pairs per call (a smaller batch size)",
+  );
 
   let mask = 0;
   for (const t of spec.types) mask |= 1 << DPO_LOSS_TYPES.indexOf(t);
@@ -215,6 +240,17 @@ export function dpoLossOp(x: DpoLossTensors, spec: DpoLossSpec): DpoLossOpResult
   const lossRaw = empty([]);
   const chosenRewards = empty([B]);
   const rejectedRewards = empty([B]);
+  if (spec.types.includes("aot") || spec.types.includes("aot_pair")) {
+    // ranks and sorted values into the scratch, for forward and (left there) backward
+    dispatch({
+      kernel: K,
+      entry: "sort",
+      constants,
+      params: params(spec, B, 0),
+      buffers: [scratch.binding],
+      workgroups: grid1d(B, 64),
+    });
+  }
   dispatch({
     kernel: K,
     entry: "forward",
