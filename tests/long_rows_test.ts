@@ -3,8 +3,12 @@
  * softmax and logSoftmax over 256+ rows of the LM head's width (49,152) came back as zeros on CPU adapters, where
  * many rows took one invocation each whatever their length. Both kernel variants must give the right values.
  */
-import { ones, scope, sum, tensor } from "../mod.ts";
+import assert from "node:assert/strict";
+import { ones, rmsNorm, scope, sum, tensor, zeros } from "../mod.ts";
+import { logSoftmaxGather } from "../src/autograd/ops/logprobs.ts";
 import { logSoftmax, softmax } from "../src/autograd/ops/softmax.ts";
+import { GpuLimitError } from "../src/gpu/errors.ts";
+import { loopLimited } from "../src/gpu/loop_budget.ts";
 import { CPU_THREAD_ROW_LEN_MAX } from "../src/autograd/ops/reduce.ts";
 import { assertClose, eachKernelVariant, gpuTest, randomArray, setup } from "./util.ts";
 
@@ -50,5 +54,34 @@ Deno.test(
       const wantRow = Float32Array.from({ length: n }, (_, c) => x[r * n + c] - lse);
       assertClose(got.subarray(r * n, (r + 1) * n), wantRow, { atol: 2e-5, rtol: 1e-5 }, `row ${r}`);
     }
+  },
+);
+
+Deno.test(
+  "rows past one workgroup's loop budget are refused on loop-limited adapters, not computed wrong",
+  gpuTest,
+  async () => {
+    await setup();
+    // lavapipe stops an invocation after about 65 535 loop iterations in all. Measured before the guards: softmax
+    // and rmsNorm over [1, 9M] left 1,225,600 outputs 0; logSoftmaxGather over 2.1M logits gave −11.09 for −14.56.
+    // No model has such rows; the ops now throw a GpuLimitError there (CPU adapters only).
+    if (!loopLimited()) return;
+    const cases: [string, () => unknown][] = [
+      ["softmax", () => softmax(zeros([1, 7_700_000]))],
+      ["rmsNorm", () => rmsNorm(zeros([1, 5_120_000]), ones([5_120_000]))],
+      ["logSoftmaxGather", () => logSoftmaxGather(zeros([1, 1_920_000]), [0])],
+    ];
+    for (const [name, run] of cases) {
+      scope(() =>
+        assert.throws(
+          run,
+          (e: unknown) => e instanceof GpuLimitError && /loop iterations/.test(e.message),
+          name,
+        )
+      );
+    }
+    // just under: computed (one row of ones: 1/C each)
+    const y = await scope(() => softmax(ones([1, 7_600_000])).toArray());
+    assertClose([y[0], y[7_599_999]], [1 / 7_600_000, 1 / 7_600_000], { atol: 0, rtol: 1e-6 }, "softmax");
   },
 );

@@ -12,8 +12,12 @@
  * norm NaN, an infinity (or an overflowing sum) makes it +Inf: `Number.isFinite(await norm.item())` is the
  * check a trainer makes. torch's coefficient follows from such a norm (NaN, or 0 for +Inf), so an update with it
  * spoils the parameters, as it does in torch.
+ *
+ * The finishing workgroup's invocations each sum 1/256 of the partials: past about 15M partials (63G elements) that
+ * would exceed lavapipe's loop limit (src/gpu/loop_budget.ts), and such a list is refused there.
  */
 import { kernel } from "../gpu/kernel.ts";
+import { checkLoopBudget } from "../gpu/loop_budget.ts";
 import { dispatch, grid1d } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import { type BindingLimitOptions, elementRange, rangeElements, splitRanges } from "../gpu/binding.ts";
@@ -65,6 +69,12 @@ function partialSums(grads: Tensor[], opts: BindingLimitOptions): Tensor {
       slots += Math.ceil(r.count / NORM_BLOCK);
     }
   }
+  // the finishing pass: a strided loop over the partials, then a tree of 8 steps
+  checkLoopBudget(
+    `gradient norm over ${slots} blocks of ${NORM_BLOCK}`,
+    Math.ceil(slots / 256) + 1 + 9,
+    "clip the gradients of fewer parameters at a time",
+  );
   const partials = empty([slots]);
   for (const j of jobs) {
     dispatch({

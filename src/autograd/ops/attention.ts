@@ -29,6 +29,7 @@
  */
 import { gpu } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
+import { LOOP_BUDGET } from "../../gpu/loop_budget.ts";
 import type { ParamValues } from "../../gpu/params.ts";
 import { clearBuffer, dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor, view } from "../../tensor/tensor.ts";
@@ -208,10 +209,10 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
  * the query positions) in windows, one dispatch per window, each continuing what the earlier ones wrote, sized
  * so that one invocation stays under LOOP_BUDGET iterations counted as if no inner loop were unrolled. Short
  * sequences take one window. GPUs have no such limit: the tiled kernels take everything in one dispatch.
+ *
+ * Keys (forward, dQ) or query positions (dK/dV) per window of the "rows" kernels (LOOP_BUDGET:
+ * src/gpu/loop_budget.ts).
  */
-const LOOP_BUDGET = 60000;
-
-/** Keys (forward, dQ) or query positions (dK/dV) per window of the "rows" kernels; see LOOP_BUDGET. */
 export function attentionWindow(pass: "fwd" | "dq" | "dkv", D: number, group: number): number {
   const D4 = Math.ceil(D / 4);
   if (pass === "fwd") return 8 * Math.floor(LOOP_BUDGET / (2 * D4 + 3) / 8); // keys come in blocks of 8

@@ -22,6 +22,7 @@ import { bindingLimit, exactRange } from "../../gpu/binding.ts";
 import { cpuKernels } from "../../gpu/device.ts";
 import { GpuLimitError } from "../../gpu/errors.ts";
 import { kernel } from "../../gpu/kernel.ts";
+import { checkLoopBudget } from "../../gpu/loop_budget.ts";
 import { type BufferBinding, dispatch, grid1d } from "../../gpu/queue.ts";
 import { tensor } from "../../tensor/create.ts";
 import { empty, type Tensor, view } from "../../tensor/tensor.ts";
@@ -177,6 +178,12 @@ function lmHeadShapes(
   }
   const V = W.shape[0];
   if (V < 1 || C < 1) throw new RangeError(`${what}: V and C must be at least 1 (W is [${W.shape}])`);
+  // the logits kernels walk C in vec4 steps, then store 8 rows of at most 8 entries each (loops of ≤ 9)
+  checkLoopBudget(
+    `${what} with ${C} channels`,
+    Math.ceil(C / 4) + 1 + 8 * 9,
+    "hidden sizes this large need a GPU adapter",
+  );
   const out = h.shape.slice(0, -1);
   return { N: out.reduce((a, b) => a * b, 1), C, V, out };
 }
@@ -624,6 +631,12 @@ export function logSoftmaxGather(logits: Tensor, labels: Labels, ignoreIndex: nu
     if (ownLabels) lab.dispose();
     return empty(out);
   }
+  // one workgroup of 64 per row: two strided passes over V and a tree of 6 steps
+  checkLoopBudget(
+    `${what} over ${V} logits per row`,
+    2 * (Math.ceil(V / 64) + 1) + 7,
+    "rows this long need a GPU adapter",
+  );
   const logp = empty(out);
   const lse = empty([N]);
   const rb = rowBlock(what, N, V);
@@ -717,6 +730,8 @@ export function maskedRowSum(
   ignore: number,
 ): Tensor {
   const out = empty([B]);
+  // one workgroup of 64 per row: a strided pass over T and a tree of 6 steps
+  checkLoopBudget(`maskedRowSum over ${T} tokens per row`, Math.ceil(T / 64) + 1 + 7, "pass shorter rows");
   if (B > 0) {
     dispatch({
       kernel: SEQ,

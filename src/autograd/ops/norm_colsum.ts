@@ -2,10 +2,12 @@
  * Shared pieces of the norm ops (rmsnorm.ts, layernorm.ts): the choice of a row per invocation on CPU adapters,
  * the row-kernel workgroup size, the row chunking of the weight-gradient reduction, and its second pass
  * (norm_colsum.wgsl), which sums per-chunk partials in chunk order so that weight gradients are deterministic
- * without atomics.
+ * without atomics. Shapes whose invocations would exceed lavapipe's loop limit (src/gpu/loop_budget.ts: rows of
+ * more than about 5M channels, or more than about 15M rows) are refused there with a GpuLimitError.
  */
 import { cpuKernels } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
+import { checkLoopBudget } from "../../gpu/loop_budget.ts";
 import { dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 
@@ -28,9 +30,15 @@ export function rowDispatch(
   N: number,
   C: number,
 ): { entry: string; constants: Record<string, number>; workgroups: [number, number] } {
-  return rowPerInvocation(C)
-    ? { entry: `${entry}_rows`, constants: {}, workgroups: grid1d(N, 64) }
-    : { entry, constants: { WG: rowWorkgroupSize(C) }, workgroups: grid1d(N, 1) };
+  if (rowPerInvocation(C)) return { entry: `${entry}_rows`, constants: {}, workgroups: grid1d(N, 64) };
+  const WG = rowWorkgroupSize(C);
+  // at most three strided passes over the row and two trees (LayerNorm's forward)
+  checkLoopBudget(
+    `norm ${entry} over rows of ${C}`,
+    3 * (Math.ceil(C / WG) + 1) + 2 * (Math.log2(WG) + 1),
+    "rows this long need a GPU adapter",
+  );
+  return { entry, constants: { WG }, workgroups: grid1d(N, 1) };
 }
 
 /** Workgroup size (a power of two, 32..256) of the one-workgroup-per-row kernels for rows of C channels. */
@@ -43,6 +51,11 @@ function rowWorkgroupSize(C: number): number {
 /** How the N rows are split for the weight-gradient partial sums: at most 256 chunks of ≥ 16 rows. */
 export function rowChunks(N: number): { rowsPerChunk: number; nChunks: number } {
   const rowsPerChunk = Math.max(16, Math.ceil(N / 256));
+  checkLoopBudget(
+    `norm weight gradient over ${N} rows`,
+    rowsPerChunk + 1,
+    "run fewer rows per call (a smaller batch)",
+  );
   return { rowsPerChunk, nChunks: Math.max(1, Math.ceil(N / rowsPerChunk)) };
 }
 

@@ -8,7 +8,9 @@
  * row (64 or 256 invocations, strided loads, then a shared-memory tree), except on CPU adapters with many rows
  * (see `oneInvocationPerRow`). A full reduction runs passes of the workgroup kernel over chunks of 4096
  * elements until one value is left (10M elements: 2 passes). Every order is fixed, no atomics: results are
- * reproducible bit for bit on a given device.
+ * reproducible bit for bit on a given device. A workgroup takes L/WG elements per invocation: rows of more than
+ * about 15M elements (of a tensor with several rows) would exceed lavapipe's loop limit (src/gpu/loop_budget.ts)
+ * and are refused there with a GpuLimitError.
  *
  * Backward (kernels/reduce_backward.wgsl): sum broadcasts dy back over the row, mean broadcasts dy/C, max sends
  * dy to the argmax element saved by the forward (the first index among equal maxima).
@@ -18,6 +20,7 @@
  */
 import { cpuKernels } from "../../gpu/device.ts";
 import { kernel } from "../../gpu/kernel.ts";
+import { checkLoopBudget } from "../../gpu/loop_budget.ts";
 import { clearBuffer, dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor, view } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
@@ -91,6 +94,16 @@ function wgSize(L: number): number {
   return L >= 2048 ? 256 : 64;
 }
 
+/** Refuses rows too long for one workgroup per row on a loop-limited adapter (a strided pass and a tree). */
+function checkRowLength(op: string, L: number): void {
+  const WG = wgSize(L);
+  checkLoopBudget(
+    `${op} over rows of ${L}`,
+    Math.ceil(L / WG) + 1 + Math.log2(WG) + 1,
+    "reduce the tensor in two steps (reshape each row to [k, L/k], reduce the last axis, then again)",
+  );
+}
+
 /** One pass of sum: rows of L elements (the last may be short) of a buffer of n, scaled. */
 function sumPass(
   x: Tensor,
@@ -112,6 +125,7 @@ function sumPass(
       workgroups: grid1d(rows, 64),
     });
   } else {
+    checkRowLength("sum", L);
     dispatch({
       kernel: K,
       entry: "sum_wg",
@@ -143,6 +157,7 @@ function maxPass(
   if (!tree && oneInvocationPerRow(rows, L)) {
     dispatch({ kernel: K, entry: "max_thread", params, buffers, workgroups: grid1d(rows, 64) });
   } else {
+    checkRowLength("max", L);
     dispatch({
       kernel: K,
       entry: "max_wg",

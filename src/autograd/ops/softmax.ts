@@ -10,9 +10,12 @@
  * Kernels (kernels/softmax.wgsl, kernels/softmax_backward.wgsl): rows of up to 64 (and, on CPU adapters, any
  * rows when there are ≥ 256 of them) take one invocation each; other rows one workgroup each (64 or 256
  * invocations with an online max/sum merged by a shared-memory tree). See `oneInvocationPerRow` in reduce.ts.
- * Tensors larger than one storage binding (logits of long inputs) run in bands of rows (src/gpu/bands.ts).
+ * Tensors larger than one storage binding (logits of long inputs) run in bands of rows (src/gpu/bands.ts). A
+ * workgroup walks its row twice, C/WG per invocation each time: rows past about 7.7M entries would exceed lavapipe's
+ * loop limit (src/gpu/loop_budget.ts) and are refused there with a GpuLimitError.
  */
 import { type Kernel, kernel } from "../../gpu/kernel.ts";
+import { checkLoopBudget } from "../../gpu/loop_budget.ts";
 import { forRowBands } from "../../gpu/bands.ts";
 import { type BufferBinding, dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
@@ -52,10 +55,17 @@ function rowDispatch(
       workgroups: grid1d(rows, 64),
     });
   } else {
+    const WG = C >= 2048 ? 256 : 64;
+    // two strided passes over the row and a tree of log2(WG) steps
+    checkLoopBudget(
+      `${log ? "logSoftmax" : "softmax"} ${stem} over rows of ${C}`,
+      2 * (Math.ceil(C / WG) + 1) + Math.log2(WG) + 1,
+      "rows this long need a GPU adapter",
+    );
     dispatch({
       kernel: k,
       entry: `${stem}_wg`,
-      constants: { LOG: log ? 1 : 0, WG: C >= 2048 ? 256 : 64 },
+      constants: { LOG: log ? 1 : 0, WG },
       params,
       buffers,
       workgroups: grid1d(rows, 1),
