@@ -34,6 +34,7 @@
 // Override constants: D4 (head dim / 4, 1..32); tiled entries only: BC (rows of the staged tiles), NS (1, 2,
 //                     4, …, 64). Workgroup memory: 2·BC·(D4+1)·16 + 8·BC bytes, and 2·BC·(D4+1) ≥ 32·D4 when
 //                     NS > 1 (the merge reuses the tiles).
+// requires: common/attention_range.wgsl
 
 struct Params {
   B: u32,
@@ -79,58 +80,6 @@ var<workgroup> tl: array<f32, BC>; // dq_tiled: key visible (1) or padded (0); d
 var<workgroup> td: array<f32, BC>; // dkv_tiled: Δ
 
 alias Row = array<vec4f, DMAX4>;
-
-// [lo, hi): the keys a query at absolute position t of batch row b may see before the padding mask. With
-// segments (mask_kind 3) a query sees only the keys of its own segment.
-fn key_range(b: u32, t: u32) -> vec2u {
-  var lo = 0u;
-  var hi = p.TK;
-  if (p.causal != 0u) {
-    hi = t + 1u;
-    if (p.window != 0u && t + 1u > p.window) {
-      lo = t + 1u - p.window;
-    }
-  }
-  if (p.mask_kind == 3u) {
-    let w = 2u * (b * p.TK + t);
-    lo = max(lo, mask[w]);
-    hi = min(hi, mask[w + 1u]);
-  }
-  return vec2u(lo, hi);
-}
-
-// [lo, hi): the absolute query positions of batch row b that may see key s (the inverse of key_range).
-fn query_range(b: u32, s: u32) -> vec2u {
-  var lo = 0u;
-  var hi = p.TK;
-  if (p.causal != 0u) {
-    lo = s;
-    if (p.window != 0u) {
-      hi = min(p.TK, s + p.window);
-    }
-  }
-  if (p.mask_kind == 3u) {
-    let w = 2u * (b * p.TK + s);
-    lo = max(lo, mask[w]);
-    hi = min(hi, mask[w + 1u]);
-  }
-  return vec2u(lo, hi);
-}
-
-fn key_ok(b: u32, s: u32) -> bool {
-  if (p.mask_kind == 0u || p.mask_kind == 3u) {
-    return true;
-  }
-  let w = mask[b * p.TK + s];
-  if (p.mask_kind == 1u) {
-    return w != 0u;
-  }
-  return (w & 0x7fffffffu) != 0u;
-}
-
-fn hsum(x: vec4f) -> f32 {
-  return (x.x + x.y) + (x.z + x.w);
-}
 
 @compute @workgroup_size(64)
 fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

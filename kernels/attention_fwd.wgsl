@@ -35,6 +35,7 @@
 // Override constants: D4 (head dim / 4, 1..32); fwd_tiled only: BC (keys per tile), NS (1, 2, 4, 8, 16, 32 or
 //                     64). Workgroup memory: 2·BC·(D4+1)·16 + 4·BC + 256 bytes, and 2·BC·(D4+1) ≥ 32·D4 when
 //                     NS > 1 (the merge reuses the K/V tiles).
+// requires: common/neg_inf.wgsl, common/attention_range.wgsl
 
 struct Params {
   B: u32,
@@ -79,46 +80,6 @@ var<workgroup> kok: array<u32, BC>;
 var<workgroup> ml: array<vec2f, 32>; // (m, l) of the partial states being merged (WG / 2)
 
 alias Row = array<vec4f, DMAX4>;
-
-// [lo, hi): the keys a query at absolute position t of batch row b may see before the padding mask. With
-// segments (mask_kind 3) a query sees only the keys of its own segment.
-fn key_range(b: u32, t: u32) -> vec2u {
-  var lo = 0u;
-  var hi = p.TK;
-  if (p.causal != 0u) {
-    hi = t + 1u;
-    if (p.window != 0u && t + 1u > p.window) {
-      lo = t + 1u - p.window;
-    }
-  }
-  if (p.mask_kind == 3u) {
-    let w = 2u * (b * p.TK + t);
-    lo = max(lo, mask[w]);
-    hi = min(hi, mask[w + 1u]);
-  }
-  return vec2u(lo, hi);
-}
-
-fn key_ok(b: u32, s: u32) -> bool {
-  if (p.mask_kind == 0u || p.mask_kind == 3u) {
-    return true;
-  }
-  let w = mask[b * p.TK + s];
-  if (p.mask_kind == 1u) {
-    return w != 0u;
-  }
-  return (w & 0x7fffffffu) != 0u;
-}
-
-fn hsum(x: vec4f) -> f32 {
-  return (x.x + x.y) + (x.z + x.w);
-}
-
-// -inf, from a let: WGSL forbids infinite const-expressions (Tint rejects them).
-fn neg_inf() -> f32 {
-  let bits = 0xff800000u;
-  return bitcast<f32>(bits);
-}
 
 // Picks up a row that an earlier window of keys left (p.accumulate): with o = acc / l and L = its logsumexp,
 // the online state m = L·log2(e), l = 1, acc = o continues it exactly; a row that saw no key yet (L = -inf)

@@ -16,6 +16,7 @@
 //             r = gid.x + gid.y * nwg.x * 64.
 //           sum_wg / max_wg: one workgroup of WG invocations per row (WG: override, a power of two ≤ 256),
 //             grid1d(rows, 1): r = wid.x + wid.y * nwg.x.
+// requires: common/neg_inf.wgsl
 
 struct Params { rows: u32, L: u32, n: u32, scale: f32, mode: u32 }
 
@@ -26,18 +27,10 @@ struct Params { rows: u32, L: u32, n: u32, scale: f32, mode: u32 }
 @group(0) @binding(4) var<storage, read> idx_in: array<i32>;
 
 override WG: u32 = 256u;
-const NEG_INF_BITS: u32 = 0xff800000u;
 const NONE: u32 = 0xffffffffu;
 
 var<workgroup> sh_v: array<f32, 256>;
 var<workgroup> sh_k: array<u32, 256>;
-
-// -Infinity, made at run time: WGSL makes a const-expression that evaluates to an infinity a shader-creation
-// error, and an identifier declared with `let` is never a const-expression.
-fn neg_inf() -> f32 {
-  let bits = NEG_INF_BITS;
-  return bitcast<f32>(bits);
-}
 
 fn max_index(r: u32, start: u32, k: u32) -> i32 {
   if (p.mode == 0u) { return i32(k - start); }

@@ -13,6 +13,7 @@
 //           forward_wg: one workgroup of WG (override, power of two ≤ 256) invocations per row,
 //             grid1d(rows, 1): r = wid.x + wid.y * nwg.x. Each invocation keeps an online (max, sum) over a
 //             strided subset; a shared-memory tree merges them; a second sweep writes y (x is read twice).
+// requires: common/neg_inf.wgsl
 
 struct Params { rows: u32, C: u32 }
 
@@ -22,21 +23,9 @@ struct Params { rows: u32, C: u32 }
 
 override WG: u32 = 256u;
 override LOG: bool = false;
-const NEG_INF_BITS: u32 = 0xff800000u;
 
 var<workgroup> sh_m: array<f32, 256>;
 var<workgroup> sh_s: array<f32, 256>;
-
-fn is_neg_inf(v: f32) -> bool {
-  return bitcast<u32>(v) == NEG_INF_BITS;
-}
-
-// -Infinity, made at run time: a const-expression that evaluates to an infinity is a shader-creation error in
-// WGSL (Chromium's compiler rejects it), and an identifier declared with `let` is never a const-expression.
-fn neg_inf() -> f32 {
-  let bits = NEG_INF_BITS;
-  return bitcast<f32>(bits);
-}
 
 // Online update of (m, s) with one value; -Infinity contributes nothing.
 fn push(ms: vec2f, v: f32) -> vec2f {

@@ -9,6 +9,7 @@
 // Dispatch: backward_thread: one invocation per row, workgroup 64, grid1d(rows, 64): r = gid.x + gid.y*nwg.x*64.
 //           backward_wg: one workgroup of WG (override, power of two ≤ 256) invocations per row, grid1d(rows, 1):
 //             r = wid.x + wid.y * nwg.x; strided partial sums, then a shared-memory tree (fixed order).
+// requires: common/neg_inf.wgsl
 
 struct Params { rows: u32, C: u32 }
 
@@ -19,14 +20,9 @@ struct Params { rows: u32, C: u32 }
 
 override WG: u32 = 256u;
 override LOG: bool = false;
-const NEG_INF_BITS: u32 = 0xff800000u;
 
 var<workgroup> sh: array<f32, 256>;
 var<workgroup> sh_live: array<u32, 256>;
-
-fn is_neg_inf(v: f32) -> bool {
-  return bitcast<u32>(v) == NEG_INF_BITS;
-}
 
 fn term(k: u32) -> f32 {
   if (LOG) { return dy[k]; }

@@ -9,7 +9,7 @@ import {
   type ParamValues,
   zeros,
 } from "../mod.ts";
-import { compileKernel } from "../src/gpu/kernel.ts";
+import { compileKernel, loadKernelSource } from "../src/gpu/kernel.ts";
 import { encodeParams, layoutFor, parseWgslParams, stripWgslComments } from "../src/gpu/params.ts";
 import { gpuTest, setup, values } from "./util.ts";
 
@@ -51,7 +51,7 @@ Deno.test("every kernel file's Params parses, for every entry point", async () =
   let files = 0, entries = 0;
   for await (const f of Deno.readDir(KERNELS)) {
     if (!f.name.endsWith(".wgsl")) continue;
-    const src = await Deno.readTextFile(new URL(f.name, KERNELS));
+    const src = (await loadKernelSource(f.name, KERNELS)).code; // with the shared files it requires
     const info = parseWgslParams(f.name, src);
     assert.ok(info.uniforms.size >= 1, `${f.name}: no var<uniform> at binding 0`);
     const eps = entryPoints(src);
@@ -69,7 +69,7 @@ Deno.test("every kernel file's Params parses, for every entry point", async () =
 });
 
 Deno.test("kernels that share a Params layout parse to the same one", async () => {
-  const read = async (f: string) => parseWgslParams(f, await Deno.readTextFile(new URL(f, KERNELS)));
+  const read = async (f: string) => parseWgslParams(f, (await loadKernelSource(f, KERNELS)).code);
   const strip = (l: ParamLayout) => l.fields.map(({ name, kind, offset }) => ({ name, kind, offset }));
   const register = layoutFor("matmul_register.wgsl", "main", await read("matmul_register.wgsl"));
   const gemv = layoutFor("matmul_gemv.wgsl", "main", await read("matmul_gemv.wgsl"));

@@ -3,30 +3,55 @@
  * it; `loadKernels()` (called by `init()`) fetches and compiles every declared file, so dispatching stays
  * synchronous. A compile error throws a KernelError naming the file, line and message.
  *
+ * Shared code: a kernel names the files of kernels/common/ it needs in a header line
+ * `// requires: common/a.wgsl, common/b.wgsl`; the registry compiles them, each once and in order, followed by
+ * the kernel (see includes.ts). `source` is that concatenation, so the Params parser and binding scan see every
+ * function; compile messages give `<file> line <n>` within the file the line came from.
+ *
  * Binding convention, read from each file's declarations: `@group(0) @binding(0) var<uniform> p: Params` holds
  * the dispatch's scalar parameters (named at the call site; their layout is read from the struct, see params.ts);
  * bindings 1..8 are storage buffers, `var<storage, read>` or `var<storage, read_write>`.
  */
 import { gpu } from "./device.ts";
 import { KernelError } from "./errors.ts";
+import {
+  locateLine,
+  type ResolvedSource,
+  resolveRequires,
+  resolveRequiresAsync,
+  type SourceSegment,
+} from "./includes.ts";
 import { layoutFor, type ParamLayout, parseWgslParams, type WgslParamsInfo } from "./params.ts";
 
 export type BindingKind = "uniform" | "read-only-storage" | "storage";
 
 /** A WGSL file: its source, compiled module and declared bindings. */
 export class Kernel {
+  /** The compiled source: the shared files it requires, then the kernel file. */
   source: string | null = null;
+  /** Where each file's lines lie in `source`. */
+  segments: SourceSegment[] = [];
   module: GPUShaderModule | null = null;
   moduleDevice: GPUDevice | null = null;
   bindings: Map<number, BindingKind> = new Map();
   private paramsInfo: WgslParamsInfo | null = null;
   private paramLayouts = new Map<string, ParamLayout>();
-  constructor(readonly name: string, readonly url: URL | null, inlineSource?: string) {
-    if (inlineSource !== undefined) this.setSource(inlineSource);
+  constructor(
+    readonly name: string,
+    readonly url: URL | null,
+    inlineSource?: string,
+    shared?: Record<string, string>,
+  ) {
+    if (inlineSource !== undefined) {
+      const r = resolveRequires(name, inlineSource, (path) => shared?.[path]);
+      this.setSource(r.code, r.segments);
+    }
   }
 
-  setSource(src: string): void {
+  /** Sets the (already concatenated) source; `segments` as resolveRequires gives them. */
+  setSource(src: string, segments: SourceSegment[] = []): void {
     this.source = src;
+    this.segments = segments;
     this.bindings.clear();
     this.paramsInfo = null;
     this.paramLayouts.clear();
@@ -89,9 +114,50 @@ export function kernel(file: string): Kernel {
   return k;
 }
 
-/** A kernel from WGSL source text (tests, user kernels). Compiled by `compileKernel`. */
-export function inlineKernel(name: string, source: string): Kernel {
-  return new Kernel(name, null, source);
+/**
+ * A kernel from WGSL source text (tests, user kernels). Compiled by `compileKernel`. Files it requires
+ * (`// requires: common/x.wgsl`) come from `shared`, keyed by that path.
+ */
+export function inlineKernel(name: string, source: string, shared?: Record<string, string>): Kernel {
+  return new Kernel(name, null, source, shared);
+}
+
+const sharedTexts = new Map<string, Promise<string | undefined>>();
+
+/** A shared file of kernels/ (e.g. "common/neg_inf.wgsl"), fetched once; undefined if it does not exist. */
+function fetchShared(path: string, base: URL): Promise<string | undefined> {
+  const url = new URL(path, base).href;
+  let p = sharedTexts.get(url);
+  if (!p) {
+    p = (async () => {
+      try {
+        const res = await fetch(url);
+        if (!res.ok) {
+          await res.body?.cancel();
+          return undefined;
+        }
+        return await res.text();
+      } catch {
+        return undefined;
+      }
+    })();
+    sharedTexts.set(url, p);
+  }
+  return p;
+}
+
+/**
+ * The source of `kernels/<file>` as the registry compiles it: the shared files it requires, then the file
+ * (`base` defaults to this checkout's kernels/).
+ */
+export async function loadKernelSource(file: string, base: URL = KERNELS_DIR): Promise<ResolvedSource> {
+  const url = new URL(file, base);
+  const res = await fetch(url);
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new KernelError(file, `cannot load ${url} (HTTP ${res.status})`);
+  }
+  return resolveRequiresAsync(file, await res.text(), (path) => fetchShared(path, base));
 }
 
 /** Compiles a kernel's module and throws a KernelError listing every compile error. */
@@ -101,7 +167,8 @@ export async function compileKernel(k: Kernel): Promise<void> {
   const errors = info.messages.filter((m) => m.type === "error");
   if (errors.length > 0) {
     k.module = null;
-    const text = errors.map((m) => `line ${m.lineNum}:${m.linePos}: ${m.message.trim()}`).join("\n");
+    const text = errors.map((m) => `${locateLine(k.segments, m.lineNum)}:${m.linePos}: ${m.message.trim()}`)
+      .join("\n");
     throw new KernelError(k.name, `WGSL compile error\n${text}`);
   }
 }
@@ -112,9 +179,8 @@ export async function loadKernels(): Promise<void> {
   const todo = [...registry.values()].filter((k) => k.moduleDevice !== device);
   await Promise.all(todo.map(async (k) => {
     if (k.source === null) {
-      const res = await fetch(k.url!);
-      if (!res.ok) throw new KernelError(k.name, `cannot load ${k.url} (HTTP ${res.status})`);
-      k.setSource(await res.text());
+      const r = await loadKernelSource(k.name);
+      k.setSource(r.code, r.segments);
     }
     await compileKernel(k);
   }));

@@ -12,7 +12,8 @@
  * Run with `deno task test:browser` (needs Debian's chromium; see tests/browser/chromium.ts).
  */
 import assert from "node:assert/strict";
-import { inlineKernel } from "../../src/gpu/kernel.ts";
+import { locateLine, type SourceSegment } from "../../src/gpu/includes.ts";
+import { inlineKernel, loadKernelSource } from "../../src/gpu/kernel.ts";
 import { openBrowser } from "./chromium.ts";
 import { kernelVariants, type PipelineVariant, type VariantLimits } from "./kernel_variants.ts";
 
@@ -190,9 +191,12 @@ Deno.test({
       assert.ok(limits !== null, `Chromium offers no WebGPU adapter\n${browser.console.join("\n")}`);
       const defaults = { maxComputeWorkgroupStorageSize: 16384 }; // WebGPU's default limit
       const adapterLimits = { maxComputeWorkgroupStorageSize: limits };
+      // each file as the registry compiles it: the shared files it requires (kernels/common/), then the file
+      const segments = new Map<string, SourceSegment[]>();
       const jobs = await Promise.all(files.map(async (f) => {
-        const code = await Deno.readTextFile(new URL(f, KERNELS));
-        return jobFor(f, code, defaults, adapterLimits);
+        const src = await loadKernelSource(f, KERNELS);
+        segments.set(f, src.segments);
+        return jobFor(f, src.code, defaults, adapterLimits);
       }));
       const out = await browser.page.evaluate(compileInPage, jobs);
       assert.ok(typeof out !== "string", `${out}\n${browser.console.join("\n")}`);
@@ -206,8 +210,11 @@ Deno.test({
       for (const r of out.results) {
         await t.step(r.file, () => {
           console.log(`  ${r.file}: ${r.built} pipelines in ${(r.ms / 1000).toFixed(1)} s`);
-          for (const w of r.warnings) console.log(`  ${r.file} warning: ${w}`);
-          assert.ok(r.errors.length === 0, `${r.file}:\n  ${r.errors.join("\n  ")}`);
+          // "line N" of the concatenated source → the file (kernel or shared) and line it came from
+          const at = (m: string) =>
+            m.replace(/^line (\d+)/, (_, n) => locateLine(segments.get(r.file)!, Number(n)));
+          for (const w of r.warnings) console.log(`  ${r.file} warning: ${at(w)}`);
+          assert.ok(r.errors.length === 0, `${r.file}:\n  ${r.errors.map(at).join("\n  ")}`);
         });
       }
     } finally {
