@@ -214,10 +214,12 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
  * src/gpu/loop_budget.ts).
  */
 export function attentionWindow(pass: "fwd" | "dq" | "dkv", D: number, group: number): number {
+  // a loop of n trips costs n + 1 (its exit test counts): per key (dK/dV: per query row and head) the outer
+  // loop's trip and two head-dim loops of D4 + 1; the forward adds the block loops' own trips and rescale
   const D4 = Math.ceil(D / 4);
-  if (pass === "fwd") return 8 * Math.floor(LOOP_BUDGET / (2 * D4 + 3) / 8); // keys come in blocks of 8
-  if (pass === "dq") return Math.floor(LOOP_BUDGET / (2 * D4 + 2));
-  return Math.floor(LOOP_BUDGET / (group * (2 * D4 + 2)));
+  if (pass === "fwd") return 8 * Math.floor(LOOP_BUDGET / (2 * D4 + 5) / 8); // keys come in blocks of 8
+  if (pass === "dq") return Math.floor(LOOP_BUDGET / (2 * D4 + 3));
+  return Math.floor(LOOP_BUDGET / (group * (2 * D4 + 3) + 1));
 }
 
 /** Runs `fn(lo, hi, first)` over [0, n) in windows of `size` (one call with [0, n) when `size` is null). */
