@@ -4,6 +4,7 @@
 //           3 out: array<f32> (read_write). `main_inplace` instead adds b into a (binding 1 read_write).
 // Layout:   flat, contiguous, n elements each.
 // Dispatch: grid1d(n, 256): invocation i = gid.x + gid.y * num_workgroups.x * 256.
+// requires: common/grid.wgsl
 
 struct Params { n: u32 }
 
@@ -14,7 +15,7 @@ struct Params { n: u32 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   out[i] = a[i] + b[i];
 }

@@ -34,7 +34,7 @@
 // Override constants: D4 (head dim / 4, 1..32); tiled entries only: BC (rows of the staged tiles), NS (1, 2,
 //                     4, …, 64). Workgroup memory: 2·BC·(D4+1)·16 + 8·BC bytes, and 2·BC·(D4+1) ≥ 32·D4 when
 //                     NS > 1 (the merge reuses the tiles).
-// requires: common/attention_range.wgsl
+// requires: common/attention_range.wgsl, common/grid.wgsl
 
 struct Params {
   B: u32,
@@ -83,7 +83,7 @@ alias Row = array<vec4f, DMAX4>;
 
 @compute @workgroup_size(64)
 fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = gid.x + gid.y * nwg.x * 64u;
+  let r = grid1d_index(gid, nwg, 64u);
   if (r >= p.rows) {
     return;
   }
@@ -169,7 +169,7 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
 
 @compute @workgroup_size(64)
 fn dkv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = gid.x + gid.y * nwg.x * 64u;
+  let r = grid1d_index(gid, nwg, 64u);
   if (r >= p.rows) {
     return;
   }

@@ -8,6 +8,7 @@
 //           4 stats [rows, 2] f32 (read_write): stats[2r] = lse[r], stats[2r + 1] = Δ_r.
 // Layout:   contiguous row-major.
 // Dispatch: grid1d(rows, 64); row r = gid.x + gid.y · nwg.x · 64. Override constant D (head dim).
+// requires: common/grid.wgsl
 
 struct Params {
   rows: u32,
@@ -23,7 +24,7 @@ override D: u32 = 64u;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = gid.x + gid.y * nwg.x * 64u;
+  let r = grid1d_index(gid, nwg, 64u);
   if (r >= p.rows) {
     return;
   }

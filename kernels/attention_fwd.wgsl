@@ -35,7 +35,7 @@
 // Override constants: D4 (head dim / 4, 1..32); fwd_tiled only: BC (keys per tile), NS (1, 2, 4, 8, 16, 32 or
 //                     64). Workgroup memory: 2·BC·(D4+1)·16 + 4·BC + 256 bytes, and 2·BC·(D4+1) ≥ 32·D4 when
 //                     NS > 1 (the merge reuses the K/V tiles).
-// requires: common/neg_inf.wgsl, common/attention_range.wgsl
+// requires: common/neg_inf.wgsl, common/attention_range.wgsl, common/grid.wgsl
 
 struct Params {
   B: u32,
@@ -113,7 +113,7 @@ fn write_row(row: u32, acc: ptr<function, Row>, m: f32, l: f32) {
 
 @compute @workgroup_size(64)
 fn fwd_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = gid.x + gid.y * nwg.x * 64u;
+  let r = grid1d_index(gid, nwg, 64u);
   if (r >= p.rows) {
     return;
   }

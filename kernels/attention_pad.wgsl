@@ -6,6 +6,7 @@
 //           2 out (read_write): pad: [rows, DP]; unpad: [rows, D].
 // Layout:   contiguous rows; n = rows·DP for pad, rows·D for unpad.
 // Dispatch: grid1d(n, 256); element e = gid.x + gid.y · nwg.x · 256.
+// requires: common/grid.wgsl
 
 struct Params {
   n: u32,
@@ -19,7 +20,7 @@ struct Params {
 
 @compute @workgroup_size(256)
 fn pad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let e = gid.x + gid.y * nwg.x * 256u;
+  let e = grid1d_index(gid, nwg, 256u);
   if (e >= p.n) {
     return;
   }
@@ -34,7 +35,7 @@ fn pad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: 
 
 @compute @workgroup_size(256)
 fn unpad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let e = gid.x + gid.y * nwg.x * 256u;
+  let e = grid1d_index(gid, nwg, 256u);
   if (e >= p.n) {
     return;
   }

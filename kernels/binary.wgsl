@@ -22,6 +22,7 @@
 //                and dy = the previous pass's partials (bound to a and b too) until one row / column remains.
 // Dispatch: grid1d(count, 256): invocation t = gid.x + gid.y * num_workgroups.x * 256, where count is n
 //           (main, grad), ceil(M / chunk)·K (reduce_rows) or M·ceil(K / chunk) (reduce_cols).
+// requires: common/grid.wgsl
 
 struct Params { n: u32, N: u32, sizeA: u32, sizeB: u32, imm: f32, M: u32, K: u32, chunk: u32 }
 
@@ -73,7 +74,7 @@ fn g(i: u32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let x = va(i);
   let y = vb(i);
@@ -89,14 +90,14 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 @compute @workgroup_size(256)
 fn grad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   out[i] = g(i);
 }
 
 @compute @workgroup_size(256)
 fn reduce_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let t = gid.x + gid.y * nwg.x * 256u;
+  let t = grid1d_index(gid, nwg, 256u);
   let chunks = (p.M + p.chunk - 1u) / p.chunk;
   if (t >= chunks * p.K) { return; }
   let j = t % p.K;
@@ -112,7 +113,7 @@ fn reduce_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
 
 @compute @workgroup_size(256)
 fn reduce_cols(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let t = gid.x + gid.y * nwg.x * 256u;
+  let t = grid1d_index(gid, nwg, 256u);
   let C = (p.K + p.chunk - 1u) / p.chunk;
   if (t >= p.M * C) { return; }
   let c = t % C;

@@ -32,6 +32,7 @@
 // Backward: d/dpc, d/dpr, d/dnll of Σⱼ uⱼ·entryⱼ where u comes from dy: dy_len = 0 → dy is d/d loss, so
 // u = dy·wₖ/Nₖ (and rpo·dy reaches nll); dy_len > 0 → dy is d/d losses (length dy_len), u = wₖ·dy[j mod dy_len]
 // (× ½ for kto_pair in a list). The bco running mean is the constant the forward used (x[19B+2]).
+// requires: common/grid.wgsl
 
 override TYPES: u32 = 1u;
 override FDIV: u32 = 0u;
@@ -305,7 +306,7 @@ fn sort_values(k: u32, i: u32) -> vec2f {
 // ranks of pair i's two values (O(B) each) and stores them and the values at those ranks.
 @compute @workgroup_size(64)
 fn sort(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid1d_index(gid, nwg, 64u);
   let B = p.B;
   if (i >= B) { return; }
   for (var k = 0u; k < 2u; k++) {

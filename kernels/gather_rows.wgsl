@@ -6,6 +6,7 @@
 // Layout:   row-major; total = N*C. Elements are moved as 32-bit words (bit for bit).
 // Dispatch: grid1d(total, 256): i = gid.x + gid.y * nwg.x * 256; n = i / C, c = i % C. Consecutive invocations
 //           read consecutive elements of one table row.
+// requires: common/grid.wgsl
 
 struct Params { total: u32, C: u32 }
 
@@ -16,7 +17,7 @@ struct Params { total: u32, C: u32 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.total) { return; }
   let n = i / p.C;
   let c = i - n * p.C;

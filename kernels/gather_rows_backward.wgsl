@@ -11,6 +11,7 @@
 //           (accumulate = 0) or added (accumulate = 1): lavapipe stops an invocation after about 65 535 loop
 //           iterations, so a row gathered more often than that takes several windows, in order.
 // Dispatch: grid1d(total, 256): i = gid.x + gid.y * nwg.x * 256; v = i / C, c = i % C.
+// requires: common/grid.wgsl
 
 struct Params { total: u32, C: u32, V: u32, k0: u32, kw: u32, accumulate: u32 }
 
@@ -21,7 +22,7 @@ struct Params { total: u32, C: u32, V: u32, k0: u32, kw: u32, accumulate: u32 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.total) { return; }
   let v = i / p.C;
   let c = i - v * p.C;

@@ -23,6 +23,7 @@
 //           finish, finish_norm: one workgroup of 256; invocation lid sums partials lid, lid + 256, … in order,
 //           then the same fixed tree. scale_grads: grid1d(n, 256), one element per invocation.
 // The summation order depends only on the sizes, so the result is bitwise reproducible run to run.
+// requires: common/grid.wgsl
 
 struct Params {
   n: u32,
@@ -148,7 +149,7 @@ fn finish_norm(@builtin(local_invocation_id) lid: vec3u) {
 
 @compute @workgroup_size(256)
 fn scale_grads(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   out[i] = out[i] * x[0];
 }

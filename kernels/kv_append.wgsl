@@ -6,6 +6,7 @@
 // Layout:   contiguous row-major; positions 0 .. count−1 of every (b, h) of src go to positions
 //           t0 .. t0 + count − 1 of the same (b, h) of dst; n = B·H·count·D elements are written.
 // Dispatch: grid1d(n, 256): invocation i = gid.x + gid.y * num_workgroups.x * 256 writes one element.
+// requires: common/grid.wgsl
 
 struct Params { n: u32, D: u32, count: u32, src_T: u32, dst_T: u32, t0: u32 }
 
@@ -15,7 +16,7 @@ struct Params { n: u32, D: u32, count: u32, src_T: u32, dst_T: u32, t0: u32 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let d = i % p.D;
   let t = (i / p.D) % p.count;

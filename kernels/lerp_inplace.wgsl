@@ -3,6 +3,7 @@
 // Bindings: 0 uniform Params { n: u32, alpha: f32 }; 1 dst: array<f32> (read_write); 2 src: array<f32> (read).
 // Layout:   flat, contiguous, n elements each.
 // Dispatch: grid1d(n, 256): invocation i = gid.x + gid.y * num_workgroups.x * 256.
+// requires: common/grid.wgsl
 
 struct Params { n: u32, alpha: f32 }
 
@@ -12,7 +13,7 @@ struct Params { n: u32, alpha: f32 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   dst[i] = (1.0 - p.alpha) * dst[i] + p.alpha * src[i];
 }

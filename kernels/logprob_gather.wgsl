@@ -15,6 +15,7 @@
 //           invocation takes the max, then Σ exp, of its strided columns (2·V/64 loop iterations: lavapipe stops an
 //           invocation after 65535 in all, so V may reach ~2M), then a shared-memory tree merges them.
 //           backward: grid1d(R·V, 256), one element per invocation.
+// requires: common/grid.wgsl
 
 struct Params { R: u32, V: u32, ROW0: u32, ignore: i32 }
 
@@ -72,7 +73,7 @@ fn forward(
 
 @compute @workgroup_size(256)
 fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.R * p.V) { return; }
   let r = i / p.V;
   let v = i - r * p.V;

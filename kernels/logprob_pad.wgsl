@@ -7,6 +7,7 @@
 // Bindings: 0 uniform Params { R, C, CP: u32 }; 1 x: array<f32> (read); 2 out: array<f32> (read_write).
 // Layout:   row-major, contiguous.
 // Dispatch: grid1d(R·CP, 256) for pad, grid1d(R·C, 256) for unpad; invocation i = gid.x + gid.y·nwg.x·256.
+// requires: common/grid.wgsl
 
 struct Params { R: u32, C: u32, CP: u32 }
 
@@ -16,7 +17,7 @@ struct Params { R: u32, C: u32, CP: u32 }
 
 @compute @workgroup_size(256)
 fn pad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.R * p.CP) { return; }
   let r = i / p.CP;
   let c = i - r * p.CP;
@@ -25,7 +26,7 @@ fn pad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: 
 
 @compute @workgroup_size(256)
 fn unpad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.R * p.C) { return; }
   let r = i / p.C;
   let c = i - r * p.C;

@@ -10,6 +10,7 @@
 //           4 out: array<f32> (read_write) — forward: [B]; backward: [B, T].
 // Dispatch: forward: one workgroup of 64 per row, grid1d(B, 1) (b = wg.x + wg.y·num_workgroups.x), strided
 //           partial sums then a shared-memory tree; backward: grid1d(B·T, 256), one element per invocation.
+// requires: common/grid.wgsl
 
 struct Params { B: u32, T: u32, ignore: i32 }
 
@@ -46,7 +47,7 @@ fn forward(
 
 @compute @workgroup_size(256)
 fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.B * p.T) { return; }
   let b = i / p.T;
   out[i] = select(0.0, x[b] * scale[b], labels[i] != p.ignore);

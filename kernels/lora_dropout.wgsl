@@ -10,6 +10,7 @@
 //           2 out: array<f32> (read_write).
 // Layout:   flat, contiguous, n elements each.
 // Dispatch: grid1d(n, 256): invocation i = gid.x + gid.y * num_workgroups.x * 256.
+// requires: common/grid.wgsl
 
 struct Params { n: u32, seed: u32, threshold: u32, scale: f32 }
 
@@ -29,7 +30,7 @@ fn mix(v: u32) -> u32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let keep = mix(i + mix(p.seed)) >= p.threshold;
   out[i] = select(0.0, x[i] * p.scale, keep);

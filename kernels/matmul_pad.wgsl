@@ -5,6 +5,7 @@
 //           2 dst: array<f32> (read_write).
 // Layout:   src row r = src[srcOff + r·cols .. + cols); dst row r = dst[dstOff + r·ld .. + ld); n = rows·ld.
 // Dispatch: grid1d(n, 256): invocation i = gid.x + gid.y · num_workgroups.x · 256 writes dst[dstOff + i].
+// requires: common/grid.wgsl
 
 struct Params { n: u32, cols: u32, ld: u32, srcOff: u32, dstOff: u32 }
 
@@ -14,7 +15,7 @@ struct Params { n: u32, cols: u32, ld: u32, srcOff: u32, dstOff: u32 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let r = i / p.ld;
   let j = i % p.ld;

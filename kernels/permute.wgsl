@@ -11,6 +11,7 @@
 //           elements (lavapipe's loop limit); grid1d(rows · chunks, 64): invocation i copies run i % chunks of
 //           row i / chunks, one decomposition per run, then x read with stride t5. Uses the second Params layout
 //           (RunParams) at the same binding.
+// requires: common/grid.wgsl
 
 struct Params {
   n: u32, ndim: u32,
@@ -31,7 +32,7 @@ struct RunParams {
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let shape = array<u32, 6>(p.s0, p.s1, p.s2, p.s3, p.s4, p.s5);
   let strides = array<u32, 6>(p.t0, p.t1, p.t2, p.t3, p.t4, p.t5);
@@ -50,7 +51,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 @compute @workgroup_size(64)
 fn runs(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid1d_index(gid, nwg, 64u);
   if (i >= q.rows * q.chunks) { return; }
   let row = i / q.chunks;
   let k0 = (i % q.chunks) * q.run;

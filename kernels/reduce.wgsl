@@ -16,7 +16,7 @@
 //             r = gid.x + gid.y * nwg.x * 64.
 //           sum_wg / max_wg: one workgroup of WG invocations per row (WG: override, a power of two ≤ 256),
 //             grid1d(rows, 1): r = wid.x + wid.y * nwg.x.
-// requires: common/neg_inf.wgsl
+// requires: common/neg_inf.wgsl, common/grid.wgsl
 
 struct Params { rows: u32, L: u32, n: u32, scale: f32, mode: u32 }
 
@@ -45,7 +45,7 @@ fn better(v1: f32, k1: u32, v2: f32, k2: u32) -> bool {
 
 @compute @workgroup_size(64)
 fn sum_thread(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = gid.x + gid.y * nwg.x * 64u;
+  let r = grid1d_index(gid, nwg, 64u);
   if (r >= p.rows) { return; }
   let start = r * p.L;
   let end = min(start + p.L, p.n);
@@ -61,7 +61,7 @@ fn sum_thread(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups
 
 @compute @workgroup_size(64)
 fn max_thread(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = gid.x + gid.y * nwg.x * 64u;
+  let r = grid1d_index(gid, nwg, 64u);
   if (r >= p.rows) { return; }
   let start = r * p.L;
   let end = min(start + p.L, p.n);

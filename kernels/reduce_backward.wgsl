@@ -7,6 +7,7 @@
 //           sum_back: dx[i] = scale * dy[i / C]   (scale = 1 for sum, 1/C for mean).
 //           max_back: dx[i] = dy[i / C] where i % C is the row's argmax, else 0.
 // Dispatch: grid1d(n, 256): i = gid.x + gid.y * nwg.x * 256.
+// requires: common/grid.wgsl
 
 struct Params { n: u32, C: u32, scale: f32 }
 
@@ -17,14 +18,14 @@ struct Params { n: u32, C: u32, scale: f32 }
 
 @compute @workgroup_size(256)
 fn sum_back(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   dx[i] = dy[i / p.C] * p.scale;
 }
 
 @compute @workgroup_size(256)
 fn max_back(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let r = i / p.C;
   let k = i - r * p.C;

@@ -22,6 +22,7 @@
 //             lavapipe's limit).
 //           `backward_dw_partial`: workgroup_size 64 over columns; workgroups [ceil(C / 64), nChunks];
 //             invocation (c, k) sums rows [k·rowsPerChunk, min(N, (k+1)·rowsPerChunk)) in order.
+// requires: common/grid.wgsl
 
 struct Params { N: u32, C: u32, eps: f32, rowsPerChunk: u32 }
 
@@ -92,7 +93,7 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 
 @compute @workgroup_size(64)
 fn forward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let row = gid.x + gid.y * nwg.x * 64u;
+  let row = grid1d_index(gid, nwg, 64u);
   if (row >= p.N) { return; }
   let base = row * p.C;
   var ss = 0.0;
@@ -113,7 +114,7 @@ fn forward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
 
 @compute @workgroup_size(64)
 fn backward_dx_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let row = gid.x + gid.y * nwg.x * 64u;
+  let row = grid1d_index(gid, nwg, 64u);
   if (row >= p.N) { return; }
   let base = row * p.C;
   var s = 0.0;

@@ -18,6 +18,7 @@
 //           bthd = 0: ρ = (b·H + h)·T + t;  bthd = 1: ρ = (b·T + t)·H + h.
 // Dispatch: grid1d(total, 128) with total = rows · W, W = R/2 + (D − R); invocation i = gid.x + gid.y·nwg.x·128
 //           handles row i / W, slot u = i % W: u < R/2 rotates the pair (u, u + R/2), else copies R + u − R/2.
+// requires: common/grid.wgsl
 
 struct Params { rows: u32, H: u32, T: u32, D: u32, R: u32, bthd: u32, dir: f32, total: u32 }
 
@@ -59,7 +60,7 @@ fn cos_sin(a: f32) -> vec2f {
 
 @compute @workgroup_size(128)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 128u;
+  let i = grid1d_index(gid, nwg, 128u);
   if (i >= p.total) { return; }
   let half = p.R / 2u;
   let W = half + (p.D - p.R);

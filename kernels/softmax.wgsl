@@ -13,7 +13,7 @@
 //           forward_wg: one workgroup of WG (override, power of two ≤ 256) invocations per row,
 //             grid1d(rows, 1): r = wid.x + wid.y * nwg.x. Each invocation keeps an online (max, sum) over a
 //             strided subset; a shared-memory tree merges them; a second sweep writes y (x is read twice).
-// requires: common/neg_inf.wgsl
+// requires: common/neg_inf.wgsl, common/grid.wgsl
 
 struct Params { rows: u32, C: u32 }
 
@@ -55,7 +55,7 @@ fn emit(v: f32, ms: vec2f, log_s: f32) -> f32 {
 
 @compute @workgroup_size(64)
 fn forward_thread(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = gid.x + gid.y * nwg.x * 64u;
+  let r = grid1d_index(gid, nwg, 64u);
   if (r >= p.rows) { return; }
   let start = r * p.C;
   let end = start + p.C;

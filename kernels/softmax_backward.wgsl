@@ -9,7 +9,7 @@
 // Dispatch: backward_thread: one invocation per row, workgroup 64, grid1d(rows, 64): r = gid.x + gid.y*nwg.x*64.
 //           backward_wg: one workgroup of WG (override, power of two ≤ 256) invocations per row, grid1d(rows, 1):
 //             r = wid.x + wid.y * nwg.x; strided partial sums, then a shared-memory tree (fixed order).
-// requires: common/neg_inf.wgsl
+// requires: common/neg_inf.wgsl, common/grid.wgsl
 
 struct Params { rows: u32, C: u32 }
 
@@ -42,7 +42,7 @@ fn grad(k: u32, s: f32, live: bool) -> f32 {
 
 @compute @workgroup_size(64)
 fn backward_thread(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = gid.x + gid.y * nwg.x * 64u;
+  let r = grid1d_index(gid, nwg, 64u);
   if (r >= p.rows) { return; }
   let start = r * p.C;
   let end = start + p.C;

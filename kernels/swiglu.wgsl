@@ -9,6 +9,7 @@
 // Layout:   flat, contiguous, n elements each.
 // Dispatch: grid1d(n, 256): invocation i = gid.x + gid.y * num_workgroups.x * 256.
 // σ is evaluated through exp(−|g|), which never overflows.
+// requires: common/grid.wgsl
 
 struct Params { n: u32 }
 
@@ -27,7 +28,7 @@ fn sigmoid(v: f32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let x = g[i];
   out[i] = x * sigmoid(x) * u[i];
@@ -35,7 +36,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 @compute @workgroup_size(256)
 fn grad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let x = g[i];
   let s = sigmoid(x);

@@ -17,6 +17,7 @@
 // for tiny arguments, where log(1 + z) rounds to 0); tanh by its Taylor series near 0 and
 // 1 − 2 / (exp(2|x|) + 1) beyond (saturates to ±1, no overflow, no NaN);
 // gelu(x) = 0.5·x·(1 + tanh(u)) = x·sigmoid(2u), u = √(2/π)(x + 0.044715x³).
+// requires: common/grid.wgsl
 
 struct Params { n: u32 }
 
@@ -124,14 +125,14 @@ fn backward(s: f32, d: f32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   out[i] = forward(x[i]);
 }
 
 @compute @workgroup_size(256)
 fn grad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   out[i] = backward(x[i], dy[i]);
 }

@@ -12,6 +12,7 @@
 //           which the host sums by the same entry (weights 1): no invocation loops more than `chunk` times, under
 //           lavapipe's silent limit of about 65 535 iterations.
 //           backward grid1d(B·T, 256), one invocation per element.
+// requires: common/grid.wgsl
 
 struct Params { B: u32, T: u32, chunk: u32, nc: u32 }
 
@@ -22,7 +23,7 @@ struct Params { B: u32, T: u32, chunk: u32, nc: u32 }
 
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid1d_index(gid, nwg, 64u);
   if (i >= p.B * p.nc) { return; }
   let b = i / p.nc;
   let t0 = (i % p.nc) * p.chunk;
@@ -38,7 +39,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
 
 @compute @workgroup_size(256)
 fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.B * p.T) { return; }
   dst[i] = w[i] * src[i / p.T];
 }

@@ -10,6 +10,7 @@
 //           on the bits, so NaN counts as nonzero); A_IMM / B_IMM (1: the operand is the number p.immA /
 //           p.immB, and its binding is unused and bound to another buffer).
 // Dispatch: grid1d(n, 256): invocation i = gid.x + gid.y * num_workgroups.x * 256.
+// requires: common/grid.wgsl
 
 struct Params { n: u32, maskSize: u32, immA: f32, immB: f32 }
 
@@ -25,7 +26,7 @@ override B_IMM: u32 = 0u;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let m = mask[i % p.maskSize];
   // f32: ±0.0 is zero, anything else (denormals, NaN) is nonzero; compared on the bits, immune to fast math.
