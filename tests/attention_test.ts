@@ -15,6 +15,7 @@ import {
   attentionWindow,
 } from "../src/autograd/ops/attention.ts";
 import { memoryStats, resetPeakMemory } from "../src/gpu/pool.ts";
+import { dispatchCounter } from "../src/gpu/queue.ts";
 import { sizeClass } from "../src/gpu/pool.ts";
 import { scope } from "../src/autograd/scope.ts";
 import { tensor } from "../src/tensor/create.ts";
@@ -82,7 +83,11 @@ async function check(c: Case, variant: AttentionVariant) {
       opts.attentionMask = tensor(dtype === "i32" ? Int32Array.from(c.mask) : c.mask, [B, TK], { dtype });
     }
     if (c.segmentIds) {
-      opts.segments = tensor(segmentBounds(c.segmentIds, B, TK), [B, TK, 2], { dtype: "i32" });
+      const bounds = segmentBounds(c.segmentIds, B, TK);
+      opts.segments = tensor(bounds, [B, TK, 2], { dtype: "i32" });
+      let span = 1;
+      for (let i = 0; i < bounds.length; i += 2) span = Math.max(span, bounds[i + 1] - bounds[i]);
+      opts.segmentSpan = span;
     }
     const out = attention(q, k, v, opts);
     assert.deepEqual(out.shape, [B, H, TQ, D]);
@@ -328,6 +333,15 @@ Deno.test(
     assert.ok(attentionWindow("fwd", 64, 3) < T && attentionWindow("dq", 64, 3) < T);
     assert.ok(4 * attentionWindow("dkv", 64, 3) >= T && 3 * attentionWindow("dkv", 64, 3) < T);
     await check({ sh: { B: 1, H: 3, HKV: 1, TQ: T, TK: T, D: 64 }, seed: 5 }, "rows");
+    // packed: segments longer than a window still take windows; short ones one dispatch per pass, whatever T
+    const sh = { B: 1, H: 3, HKV: 1, TQ: T, TK: T, D: 64 };
+    await check({ sh, segmentIds: runs([300, 1000, 800]), seed: 6 }, "rows");
+    const before = dispatchCounter();
+    await check({ sh, segmentIds: runs([400, 500, 500, 500, 200]), seed: 7 }, "rows");
+    const packed = dispatchCounter() - before;
+    const one = dispatchCounter();
+    await check({ sh: { ...sh, TQ: 64, TK: 64 }, seed: 7 }, "rows");
+    assert.equal(packed, dispatchCounter() - one, "short segments: as many dispatches as a short sequence");
   },
 );
 

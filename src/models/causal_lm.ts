@@ -151,6 +151,13 @@ export function packBatch(h: HostBatch): HostBatch & { segments: Int32Array } {
   return { B: 1, T: N, ids, mask: null, positions, segments };
 }
 
+/** The longest run of a packed batch's [start, end) segments. */
+function longestSegment(segments: Int32Array): number {
+  let n = 1;
+  for (let i = 0; i < segments.length; i += 2) n = Math.max(n, segments[i + 1] - segments[i]);
+  return n;
+}
+
 /** What a model's layers take from a host batch: ids and positions (packed or not) and the attention's masking. */
 export interface LayerInputs {
   B: number;
@@ -161,7 +168,7 @@ export interface LayerInputs {
   /** The same positions as an i32 tensor [B, T]. */
   positions: Tensor;
   /** The attention options that mask padding or separate packed sequences. */
-  attn: { attentionMask?: Tensor; segments?: Tensor };
+  attn: { attentionMask?: Tensor; segments?: Tensor; segmentSpan?: number };
 }
 
 /** Validates the ids and options, packs the batch when `opts.packed`, and uploads positions and masks. */
@@ -172,7 +179,7 @@ export function layerInputs(inputIds: IdBatch, vocabSize: number, opts: ForwardO
   const { B, T, ids, positions: positionIds } = p ?? h;
   const positions = tensor(positionIds, [B, T], { dtype: "i32" });
   const attn = p
-    ? { segments: tensor(p.segments, [1, T, 2], { dtype: "i32" }) }
+    ? { segments: tensor(p.segments, [1, T, 2], { dtype: "i32" }), segmentSpan: longestSegment(p.segments) }
     : h.mask
     ? { attentionMask: tensor(h.mask, [B, h.mask.length / B], { dtype: "i32" }) }
     : {};

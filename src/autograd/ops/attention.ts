@@ -56,6 +56,12 @@ export interface AttentionOptions {
    * start ≤ t < end, the same pair for every position of a run. Not with `attentionMask` or `keyLength`.
    */
   segments?: Tensor;
+  /**
+   * With `segments`: the longest segment, in positions (known to the caller, who built them). No invocation of
+   * the CPU kernels then visits more than one segment's keys, so a packed row of short sequences runs in one
+   * dispatch whatever its total length (see LOOP_BUDGET). Default: T.
+   */
+  segmentSpan?: number;
   /** Mistral sliding window: query t sees only keys s with t − s < slidingWindow (a positive integer). */
   slidingWindow?: number;
   /** Softmax scale; 1/√D by default. */
@@ -75,6 +81,9 @@ export interface AttentionOptions {
 
 /** Everything a dispatch needs, validated once. */
 interface Plan {
+  /** The most keys (dK/dV: query positions) one invocation of a "rows" kernel may visit: TK, or 1 + the longest
+   * segment with packed sequences (a pair of rows may straddle two segments). */
+  span: number;
   B: number;
   H: number;
   HKV: number;
@@ -164,6 +173,12 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
       );
     }
   }
+  let span = TK;
+  if (segments && opts.segmentSpan !== undefined) {
+    const s = opts.segmentSpan;
+    if (!Number.isInteger(s) || s < 1) throw new RangeError(`attention: segmentSpan must be ≥ 1, got ${s}`);
+    span = Math.min(TK, s + 1);
+  }
   const info = gpu().info;
   const variant = opts.variant ?? (info.isFallbackAdapter ? "rows" : "tiled");
   if (variant !== "rows" && variant !== "tiled") {
@@ -183,6 +198,7 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
   }
   if (2 * bc * (D4 + 1) < 32 * D4) ns = 1;
   return {
+    span,
     B,
     H,
     HKV,
@@ -222,9 +238,17 @@ export function attentionWindow(pass: "fwd" | "dq" | "dkv", D: number, group: nu
   return Math.floor(LOOP_BUDGET / (group * (2 * D4 + 3) + 1));
 }
 
-/** Runs `fn(lo, hi, first)` over [0, n) in windows of `size` (one call with [0, n) when `size` is null). */
-function overWindows(n: number, size: number | null, fn: (lo: number, hi: number, first: boolean) => void) {
-  if (size === null || n <= size) return fn(0, Math.max(n, 1), true);
+/**
+ * Runs `fn(lo, hi, first)` over [0, n) in windows of `size`: one call with [0, n) when `size` is null (no loop
+ * limit) or when no invocation visits more than `span` ≤ `size` positions anyway.
+ */
+function overWindows(
+  n: number,
+  span: number,
+  size: number | null,
+  fn: (lo: number, hi: number, first: boolean) => void,
+) {
+  if (size === null || Math.min(n, span) <= size) return fn(0, Math.max(n, 1), true);
   for (let lo = 0; lo < n; lo += size) fn(lo, Math.min(n, lo + size), lo === 0);
 }
 
@@ -328,7 +352,7 @@ function forward(q: Tensor, k: Tensor, v: Tensor, pl: Plan): { out: Tensor; lse:
     const tiled = pl.variant === "tiled";
     const work = tiled ? pl.B * pl.H * pl.TQ : pl.B * pl.H * Math.ceil(pl.TQ / 2);
     const size = tiled ? null : attentionWindow("fwd", pl.DP, pl.H / pl.HKV);
-    overWindows(pl.TK, size, (lo, hi, first) =>
+    overWindows(pl.TK, pl.span, size, (lo, hi, first) =>
       dispatch({
         kernel: FWD,
         entry: tiled ? "fwd_tiled" : "fwd_rows",
@@ -394,25 +418,35 @@ function backwardPass(
     const common = [qp.binding, kp.binding, vp.binding, (pl.mask ?? qp).binding, stats.binding, dop.binding];
     const qwork = tiled ? qrows : pl.B * pl.H * Math.ceil(pl.TQ / 2);
     const group = pl.H / pl.HKV;
-    overWindows(pl.TK, tiled ? null : attentionWindow("dq", pl.DP, group), (lo, hi, first) =>
-      dispatch({
-        kernel: BWD,
-        entry: tiled ? "dq_tiled" : "dq_rows",
-        constants: constants(pl, tiled),
-        params: params(pl, qwork, [lo, hi, first]),
-        buffers: [...common, dq.binding],
-        workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(qwork, 64),
-      }));
+    overWindows(
+      pl.TK,
+      pl.span,
+      tiled ? null : attentionWindow("dq", pl.DP, group),
+      (lo, hi, first) =>
+        dispatch({
+          kernel: BWD,
+          entry: tiled ? "dq_tiled" : "dq_rows",
+          constants: constants(pl, tiled),
+          params: params(pl, qwork, [lo, hi, first]),
+          buffers: [...common, dq.binding],
+          workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(qwork, 64),
+        }),
+    );
     const kwork = tiled ? pl.B * pl.HKV * pl.TK : pl.B * pl.HKV * Math.ceil(pl.TK / 2);
-    overWindows(pl.TK, tiled ? null : attentionWindow("dkv", pl.DP, group), (lo, hi, first) =>
-      dispatch({
-        kernel: BWD,
-        entry: tiled ? "dkv_tiled" : "dkv_rows",
-        constants: constants(pl, tiled),
-        params: params(pl, kwork, [lo, hi, first]),
-        buffers: [...common, dk.binding, dv.binding],
-        workgroups: tiled ? [Math.ceil(pl.TK / (WG / pl.ns)), pl.B * pl.HKV] : grid1d(kwork, 64),
-      }));
+    overWindows(
+      pl.TK,
+      pl.span,
+      tiled ? null : attentionWindow("dkv", pl.DP, group),
+      (lo, hi, first) =>
+        dispatch({
+          kernel: BWD,
+          entry: tiled ? "dkv_tiled" : "dkv_rows",
+          constants: constants(pl, tiled),
+          params: params(pl, kwork, [lo, hi, first]),
+          buffers: [...common, dk.binding, dv.binding],
+          workgroups: tiled ? [Math.ceil(pl.TK / (WG / pl.ns)), pl.B * pl.HKV] : grid1d(kwork, 64),
+        }),
+    );
     return { dq, dk, dv };
   }, ["dq", "dk", "dv"]);
   stats.dispose();
