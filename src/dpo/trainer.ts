@@ -35,7 +35,7 @@ import {
 import { tokenizeDataset } from "../data/tokenize_parallel.ts";
 import type { Dataset, Row } from "../data/dataset.ts";
 import { init } from "../gpu/init.ts";
-import { type CausalLM, packedRows } from "../models/causal_lm.ts";
+import { type CausalLM, labelRows } from "../models/causal_lm.ts";
 import { cloneModel } from "../models/clone.ts";
 import { namedTrainableParametersOf } from "../nn/lora.ts";
 import type { LoraConfig, LoraConfigInput } from "../nn/lora_config.ts";
@@ -258,17 +258,13 @@ export class DPOTrainer extends Trainer<Example> {
     const a = this.args;
     const R = 2 * batch.B;
     const shape: [number, number] = [R, batch.T];
-    // padding-free: the real tokens run as one packed sequence; the labels find their rows through hRows (a
-    // scored position inside the padding, which no tokenizer makes, keeps the padded batch)
-    let hRows: Int32Array | undefined;
-    if (a.paddingFree) {
-      hRows = packedRows(batch.attentionMask, R, batch.T);
-      if (shifted.some((l, n) => l !== a.labelPadTokenId && hRows![n] < 0)) hRows = undefined;
-    }
-    const packed = hRows !== undefined;
+    // padding-free: the real tokens run as one packed sequence; the labels find their rows through hRows
+    const hRows = a.paddingFree
+      ? labelRows(batch.attentionMask, R, batch.T, shifted, a.labelPadTokenId)
+      : undefined;
     const h = model.hiddenStates({ data: batch.inputIds, shape }, {
       attentionMask: { data: batch.attentionMask, shape },
-      packed,
+      packed: hRows !== undefined,
     });
     const C = h.shape[2];
     const r = fusedLogProbsWithStats(reshape(h, [h.size / C, C]), model.lmHeadWeight(), shifted, {

@@ -124,6 +124,21 @@ export function packedRows(mask: Int32Array | null, B: number, T: number): Int32
 }
 
 /**
+ * For padding-free training: the packed row of each label position (`packedRows`), or undefined when a scored
+ * label (≠ `ignore`) sits on padding — which no tokenizer makes — so the batch must run padded.
+ */
+export function labelRows(
+  mask: Int32Array,
+  B: number,
+  T: number,
+  labels: Int32Array,
+  ignore: number,
+): Int32Array | undefined {
+  const rows = packedRows(mask, B, T);
+  return labels.some((l, n) => l !== ignore && rows[n] < 0) ? undefined : rows;
+}
+
+/**
  * A host batch with its padding removed (ForwardOptions.packed): one row of the N real tokens, their positions,
  * and each token's segment [start, end) (the packed span of its original row) for the attention.
  */

@@ -24,7 +24,7 @@ import { snakeToCamel } from "../config/field.ts";
 import type { Dataset, Row } from "../data/dataset.ts";
 import { DatasetError } from "../data/tokenize_row.ts";
 import { init } from "../gpu/init.ts";
-import { type CausalLM, packedRows } from "../models/causal_lm.ts";
+import { type CausalLM, labelRows } from "../models/causal_lm.ts";
 import { tensor } from "../tensor/create.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
@@ -135,11 +135,9 @@ export class SFTTrainer extends Trainer<SFTExample, SFTTrainerState> {
     const ignore = this.args.labelPadTokenId;
     const labels = shiftLabels(batch.labels, shape, ignore);
     // padding-free: one packed row of the real tokens; each label finds its hidden state through hRows
-    let hRows: Int32Array | undefined;
-    if (this.args.paddingFree) {
-      hRows = packedRows(batch.attentionMask, batch.B, batch.T);
-      if (labels.some((l, n) => l !== ignore && hRows![n] < 0)) hRows = undefined;
-    }
+    const hRows = this.args.paddingFree
+      ? labelRows(batch.attentionMask, batch.B, batch.T, labels, ignore)
+      : undefined;
     const h = this.model.hiddenStates({ data: batch.inputIds, shape }, {
       attentionMask: { data: batch.attentionMask, shape },
       packed: hRows !== undefined,
