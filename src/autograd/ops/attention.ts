@@ -239,16 +239,18 @@ export function attentionWindow(pass: "fwd" | "dq" | "dkv", D: number, group: nu
 }
 
 /**
- * Runs `fn(lo, hi, first)` over [0, n) in windows of `size`: one call with [0, n) when `size` is null (no loop
- * limit) or when no invocation visits more than `span` ≤ `size` positions anyway.
+ * Runs `fn(lo, hi, first)` over the keys [0, TK) in the windows of `pass` (see LOOP_BUDGET): one call with
+ * [0, TK) for the tiled kernels (no loop limit) or when no invocation visits more than a window anyway
+ * (pl.span ≤ TK).
  */
 function overWindows(
-  n: number,
-  span: number,
-  size: number | null,
+  pl: Plan,
+  pass: "fwd" | "dq" | "dkv",
   fn: (lo: number, hi: number, first: boolean) => void,
 ) {
-  if (size === null || Math.min(n, span) <= size) return fn(0, Math.max(n, 1), true);
+  const n = pl.TK;
+  const size = pl.variant === "tiled" ? null : attentionWindow(pass, pl.DP, pl.H / pl.HKV);
+  if (size === null || pl.span <= size) return fn(0, Math.max(n, 1), true);
   for (let lo = 0; lo < n; lo += size) fn(lo, Math.min(n, lo + size), lo === 0);
 }
 
@@ -351,8 +353,7 @@ function forward(q: Tensor, k: Tensor, v: Tensor, pl: Plan): { out: Tensor; lse:
     if (pl.B * pl.H * pl.TQ === 0) return { out, lse };
     const tiled = pl.variant === "tiled";
     const work = tiled ? pl.B * pl.H * pl.TQ : pl.B * pl.H * Math.ceil(pl.TQ / 2);
-    const size = tiled ? null : attentionWindow("fwd", pl.DP, pl.H / pl.HKV);
-    overWindows(pl.TK, pl.span, size, (lo, hi, first) =>
+    overWindows(pl, "fwd", (lo, hi, first) =>
       dispatch({
         kernel: FWD,
         entry: tiled ? "fwd_tiled" : "fwd_rows",
@@ -417,36 +418,25 @@ function backwardPass(
     const dv = empty(vp.shape);
     const common = [qp.binding, kp.binding, vp.binding, (pl.mask ?? qp).binding, stats.binding, dop.binding];
     const qwork = tiled ? qrows : pl.B * pl.H * Math.ceil(pl.TQ / 2);
-    const group = pl.H / pl.HKV;
-    overWindows(
-      pl.TK,
-      pl.span,
-      tiled ? null : attentionWindow("dq", pl.DP, group),
-      (lo, hi, first) =>
-        dispatch({
-          kernel: BWD,
-          entry: tiled ? "dq_tiled" : "dq_rows",
-          constants: constants(pl, tiled),
-          params: params(pl, qwork, [lo, hi, first]),
-          buffers: [...common, dq.binding],
-          workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(qwork, 64),
-        }),
-    );
+    overWindows(pl, "dq", (lo, hi, first) =>
+      dispatch({
+        kernel: BWD,
+        entry: tiled ? "dq_tiled" : "dq_rows",
+        constants: constants(pl, tiled),
+        params: params(pl, qwork, [lo, hi, first]),
+        buffers: [...common, dq.binding],
+        workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(qwork, 64),
+      }));
     const kwork = tiled ? pl.B * pl.HKV * pl.TK : pl.B * pl.HKV * Math.ceil(pl.TK / 2);
-    overWindows(
-      pl.TK,
-      pl.span,
-      tiled ? null : attentionWindow("dkv", pl.DP, group),
-      (lo, hi, first) =>
-        dispatch({
-          kernel: BWD,
-          entry: tiled ? "dkv_tiled" : "dkv_rows",
-          constants: constants(pl, tiled),
-          params: params(pl, kwork, [lo, hi, first]),
-          buffers: [...common, dk.binding, dv.binding],
-          workgroups: tiled ? [Math.ceil(pl.TK / (WG / pl.ns)), pl.B * pl.HKV] : grid1d(kwork, 64),
-        }),
-    );
+    overWindows(pl, "dkv", (lo, hi, first) =>
+      dispatch({
+        kernel: BWD,
+        entry: tiled ? "dkv_tiled" : "dkv_rows",
+        constants: constants(pl, tiled),
+        params: params(pl, kwork, [lo, hi, first]),
+        buffers: [...common, dk.binding, dv.binding],
+        workgroups: tiled ? [Math.ceil(pl.TK / (WG / pl.ns)), pl.B * pl.HKV] : grid1d(kwork, 64),
+      }));
     return { dq, dk, dv };
   }, ["dq", "dk", "dv"]);
   stats.dispose();
