@@ -178,27 +178,24 @@ export interface LayerInputs {
   B: number;
   T: number;
   ids: Int32Array;
-  /** Host positions [B·T]. */
+  /** Host positions [B·T] (Llama uploads them for RoPE, GPT-2 gathers its position embeddings with them). */
   positionIds: Int32Array;
-  /** The same positions as an i32 tensor [B, T]. */
-  positions: Tensor;
   /** The attention options that mask padding or separate packed sequences. */
   attn: { attentionMask?: Tensor; segments?: Tensor; segmentSpan?: number };
 }
 
-/** Validates the ids and options, packs the batch when `opts.packed`, and uploads positions and masks. */
+/** Validates the ids and options, packs the batch when `opts.packed`, and uploads the attention's masking. */
 export function layerInputs(inputIds: IdBatch, vocabSize: number, opts: ForwardOptions = {}): LayerInputs {
   if (opts.packed && opts.cache) throw new RangeError("packed: not with a KV cache");
   const h = hostBatch(inputIds, vocabSize, opts);
   const p = opts.packed ? packBatch(h) : null;
   const { B, T, ids, positions: positionIds } = p ?? h;
-  const positions = tensor(positionIds, [B, T], { dtype: "i32" });
   const attn = p
     ? { segments: tensor(p.segments, [1, T, 2], { dtype: "i32" }), segmentSpan: longestSegment(p.segments) }
     : h.mask
     ? { attentionMask: tensor(h.mask, [B, h.mask.length / B], { dtype: "i32" }) }
     : {};
-  return { B, T, ids, positionIds, positions, attn };
+  return { B, T, ids, positionIds, attn };
 }
 
 export class ModelError extends WebDPOError {}

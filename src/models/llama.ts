@@ -15,6 +15,7 @@ import { swiglu } from "../autograd/ops/swiglu.ts";
 import { recomputeOnUse } from "../autograd/recompute.ts";
 import { linear } from "../nn/layers.ts";
 import type { KVCache } from "./kv_cache.ts";
+import { tensor } from "../tensor/create.ts";
 import { free, type Tensor } from "../tensor/tensor.ts";
 import { CausalLM, type ForwardOptions, type IdBatch, type LayerInputs, layerInputs } from "./causal_lm.ts";
 import type { ModelConfig } from "./config.ts";
@@ -85,10 +86,11 @@ export class LlamaModel extends CausalLM {
   layer(
     l: number,
     x: Tensor,
-    ctx: { inputs: LayerInputs; cache?: KVCache },
+    ctx: { inputs: LayerInputs; positions: Tensor; cache?: KVCache },
   ): Tensor {
     const c = this.config;
-    const { B, T, positions, attn } = ctx.inputs;
+    const { B, T, attn } = ctx.inputs;
+    const positions = ctx.positions;
     const H = c.numHeads, HKV = c.numKvHeads, D = c.headDim;
     const p = `model.layers.${l}`;
     const normIn = this.param(`${p}.input_layernorm.weight`);
@@ -141,10 +143,11 @@ export class LlamaModel extends CausalLM {
     const c = this.config;
     const inputs = layerInputs(inputIds, c.vocabSize, opts);
     const { B, T } = inputs;
+    const positions = tensor(inputs.positionIds, [B, T], { dtype: "i32" });
     const x = gatherRows(this.param("model.embed_tokens.weight"), inputs.ids, { shape: [B, T] });
     const y = this.runLayers(
       x,
-      (l, xi) => this.layer(l, xi, { inputs, cache: opts.cache }),
+      (l, xi) => this.layer(l, xi, { inputs, positions, cache: opts.cache }),
       opts.cache !== undefined,
     );
     return rmsNorm(y, this.param("model.norm.weight"), c.normEps);
