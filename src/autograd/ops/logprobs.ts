@@ -494,7 +494,9 @@ function scoredImpl(
   for (let n = 0; n < N; n++) if (flat[n] !== ignore) S++;
   if (!hRows && (S === N || S === 0)) return fusedImpl(h, W, labels, opts);
   if (S === 0) throw new RangeError("fusedLogProbs: hRows with no scored label");
+  // the k-th scored label: its row of h and its value; place[n] = k (S for an ignored label)
   const rows = new Int32Array(S);
+  const scored = new Int32Array(S);
   const place = new Int32Array(N).fill(S);
   for (let n = 0, k = 0; n < N; n++) {
     if (flat[n] !== ignore) {
@@ -503,13 +505,12 @@ function scoredImpl(
         throw new RangeError(`fusedLogProbs: label ${n} is scored but hRows gives h row ${r} (h has ${NH})`);
       }
       rows[k] = r;
+      scored[k] = flat[n];
       place[n] = k++;
     }
   }
   const out = hRows ? [N] : h.shape.slice(0, -1);
   const hS = gatherRows(reshape(h, [NH, C]), rows);
-  const scored = new Int32Array(S);
-  for (let n = 0; n < N; n++) if (place[n] < S) scored[place[n]] = flat[n];
   const r = fusedImpl(hS, W, scored, { ...opts, scoredRowsOnly: false, hRows: undefined });
   const zero = tensor(new Float32Array(1), [1, 1]);
   const back = (t: Tensor) => reshape(gatherRows(concat([reshape(t, [S, 1]), zero]), place), out);
