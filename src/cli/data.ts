@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine, UsageError } from "./argv.ts";
 import { WebDPOError } from "../gpu/errors.ts";
 import { loadDataset } from "../data/dataset.ts";
 import { parseSplitSpec } from "../data/split_spec.ts";
@@ -43,26 +43,23 @@ leave without any answer.
 export async function dataCommand(argv: readonly string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        model: { type: "string" },
-        split: { type: "string" },
-        all_splits: { type: "boolean" },
-        dataset_config: { type: "string" },
-        data_dir: { type: "string" },
-        max_length: { type: "string" },
-        max_prompt_length: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
+    // the lengths stay strings here: the check below wants positive integers and says so
+    parsed = parseCommandLine(argv, {
+      model: { kind: "string" },
+      split: { kind: "string" },
+      all_splits: { kind: "flag" },
+      dataset_config: { kind: "string" },
+      data_dir: { kind: "string" },
+      max_length: { kind: "string" },
+      max_prompt_length: { kind: "string" },
+    }, { positionals: true });
   } catch (e) {
-    console.error(`webdpo data: ${e instanceof Error ? e.message : e}\n\n${DATA_USAGE}`);
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`webdpo data: ${e.message}\n\n${DATA_USAGE}`);
     return 2;
   }
   const v = parsed.values;
-  if (v.help) {
+  if (parsed.help) {
     console.log(DATA_USAGE);
     return 0;
   }
