@@ -1,8 +1,9 @@
 /**
  * Ctrl-C during `train()`: the first SIGINT asks the loop to stop after the current step (it then saves a
- * checkpoint), a second one quits at once with exit code 130. Platforms without SIGINT listeners keep
- * `requestStop()` and the stop signal.
+ * checkpoint), a second one quits at once with exit code 130. Platforms without SIGINT listeners (a browser)
+ * keep `requestStop()` and the stop signal.
  */
+import { host } from "../io/platform.ts";
 
 /** Listens for SIGINT until the returned function is called. */
 export function listenForInterrupts(requestStop: () => void, print: (line: string) => void): () => void {
@@ -15,15 +16,11 @@ export function listenForInterrupts(requestStop: () => void, print: (line: strin
       );
     } else {
       print("webdpo: second interrupt; quitting without saving");
-      Deno.exit(130);
+      host().exit(130);
     }
   };
-  try {
-    Deno.addSignalListener("SIGINT", handler);
-  } catch {
-    return () => {}; // a platform without SIGINT: requestStop() and stopSignal still work
-  }
-  return () => Deno.removeSignalListener("SIGINT", handler);
+  // a platform without SIGINT: requestStop() and stopSignal still work
+  return host().onInterrupt(handler) ?? (() => {});
 }
 
 /** What a stopped run prints: where its checkpoint is and how to resume from it. */

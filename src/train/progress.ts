@@ -4,11 +4,14 @@
  * pipe, CI), or with `disable_tqdm`, no bar is drawn: the trainer prints its log lines as plain lines instead.
  */
 
-/** Where the bar is drawn (Deno.stderr by default; tests pass a fake terminal). */
-export interface ProgressStream {
-  isTerminal(): boolean;
-  writeSync(p: Uint8Array): number;
-}
+import { host } from "../io/platform.ts";
+import type { ProgressStream } from "../io/types.ts";
+
+/** Where the bar is drawn (the host's terminal by default, Deno.stderr; tests pass a fake terminal). */
+export type { ProgressStream };
+
+/** No terminal (a browser): no bar is drawn. */
+const NO_TERMINAL: ProgressStream = { isTerminal: () => false, writeSync: (p) => p.length };
 
 function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return "?";
@@ -43,7 +46,7 @@ export class Progress {
   constructor(
     readonly total: number,
     enabled: boolean,
-    private readonly out: ProgressStream = Deno.stderr,
+    private readonly out: ProgressStream = host().terminal() ?? NO_TERMINAL,
     private readonly first = 0,
   ) {
     this.active = enabled && out.isTerminal();

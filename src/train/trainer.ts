@@ -43,6 +43,7 @@ import {
 import { writeManifest } from "./checkpoint_manifest.ts";
 import { type LoopState, readLoopFiles, writeLoopFiles } from "./checkpoint_state.ts";
 import { deviceLossReason, deviceLost, saveFailure } from "./failures.ts";
+import { sink } from "../io/platform.ts";
 import { interruptedMessage, listenForInterrupts } from "./interrupt.ts";
 import { MetricWindow, PendingStep, readPacks, type StepValues } from "./metric_window.ts";
 import { round, runSummary, trainLogEntry } from "./log_entries.ts";
@@ -93,7 +94,7 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
     this.trainData = asDataset(o.trainDataset);
     this.evalData = o.evalDataset ? asDataset(o.evalDataset) : null;
     this.computeMetrics = o.computeMetrics;
-    this.out = o.log ?? ((l) => console.log(l));
+    this.out = o.log ?? ((l) => sink().log(l));
     this.progressStream = o.progressStream;
     this.stopSignal = o.stopSignal;
     this.handleSignals = o.handleSignals ?? true;
@@ -318,7 +319,7 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
       }
       await this.startLogs(resume ? s.globalStep : null);
       const firstStep = s.globalStep;
-      this.progress = new Progress(s.maxSteps, !a.disableTqdm, this.progressStream ?? Deno.stderr, firstStep);
+      this.progress = new Progress(s.maxSteps, !a.disableTqdm, this.progressStream, firstStep);
       await this.emit("onTrainBegin");
       const sampler = new StepSampler(pos, this.trainExamples!.length, shuffleSeed(a), bs, gas);
       while (s.globalStep < s.maxSteps) {
