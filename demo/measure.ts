@@ -5,7 +5,8 @@
  *   exceeds that of the rejected one (TRL's `rewards/accuracies` with the reference taken out).
  */
 import { noGrad } from "../src/autograd/grad_mode.ts";
-import { fusedLogProbs, shiftLabels } from "../src/autograd/ops/logprobs.ts";
+import { fusedLogProbs } from "../src/autograd/ops/fused_logprobs.ts";
+import { shiftLabels } from "../src/autograd/ops/labels.ts";
 import { reshape } from "../src/autograd/ops/reshape.ts";
 import { scope } from "../src/autograd/scope.ts";
 import { collate, tokenizeRow } from "../src/data/tokenize_row.ts";

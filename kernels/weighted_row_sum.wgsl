@@ -1,6 +1,7 @@
 // weighted_row_sum.wgsl — out[b] = Σ_t w[b, t]·x[b, t] per row (forward), dx[b, t] = w[b, t]·dy[b] (backward).
-// Per-sequence log-probs with per-token weights: 0 for unscored positions, 1 for scored ones, ld_alpha for LD-DPO's
-// tail tokens, 1/count for means.
+// The masked / weighted row sum of every log-prob path (src/autograd/ops/weighted_row_sum.ts): per-token weights
+// 0 for unscored positions, 1 for scored ones, 1/count for means, −1/count for cross-entropy, ld_alpha for
+// LD-DPO's tail tokens. A weight of 0 skips its position (a non-finite x there does not leak into the sum).
 //
 // Bindings (forward):  0 uniform Params { B: u32, T: u32, chunk: u32, nc: u32 }; 1 x: array<f32> (read) [B, T];
 //                      2 w: array<f32> (read) [B, T]; 3 out: array<f32> (read_write) [B, nc].

@@ -4,7 +4,8 @@
  * trainer uses (the trainer gets its per-token log-probs from the fused kernel instead of explicit logits).
  */
 import assert from "node:assert/strict";
-import { logSoftmaxGather, shiftLabels } from "../src/autograd/ops/logprobs.ts";
+import { shiftLabels } from "../src/autograd/ops/labels.ts";
+import { logSoftmaxGather } from "../src/autograd/ops/log_softmax_gather.ts";
 import { exp, log, logSoftmax, scale, sum } from "../src/autograd/ops/mod.ts";
 import { reshape } from "../src/autograd/ops/reshape.ts";
 import { concat } from "../src/autograd/ops/concat.ts";

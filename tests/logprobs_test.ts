@@ -13,14 +13,11 @@ import {
   zeros,
 } from "../mod.ts";
 import { crossEntropy } from "../src/autograd/ops/cross_entropy.ts";
-import {
-  fusedLogProbs,
-  fusedLogProbsWithStats,
-  lmHeadLogits,
-  logSoftmaxGather,
-  sequenceLogps,
-  shiftLabels,
-} from "../src/autograd/ops/logprobs.ts";
+import { fusedLogProbs, fusedLogProbsWithStats } from "../src/autograd/ops/fused_logprobs.ts";
+import { shiftLabels } from "../src/autograd/ops/labels.ts";
+import { lmHeadLogits } from "../src/autograd/ops/lm_head_logits.ts";
+import { logSoftmaxGather } from "../src/autograd/ops/log_softmax_gather.ts";
+import { sequenceLogps } from "../src/autograd/ops/sequence_logps.ts";
 import { reshape } from "../src/autograd/ops/reshape.ts";
 import {
   refCausalSequenceLogps,

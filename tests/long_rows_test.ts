@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ones, rmsNorm, scope, sum, tensor, zeros } from "../mod.ts";
-import { logSoftmaxGather } from "../src/autograd/ops/logprobs.ts";
+import { logSoftmaxGather } from "../src/autograd/ops/log_softmax_gather.ts";
 import { logSoftmax, softmax } from "../src/autograd/ops/softmax.ts";
 import { GpuLimitError } from "../src/gpu/errors.ts";
 import { loopLimited } from "../src/gpu/loop_budget.ts";

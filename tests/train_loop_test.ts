@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { noGrad } from "../src/autograd/grad_mode.ts";
 import { crossEntropy } from "../src/autograd/ops/cross_entropy.ts";
-import { shiftLabels } from "../src/autograd/ops/logprobs.ts";
+import { shiftLabels } from "../src/autograd/ops/labels.ts";
 import { reshape } from "../src/autograd/ops/reshape.ts";
 import { init } from "../src/gpu/init.ts";
 import type { CausalLM } from "../src/models/causal_lm.ts";

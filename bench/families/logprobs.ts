@@ -17,7 +17,9 @@
  * the size, LOGPROBS_BWD_N the rows of the forward + backward rows.
  */
 import { gpu, memoryStats, noGrad, resetPeakMemory, scope, sync, type Tensor, tensor } from "../../mod.ts";
-import { fusedLogProbs, lmHeadLogits, logSoftmaxGather } from "../../src/autograd/ops/logprobs.ts";
+import { fusedLogProbs } from "../../src/autograd/ops/fused_logprobs.ts";
+import { lmHeadLogits } from "../../src/autograd/ops/lm_head_logits.ts";
+import { logSoftmaxGather } from "../../src/autograd/ops/log_softmax_gather.ts";
 import type { BenchFamily } from "../harness.ts";
 import { isCpuAdapter } from "../../src/gpu/device.ts";
 

@@ -10,7 +10,8 @@ import { mul } from "../autograd/ops/binary.ts";
 import { slice } from "../autograd/ops/slice.ts";
 import { tensor } from "../tensor/create.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { ldWeights, rowScaled, scoredWeights, weightedRowSum } from "./token_weights.ts";
+import { weightedRowSum } from "../autograd/ops/weighted_row_sum.ts";
+import { ldWeights, rowScaled, scoredWeights } from "./token_weights.ts";
 
 /** Per-token values of a [2B, T] batch, aligned with the shifted labels (position t scores label t + 1). */
 export interface TokenValues {

@@ -1,59 +1,9 @@
 /**
- * Per-sequence sums of per-token values with per-token weights (kernels/weighted_row_sum.wgsl), and the weight
- * tables DPO needs, planned on the host from the (shifted) labels: scored positions, LD-DPO's down-weighted tail.
+ * The per-token weight tables DPO's per-sequence sums use (src/autograd/ops/weighted_row_sum.ts), planned on the
+ * host from the (shifted) labels: scored positions, LD-DPO's down-weighted tail, per-row scales.
  */
-import { record } from "../autograd/record.ts";
-import { kernel } from "../gpu/kernel.ts";
-import { dispatch, grid1d } from "../gpu/queue.ts";
-import { full, tensor } from "../tensor/create.ts";
-import { empty, type Tensor } from "../tensor/tensor.ts";
-
-const K = kernel("weighted_row_sum.wgsl");
-
-/** Tokens one invocation sums at most (lavapipe stops an invocation silently after about 65 535 iterations). */
-export const ROW_SUM_CHUNK = 8192;
-
-/** out[b] = Σ_t w[b, t]·x[b, t] without a graph: rows longer than ROW_SUM_CHUNK in chunks, then their sums. */
-function rowSums(x: Tensor, w: Tensor, B: number, T: number): Tensor {
-  const nc = Math.max(1, Math.ceil(T / ROW_SUM_CHUNK));
-  const out = empty([B * nc]);
-  if (B > 0) {
-    dispatch({
-      kernel: K,
-      entry: "forward",
-      params: { B, T, chunk: ROW_SUM_CHUNK, nc },
-      buffers: [x.binding, w.binding, out.binding],
-      workgroups: grid1d(B * nc, 64),
-    });
-  }
-  if (nc === 1) return out;
-  const ones = full([B * nc], 1);
-  const total = rowSums(out, ones, B, nc);
-  ones.dispose();
-  out.dispose();
-  return total;
-}
-
-/** out[b] = Σ_t w[b, t]·x[b, t] for x [B, T] (any shape with B·T elements) and host or GPU weights. */
-export function weightedRowSum(x: Tensor, w: Tensor, B: number, T: number): Tensor {
-  if (x.size !== B * T || w.size !== B * T) {
-    throw new RangeError(`weightedRowSum: [${x.shape}] and weights [${w.shape}] are not ${B}×${T}`);
-  }
-  const out = rowSums(x, w, B, T);
-  return record("weightedRowSum", [x], out, (dy) => {
-    const dx = empty(x.shape);
-    if (B * T > 0) {
-      dispatch({
-        kernel: K,
-        entry: "backward",
-        params: { B, T },
-        buffers: [dy.binding, w.binding, dx.binding],
-        workgroups: grid1d(B * T, 256),
-      });
-    }
-    return [dx];
-  });
-}
+import { tensor } from "../tensor/create.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 
 /** Host weights [rows, T]: 1 where the shifted label is scored, else 0; and the scored count per row. */
 export function scoredWeights(

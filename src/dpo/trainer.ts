@@ -22,7 +22,8 @@
 import { noGrad } from "../autograd/grad_mode.ts";
 import { concat } from "../autograd/ops/concat.ts";
 import { reshape } from "../autograd/ops/reshape.ts";
-import { fusedLogProbsWithStats, shiftLabels } from "../autograd/ops/logprobs.ts";
+import { fusedLogProbsWithStats } from "../autograd/ops/fused_logprobs.ts";
+import { shiftLabels } from "../autograd/ops/labels.ts";
 import { scope } from "../autograd/scope.ts";
 import {
   collate,

@@ -18,7 +18,7 @@
 import { noGrad } from "../autograd/grad_mode.ts";
 import { concat } from "../autograd/ops/concat.ts";
 import { crossEntropy } from "../autograd/ops/cross_entropy.ts";
-import { shiftLabels } from "../autograd/ops/logprobs.ts";
+import { shiftLabels } from "../autograd/ops/labels.ts";
 import { reshape } from "../autograd/ops/reshape.ts";
 import { snakeToCamel } from "../config/field.ts";
 import type { Dataset, Row } from "../data/dataset.ts";

@@ -1,13 +1,13 @@
 /**
  * A plain float64 reference of one DPO optimizer step on a whole model (tests only), composed from the references
  * in this folder: the transformer forward/backward (transformer.ts), the SPEC's sequence log-probs and their
- * logits gradient (logprobs.ts), the DPO-family losses and metrics (dpo_loss.ts) and torch's AdamW with
+ * logits gradient (src/autograd/ops/fused_logprobs.ts), the DPO-family losses and metrics (src/dpo/loss_op.ts) and torch's AdamW with
  * clip_grad_norm_ (adamw.ts). It shares no code with src/.
  *
  * `referenceDpoFromLogits` is the part from logits on (checked against the golden `batch` cases);
  * `referenceDpoStep` runs the policy (and reference) models, that part, the backward and the optimizer step.
  *
- * Supported: every loss type of dpo_loss.ts (a string or a list, with `lossWeights`), `labelSmoothing`,
+ * Supported: every loss type of src/dpo/loss_op.ts (a string or a list, with `lossWeights`), `labelSmoothing`,
  * f-divergences, RPO (`rpoAlpha`, and `sft` in a loss list), reference-free (no reference model). Not offered:
  * WPO (`use_weighting`), LD-DPO (`ld_alpha`), precomputed reference log-probs. bco_pair uses a fresh running mean
  * (its first training step).

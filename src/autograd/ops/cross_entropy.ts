@@ -6,16 +6,10 @@
  */
 import { tensor } from "../../tensor/create.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
-import {
-  flattenLabels,
-  fusedLogProbs,
-  type FusedLogProbsOptions,
-  type HostLabels,
-  IGNORE_INDEX,
-  maskedRowSum,
-  uploadLabels,
-} from "./logprobs.ts";
+import { fusedLogProbs, type FusedLogProbsOptions } from "./fused_logprobs.ts";
+import { checkLabels, flattenLabels, type HostLabels, IGNORE_INDEX } from "./labels.ts";
 import { reshape } from "./reshape.ts";
+import { weightedRowSum } from "./weighted_row_sum.ts";
 
 /** Returns a scalar (shape []): −(1/count)·Σ log p(label) over labels ≠ ignoreIndex. */
 export function crossEntropy(
@@ -35,16 +29,18 @@ export function crossEntropy(
     );
   }
   const N = flat.length;
-  // one validated upload of the labels, shared by the log-prob kernel and the masked mean
-  const lab = uploadLabels("crossEntropy", flat, N, W.shape[0], ignore);
+  checkLabels("crossEntropy", flat, N, W.shape[0], ignore);
   // host labels let the log-probs run the LM head on the scored rows only (and find packed rows: opts.hRows)
-  const tok = fusedLogProbs(h, W, opts.scoredRowsOnly === false ? lab : flat, opts);
-  const scale = tensor([-1 / count], [1]);
-  const sum = maskedRowSum(reshape(tok, [1, N]), lab, scale, 1, N, ignore);
-  const loss = reshape(sum, []);
+  const lab = opts.scoredRowsOnly === false ? tensor(flat, [N], { dtype: "i32" }) : null;
+  const tok = fusedLogProbs(h, W, lab ?? flat, opts);
+  // the mean as one weighted row: −1/count on the scored positions, 0 elsewhere
+  const weights = new Float32Array(N);
+  for (let i = 0; i < N; i++) if (flat[i] !== ignore) weights[i] = -1 / count;
+  const w = tensor(weights, [N]);
+  const loss = reshape(weightedRowSum(reshape(tok, [1, N]), w, 1, N), []);
   if (!loss.requiresGrad) {
-    lab.dispose();
-    scale.dispose();
+    w.dispose();
+    lab?.dispose();
   }
   return loss;
 }

@@ -38,21 +38,17 @@ export {
   type AttentionOptions,
   type AttentionVariant,
 } from "./attention.ts";
+export { type HostLabels, IGNORE_INDEX, type Labels, shiftLabels } from "./labels.ts";
 export {
   fusedLogProbs,
   type FusedLogProbsOptions,
   type FusedLogProbsResult,
   fusedLogProbsWithStats,
-  type HostLabels,
-  IGNORE_INDEX,
-  type Labels,
-  lmHeadLogits,
-  logSoftmaxGather,
-  type SequenceLogps,
-  sequenceLogps,
-  type SequenceLogpsOptions,
-  shiftLabels,
-} from "./logprobs.ts";
+} from "./fused_logprobs.ts";
+export { lmHeadLogits } from "./lm_head_logits.ts";
+export { logSoftmaxGather } from "./log_softmax_gather.ts";
+export { weightedRowSum } from "./weighted_row_sum.ts";
+export { type SequenceLogps, sequenceLogps, type SequenceLogpsOptions } from "./sequence_logps.ts";
 export { crossEntropy } from "./cross_entropy.ts";
 export {
   matmul,

@@ -1,10 +1,11 @@
 /**
- * weightedRowSum past lavapipe's loop limit: an invocation there stops silently after about 65 535 iterations,
+ * weightedRowSum, the one masked / weighted row sum (sequence log-probs, cross-entropy, DPO's sums), against a
+ * float64 reference. Past lavapipe's loop limit: an invocation there stops silently after about 65 535 iterations,
  * and a single row of 65 536 or more tokens (the RPO/sft NLL and the pooled logits metrics sum all rows × T as
  * one row) came back as 65 535. Rows longer than one chunk are now summed in chunks.
  */
 import { ones, scope, tensor } from "../mod.ts";
-import { ROW_SUM_CHUNK, weightedRowSum } from "../src/dpo/token_weights.ts";
+import { ROW_SUM_CHUNK, weightedRowSum } from "../src/autograd/ops/weighted_row_sum.ts";
 import { assertClose, gpuTest, gradCheck, randomArray, setup } from "./util.ts";
 
 Deno.test("weightedRowSum is exact on rows longer than lavapipe's loop limit", gpuTest, async () => {
@@ -39,3 +40,12 @@ Deno.test(
     }]);
   },
 );
+
+Deno.test("weightedRowSum skips positions of weight 0, even non-finite ones", gpuTest, async () => {
+  await setup();
+  // as in cross-entropy: −1/count on the scored positions; the unscored ones hold NaN and ±Infinity
+  const x = [0.5, NaN, -1.25, Infinity, 2, -Infinity, 0.75];
+  const w = [-0.25, 0, -0.25, 0, -0.25, 0, -0.25];
+  const got = await scope(() => weightedRowSum(tensor(x, [1, 7]), tensor(w, [1, 7]), 1, 7).toArray());
+  assertClose(got, [-0.25 * (0.5 - 1.25 + 2 + 0.75)], { atol: 1e-7, rtol: 0 }, "masked sum");
+});
