@@ -28,7 +28,7 @@ import {
   type RefState,
 } from "./reference/dpo_loss.ts";
 import { gpuTest, gradCheck, randomArray, setup, typedErrorLike, values } from "./util.ts";
-import { dpoLossIterations } from "../src/autograd/ops/dpo_loss.ts";
+import { dpoLossIterations } from "../src/dpo/loss_op.ts";
 import { GpuLimitError } from "../src/gpu/errors.ts";
 import { LOOP_BUDGET, loopLimited } from "../src/gpu/loop_budget.ts";
 

@@ -11,7 +11,7 @@ import {
   type DpoLossType,
   F_DIVERGENCE_TYPES,
   type FDivergenceType,
-} from "../autograd/ops/dpo_loss.ts";
+} from "./loss_op.ts";
 import { copyBuffer, upload } from "../gpu/queue.ts";
 import { ConfigError } from "./config_error.ts";
 import { tensor } from "../tensor/create.ts";

@@ -123,7 +123,7 @@ export function kernelVariants(file: string, limits: VariantLimits): PipelineVar
     case "dpo_loss.wgsl": {
       // every override only picks branches of run-time code (each dpo_loss pipeline takes seconds to build on
       // SwiftShader): the defaults, every loss type with every option on, and the two single types that take
-      // paths of their own (ipo alone, kto_pair alone; src/autograd/ops/dpo_loss.ts DPO_LOSS_TYPES order)
+      // paths of their own (ipo alone, kto_pair alone; src/dpo/loss_op.ts DPO_LOSS_TYPES order)
       const list = [
         { TYPES: 1, FDIV: 0, WEIGHTED: 0, LEN_I32: 0 },
         { TYPES: 0xffff, FDIV: 3, WEIGHTED: 1, LEN_I32: 3 },
