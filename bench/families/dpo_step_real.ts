@@ -18,7 +18,8 @@
  *
  * and the pool after every step (`pooled_after_step`, `live_after_step`, `rss_after_step`), the figures that show
  * whether memory grows with the step count. `--quick` uses a 2-layer, hidden-64 model of the same layout.
- * `WEBDPO_REAL_STEPS=N` sets the number of measured steps (default 3; the first, which compiles, is not timed).
+ * `WEBDPO_REAL_STEPS=N` sets the number of measured steps (default 3; the first, which compiles, is not timed);
+ * `WEBDPO_REAL_LAYERS=L` runs L of the 30 layers (widths and vocabulary unchanged), for long memory runs.
  */
 import { DPOConfig } from "../../src/dpo/config.ts";
 import { DPOTrainer, type TrainerCallback } from "../../src/dpo/trainer.ts";
@@ -28,15 +29,22 @@ import { Generator } from "../../src/tensor/random.ts";
 import type { BenchContext, BenchFamily } from "../harness.ts";
 import { numberTokenizer } from "./dpo_step.ts";
 
-/** SmolLM2-135M's shape (config.json of HuggingFaceTB/SmolLM2-135M); `quick` shrinks it for smoke runs. */
+/**
+ * SmolLM2-135M's shape (config.json of HuggingFaceTB/SmolLM2-135M); `quick` shrinks it for smoke runs.
+ * `WEBDPO_REAL_LAYERS` keeps the widths and vocabulary but runs fewer layers (long memory runs on a 2-core machine).
+ */
 export function realScaleConfig(quick: boolean) {
+  const layers = Number(Deno.env.get("WEBDPO_REAL_LAYERS") ?? 30);
+  if (!Number.isInteger(layers) || layers < 1) {
+    throw new Error(`WEBDPO_REAL_LAYERS must be a positive integer`);
+  }
   return {
     model_type: "llama",
     hidden_size: quick ? 64 : 576,
     intermediate_size: quick ? 160 : 1536,
     num_attention_heads: quick ? 4 : 9,
     num_key_value_heads: quick ? 2 : 3,
-    num_hidden_layers: quick ? 2 : 30,
+    num_hidden_layers: quick ? 2 : layers,
     vocab_size: quick ? 2048 : 49152,
     max_position_embeddings: 8192,
     rope_theta: 100000,
