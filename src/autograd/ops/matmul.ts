@@ -17,7 +17,7 @@
  * lavapipe/llvmpipe, where an invocation is one SIMD lane) and kernels/matmul_shared.wgsl (64×64 blocks
  * through workgroup memory; for GPUs). `setMatmulVariant` picks one; "auto" (the default) picks by adapter.
  * With the register kernel, a product of few rows by a transposed B (x·Wᵀ while decoding: one new token per
- * sequence) goes to kernels/matmul_gemv.wgsl instead (4 columns of one row per invocation, so no block rows are
+ * sequence) goes to kernels/matmul_gemv.wgsl instead (8 columns of one row per invocation, so no block rows are
  * wasted), for M ≤ `GEMV_MAX_ROWS`.
  * Both read operands as vec4 rows: an operand whose contiguous axis is not a multiple of 4 is
  * first copied into zero-padded rows (kernels/matmul_pad.wgsl), O(size) work against the O(M·N·K) product.
@@ -361,11 +361,11 @@ function gemmRegister(g: Gemm): void {
   ];
   const maxWg = workgroupLimit();
   const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 };
-  // few rows times Bᵀ: the row kernel (its loop runs ceil(K/8) + 1 times: within lavapipe's loop budget)
-  const rowKernel = transB && !transA && M <= gemvMaxRows && Math.ceil(A.ld / 8) + 1 <= LOOP_BUDGET;
+  // few rows times Bᵀ: the row kernel (its loop runs K/4 + 1 times: within lavapipe's loop budget)
+  const rowKernel = transB && !transA && M <= gemvMaxRows && A.ld / 4 + 1 <= LOOP_BUDGET;
   const windows = rowKernel ? [[0, K]] : kWindows(K, REGISTER_K_WINDOW);
   const blockRows = rowKernel ? 1 : 16;
-  const blockCols = rowKernel ? 256 : 128;
+  const blockCols = rowKernel ? 64 : 128;
   for (let z0 = 0; z0 < batch;) {
     const nz = batchesThatFit(ops, z0, batch - z0);
     if (nz === 0) {
