@@ -465,7 +465,8 @@ Deno.test(
     // On a CPU adapter both now run K in windows (K ≡ 3 mod 4: the padded vec4 rows of the register kernel too).
     const cases: [MatmulVariant, number, number, number][] = [
       ["register", 5, 262_147, 3],
-      ["register", 2, 480_003, 3], // few rows × Bᵀ: past the row kernel's own budget, the register kernel
+      ["register", 2, 239_995, 3], // few rows × Bᵀ: the row kernel at its own budget (K/4 + 1 = 60,000 steps)
+      ["register", 2, 240_003, 3], // one vec4 past it: the register kernel
       ["shared", 5, 60_001, 3],
     ];
     let seed = 300;
