@@ -18,6 +18,8 @@
 //           to the same element range [start, start + n) of bindings 1–4.
 // Dispatch: ceil(n / (256·ITEMS)) workgroups of 256, split over x and y (grid1d(n, 256·ITEMS)). Workgroup
 //           w = wid.x + wid.y·nwg.x handles elements w·256·ITEMS + k·256 + lid for k < ITEMS (coalesced).
+// The element update is common/adamw_element.wgsl's, shared with adamw_multi.wgsl (several tensors a dispatch).
+// requires: common/adamw_element.wgsl
 
 struct Params {
   n: u32,
@@ -50,20 +52,9 @@ fn main(
   for (var k = 0u; k < ITEMS; k++) {
     let i = base + k * 256u;
     if (i >= p.n) { return; }
-    let g = grad[i] * s;
-    let m0 = exp_avg[i];
-    // torch's lerp(self, end, w): self + w·(end − self) when |w| < 0.5, else end − (end − self)·(1 − w).
-    var m: f32;
-    if (p.w1 < 0.5) {
-      m = m0 + p.w1 * (g - m0);
-    } else {
-      m = g - (g - m0) * (1.0 - p.w1);
-    }
-    let v = exp_avg_sq[i] * p.beta2 + p.w2 * g * g;
-    let denom = sqrt(v) / p.bc2_sqrt + p.eps;
-    let x = param[i] * p.decay;
-    param[i] = x - p.step_size * (m / denom);
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
+    let r = adamw_element(grad[i] * s, exp_avg[i], exp_avg_sq[i], param[i]);
+    param[i] = r.x;
+    exp_avg[i] = r.y;
+    exp_avg_sq[i] = r.z;
   }
 }

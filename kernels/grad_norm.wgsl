@@ -23,7 +23,9 @@
 //           finish, finish_norm: one workgroup of 256; invocation lid sums partials lid, lid + 256, … in order,
 //           then the same fixed tree. scale_grads: grid1d(n, 256), one element per invocation.
 // The summation order depends only on the sizes, so the result is bitwise reproducible run to run.
-// requires: common/grid.wgsl
+// The block sums and the NaN/Inf classification are common/norm_block.wgsl's, shared with grad_norm_multi.wgsl
+// (the partial pass over several gradients a dispatch).
+// requires: common/grid.wgsl, common/norm_block.wgsl
 
 struct Params {
   n: u32,
@@ -37,37 +39,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out2: array<f32>;
 
 override ITEMS: u32 = 16u;
-
-const NAN_FLAG: u32 = 1u;
-const INF_FLAG: u32 = 2u;
-const NAN_BITS: u32 = 0x7fc00000u;
-const INF_BITS: u32 = 0x7f800000u;
-
-var<workgroup> sums: array<f32, 256>;
-var<workgroup> flags: atomic<u32>;
-
-// NAN_FLAG for a NaN, INF_FLAG for ±Inf, 0 for a finite value, read from the bits.
-fn classify(v: f32) -> u32 {
-  let b = bitcast<u32>(v) & 0x7fffffffu;
-  if (b > INF_BITS) { return NAN_FLAG; }
-  if (b == INF_BITS) { return INF_FLAG; }
-  return 0u;
-}
-
-// A float with the given bits (a runtime value, so a NaN or Inf here is no const-expression error).
-fn from_bits(bits: u32) -> f32 {
-  var b = bits;
-  return bitcast<f32>(b);
-}
-
-// Sums sums[0..256) into sums[0] with a fixed tree; every invocation of the workgroup must call it.
-fn tree_sum(lid: u32) {
-  for (var s = 128u; s > 0u; s = s >> 1u) {
-    workgroupBarrier();
-    if (lid < s) { sums[lid] = sums[lid] + sums[lid + s]; }
-  }
-  workgroupBarrier();
-}
 
 @compute @workgroup_size(256)
 fn partial(
@@ -88,19 +59,8 @@ fn partial(
       fl = fl | classify(v);
     }
   }
-  sums[lid.x] = acc;
-  if (fl != 0u) { atomicOr(&flags, fl); }
-  tree_sum(lid.x);
-  if (lid.x == 0u) {
-    let f = atomicLoad(&flags) | classify(sums[0]);
-    var r = sums[0];
-    if ((f & NAN_FLAG) != 0u) {
-      r = from_bits(NAN_BITS);
-    } else if ((f & INF_FLAG) != 0u) {
-      r = from_bits(INF_BITS);
-    }
-    out[p.slot + w] = r;
-  }
+  let r = block_sum(lid.x, acc, fl);
+  if (lid.x == 0u) { out[p.slot + w] = r; }
 }
 
 // The reduction of the partial sums shared by finish and finish_norm; returns (norm, flags) to invocation 0.

@@ -10,7 +10,8 @@
  *
  * Binding convention, read from each file's declarations: `@group(0) @binding(0) var<uniform> p: Params` holds
  * the dispatch's scalar parameters (named at the call site; their layout is read from the struct, see params.ts);
- * bindings 1..8 are storage buffers, `var<storage, read>` or `var<storage, read_write>`.
+ * bindings 1, 2, … are storage buffers, `var<storage, read>` or `var<storage, read_write>` (at most the device's
+ * maxStorageBuffersPerShaderStage: 8 guaranteed).
  */
 import { gpu } from "./device.ts";
 import { KernelError } from "./errors.ts";

@@ -1,7 +1,8 @@
 /**
- * AdamW with torch.optim.AdamW's semantics, fused: one dispatch per parameter (per binding-sized range of a
- * parameter larger than one binding) reads param, grad, exp_avg and exp_avg_sq once and writes param, exp_avg
- * and exp_avg_sq once. For step t of a parameter (its own count, as torch keeps it):
+ * AdamW with torch.optim.AdamW's semantics, fused: each element's param, grad, exp_avg and exp_avg_sq are read
+ * once and param, exp_avg and exp_avg_sq written once, several parameters a dispatch (up to 6 tensors, or
+ * binding-sized ranges of a parameter larger than one binding: multi_tensor.ts), or one a dispatch on adapters
+ * with fewer than 25 storage bindings per stage; both give the same bits. For step t of a parameter (its own count, as torch keeps it):
  *
  *   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;
  *   p ← p − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + eps)
@@ -16,13 +17,21 @@
  * `state()` / restored by `loadState()` for checkpoints.
  */
 import { kernel } from "../gpu/kernel.ts";
-import { copyBuffer, dispatch, grid1d } from "../gpu/queue.ts";
+import { type BufferBinding, copyBuffer, dispatch, grid1d } from "../gpu/queue.ts";
 import { full, zeros } from "../tensor/create.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { type BindingLimitOptions, elementRange, rangeElements, splitRanges } from "../gpu/binding.ts";
+import {
+  type BindingLimitOptions,
+  elementRange,
+  offsetAlignment,
+  rangeElements,
+  splitRanges,
+} from "../gpu/binding.ts";
 import { clipGradNorm, gradNorm } from "./grad_norm.ts";
+import { multiTensor, runs, slotCount, slotTable } from "./multi_tensor.ts";
 
 const K = kernel("adamw.wgsl");
+const K_MULTI = kernel("adamw_multi.wgsl");
 
 /** Elements per invocation of the AdamW kernel (1 measured fastest on an H100: 2.8 TB/s vs 2.0 TB/s with 4). */
 const ITEMS = 1;
@@ -96,6 +105,33 @@ export interface StepOptions {
   gradScale?: Tensor;
 }
 
+/** One dispatch's worth of one parameter: its bindings (a range of a parameter larger than one binding). */
+interface Piece {
+  /** Pieces of one run (parameter group and step count) share their hyperparameters. */
+  run: string;
+  hyper: Record<string, number>;
+  count: number;
+  param: BufferBinding;
+  grad: BufferBinding;
+  expAvg: BufferBinding;
+  expAvgSq: BufferBinding;
+}
+
+/** Whether `next` cannot join `run` in one dispatch: a buffer it writes is bound there too, or one it reads written. */
+function clash(run: readonly Piece[], next: Piece): boolean {
+  const overlap = (a: BufferBinding, b: BufferBinding) =>
+    a.buffer === b.buffer && a.offset! < b.offset! + b.size! && b.offset! < a.offset! + a.size!;
+  for (const x of run) {
+    for (const w of [next.param, next.expAvg, next.expAvgSq]) {
+      if (w.buffer === x.grad.buffer || [x.param, x.expAvg, x.expAvgSq].some((b) => overlap(b, w))) {
+        return true;
+      }
+    }
+    if ([x.param, x.expAvg, x.expAvgSq].some((b) => b.buffer === next.grad.buffer)) return true;
+  }
+  return false;
+}
+
 interface Slot {
   step: number;
   expAvg: Tensor;
@@ -127,6 +163,8 @@ export class AdamW {
   private readonly slots = new Map<Tensor, Slot>();
   private readonly limits: BindingLimitOptions;
   private one: Tensor | null = null;
+  /** Unused slots of a multi-tensor dispatch bind ranges of this. */
+  private spare: Tensor | null = null;
 
   constructor(params: Tensor[] | ParamGroup[], opts: AdamWOptions = {}) {
     const lr = opts.lr ?? 1e-3;
@@ -190,7 +228,8 @@ export class AdamW {
     }
     scale.assertAlive();
     const per = rangeElements(this.limits);
-    for (const g of this.groups) {
+    const pieces: Piece[] = [];
+    for (const [gi, g] of this.groups.entries()) {
       const [beta1, beta2] = g.betas;
       for (const p of g.params) {
         const grad = p.grad;
@@ -202,34 +241,68 @@ export class AdamW {
         s.step++;
         const t = s.step;
         // As torch computes them, in float64 from Python floats.
-        const stepSize = g.lr / (1 - beta1 ** t);
-        const bc2Sqrt = Math.sqrt(1 - beta2 ** t);
-        const decay = 1 - g.lr * g.weightDecay;
+        const hyper = {
+          decay: 1 - g.lr * g.weightDecay,
+          w1: 1 - beta1,
+          beta2,
+          w2: 1 - beta2,
+          step_size: g.lr / (1 - beta1 ** t),
+          bc2_sqrt: Math.sqrt(1 - beta2 ** t),
+          eps: g.eps,
+        };
         for (const r of splitRanges(p.size, per)) {
-          dispatch({
-            kernel: K,
-            constants: { ITEMS },
-            params: {
-              n: r.count,
-              decay,
-              w1: 1 - beta1,
-              beta2,
-              w2: 1 - beta2,
-              step_size: stepSize,
-              bc2_sqrt: bc2Sqrt,
-              eps: g.eps,
-            },
-            buffers: [
-              elementRange(p.binding, r),
-              elementRange(grad.binding, r),
-              elementRange(s.expAvg.binding, r),
-              elementRange(s.expAvgSq.binding, r),
-              scale.binding,
-            ],
-            workgroups: grid1d(r.count, BLOCK),
+          pieces.push({
+            run: `${gi}:${t}`,
+            hyper,
+            count: r.count,
+            param: elementRange(p.binding, r),
+            grad: elementRange(grad.binding, r),
+            expAvg: elementRange(s.expAvg.binding, r),
+            expAvgSq: elementRange(s.expAvgSq.binding, r),
           });
         }
       }
+    }
+    if (multiTensor()) {
+      this.stepMulti(pieces, scale);
+      return;
+    }
+    for (const x of pieces) {
+      dispatch({
+        kernel: K,
+        constants: { ITEMS },
+        params: { n: x.count, ...x.hyper },
+        buffers: [x.param, x.grad, x.expAvg, x.expAvgSq, scale.binding],
+        workgroups: grid1d(x.count, BLOCK),
+      });
+    }
+  }
+
+  /** The pieces in dispatches of up to SLOTS tensors (adamw_multi.wgsl), one parameter group and step a dispatch. */
+  private stepMulti(pieces: Piece[], scale: Tensor): void {
+    const slots = slotCount(K_MULTI, 1, 4);
+    const align = offsetAlignment();
+    if (!this.spare || this.spare.disposed) this.spare = zeros([(3 * slots * align) / 4]).keep();
+    const spare = this.spare.binding.buffer;
+    for (const run of runs(pieces, slots, (a, b) => a.run === b.run, clash)) {
+      const table = slotTable(run.map((x) => x.count), 256, slots);
+      const buffers: BufferBinding[] = [scale.binding];
+      for (let k = 0; k < slots; k++) {
+        const x = run[k];
+        if (x) {
+          buffers.push(x.param, x.grad, x.expAvg, x.expAvgSq);
+        } else {
+          // an unused slot: distinct 4-byte ranges of a spare buffer (no writable binding may alias another)
+          const at = (j: number) => ({ buffer: spare, offset: (3 * k + j) * align, size: 4 });
+          buffers.push(at(0), scale.binding, at(1), at(2));
+        }
+      }
+      dispatch({
+        kernel: K_MULTI,
+        params: { ...run[0].hyper, ends: table.ends, ns: table.ns },
+        buffers,
+        workgroups: grid1d(table.groups * 256, 256),
+      });
     }
   }
 
@@ -360,6 +433,8 @@ export class AdamW {
     this.slots.clear();
     this.one?.dispose();
     this.one = null;
+    this.spare?.dispose();
+    this.spare = null;
   }
 
   private slot(p: Tensor): Slot {

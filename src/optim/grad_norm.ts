@@ -3,8 +3,9 @@
  * coefficient, computed on the GPU without a readback.
  *
  * Two passes, deterministic: every gradient (or every binding-sized range of one) is reduced by fixed 4096-
- * element blocks into a small buffer of partial sums of squares, then one workgroup sums the partials in a fixed
- * order, takes the square root and computes min(1, maxNorm / (norm + 1e-6)). The results stay on the GPU as
+ * element blocks into a small buffer of partial sums of squares (up to 24 gradients a dispatch where the adapter
+ * has 25 storage bindings, else one: multi_tensor.ts; the same partials either way), then one workgroup sums the
+ * partials in a fixed order, takes the square root and computes min(1, maxNorm / (norm + 1e-6)). The results stay on the GPU as
  * one-element tensors: the norm for logging (`grad_norm`, read back only at logging steps) and the coefficient
  * for the AdamW step, which scales each gradient by it as it reads it.
  *
@@ -21,8 +22,10 @@ import { checkLoopBudget } from "../gpu/loop_budget.ts";
 import { dispatch, grid1d } from "../gpu/queue.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import { type BindingLimitOptions, elementRange, rangeElements, splitRanges } from "../gpu/binding.ts";
+import { multiTensor, runs, slotCount, slotTable } from "./multi_tensor.ts";
 
 const K = kernel("grad_norm.wgsl");
+const K_MULTI = kernel("grad_norm_multi.wgsl");
 
 /** Elements one workgroup of the partial pass reduces (256 invocations × 16). */
 export const NORM_BLOCK = 4096;
@@ -58,10 +61,18 @@ function gradsOf(params: Iterable<Tensor>): Tensor[] {
   return out;
 }
 
+/** A range of one gradient and the index of its first partial sum. */
+interface Job {
+  g: Tensor;
+  start: number;
+  count: number;
+  slot: number;
+}
+
 /** Pass one: partial sums of squares of every gradient block into a new tensor. */
 function partialSums(grads: Tensor[], opts: BindingLimitOptions): Tensor {
   const per = rangeElements(opts);
-  const jobs: { g: Tensor; start: number; count: number; slot: number }[] = [];
+  const jobs: Job[] = [];
   let slots = 0;
   for (const g of grads) {
     for (const r of splitRanges(g.size, per)) {
@@ -76,6 +87,10 @@ function partialSums(grads: Tensor[], opts: BindingLimitOptions): Tensor {
     "clip the gradients of fewer parameters at a time",
   );
   const partials = empty([slots]);
+  if (multiTensor()) {
+    partialsMulti(jobs, partials);
+    return partials;
+  }
   for (const j of jobs) {
     dispatch({
       kernel: K,
@@ -86,6 +101,23 @@ function partialSums(grads: Tensor[], opts: BindingLimitOptions): Tensor {
     });
   }
   return partials;
+}
+
+/** Pass one over up to SLOTS gradient ranges a dispatch (grad_norm_multi.wgsl): the same partials, in order. */
+function partialsMulti(jobs: Job[], partials: Tensor): void {
+  const slots = slotCount(K_MULTI, 1, 1);
+  for (const run of runs(jobs, slots, () => true)) {
+    const table = slotTable(run.map((j) => j.count), NORM_BLOCK, slots);
+    const x = run.map((j) => elementRange(j.g.binding, j));
+    // unused slots read the first range again (never read: their element count is 0)
+    while (x.length < slots) x.push(x[0]);
+    dispatch({
+      kernel: K_MULTI,
+      params: { slot: run[0].slot, ends: table.ends, ns: table.ns },
+      buffers: [partials.binding, ...x],
+      workgroups: grid1d(table.groups * NORM_BLOCK, NORM_BLOCK),
+    });
+  }
 }
 
 function checkMaxNorm(maxNorm: number): void {

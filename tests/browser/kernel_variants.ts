@@ -7,7 +7,9 @@
  * the way the op computes it.
  *
  * Entry points not listed for a file get its defaults ({}). The browser test checks that every entry listed
- * here exists and that every entry point of every file is compiled.
+ * here exists and that every entry point of every file is compiled. A file an op uses only on devices with more
+ * than the guaranteed limits (the optimizer's multi-tensor kernels: 25 storage buffers) lists no pipeline ([])
+ * on a device below them.
  */
 
 /** One pipeline: an entry point with its override constants. */
@@ -19,6 +21,7 @@ export interface PipelineVariant {
 /** The device limits the variants depend on. */
 export interface VariantLimits {
   maxComputeWorkgroupStorageSize: number;
+  maxStorageBuffersPerShaderStage: number;
 }
 
 type Consts = Record<string, number>;
@@ -102,6 +105,10 @@ export function kernelVariants(file: string, limits: VariantLimits): PipelineVar
   switch (file) {
     case "adamw.wgsl":
       return v("main", [{ ITEMS: 1 }]);
+    case "adamw_multi.wgsl":
+    case "grad_norm_multi.wgsl":
+      // src/optim/multi_tensor.ts: only where the device has 25 storage bindings per stage
+      return limits.maxStorageBuffersPerShaderStage >= 25 ? v("main", [{}]) : [];
     case "attention_fwd.wgsl":
       return attention(limits, "fwd_rows", "fwd_tiled");
     case "attention_bwd.wgsl":
