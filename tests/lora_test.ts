@@ -274,7 +274,7 @@ Deno.test(
       // unload restores the flags the parameters had
       unloadLora(model);
       assert.equal(loraOf(model), null);
-      assert.equal(model.linearHook, null);
+      assert.deepEqual([model.linearHooks.base, model.linearHooks.adapter], [null, null]);
       for (const [n, t] of model.namedParameters()) assert.equal(t.requiresGrad, true, n);
     } finally {
       dispose(model);
@@ -356,7 +356,7 @@ async function checkModule(model: CausalLM, layer: LoraLayer, layout: "out_in" |
   const y = await scope(() =>
     noGrad(() => {
       const xt = tensor(x, [N, inF]);
-      return model.linearHook!(xt, layer.module, () => linear(xt, w, bias, layout)).toArray();
+      return model.linearHooks.project(xt, layer.module, () => linear(xt, w, bias, layout)).toArray();
     })
   );
   const want = loraLinearRef(
@@ -403,7 +403,7 @@ Deno.test(
       const [A, B] = [await l.A.toArray(), await l.B.toArray()];
       mergeAdapter(model);
       assert.equal(loraOf(model), null, "merging the only adapter removes LoRA");
-      assert.equal(model.linearHook, null);
+      assert.deepEqual([model.linearHooks.base, model.linearHooks.adapter], [null, null]);
       assertClose(
         await model.param(`${l.module}.weight`).toArray(),
         mergedWeightRef(wBefore, 128, 64, A, 4, B, 6, "out_in"),
@@ -828,7 +828,7 @@ Deno.test(
       const check = async (re: RegExp) => {
         await assert.rejects(loadAdapter(target, dir), re);
         assert.equal(loraOf(target), null);
-        assert.equal(target.linearHook, null);
+        assert.deepEqual([target.linearHooks.base, target.linearHooks.adapter], [null, null]);
         assert.ok(target.namedParameters().every(([, t]) => t.requiresGrad));
       };
       await write(
@@ -893,7 +893,7 @@ Deno.test(
         const grew = memoryStats().peakBytes - before;
         assert.ok(grew === 0, `the refused load allocated ${grew} bytes first`);
         assert.equal(loraOf(target), null);
-        assert.equal(target.linearHook, null);
+        assert.deepEqual([target.linearHooks.base, target.linearHooks.adapter], [null, null]);
       };
       // a config claiming a huge rank against a file of rank 4: A would be [20000, 64] and B [64, 20000] a layer
       await Deno.writeTextFile(cfgPath, JSON.stringify({ ...cfg, r: 20_000 }));

@@ -6,6 +6,7 @@ import { checkpoint } from "../autograd/checkpoint.ts";
 import { isGradEnabled } from "../autograd/grad_mode.ts";
 import { scope } from "../autograd/scope.ts";
 import { WebDPOError } from "../gpu/errors.ts";
+import { LinearHooks } from "../nn/linear_hook.ts";
 import { Module } from "../nn/module.ts";
 import { tensor } from "../tensor/create.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -13,6 +14,8 @@ import type { ModelConfig } from "./config.ts";
 import type { KVCache } from "./kv_cache.ts";
 
 /** Token ids (or a mask, or positions): `number[][]` [B][T], or a flat Int32Array with its [B, T] shape. */
+export type { LinearHook } from "../nn/linear_hook.ts";
+
 export type IdBatch = number[][] | { data: Int32Array; shape: [number, number] };
 
 export interface ForwardOptions {
@@ -200,17 +203,10 @@ export function layerInputs(inputIds: IdBatch, vocabSize: number, opts: ForwardO
 
 export class ModelError extends WebDPOError {}
 
-/**
- * Wraps or replaces a projection: called with the input, the module name (e.g. "model.layers.0.self_attn.q_proj")
- * and `base`, which computes the plain projection with the module's own weights. LoRA adapters and quantised
- * frozen bases hook in here.
- */
-export type LinearHook = (x: Tensor, module: string, base: () => Tensor) => Tensor;
-
 /** A causal language model. */
 export abstract class CausalLM extends Module {
-  /** See LinearHook; null for plain projections. */
-  linearHook: LinearHook | null = null;
+  /** The projection seam (src/nn/linear_hook.ts): int8 bases and LoRA adapters plug in here by module name. */
+  readonly linearHooks: LinearHooks = new LinearHooks();
   /** Recompute each layer's activations during backward instead of keeping them (TRL's gradient_checkpointing). */
   gradientCheckpointing = false;
   /** The folder the weights came from (tokenizer and generation_config live there). */

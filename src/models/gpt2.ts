@@ -48,10 +48,10 @@ export class GPT2Model extends CausalLM {
     return m;
   }
 
-  /** A Conv1D projection by module name (the seam where LoRA adapters hook in: see `linearHook`). */
+  /** A Conv1D projection by module name (the seam where int8 bases and LoRA adapters hook in: `linearHooks`). */
   proj(x: Tensor, module: string): Tensor {
     const base = () => linear(x, this.param(`${module}.weight`), this.maybeParam(`${module}.bias`), "in_out");
-    return this.linearHook ? this.linearHook(x, module, base) : base();
+    return this.linearHooks.project(x, module, base);
   }
 
   projectionModules(): string[] {

@@ -61,10 +61,10 @@ export class LlamaModel extends CausalLM {
     return m;
   }
 
-  /** A projection by module name (the seam where LoRA adapters hook in: see `linearHook`). */
+  /** A projection by module name (the seam where int8 bases and LoRA adapters hook in: `linearHooks`). */
   proj(x: Tensor, module: string): Tensor {
     const base = () => linear(x, this.param(`${module}.weight`), this.maybeParam(`${module}.bias`));
-    return this.linearHook ? this.linearHook(x, module, base) : base();
+    return this.linearHooks.project(x, module, base);
   }
 
   projectionModules(): string[] {

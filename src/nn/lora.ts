@@ -1,5 +1,6 @@
 /**
- * LoRA adapters (PEFT's LoRA) on a CausalLM, through the model's `linearHook` — no model code changes:
+ * LoRA adapters (PEFT's LoRA) on a CausalLM: a `LoraModel` in the model's `adapter` projection hook slot
+ * (linear_hook.ts) — no model code changes:
  *
  *   y = base(x) + scaling · (dropout(x)·Aᵀ)·Bᵀ,   A [r, in], B [out, r], scaling = alpha/r (rsLoRA: alpha/√r)
  *
@@ -21,37 +22,26 @@
  * `modules_to_save` (e.g. lm_head, embed_tokens) are trained in full: each adapter owns a copy, registered in the
  * model under the original name while that adapter is active (the original while adapters are disabled).
  *
- * Quantised frozen bases (lora_quant.ts) plug into the same hook: a quantised module's base is the int8 kernel.
+ * Quantised frozen bases (lora_quant.ts) sit in the `base` slot below: a quantised module's base is the int8 kernel.
  */
-import { add } from "../autograd/ops/binary.ts";
-import { matmul, matmulInto } from "../autograd/ops/matmul.ts";
-import { reshape } from "../autograd/ops/reshape.ts";
-import { scale } from "../autograd/ops/scale.ts";
+import { matmulInto } from "../autograd/ops/matmul.ts";
 import { noGrad } from "../autograd/grad_mode.ts";
 import { copyBuffer } from "../gpu/queue.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { tensor, zeros } from "../tensor/create.ts";
 import { Generator } from "../tensor/random.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
-import { linear } from "./layers.ts";
-import {
-  defaultTargetModules,
-  type LoraConfig,
-  loraConfig,
-  type LoraConfigInput,
-  LoraError,
-  matchesModules,
-  moduleHyper,
-} from "./lora_config.ts";
+import type { LinearHook } from "./linear_hook.ts";
+import { type LoraConfig, loraConfig, type LoraConfigInput, LoraError, moduleHyper } from "./lora_config.ts";
 import { loraDropout } from "./lora_dropout.ts";
 import { loraAddInto } from "./lora_fused.ts";
-import { int8Linear, type QuantizedWeight } from "./lora_int8.ts";
+import { int8BaseOf, moduleDims, weightLayout } from "./lora_quant.ts";
+import { resolveModulesToSave, resolveTargets } from "./lora_targets.ts";
 import { around } from "../util/around.ts";
 
 export { LoraError } from "./lora_config.ts";
-
-/** Weight layout of a model's projections: nn.Linear [out, in], or GPT-2's Conv1D [in, out]. */
-export type WeightLayout = "out_in" | "in_out";
+export { loraDelta, loraLinear } from "./lora_fused.ts";
+export { moduleDims, type WeightLayout, weightLayout } from "./lora_quant.ts";
 
 /** One adapted module of one adapter. */
 export interface LoraLayer {
@@ -82,93 +72,6 @@ export interface LoraAdapter {
   rng: Generator;
 }
 
-/** Per-model state of the hook: LoRA adapters and quantised base modules. */
-export interface ModelExt {
-  lora: LoraModel | null;
-  quant: Map<string, QuantizedWeight>;
-  /** The requiresGrad flags of the base parameters before LoRA froze them. */
-  flags: Map<string, boolean> | null;
-}
-
-const EXT = new WeakMap<CausalLM, ModelExt>();
-
-/** The hook state of a model (created empty on first use). */
-export function modelExt(model: CausalLM): ModelExt {
-  let e = EXT.get(model);
-  if (!e) EXT.set(model, e = { lora: null, quant: new Map(), flags: null });
-  return e;
-}
-
-const HOOKS = new WeakSet<object>();
-
-/** Installs webdpo's LoRA/int8 hook on a model (once); an error if another hook is installed. */
-export function installHook(model: CausalLM): void {
-  const cur = model.linearHook;
-  if (cur && HOOKS.has(cur)) return;
-  if (cur) {
-    throw new LoraError(
-      "the model already has a linearHook that is not webdpo's LoRA/int8 hook; remove it before adding adapters",
-    );
-  }
-  const ext = modelExt(model);
-  const hook = (x: Tensor, module: string, base: () => Tensor): Tensor => {
-    const q = ext.quant.get(module);
-    const b = q ? () => int8Linear(x, q, model.maybeParam(`${module}.bias`)) : base;
-    return ext.lora ? ext.lora.project(x, module, b) : b();
-  };
-  HOOKS.add(hook);
-  model.linearHook = hook;
-}
-
-/** Removes the hook when neither adapters nor quantised modules remain. */
-export function maybeRemoveHook(model: CausalLM): void {
-  const ext = modelExt(model);
-  if (!ext.lora && ext.quant.size === 0 && model.linearHook && HOOKS.has(model.linearHook)) {
-    model.linearHook = null;
-  }
-}
-
-/** The projection weight layout of a model. */
-export function weightLayout(model: CausalLM): WeightLayout {
-  return model.config.architecture === "gpt2" ? "in_out" : "out_in";
-}
-
-/** in/out features of a projection module (from its weight, or its quantised form). */
-export function moduleDims(model: CausalLM, module: string): { inF: number; outF: number } {
-  const q = modelExt(model).quant.get(module);
-  if (q) return { inF: q.inFeatures, outF: q.outFeatures };
-  const w = model.param(`${module}.weight`);
-  return weightLayout(model) === "out_in"
-    ? { inF: w.shape[1], outF: w.shape[0] }
-    : { inF: w.shape[0], outF: w.shape[1] };
-}
-
-/** The LoRA branch s·(x·Aᵀ)·Bᵀ for x [..., in] → [..., out]. */
-export function loraDelta(x: Tensor, A: Tensor, B: Tensor, scaling: number): Tensor {
-  const inF = x.shape[x.ndim - 1];
-  if (A.ndim !== 2 || B.ndim !== 2 || A.shape[1] !== inF || B.shape[1] !== A.shape[0]) {
-    throw new RangeError(
-      `loraDelta: x [${x.shape}], A [${A.shape}] and B [${B.shape}] do not fit (A [r, in], B [out, r])`,
-    );
-  }
-  const rows = x.size / inF;
-  const h = scale(matmul(reshape(x, [rows, inF]), A, { transB: true }), scaling);
-  return reshape(matmul(h, B, { transB: true }), [...x.shape.slice(0, -1), B.shape[0]]);
-}
-
-/** A LoRA-adapted linear layer: linear(x, w, b, layout) + s·(x·Aᵀ)·Bᵀ. */
-export function loraLinear(
-  x: Tensor,
-  w: Tensor,
-  b: Tensor | null,
-  A: Tensor,
-  B: Tensor,
-  scaling: number,
-  layout: WeightLayout = "out_in",
-): Tensor {
-  return add(linear(x, w, b, layout), loraDelta(x, A, B, scaling));
-}
-
 export interface AddAdapterOptions {
   /** Seed of A's Kaiming-uniform initialisation and of the dropout masks (default 0). */
   seed?: number;
@@ -181,8 +84,11 @@ export interface AddAdapterOptions {
   uninitialised?: boolean;
 }
 
-/** The adapters on one model. Get it from `applyLora` or `loraOf(model)`. */
-export class LoraModel {
+/**
+ * The adapters on one model, and the model's `adapter` projection hook while attached. Get it from `applyLora` or
+ * `loraOf(model)`.
+ */
+export class LoraModel implements LinearHook {
   readonly adapters: Map<string, LoraAdapter> = new Map();
   /** The active adapter's name, or null (base only). */
   activeAdapter: string | null = null;
@@ -195,6 +101,8 @@ export class LoraModel {
   dropoutEnabled = true;
   /** modules_to_save: parameter name → the original (frozen) tensor. */
   private readonly originals = new Map<string, Tensor>();
+  /** The requiresGrad flags of the base parameters before `attachLora` froze them. */
+  private flags: Map<string, boolean> | null = null;
 
   constructor(readonly model: CausalLM) {}
 
@@ -210,79 +118,6 @@ export class LoraModel {
       );
     }
     return a;
-  }
-
-  /** The modules a config targets (full names, in the model's order), and target_modules as PEFT saves them. */
-  resolveTargets(c: LoraConfig): { modules: string[]; saved: string[] | string } {
-    const model = this.model;
-    const projections = model.projectionModules();
-    const shortNames = (ms: string[]) => [...new Set(ms.map((m) => m.slice(m.lastIndexOf(".") + 1)))].sort();
-    let spec = c.targetModules ?? defaultTargetModules(model.config.modelType);
-    if (Array.isArray(spec) && spec.length === 1 && spec[0] === "all-linear") spec = "all-linear";
-    let modules: string[];
-    if (spec === "all-linear") modules = [...projections];
-    else {
-      modules = projections.filter((m) => matchesModules(spec, m));
-      const params = model.namedParameters().map(([n]) => n.slice(0, n.lastIndexOf(".")));
-      const names = Array.isArray(spec) ? spec : [spec];
-      for (const t of names) {
-        const one = Array.isArray(spec) ? [t] : t;
-        if (projections.some((m) => matchesModules(one, m))) continue;
-        const other = params.find((m) => matchesModules(one, m));
-        throw new LoraError(
-          other
-            ? `target_modules: "${t}" names ${other}, which is not a projection; LoRA adapts the projection ` +
-              `modules (${
-                shortNames(projections).join(", ")
-              }); train embeddings or the LM head with modules_to_save`
-            : `target_modules: "${t}" matches no module of this ${model.config.modelType} model; its ` +
-              `projection modules are ${shortNames(projections).join(", ")} (or use "all-linear")`,
-        );
-      }
-    }
-    if (c.excludeModules) modules = modules.filter((m) => !matchesModules(c.excludeModules!, m));
-    if (modules.length === 0) throw new LoraError("target_modules: every matched module is excluded");
-    const saved = spec === "all-linear"
-      ? shortNames(modules)
-      : Array.isArray(spec)
-      ? [...new Set(spec)].sort()
-      : spec;
-    return { modules, saved };
-  }
-
-  /** The parameter names of modules_to_save. */
-  resolveModulesToSave(c: LoraConfig, targets: string[]): string[] {
-    if (!c.modulesToSave || c.modulesToSave.length === 0) return [];
-    const model = this.model;
-    const names = model.namedParameters().map(([n]) => n);
-    const out: string[] = [];
-    for (const m of c.modulesToSave) {
-      const hit = names.filter((n) => matchesModules([m], n.slice(0, n.lastIndexOf("."))));
-      if (hit.length === 0) {
-        if (m === "lm_head" && model.config.tieWordEmbeddings) {
-          throw new LoraError(
-            `modules_to_save: this model's lm_head is tied to the input embedding; list the embedding ` +
-              `(${model.config.architecture === "gpt2" ? "wte" : "embed_tokens"}) to train the shared matrix`,
-          );
-        }
-        const mods = [...new Set(names.map((n) => n.slice(0, n.lastIndexOf("."))))];
-        throw new LoraError(
-          `modules_to_save: "${m}" matches no module of this model (modules: ${
-            mods.filter((x) => !/\.\d+\./.test(x)).join(", ")
-          }, and per layer ${[...new Set(mods.map((x) => x.replace(/^.*\.\d+\./, "")))].join(", ")})`,
-        );
-      }
-      for (const n of hit) {
-        const mod = n.slice(0, n.lastIndexOf("."));
-        if (targets.includes(mod)) {
-          throw new LoraError(
-            `modules_to_save: "${m}" (${mod}) is also a LoRA target; a module is one or the other`,
-          );
-        }
-        if (!out.includes(n)) out.push(n);
-      }
-    }
-    return out;
   }
 
   /** Throws unless `name` can name a new adapter: letters, digits, "_" or "-", and not taken. */
@@ -301,7 +136,7 @@ export class LoraModel {
    */
   plannedTensors(config: LoraConfig | LoraConfigInput): Map<string, number[]> {
     const c = loraConfig(config as LoraConfigInput);
-    const { modules } = this.resolveTargets(c);
+    const { modules } = resolveTargets(this.model, c);
     const out = new Map<string, number[]>();
     for (const module of modules) {
       const { inF, outF } = moduleDims(this.model, module);
@@ -309,7 +144,7 @@ export class LoraModel {
       out.set(`base_model.model.${module}.lora_A.weight`, [r, inF]);
       out.set(`base_model.model.${module}.lora_B.weight`, [outF, r]);
     }
-    for (const p of this.resolveModulesToSave(c, modules)) {
+    for (const p of resolveModulesToSave(this.model, c, modules)) {
       out.set(`base_model.model.${p}`, [...(this.originals.get(p) ?? this.model.param(p)).shape]);
     }
     return out;
@@ -319,8 +154,8 @@ export class LoraModel {
   addAdapter(name: string, config: LoraConfig | LoraConfigInput, opts: AddAdapterOptions = {}): LoraAdapter {
     this.checkNewAdapterName(name);
     const c = loraConfig(config as LoraConfigInput);
-    const { modules, saved } = this.resolveTargets(c);
-    const savedParams = this.resolveModulesToSave(c, modules);
+    const { modules, saved } = resolveTargets(this.model, c);
+    const savedParams = resolveModulesToSave(this.model, c, modules);
     const trainable = opts.trainable ?? true;
     const seed = opts.seed ?? 0;
     const gen = new Generator(seed);
@@ -501,7 +336,7 @@ export class LoraModel {
   parameterCounts(): { trainable: number; total: number } {
     let total = this.model.numParameters();
     for (const a of this.adapters.values()) for (const l of a.layers.values()) total += l.A.size + l.B.size;
-    for (const q of modelExt(this.model).quant.values()) total += q.inFeatures * q.outFeatures;
+    for (const q of int8BaseOf(this.model)?.weights.values() ?? []) total += q.inFeatures * q.outFeatures;
     const trainable = this.trainableParameters().reduce((s, t) => s + t.size, 0);
     return { trainable, total };
   }
@@ -513,9 +348,9 @@ export class LoraModel {
    */
   merge(name?: string): void {
     const a = this.adapter(name);
-    const ext = modelExt(this.model);
+    const int8 = int8BaseOf(this.model);
     for (const m of a.layers.keys()) {
-      if (ext.quant.has(m)) {
+      if (int8?.weights.has(m)) {
         throw new LoraError(
           `cannot merge adapter "${a.name}" into ${m}: its base weight is int8-quantised; call dequantizeBase first`,
         );
@@ -544,21 +379,26 @@ export class LoraModel {
 
   /**
    * Removes LoRA from the model: every adapter is freed, modules_to_save originals are registered again, the base
-   * parameters get back the requiresGrad flags they had before `applyLora`, and the hook goes (unless int8
-   * modules remain). The LoraModel is unusable afterwards.
+   * parameters get back the requiresGrad flags they had before `applyLora`, and the adapter hook slot is
+   * emptied. The LoraModel is unusable afterwards.
    */
   unload(): void {
     for (const name of [...this.adapters.keys()]) this.deleteAdapter(name);
-    const ext = modelExt(this.model);
-    if (ext.flags) {
+    if (this.flags) {
       for (const [n, t] of this.model.namedParameters()) {
-        const f = ext.flags.get(n);
+        const f = this.flags.get(n);
         if (f !== undefined) t.requiresGrad = f;
       }
     }
-    ext.flags = null;
-    ext.lora = null;
-    maybeRemoveHook(this.model);
+    this.flags = null;
+    this.model.linearHooks.remove("adapter", this);
+  }
+
+  /** Takes the adapter hook slot and freezes the base (attachLora). */
+  attach(): void {
+    this.model.linearHooks.install("adapter", this);
+    this.flags = new Map(this.model.namedParameters().map(([n, t]) => [n, t.requiresGrad]));
+    for (const t of this.model.parameters()) t.requiresGrad = false;
   }
 }
 
@@ -588,21 +428,23 @@ export function applyLora(
 
 /** Attaches an empty LoraModel (base frozen, no adapter yet); used by applyLora and loadAdapter. */
 export function attachLora(model: CausalLM): LoraModel {
-  const ext = modelExt(model);
-  if (ext.lora) {
+  if (loraOf(model)) {
     throw new LoraError("this model already has LoRA adapters; use addAdapter / loadAdapter with a new name");
   }
-  installHook(model);
+  if (model.linearHooks.adapter) {
+    throw new LoraError(
+      "the model's adapter projection hook is taken by another hook; remove it before adding LoRA adapters",
+    );
+  }
   const lora = new LoraModel(model);
-  ext.lora = lora;
-  ext.flags = new Map(model.namedParameters().map(([n, t]) => [n, t.requiresGrad]));
-  for (const t of model.parameters()) t.requiresGrad = false;
+  lora.attach();
   return lora;
 }
 
 /** The model's LoraModel, or null when it has no LoRA. */
 export function loraOf(model: CausalLM): LoraModel | null {
-  return EXT.get(model)?.lora ?? null;
+  const a = model.linearHooks.adapter;
+  return a instanceof LoraModel ? a : null;
 }
 
 function need(model: CausalLM | LoraModel): LoraModel {

@@ -1,4 +1,7 @@
 /**
+ * The LoRA branch s·(x·Aᵀ)·Bᵀ: composed of matmuls (`loraDelta`, `loraLinear`: the plain forms, kept for tests and
+ * references), and fused into the base output (`loraAddInto`, what the adapter hook runs).
+ *
  * loraAddInto(y, x, A, B, s): the LoRA branch added in place to a projection's fresh output,
  *
  *   y ← y + s·(x·Aᵀ)·Bᵀ,   x [..., in], A [r, in], B [out, r], y [..., out]
@@ -16,9 +19,40 @@
  * Backward, with g = s·dY·B [rows, r]: dy = dY, dx = g·A, dA = gᵀ·x, dB = s·dYᵀ·h.
  */
 import { noGrad } from "../autograd/grad_mode.ts";
-import { matmulInto, matmulRaw } from "../autograd/ops/matmul.ts";
+import { add } from "../autograd/ops/binary.ts";
+import { matmul, matmulInto, matmulRaw } from "../autograd/ops/matmul.ts";
+import { reshape } from "../autograd/ops/reshape.ts";
+import { scale } from "../autograd/ops/scale.ts";
 import { record } from "../autograd/record.ts";
 import { type Tensor, view } from "../tensor/tensor.ts";
+import { linear } from "./layers.ts";
+import type { WeightLayout } from "./lora_quant.ts";
+
+/** The LoRA branch s·(x·Aᵀ)·Bᵀ for x [..., in] → [..., out]. */
+export function loraDelta(x: Tensor, A: Tensor, B: Tensor, scaling: number): Tensor {
+  const inF = x.shape[x.ndim - 1];
+  if (A.ndim !== 2 || B.ndim !== 2 || A.shape[1] !== inF || B.shape[1] !== A.shape[0]) {
+    throw new RangeError(
+      `loraDelta: x [${x.shape}], A [${A.shape}] and B [${B.shape}] do not fit (A [r, in], B [out, r])`,
+    );
+  }
+  const rows = x.size / inF;
+  const h = scale(matmul(reshape(x, [rows, inF]), A, { transB: true }), scaling);
+  return reshape(matmul(h, B, { transB: true }), [...x.shape.slice(0, -1), B.shape[0]]);
+}
+
+/** A LoRA-adapted linear layer: linear(x, w, b, layout) + s·(x·Aᵀ)·Bᵀ. */
+export function loraLinear(
+  x: Tensor,
+  w: Tensor,
+  b: Tensor | null,
+  A: Tensor,
+  B: Tensor,
+  scaling: number,
+  layout: WeightLayout = "out_in",
+): Tensor {
+  return add(linear(x, w, b, layout), loraDelta(x, A, B, scaling));
+}
 
 export function loraAddInto(y: Tensor, x: Tensor, A: Tensor, B: Tensor, scaling: number): Tensor {
   const inF = x.shape[x.ndim - 1];

@@ -1,5 +1,6 @@
 /** Layers and LoRA adapters. */
 export { linear } from "./layers.ts";
+export { type LinearHook, LinearHooks, type LinearHookSlot } from "./linear_hook.ts";
 export { Module } from "./module.ts";
 export {
   type AddAdapterOptions,

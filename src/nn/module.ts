@@ -18,6 +18,13 @@ export class Module {
     return t;
   }
 
+  /** Removes the parameter `name` from the state dict and returns it (not disposed); an error when absent. */
+  unregister(name: string): Tensor {
+    const t = this.param(name);
+    this.params.delete(name);
+    return t;
+  }
+
   /** The parameter `name`; an error naming it when absent. */
   param(name: string): Tensor {
     const t = this.params.get(name);
