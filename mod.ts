@@ -3,6 +3,7 @@
  *
  * @module
  */
+export * from "./src/io/mod.ts";
 export * from "./src/gpu/mod.ts";
 export * from "./src/tensor/mod.ts";
 export * from "./src/autograd/mod.ts";

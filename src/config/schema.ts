@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { sink } from "../io/platform.ts";
 import { nearestKey } from "../util/nearest.ts";
 import { checkValue, isPlainObject } from "./check.ts";
 import type { Field } from "./field.ts";
@@ -174,12 +175,12 @@ function nameIn(f: Field, style: NameStyle): string {
 
 const printed = new Set<string>();
 
-/** Prints each warning with console.warn as `webdpo: <warning>`, each distinct warning once per process. */
+/** Prints each warning to the platform's sink (the console) as `webdpo: <warning>`, each distinct one once. */
 export function printWarningsOnce(warnings: readonly string[]): void {
   for (const w of warnings) {
     if (printed.has(w)) continue;
     printed.add(w);
-    console.warn(`webdpo: ${w}`);
+    sink().warn(`webdpo: ${w}`);
   }
 }
 

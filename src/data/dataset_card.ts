@@ -16,6 +16,8 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
+import { files } from "../io/platform.ts";
+import { isNotFound } from "../io/types.ts";
 import { type SplitPatterns, splitPatternsOf } from "./data_files.ts";
 import { DatasetError } from "./tokenize_row.ts";
 
@@ -41,9 +43,9 @@ export async function readCardConfigs(root: string): Promise<CardConfig[] | null
   const path = `${root}/README.md`;
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await files().readText(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
+    if (isNotFound(e)) return null;
     throw new DatasetError(`${path}: cannot read the dataset card (${e instanceof Error ? e.message : e})`);
   }
   const yaml = frontMatter(text);

@@ -10,6 +10,8 @@
 import { RecordBatchReader } from "apache-arrow";
 import { type FileMetaData, parquetMetadataAsync, parquetReadObjects, parquetSchema } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
+import { files } from "../io/platform.ts";
+import type { RandomAccessFile } from "../io/types.ts";
 import { checkArrowBatch, checkedArrowStream } from "./arrow_checks.ts";
 import { pageProblem } from "./parquet_pages.ts";
 import { DatasetError } from "./tokenize_row.ts";
@@ -27,10 +29,19 @@ export interface LocatedRow {
 
 const isGzip = (path: string) => path.toLowerCase().endsWith(".gz");
 
-/** Opens a data file for reading; a file that is missing or unreadable is a DatasetError naming it. */
-async function openFile(path: string): Promise<Deno.FsFile> {
+/** A data file for range reads; a file that is missing or unreadable is a DatasetError naming it. */
+async function openFile(path: string): Promise<RandomAccessFile> {
   try {
-    return await Deno.open(path, { read: true });
+    return await files().open(path);
+  } catch (e) {
+    throw new DatasetError(`${path}: cannot open (${e instanceof Error ? e.message : e})`);
+  }
+}
+
+/** A data file's bytes as a stream; a file that is missing or unreadable is a DatasetError naming it. */
+async function openStream(path: string): Promise<ReadableStream<Uint8Array>> {
+  try {
+    return await files().stream(path);
   } catch (e) {
     throw new DatasetError(`${path}: cannot open (${e instanceof Error ? e.message : e})`);
   }
@@ -38,9 +49,9 @@ async function openFile(path: string): Promise<Deno.FsFile> {
 
 /** The file's bytes as a stream, gunzipped on the way when the name ends in .gz (hh-rlhf ships train.jsonl.gz). */
 async function openBytes(path: string): Promise<ReadableStream<Uint8Array>> {
-  const file = await openFile(path);
-  if (!isGzip(path)) return file.readable;
-  return file.readable.pipeThrough(
+  const stream = await openStream(path);
+  if (!isGzip(path)) return stream;
+  return stream.pipeThrough(
     new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
   );
 }
@@ -146,15 +157,15 @@ function columnChunkRanges(meta: FileMetaData): ColumnChunkRange[] {
 }
 
 /**
- * A Parquet file as hyparquet's AsyncBuffer. Reads are serialised (each one seeks the shared file position, and
- * hyparquet asks for column chunks concurrently), a range outside the file is refused before anything is
+ * A Parquet file as hyparquet's AsyncBuffer. Reads are serialised (hyparquet asks for column chunks
+ * concurrently), a range outside the file is refused before anything is
  * allocated for it (the ranges come from the file's own metadata), the page headers of each column chunk a read
  * covers are checked before hyparquet decodes them (see parquet_pages.ts), and `close` waits for the reads in
  * flight.
  */
 async function fileBuffer(path: string) {
   const file = await openFile(path);
-  const byteLength = (await file.stat()).size;
+  const byteLength = file.size;
   let pending: Promise<unknown> = Promise.resolve();
   let chunks: ColumnChunkRange[] = [];
   const readRange = async (start: number, stop: number): Promise<ArrayBuffer> => {
@@ -166,20 +177,20 @@ async function fileBuffer(path: string) {
         `${path}: corrupt Parquet file: bytes [${start}, ${stop}) are outside the ${byteLength}-byte file`,
       );
     }
-    const out = new Uint8Array(stop - start);
-    await file.seek(start, Deno.SeekMode.Start);
-    let got = 0;
-    while (got < out.length) {
-      const n = await file.read(out.subarray(got));
-      if (n === null) throw new DatasetError(`${path}: truncated Parquet file`);
-      got += n;
+    let out: Uint8Array;
+    try {
+      out = await file.read(start, stop - start);
+    } catch (e) {
+      if (e instanceof RangeError) throw new DatasetError(`${path}: truncated Parquet file`);
+      throw e;
     }
+    if (out.byteOffset !== 0 || out.byteLength !== out.buffer.byteLength) out = out.slice();
     for (const c of chunks) {
       if (c.start < start || c.end > stop) continue;
       const problem = pageProblem(out.subarray(c.start - start, c.end - start));
       if (problem !== null) throw new DatasetError(`${path}: corrupt Parquet file (${c.what}): ${problem}`);
     }
-    return out.buffer;
+    return out.buffer as ArrayBuffer;
   };
   return {
     buffer: {
@@ -196,7 +207,7 @@ async function fileBuffer(path: string) {
     },
     async close(): Promise<void> {
       await pending;
-      file.close();
+      await file.close();
     },
   };
 }
@@ -276,15 +287,20 @@ function plain(v: unknown): unknown {
   return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
 }
 
+/** The chunks a stream's reader gives (the caller keeps the reader, to cancel it). */
+async function* chunksOf(reader: ReadableStreamDefaultReader<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for (let r = await reader.read(); !r.done; r = await reader.read()) yield r.value;
+}
+
 /** Rows of an Arrow IPC stream file (what `datasets.save_to_disk` writes), record batch by record batch. */
 async function* arrowRows(path: string, start: number): AsyncGenerator<LocatedRow> {
-  const file = await openFile(path);
+  const file = (await openStream(path)).getReader();
   let index = start;
   let i = 0;
   try {
     let reader;
     try {
-      reader = await RecordBatchReader.from(checkedArrowStream(file.readable, path));
+      reader = await RecordBatchReader.from(checkedArrowStream(chunksOf(file), path));
     } catch (e) {
       throw new DatasetError(`${path}: not a readable Arrow file (${e instanceof Error ? e.message : e})`);
     }
@@ -302,11 +318,7 @@ async function* arrowRows(path: string, start: number): AsyncGenerator<LocatedRo
     if (e instanceof DatasetError) throw e;
     throw new DatasetError(`${path} row ${i}: unreadable Arrow data (${e instanceof Error ? e.message : e})`);
   } finally {
-    try {
-      file.close();
-    } catch {
-      // closed by the stream already
-    }
+    await file.cancel().catch(() => {}); // closes the file (a no-op once it was read to its end)
   }
 }
 
@@ -350,21 +362,17 @@ async function parquetRowCount(path: string): Promise<number> {
 
 /** The row count of an Arrow IPC stream: its record batches' lengths (their columns are not read). */
 async function arrowRowCount(path: string): Promise<number> {
-  const file = await openFile(path);
+  const file = (await openStream(path)).getReader();
   let n = 0;
   try {
-    const reader = await RecordBatchReader.from(checkedArrowStream(file.readable, path));
+    const reader = await RecordBatchReader.from(checkedArrowStream(chunksOf(file), path));
     for await (const batch of reader) n += batch.numRows;
     return n;
   } catch (e) {
     if (e instanceof DatasetError) throw e;
     throw new DatasetError(`${path}: not a readable Arrow file (${e instanceof Error ? e.message : e})`);
   } finally {
-    try {
-      file.close();
-    } catch {
-      // closed by the stream already
-    }
+    await file.cancel().catch(() => {}); // closes the file (a no-op once it was read to its end)
   }
 }
 

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { files } from "../io/platform.ts";
 import { hubCacheDir } from "../models/loader.ts";
 import { DatasetError } from "./tokenize_row.ts";
 
@@ -26,7 +27,7 @@ export interface HubCacheOptions {
 
 async function isDir(path: string): Promise<boolean> {
   try {
-    return (await Deno.stat(path)).isDirectory;
+    return (await files().stat(path))?.isDirectory === true;
   } catch {
     return false;
   }
@@ -46,7 +47,7 @@ export async function resolveCachedDataset(id: string, opts: HubCacheOptions = {
   } else {
     let commit = revision;
     try {
-      commit = (await Deno.readTextFile(`${base}/refs/${revision}`)).trim();
+      commit = (await files().readText(`${base}/refs/${revision}`)).trim();
     } catch {
       // the revision may be a commit hash
     }

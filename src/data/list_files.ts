@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { files } from "../io/platform.ts";
+import type { DirEntry } from "../io/types.ts";
 import { DatasetError } from "./tokenize_row.ts";
 
 /** How deep the walk goes: a hub dataset is a few folders deep; anything deeper is a mistake or a loop. */
@@ -17,16 +19,16 @@ export async function listFilesUnder(root: string): Promise<string[]> {
   const walk = async (dir: string, rel: string, depth: number): Promise<void> => {
     let real: string;
     try {
-      real = await Deno.realPath(dir);
+      real = await files().realPath(dir);
     } catch (e) {
       if (depth === 0) throw new DatasetError(`${root}: cannot read the folder (${errText(e)})`);
       return;
     }
     if (seen.has(real) || depth > MAX_DEPTH) return;
     seen.add(real);
-    const entries: Deno.DirEntry[] = [];
+    let entries: DirEntry[];
     try {
-      for await (const e of Deno.readDir(dir)) entries.push(e);
+      entries = await files().list(dir);
     } catch (e) {
       throw new DatasetError(`${dir}: cannot read the folder (${errText(e)})`);
     }
@@ -35,12 +37,14 @@ export async function listFilesUnder(root: string): Promise<string[]> {
       const relPath = rel ? `${rel}/${e.name}` : e.name;
       let isDir = e.isDirectory, isFile = e.isFile;
       if (e.isSymlink) {
+        let info;
         try {
-          const info = await Deno.stat(path);
-          [isDir, isFile] = [info.isDirectory, info.isFile];
+          info = await files().stat(path);
         } catch {
-          continue; // a dangling link
+          continue;
         }
+        if (!info) continue; // a dangling link
+        [isDir, isFile] = [info.isDirectory, info.isFile];
       }
       if (isFile) out.push(relPath);
       else if (isDir) await walk(path, relPath, depth + 1);

@@ -20,6 +20,8 @@ import { type HubCacheOptions, isHubId, resolveCachedDataset } from "./hub_cache
 import { listFilesUnder } from "./list_files.ts";
 import { saveToDiskSplits } from "./save_to_disk.ts";
 import { DatasetError } from "./tokenize_row.ts";
+import * as io from "../io/platform.ts";
+import type { FileStat } from "../io/types.ts";
 
 /** Which dataset: `datasets.load_dataset`'s arguments besides the path and the split. */
 export interface DataFilesOptions extends HubCacheOptions {
@@ -43,9 +45,9 @@ export interface DatasetLayout {
   files(split: string): Promise<string[]>;
 }
 
-async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+async function statOrNull(path: string): Promise<FileStat | null> {
   try {
-    return await Deno.stat(path);
+    return await io.files().stat(path);
   } catch {
     return null;
   }
@@ -171,7 +173,7 @@ async function choosePatterns(
   }
   const folders: string[] = [];
   try {
-    for await (const e of Deno.readDir(root)) {
+    for (const e of await io.files().list(root)) {
       if ((e.isDirectory || e.isSymlink) && !e.name.startsWith(".")) folders.push(e.name);
     }
   } catch { /* listed as none */ }

@@ -5,14 +5,16 @@
  *
  * @module
  */
+import * as io from "../io/platform.ts";
+import { isNotFound } from "../io/types.ts";
 import { isPlainFileName } from "../util/fs.ts";
 import { DatasetError } from "./tokenize_row.ts";
 
 async function readJson(f: string): Promise<unknown> {
   try {
-    return JSON.parse(await Deno.readTextFile(f));
+    return JSON.parse(await io.files().readText(f));
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
+    if (isNotFound(e)) return undefined;
     throw new DatasetError(`${f}: not valid JSON (${e instanceof Error ? e.message : e})`);
   }
 }

@@ -5,6 +5,7 @@
  * chosen/rejected conversations get their prompt as the longest common message prefix.
  */
 import { WebDPOError } from "../gpu/errors.ts";
+import { sink } from "../io/platform.ts";
 import type { Message } from "../tokenizer/tokenizer.ts";
 import { maybeExtractPrompt } from "./extract_prompt.ts";
 
@@ -26,7 +27,7 @@ export interface TokenizeOptions {
   maxPromptLength?: number | null;
   truncationMode?: "keep_end" | "keep_start";
   labelPadTokenId?: number;
-  /** Where warnings go (default console.warn). */
+  /** Where warnings go (default the platform's sink: console.warn). */
   warn?: (message: string) => void;
 }
 
@@ -69,7 +70,7 @@ function whatIsWrong(field: string, v: unknown, other: unknown): string {
 
 /** Resolves the defaults of max_length / max_prompt_length, warning once per unset value. */
 export function resolveLengths(opts: TokenizeOptions): { maxLength: number; maxPromptLength: number } {
-  const warn = opts.warn ?? ((m: string) => console.warn(`webdpo: ${m}`));
+  const warn = opts.warn ?? ((m: string) => sink().warn(`webdpo: ${m}`));
   let maxLength = opts.maxLength ?? null;
   let maxPromptLength = opts.maxPromptLength ?? null;
   if (maxLength === null) {

@@ -28,6 +28,8 @@
  * @module
  */
 import { WebDPOError } from "../gpu/errors.ts";
+import { files } from "../io/platform.ts";
+import { isNotADirectory, isNotFound } from "../io/types.ts";
 import { ADAPTER_CONFIG, loadAdapter } from "../models/adapter_io.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { loadModel } from "../models/loader.ts";
@@ -264,9 +266,9 @@ export function referenceTensors(model: CausalLM, s: LoraSetup): Tensor[] {
 export async function adapterBase(dir: string): Promise<string | null> {
   let text: string;
   try {
-    text = await Deno.readTextFile(`${dir}/${ADAPTER_CONFIG}`);
+    text = await files().readText(`${dir}/${ADAPTER_CONFIG}`);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return null;
+    if (isNotFound(e) || isNotADirectory(e)) return null;
     throw e;
   }
   let json: Record<string, unknown>;

@@ -5,6 +5,7 @@
  * estimate and which of the usual remedies would fit. `WEBDPO_NO_MEMORY_CHECK=1` turns it off.
  */
 import { gpu, isCpuAdapter } from "../gpu/device.ts";
+import { host } from "../io/platform.ts";
 import { memoryStats } from "../gpu/pool.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { namedTrainableParametersOf } from "../nn/lora.ts";
@@ -32,11 +33,7 @@ export interface MemoryCheckInput {
 
 /** Throws a TrainingError when the run would not fit the free memory; returns otherwise. */
 export function checkMemory(x: MemoryCheckInput): void {
-  try {
-    if (Deno.env.get("WEBDPO_NO_MEMORY_CHECK")) return;
-  } catch {
-    // no --allow-env: check
-  }
+  if (host().env("WEBDPO_NO_MEMORY_CHECK")) return; // undefined without --allow-env: check
   if (!isCpuAdapter(gpu().info)) return;
   const free = availableMemory();
   if (free === null) return;

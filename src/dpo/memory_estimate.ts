@@ -23,6 +23,7 @@
  * 1.26× the peak live bytes on that bench. The guard multiplies what the run will add by PROCESS_OVERHEAD, a
  * little below that, so that it refuses only runs that would clearly not fit.
  */
+import { host } from "../io/platform.ts";
 import type { ModelConfig } from "../models/config.ts";
 
 /** Measured peak activations over the formula's (1.65 / 1.40 GB on the SmolLM2-135M-shaped bench), rounded up. */
@@ -98,12 +99,7 @@ export function setAvailableMemoryOverride(bytes: number | null): void {
 /** Bytes the OS says it can still give this process (Linux MemAvailable), or null where that is unknown. */
 export function availableMemory(): number | null {
   if (availableOverride !== null) return availableOverride;
-  try {
-    const m = /MemAvailable:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/meminfo"));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
+  return host().availableMemory();
 }
 
 /** "1.23 GB". */

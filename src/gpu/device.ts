@@ -2,6 +2,7 @@
  * The one shared WebGPU device: acquired lazily by `init()`, with the adapter's own maxima requested for the
  * limits that matter to tensor work, and the optional features recorded.
  */
+import { host } from "../io/platform.ts";
 import { DeviceLostError, INSTALL_HINT, NotInitializedError, WebGPUUnavailableError } from "./errors.ts";
 
 /** What the runtime knows about the device it runs on. */
@@ -51,65 +52,9 @@ export function acquireDevice(opts: InitOptions = {}): Promise<Gpu> {
   return pending;
 }
 
-/**
- * Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" on every start when the variable is unset
- * (containers, CI, ssh without a session). Pointing it at a private folder first keeps the output clean; nothing
- * is written there. Skipped where the environment or the file system may not be touched.
- */
-function quietMesaRuntimeDir(): void {
-  try {
-    if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR")) return;
-    const dir = `/tmp/webdpo-runtime-${Deno.uid() ?? "user"}`;
-    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    Deno.chmodSync(dir, 0o700);
-    Deno.env.set("XDG_RUNTIME_DIR", dir);
-  } catch {
-    // no --allow-env / --allow-write: leave the driver's message as it is
-  }
-}
-
-/** Where the Vulkan loader looks for installed drivers (ICD manifests) on Linux. */
-const VULKAN_ICD_DIRS = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d"];
-
-/**
- * On Linux, the WebGPU instance of Deno (wgpu) opens every backend by default: besides Vulkan it loads EGL and
- * Mesa's GL driver (swrast_dri.so, a second llvmpipe with its own use of LLVM) and X11 libraries. Their teardown
- * at process exit races with the threads still ending, and aborted about one run in twenty of a test suite
- * after every test had passed (glibc "corrupted size vs. prev_size in fastbins" in a thread's exit while the
- * main thread ran libEGL's destructor: bench/RESULTS.md, "The abort at exit"). With a Vulkan driver installed
- * (lavapipe included), webdpo asks for the Vulkan backend alone, so GL and EGL are never loaded. A value the
- * user set for `DENO_WEBGPU_BACKEND` (e.g. "gl") is kept, and without a Vulkan driver GL stays the fallback.
- * Must run before the first `requestAdapter` of the process (the instance reads the variable once).
- */
-function preferVulkanBackend(): boolean {
-  try {
-    if (Deno.build.os !== "linux" || Deno.env.get("DENO_WEBGPU_BACKEND") !== undefined) return false;
-    const listed = Deno.env.get("VK_DRIVER_FILES") ?? Deno.env.get("VK_ICD_FILENAMES");
-    let found = listed !== undefined && listed !== "";
-    for (const dir of VULKAN_ICD_DIRS) {
-      if (found) break;
-      try {
-        for (const e of Deno.readDirSync(dir)) {
-          if (e.name.endsWith(".json")) {
-            found = true;
-            break;
-          }
-        }
-      } catch {
-        // no such folder
-      }
-    }
-    if (found) Deno.env.set("DENO_WEBGPU_BACKEND", "vulkan");
-    return found;
-  } catch {
-    // no --allow-env / --allow-read, or not Deno: leave the runtime's default
-    return false;
-  }
-}
-
 async function requestGpu(opts: InitOptions): Promise<Gpu> {
-  quietMesaRuntimeDir();
-  const vulkanOnly = preferVulkanBackend();
+  // Deno on Linux: a quiet Mesa and wgpu's Vulkan backend alone (see src/io/deno.ts); nothing in a browser
+  const backendNote = host().prepareWebGpu();
   const nav = globalThis.navigator as Navigator & { gpu?: GPU };
   if (!nav?.gpu) {
     throw new WebGPUUnavailableError(`this runtime has no navigator.gpu (WebGPU). ${INSTALL_HINT}`);
@@ -121,10 +66,7 @@ async function requestGpu(opts: InitOptions): Promise<Gpu> {
     throw new WebGPUUnavailableError(`requesting a WebGPU adapter failed (${String(e)}). ${INSTALL_HINT}`);
   }
   if (!adapter) {
-    const tried = vulkanOnly
-      ? " webdpo asked for the Vulkan backend alone, as a Vulkan driver is installed; run with " +
-        "DENO_WEBGPU_BACKEND=gl to try OpenGL instead."
-      : "";
+    const tried = backendNote ? ` ${backendNote}` : "";
     throw new WebGPUUnavailableError(`no WebGPU adapter was found.${tried} ${INSTALL_HINT}`);
   }
 

@@ -431,7 +431,7 @@ export function browserFiles(opts: BrowserFilesOptions = {}): Files {
       const [dst, toParts] = writable(to);
       const existing = await files.stat(to);
       if (existing?.isDirectory) throw new Error(`${to}: a folder of that name exists (rename ${from})`);
-      if (existing) await dst.remove(toParts, to); // a file is replaced, as Deno.rename replaces it
+      if (existing) await dst.remove(toParts, to); // a file is replaced, as a rename under Deno replaces it
       const h = await src.handle(fromParts, from);
       if (!h) throw notFound(from);
       if (h.move && toParts.length) {

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import type { Host } from "./types.ts";
 
 /** A browser's host facts. */
@@ -20,4 +22,8 @@ export const browserHost: Host = {
   },
   terminal: () => null,
   prepareWebGpu: () => "",
+  sha256() {
+    const h = sha256.create();
+    return { update: (bytes) => void h.update(bytes), hex: () => bytesToHex(h.digest()) };
+  },
 };

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import type { DirEntry, Files, FileStat, FileWriter, Host, Platform, RandomAccessFile } from "./types.ts";
 import { consoleSink } from "./sink.ts";
 
@@ -212,6 +213,10 @@ export const denoHost: Host = {
       ? "webdpo asked for the Vulkan backend alone, as a Vulkan driver is installed; run with " +
         "DENO_WEBGPU_BACKEND=gl to try OpenGL instead."
       : "";
+  },
+  sha256() {
+    const h = createHash("sha256");
+    return { update: (bytes) => void h.update(bytes), hex: () => h.digest("hex") };
   },
 };
 

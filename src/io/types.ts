@@ -4,7 +4,7 @@
  * `Sink` where progress lines, log lines and warnings go. Two platforms implement them: Deno's (deno.ts) and the
  * browser's (browser.ts, browser_host.ts); platform.ts holds the one in use.
  *
- * Errors: a path that does not exist is an Error whose `name` is "NotFound" (Deno's own `Deno.errors.NotFound`
+ * Errors: a path that does not exist is an Error whose `name` is "NotFound" (Deno's own `NotFound` error
  * has that name, and the browser implementation throws `FileNotFoundError`), so `isNotFound` works on both.
  *
  * @module
@@ -77,13 +77,20 @@ export interface Files {
   sync(path: string, directory: boolean): Promise<void>;
 }
 
-/** Where the progress bar is drawn: a terminal (Deno.stderr, or a fake one in tests). */
+/** Where the progress bar is drawn: a terminal (stderr under Deno, or a fake one in tests). */
 export interface ProgressStream {
   isTerminal(): boolean;
   writeSync(p: Uint8Array): number;
 }
 
-/** Facts of the environment that only some hosts have. */
+/** An incremental SHA-256 (checkpoint manifests hash files piece by piece). */
+export interface Sha256 {
+  update(bytes: Uint8Array): void;
+  /** The digest as 64 lowercase hex digits (ends the hash). */
+  hex(): string;
+}
+
+/** Facts of the environment that only some hosts have, and what it does natively. */
 export interface Host {
   /** The platform's name, for messages ("deno", "browser"). */
   readonly name: string;
@@ -105,6 +112,8 @@ export interface Host {
    * backend where a Vulkan driver is installed. Returns a sentence to add to a "no adapter" error, or "".
    */
   prepareWebGpu(): string;
+  /** A new SHA-256 (Deno: node:crypto's native one; a browser: @noble/hashes, as WebCrypto cannot stream). */
+  sha256(): Sha256;
 }
 
 /** Where log lines and warnings go (default: the console). */
@@ -140,10 +149,4 @@ export function isNotFound(e: unknown): boolean {
 /** Whether `e` says a path component is a file, not a folder (on any platform). */
 export function isNotADirectory(e: unknown): boolean {
   return e instanceof Error && e.name === "NotADirectory";
-}
-
-/** The folder part of `path` ("" for a bare name). */
-export function dirname(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i < 0 ? "" : i === 0 ? "/" : path.slice(0, i);
 }

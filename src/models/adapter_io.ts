@@ -8,11 +8,13 @@
  * `fan_in_fan_out: true` in the config, as PEFT writes it.
  */
 import { upload } from "../gpu/queue.ts";
+import { files } from "../io/platform.ts";
 import { attachLora, LoraError, LoraModel, loraOf, weightLayout } from "../nn/lora.ts";
 import { type LoraConfig, loraConfigFromPeft, peftConfigJson } from "../nn/lora_config.ts";
 import type { CausalLM } from "./causal_lm.ts";
 import {
   checkLoadable,
+  openSafetensors,
   readSafetensorsHeader,
   readTensor,
   type WritableTensor,
@@ -80,8 +82,8 @@ export async function saveAdapter(
     fanInFanOut: weightLayout(m) === "in_out",
     baseModelNameOrPath: base,
   });
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(`${dir}/${ADAPTER_CONFIG}`, JSON.stringify(json, null, 2) + "\n");
+  await files().mkdir(dir);
+  await files().writeText(`${dir}/${ADAPTER_CONFIG}`, JSON.stringify(json, null, 2) + "\n");
   const list: WritableTensor[] = [...tensors].map(([n, t]) => ({ name: n, shape: t.shape, data: t.get }));
   await writeSafetensors(`${dir}/${ADAPTER_WEIGHTS}`, list, { dtype: opts.dtype });
 }
@@ -90,7 +92,7 @@ export async function saveAdapter(
 export async function readAdapterConfig(path: string): Promise<LoraConfig> {
   let json: unknown;
   try {
-    json = JSON.parse(await Deno.readTextFile(path));
+    json = JSON.parse(await files().readText(path));
   } catch (e) {
     throw new LoraError(`${path}: not valid JSON (${e instanceof Error ? e.message : e})`);
   }
@@ -184,14 +186,14 @@ export async function loadAdapter(
       dest.set(`base_model.model.${layer.module}.lora_B.weight`, layer.B.storage);
     }
     for (const [p, t] of a.saved) dest.set(`base_model.model.${p}`, t.storage);
-    const f = await Deno.open(wPath, { read: true });
+    const f = await openSafetensors(wPath);
     try {
       for (const e of header.tensors) {
         const host = await readTensor(f, header, e);
         upload(dest.get(e.name)!.buffer, host.data);
       }
     } finally {
-      f.close();
+      await f.close();
     }
   } catch (e) {
     if (added) l.deleteAdapter(name);

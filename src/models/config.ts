@@ -4,6 +4,7 @@
  * llama (SmolLM/SmolLM2 included), mistral, qwen2, gpt2.
  */
 import { WebDPOError } from "../gpu/errors.ts";
+import { files } from "../io/platform.ts";
 import type { Llama3RopeScaling } from "../autograd/ops/rope.ts";
 import { jsonExcerpt } from "../util/json_excerpt.ts";
 
@@ -272,7 +273,7 @@ export async function readConfig(dir: string): Promise<ModelConfig> {
   const path = `${dir.replace(/\/+$/, "")}/config.json`;
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await files().readText(path);
   } catch (e) {
     throw new ConfigError(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
   }

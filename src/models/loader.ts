@@ -5,6 +5,8 @@
  * GPU; names and shapes are checked against the config. `saveModel` writes a folder transformers loads.
  */
 import { init } from "../gpu/init.ts";
+import * as io from "../io/platform.ts";
+import type { RandomAccessFile } from "../io/types.ts";
 import { loraOf } from "../nn/lora.ts";
 import { quantizedModules } from "../nn/lora_quant.ts";
 import { tensor } from "../tensor/create.ts";
@@ -15,6 +17,7 @@ import { type ModelConfig, readConfig } from "./config.ts";
 import { GPT2Model } from "./gpt2.ts";
 import { LlamaModel } from "./llama.ts";
 import {
+  openSafetensors,
   readSafetensorsHeader,
   readShardIndex,
   readTensor,
@@ -39,7 +42,7 @@ export function modelFor(config: ModelConfig): CausalLM {
 
 /** The Hugging Face hub cache folder. */
 export function hubCacheDir(): string {
-  const env = (k: string) => Deno.env.get(k);
+  const env = (k: string) => io.host().env(k);
   if (env("HF_HUB_CACHE")) return env("HF_HUB_CACHE")!;
   const home = env("HF_HOME") ?? `${env("XDG_CACHE_HOME") ?? `${env("HOME") ?? "."}/.cache`}/huggingface`;
   return `${home}/hub`;
@@ -51,7 +54,7 @@ export async function resolveCachedSnapshot(repoId: string, revision = "main"): 
   if (!(await exists(base))) return null;
   let commit = revision;
   try {
-    commit = (await Deno.readTextFile(`${base}/refs/${revision}`)).trim();
+    commit = (await io.files().readText(`${base}/refs/${revision}`)).trim();
   } catch { /* revision may be a commit hash */ }
   const snap = `${base}/snapshots/${commit}`;
   if (await exists(`${snap}/config.json`)) return snap;
@@ -84,7 +87,7 @@ export async function resolveModelDir(pathOrHubId: string, opts: LoadModelOption
 
 async function downloadToCache(repoId: string, revision: string): Promise<string> {
   const hub = await import("@huggingface/hub");
-  const accessToken = Deno.env.get("HF_TOKEN") ?? undefined;
+  const accessToken = io.host().env("HF_TOKEN");
   const dir = await hub.snapshotDownload({
     repo: { type: "model", name: repoId },
     revision,
@@ -184,14 +187,14 @@ export async function loadModel(pathOrHubId: string, opts: LoadModelOptions = {}
     }
   }
   const requiresGrad = opts.requiresGrad ?? true;
-  const open = new Map<string, Deno.FsFile>();
+  const open = new Map<string, RandomAccessFile>();
   try {
     for (const [target, shape] of expected) {
       const source = rename.get(target)!;
       const header = files.get(source)!;
       const entry = header.byName.get(source)!;
       let f = open.get(header.path);
-      if (!f) open.set(header.path, f = await Deno.open(header.path, { read: true }));
+      if (!f) open.set(header.path, f = await openSafetensors(header.path));
       const host = await readTensor(f, header, entry);
       model.register(target, tensor(host.data, shape, { requiresGrad }));
     }
@@ -199,7 +202,7 @@ export async function loadModel(pathOrHubId: string, opts: LoadModelOptions = {}
     model.dispose();
     throw e;
   } finally {
-    for (const f of open.values()) f.close();
+    for (const f of open.values()) await f.close();
   }
   model.sourceDir = dir;
   return model;
@@ -230,15 +233,16 @@ export async function saveModel(model: CausalLM, dir: string, opts: SaveModelOpt
         `mergeAdapter, then saveModel)`,
     );
   }
-  await Deno.mkdir(dir, { recursive: true });
+  await io.files().mkdir(dir);
   const raw = { ...model.config.raw };
   raw.torch_dtype = opts.dtype === "BF16" ? "bfloat16" : "float32";
   if ("dtype" in raw) raw.dtype = raw.torch_dtype;
   if (model.config.architecture === "gpt2") raw.architectures = ["GPT2LMHeadModel"];
-  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(raw, null, 2) + "\n");
+  await io.files().writeText(`${dir}/config.json`, JSON.stringify(raw, null, 2) + "\n");
   const src = model.sourceDir;
   if (src && src !== dir && (await exists(`${src}/generation_config.json`))) {
-    await Deno.copyFile(`${src}/generation_config.json`, `${dir}/generation_config.json`);
+    const text = await io.files().readText(`${src}/generation_config.json`);
+    await io.files().writeText(`${dir}/generation_config.json`, text);
   }
   await writeSafetensors(
     `${dir}/model.safetensors`,

@@ -9,6 +9,8 @@
  * header padded with spaces to a multiple of 8, `__metadata__ {"format": "pt"}` as PyTorch checkpoints have.
  */
 import { WebDPOError } from "../gpu/errors.ts";
+import { files } from "../io/platform.ts";
+import type { RandomAccessFile } from "../io/types.ts";
 import { isPlainFileName } from "../util/fs.ts";
 import { jsonExcerpt } from "../util/json_excerpt.ts";
 import { bf16ToF32, f16ToF32, f32ToBf16 } from "./dtype.ts";
@@ -56,19 +58,18 @@ export interface SafetensorsHeader {
 
 /** Reads and validates the header of a safetensors file. */
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
-  let file: Deno.FsFile;
+  let file: RandomAccessFile;
   try {
-    file = await Deno.open(path, { read: true });
+    file = await files().open(path);
   } catch (e) {
     throw new SafetensorsError(`${path}: cannot open (${e instanceof Error ? e.message : e})`);
   }
   try {
-    const size = (await file.stat()).size;
+    const size = file.size;
     if (size < 8) {
       throw new SafetensorsError(`${path}: truncated: ${size} bytes, less than the 8-byte header length`);
     }
-    const lenBytes = new Uint8Array(8);
-    await readExactly(file, lenBytes, 0, path);
+    const lenBytes = await readExactly(file, 0, 8, path);
     const n = Number(new DataView(lenBytes.buffer).getBigUint64(0, true));
     if (n > MAX_HEADER) {
       throw new SafetensorsError(`${path}: corrupt header: header length ${n} exceeds 100 MB`);
@@ -78,8 +79,7 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
         `${path}: truncated: header length ${n} runs past the end of the ${size}-byte file`,
       );
     }
-    const headerBytes = new Uint8Array(n);
-    await readExactly(file, headerBytes, 8, path);
+    const headerBytes = await readExactly(file, 8, n, path);
     let json: unknown;
     try {
       json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
@@ -93,7 +93,7 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
     }
     return parseHeader(path, json as Record<string, unknown>, 8 + n, size);
   } finally {
-    file.close();
+    await file.close();
   }
 }
 
@@ -162,21 +162,17 @@ function readMetadata(path: string, v: unknown, into: Record<string, string>): v
   }
 }
 
+/** `length` bytes at `position`; a file that ends before is a SafetensorsError ("truncated"). */
 async function readExactly(
-  file: Deno.FsFile,
-  buf: Uint8Array,
+  file: RandomAccessFile,
   position: number,
+  length: number,
   path: string,
-): Promise<void> {
-  await file.seek(position, Deno.SeekMode.Start);
-  let got = 0;
-  while (got < buf.length) {
-    const n = await file.read(buf.subarray(got));
-    if (n === null) {
-      throw new SafetensorsError(`${path}: truncated: unexpected end of file at byte ${position + got}`);
-    }
-    got += n;
+): Promise<Uint8Array> {
+  if (position + length > file.size) {
+    throw new SafetensorsError(`${path}: truncated: unexpected end of file at byte ${file.size}`);
   }
+  return await file.read(position, length);
 }
 
 /** A tensor read from disk, converted to f32. */
@@ -197,15 +193,15 @@ export function checkLoadable(header: SafetensorsHeader, e: TensorEntry): void {
   }
 }
 
-/** Reads one tensor's data and converts it to f32. */
+/** Reads one tensor's data (a range read of `file`, opened with `openSafetensors`) and converts it to f32. */
 export async function readTensor(
-  file: Deno.FsFile,
+  file: RandomAccessFile,
   header: SafetensorsHeader,
   e: TensorEntry,
 ): Promise<HostTensor> {
   checkLoadable(header, e);
-  const bytes = new Uint8Array(e.end - e.begin);
-  await readExactly(file, bytes, e.begin, header.path);
+  let bytes = await readExactly(file, e.begin, e.end - e.begin, header.path);
+  if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) bytes = bytes.slice();
   let data: Float32Array;
   if (e.dtype === "F32") data = new Float32Array(bytes.buffer);
   else if (e.dtype === "BF16") data = bf16ToF32(new Uint16Array(bytes.buffer));
@@ -219,11 +215,20 @@ export async function* streamSafetensors(
   want: (name: string) => boolean = () => true,
 ): AsyncGenerator<HostTensor> {
   const header = await readSafetensorsHeader(path);
-  const file = await Deno.open(path, { read: true });
+  const file = await openSafetensors(path);
   try {
     for (const e of header.tensors) if (want(e.name)) yield await readTensor(file, header, e);
   } finally {
-    file.close();
+    await file.close();
+  }
+}
+
+/** Opens a safetensors file for `readTensor` (range reads, one tensor at a time). */
+export async function openSafetensors(path: string): Promise<RandomAccessFile> {
+  try {
+    return await files().open(path);
+  } catch (e) {
+    throw new SafetensorsError(`${path}: cannot open (${e instanceof Error ? e.message : e})`);
   }
 }
 
@@ -274,12 +279,12 @@ export async function writeSafetensors(
     p.set(json);
     json = p;
   }
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const file = await files().create(path);
   try {
     const len = new Uint8Array(8);
     new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
-    await writeAll(file, len);
-    await writeAll(file, json);
+    await file.write(len);
+    await file.write(json);
     for (const t of sorted) {
       const data = typeof t.data === "function" ? await t.data() : t.data;
       const n = t.shape.reduce((a, d) => a * d, 1);
@@ -289,16 +294,13 @@ export async function writeSafetensors(
         );
       }
       const bytes = dtype === "F32" ? data : f32ToBf16(data);
-      await writeAll(file, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      await file.write(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     }
-  } finally {
-    file.close();
+  } catch (e) {
+    await file.abort();
+    throw e;
   }
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) done += await file.write(bytes.subarray(done));
+  await file.close();
 }
 
 /**
@@ -308,7 +310,7 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
 export async function readShardIndex(path: string): Promise<Map<string, string>> {
   let json: unknown;
   try {
-    json = JSON.parse(await Deno.readTextFile(path));
+    json = JSON.parse(await files().readText(path));
   } catch (e) {
     throw new SafetensorsError(
       `${path}: cannot read the shard index (${e instanceof Error ? e.message : e})`,

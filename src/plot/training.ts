@@ -9,6 +9,8 @@
  * @module
  */
 import { WebDPOError } from "../gpu/errors.ts";
+import { files } from "../io/platform.ts";
+import { type FileStat, isNotFound } from "../io/types.ts";
 import { type Box, legendRows, panel, type PanelSpec, type Series } from "./chart.ts";
 import { el, esc, shortNumber, text } from "./svg.ts";
 
@@ -24,9 +26,9 @@ export const EVAL_COLOR = "#e8710a";
 
 async function readText(path: string): Promise<string | null> {
   try {
-    return await Deno.readTextFile(path);
+    return await files().readText(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
+    if (isNotFound(e)) return null;
     throw new PlotError(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
   }
 }
@@ -85,14 +87,14 @@ export function parseMetricsJsonl(textContent: string, where: string): LogEntry[
 /** The log entries of a run's output folder and the file they came from. */
 export async function readTrainingLog(dir: string): Promise<{ entries: LogEntry[]; source: string }> {
   const d = dir.replace(/\/+$/, "") || "/";
+  let info: FileStat | null;
   try {
-    if (!(await Deno.stat(d)).isDirectory) {
-      throw new PlotError(`${d} is not a folder (give a run's output_dir)`);
-    }
-  } catch (e) {
-    if (e instanceof PlotError) throw e;
-    throw new PlotError(`${d}: no such folder (give a run's output_dir)`);
+    info = await files().stat(d);
+  } catch {
+    info = null;
   }
+  if (!info) throw new PlotError(`${d}: no such folder (give a run's output_dir)`);
+  if (!info.isDirectory) throw new PlotError(`${d} is not a folder (give a run's output_dir)`);
   const state = `${d}/trainer_state.json`;
   const stateText = await readText(state);
   if (stateText !== null) return { entries: parseTrainerState(stateText, state), source: state };
@@ -100,7 +102,7 @@ export async function readTrainingLog(dir: string): Promise<{ entries: LogEntry[
   const jsonlText = await readText(jsonl);
   if (jsonlText !== null) return { entries: parseMetricsJsonl(jsonlText, jsonl), source: jsonl };
   let newest: { step: number; path: string } | null = null;
-  for await (const e of Deno.readDir(d)) {
+  for (const e of await files().list(d)) {
     const m = /^checkpoint-(\d+)$/.exec(e.name);
     if (!e.isDirectory || !m) continue;
     const path = `${d}/${e.name}/trainer_state.json`;
@@ -332,6 +334,6 @@ export async function plotTraining(dir: string, opts: PlotTrainingOptions = {}):
     note: `from ${source.split("/").slice(-2).join("/")}`,
   });
   const out = opts.out ?? `${d}/training.svg`;
-  await Deno.writeTextFile(out, svg);
+  await files().writeText(out, svg);
   return out;
 }

@@ -6,6 +6,8 @@
 import { Template } from "@huggingface/jinja";
 import { Tokenizer as HFTokenizer } from "@huggingface/tokenizers";
 import { WebDPOError } from "../gpu/errors.ts";
+import * as io from "../io/platform.ts";
+import { isNotFound } from "../io/types.ts";
 import { jsonExcerpt } from "../util/json_excerpt.ts";
 import { SANDBOXED_RANGE, sandboxedRange, sandboxRange } from "./template_range.ts";
 
@@ -195,14 +197,15 @@ export class Tokenizer {
 
   /** Writes tokenizer.json, tokenizer_config.json (and special_tokens_map.json when it was given) to `dir`. */
   async save(dir: string): Promise<void> {
-    await Deno.mkdir(dir, { recursive: true });
-    await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(this.files.tokenizer));
-    await Deno.writeTextFile(
+    const fs = io.files();
+    await fs.mkdir(dir);
+    await fs.writeText(`${dir}/tokenizer.json`, JSON.stringify(this.files.tokenizer));
+    await fs.writeText(
       `${dir}/tokenizer_config.json`,
       JSON.stringify(this.files.config, null, 2) + "\n",
     );
     if (this.files.specialTokensMap) {
-      await Deno.writeTextFile(
+      await fs.writeText(
         `${dir}/special_tokens_map.json`,
         JSON.stringify(this.files.specialTokensMap, null, 2) + "\n",
       );
@@ -245,9 +248,9 @@ function badTokenId(tokenizerJson: Json): string | null {
 async function readJsonIfExists(path: string): Promise<Json | null> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await io.files().readText(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
+    if (isNotFound(e)) return null;
     throw new TokenizerError(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
   }
   let json: unknown;
@@ -296,7 +299,7 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
     const vocab = await readJsonIfExists(`${d}/vocab.json`);
     let merges: string | null = null;
     try {
-      merges = await Deno.readTextFile(`${d}/merges.txt`);
+      merges = await io.files().readText(`${d}/merges.txt`);
     } catch { /* absent */ }
     if (!vocab || merges === null) {
       throw new TokenizerError(

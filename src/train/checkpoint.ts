@@ -25,7 +25,9 @@
  */
 import { WebDPOError } from "../gpu/errors.ts";
 import { upload } from "../gpu/queue.ts";
+import * as io from "../io/platform.ts";
 import {
+  openSafetensors,
   readSafetensorsHeader,
   readTensor,
   type SafetensorsHeader,
@@ -84,21 +86,11 @@ export function checkpointStep(name: string): number | null {
 const TEMP_RE = /^\.checkpoint-\d+\.tmp(-[A-Za-z0-9]+)?$/;
 
 async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
+  return (await io.files().stat(path))?.isFile === true;
 }
 
 async function isDir(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
+  return (await io.files().stat(path))?.isDirectory === true;
 }
 
 /**
@@ -127,7 +119,7 @@ export async function scanCheckpoints(
   const complete: CheckpointInfo[] = [];
   const incomplete: (CheckpointInfo & { missing: string[] })[] = [];
   if (!(await isDir(outputDir))) return { complete, incomplete };
-  for await (const e of Deno.readDir(outputDir)) {
+  for (const e of await io.files().list(outputDir)) {
     const step = checkpointStep(e.name);
     if (step === null || !e.isDirectory) continue;
     const path = `${outputDir}/${e.name}`;
@@ -160,17 +152,17 @@ export async function removeTemporaryCheckpoints(outputDir: string): Promise<str
   const removed: string[] = [];
   if (!(await isDir(outputDir))) return removed;
   const names: string[] = [];
-  for await (const e of Deno.readDir(outputDir)) {
+  for (const e of await io.files().list(outputDir)) {
     if (e.isDirectory && TEMP_RE.test(e.name)) names.push(e.name);
   }
   for (const name of names) {
     const path = `${outputDir}/${name}`;
     const replaced = /^\.(checkpoint-\d+)\.tmp-old/.exec(name)?.[1];
     if (replaced && !(await isDir(`${outputDir}/${replaced}`))) {
-      await Deno.rename(path, `${outputDir}/${replaced}`);
+      await io.files().rename(path, `${outputDir}/${replaced}`);
       continue;
     }
-    await Deno.remove(path, { recursive: true });
+    await io.files().remove(path);
     removed.push(path);
   }
   return removed;
@@ -181,17 +173,8 @@ function randomId(): string {
 }
 
 /** Flushes a file (or, where the platform allows, a folder's entries) to disk. */
-async function fsync(path: string, directory: boolean): Promise<void> {
-  let f: Deno.FsFile | null = null;
-  try {
-    f = await Deno.open(path, directory ? { read: true } : { read: true, write: true });
-    await f.sync();
-  } catch (e) {
-    // folders cannot be opened for syncing on every platform; a file must be
-    if (!directory) throw e;
-  } finally {
-    f?.close();
-  }
+function fsync(path: string, directory: boolean): Promise<void> {
+  return io.files().sync(path, directory);
 }
 
 /**
@@ -204,30 +187,31 @@ export async function commitCheckpoint(
   step: number,
   write: (dir: string) => Promise<void>,
 ): Promise<string> {
-  await Deno.mkdir(outputDir, { recursive: true });
+  const fs = io.files();
+  await fs.mkdir(outputDir);
   const final = `${outputDir}/${checkpointDirName(step)}`;
   const tmp = `${outputDir}/.${checkpointDirName(step)}.tmp-${randomId()}`;
-  await Deno.mkdir(tmp);
+  await fs.mkdir(tmp);
   try {
     await write(tmp);
     const missing = await missingCheckpointFiles(tmp);
     if (missing.length) {
       throw new CheckpointError(`${final}: the checkpoint writer did not write ${missing.join(", ")}`);
     }
-    for await (const e of Deno.readDir(tmp)) if (e.isFile) await fsync(`${tmp}/${e.name}`, false);
+    for (const e of await fs.list(tmp)) if (e.isFile) await fsync(`${tmp}/${e.name}`, false);
     await fsync(tmp, true);
   } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await fs.remove(tmp).catch(() => {});
     throw e;
   }
   if (await isDir(final)) {
     // a folder of that name exists (an earlier run): move it aside, move the new one in, then delete the old one
     const old = `${outputDir}/.${checkpointDirName(step)}.tmp-old${randomId()}`;
-    await Deno.rename(final, old);
-    await Deno.rename(tmp, final);
-    await Deno.remove(old, { recursive: true });
+    await fs.rename(final, old);
+    await fs.rename(tmp, final);
+    await fs.remove(old);
   } else {
-    await Deno.rename(tmp, final);
+    await fs.rename(tmp, final);
   }
   await fsync(outputDir, true);
   return final;
@@ -250,7 +234,7 @@ export async function pruneCheckpoints(
   for (const c of all) {
     if (count <= limit) break;
     if (protectedPaths.has(normalize(c.path))) continue;
-    await Deno.remove(c.path, { recursive: true });
+    await io.files().remove(c.path);
     deleted.push(c.path);
     count--;
   }
@@ -266,14 +250,14 @@ function normalize(p: string): string {
 
 /** Writes pretty JSON (keys in the given order; NaN/Infinity as strings). */
 export async function writeJson(path: string, value: unknown): Promise<void> {
-  await Deno.writeTextFile(path, JSON.stringify(value, jsonNumbers, 2) + "\n");
+  await io.files().writeText(path, JSON.stringify(value, jsonNumbers, 2) + "\n");
 }
 
 /** Reads a JSON object, with an error naming the file when it is missing or malformed. */
 export async function readJson(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await io.files().readText(path);
   } catch (e) {
     throw new CheckpointError(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
   }
@@ -426,14 +410,14 @@ export async function loadTensorsInto(
       throw new CheckpointError(`${path}: tensor "${n}" has shape [${e.shape}], ${what} has [${t.shape}]`);
     }
   }
-  const file = await Deno.open(path, { read: true });
+  const file = await openSafetensors(path);
   try {
     for (const [n, t] of want) {
       const host = await readTensor(file, header, header.byName.get(n)!);
       if (t.size > 0) upload(t.storage.buffer, host.data);
     }
   } finally {
-    file.close();
+    await file.close();
   }
 }
 
@@ -538,7 +522,7 @@ export async function readOptimizerFile(path: string): Promise<OptimizerFile> {
 /** Restores an optimizer from `writeOptimizer`'s file, one parameter at a time (little extra GPU memory). */
 export async function loadOptimizer(path: string, opt: AdamW): Promise<void> {
   const { header, meta } = await readOptimizerFile(path);
-  const file = await Deno.open(path, { read: true });
+  const file = await openSafetensors(path);
   try {
     for (const p of meta.params) {
       const read = async (suffix: string) => {
@@ -559,7 +543,7 @@ export async function loadOptimizer(path: string, opt: AdamW): Promise<void> {
       }
     }
   } finally {
-    file.close();
+    await file.close();
   }
   try {
     opt.loadState({ params: [], groups: meta.groups });

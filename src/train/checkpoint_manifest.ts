@@ -10,7 +10,8 @@
  * A checkpoint without a manifest (written before webdpo had one) is read without this check; the readers of
  * the single files still refuse what they cannot parse.
  */
-import { createHash } from "node:crypto";
+import * as io from "../io/platform.ts";
+import { isNotFound } from "../io/types.ts";
 import { isPlainFileName } from "../util/fs.ts";
 import { jsonExcerpt } from "../util/json_excerpt.ts";
 import { CheckpointError } from "./checkpoint.ts";
@@ -23,30 +24,29 @@ interface FileEntry {
   sha256: string;
 }
 
-/** The size and SHA-256 of a file, read in 4 MiB pieces. */
+/** The size and SHA-256 of a file, streamed. */
 async function fileEntry(path: string): Promise<FileEntry> {
-  const hash = createHash("sha256");
-  const buf = new Uint8Array(4 << 20);
+  const hash = io.host().sha256();
   let bytes = 0;
-  const file = await Deno.open(path, { read: true });
+  const reader = (await io.files().stream(path)).getReader();
   try {
-    for (let n = await file.read(buf); n !== null; n = await file.read(buf)) {
-      hash.update(buf.subarray(0, n));
-      bytes += n;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      hash.update(r.value);
+      bytes += r.value.length;
     }
   } finally {
-    file.close();
+    await reader.cancel().catch(() => {});
   }
-  return { bytes, sha256: hash.digest("hex") };
+  return { bytes, sha256: hash.hex() };
 }
 
 /** Writes the manifest of the files now in `dir`, a checkpoint folder being made (after every other file). */
 export async function writeManifest(dir: string): Promise<void> {
   const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) if (e.isFile && e.name !== MANIFEST_FILE) names.push(e.name);
+  for (const e of await io.files().list(dir)) if (e.isFile && e.name !== MANIFEST_FILE) names.push(e.name);
   const files: Record<string, FileEntry> = {};
   for (const name of names.sort()) files[name] = await fileEntry(`${dir}/${name}`);
-  await Deno.writeTextFile(`${dir}/${MANIFEST_FILE}`, JSON.stringify({ format: 1, files }, null, 2) + "\n");
+  await io.files().writeText(`${dir}/${MANIFEST_FILE}`, JSON.stringify({ format: 1, files }, null, 2) + "\n");
 }
 
 /** The entries of a manifest's text, checked (`path` names it in errors). */
@@ -89,9 +89,9 @@ export async function verifyCheckpoint(dir: string): Promise<boolean> {
   const path = `${dir}/${MANIFEST_FILE}`;
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await io.files().readText(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
+    if (isNotFound(e)) return false;
     throw new CheckpointError(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
   }
   for (const [name, want] of parseManifest(text, path)) {

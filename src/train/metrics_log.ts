@@ -10,6 +10,8 @@
  * which the CLI would report as an internal error.
  */
 import { WebDPOError } from "../gpu/errors.ts";
+import { files } from "../io/platform.ts";
+import { isNotFound } from "../io/types.ts";
 
 /** A JSON Lines log (metrics.jsonl, generations.jsonl) could not be read or written. */
 export class MetricsLogError extends WebDPOError {}
@@ -42,14 +44,14 @@ export class JsonlLog {
     await this.ensureDir();
     let text: string;
     try {
-      text = await Deno.readTextFile(this.path);
+      text = await files().readText(this.path);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return;
+      if (isNotFound(e)) return;
       throw logFailure(this.path, "read it to start the run's log", e);
     }
     if (keepUpToStep === null) {
       try {
-        await Deno.remove(this.path);
+        await files().remove(this.path);
       } catch (e) {
         throw logFailure(this.path, "remove the previous run's log", e);
       }
@@ -65,7 +67,7 @@ export class JsonlLog {
       }
     });
     try {
-      await Deno.writeTextFile(this.path, kept.map((l) => l + "\n").join(""));
+      await files().writeText(this.path, kept.map((l) => l + "\n").join(""));
     } catch (e) {
       throw logFailure(this.path, `rewrite it with the lines up to step ${keepUpToStep}`, e);
     }
@@ -77,7 +79,7 @@ export class JsonlLog {
     await this.ensureDir();
     const line = JSON.stringify(entry, jsonNumbers) + "\n";
     try {
-      await Deno.writeTextFile(this.path, line, { append: true, create: true });
+      await files().appendText(this.path, line);
     } catch (e) {
       const step = typeof entry.step === "number" ? ` of step ${entry.step}` : "";
       throw logFailure(this.path, `append the line${step}`, e);
@@ -88,7 +90,7 @@ export class JsonlLog {
     if (this.prepared) return;
     const dir = this.path.replace(/[\\/][^\\/]*$/, "");
     try {
-      if (dir && dir !== this.path) await Deno.mkdir(dir, { recursive: true });
+      if (dir && dir !== this.path) await files().mkdir(dir);
     } catch (e) {
       throw logFailure(this.path, `make its folder ${dir}`, e);
     }

@@ -21,7 +21,7 @@ export interface TrainerOptions<S extends TrainerState = TrainerState> {
   computeMetrics?: (metrics: Record<string, number>) => Record<string, number>;
   /** Where log lines go when no progress bar is drawn (tests pass a sink); default the platform's sink (the console). */
   log?: (line: string) => void;
-  /** The terminal the progress bar is drawn on (default the host's: Deno.stderr; a bar only when it is a terminal). */
+  /** The terminal the progress bar is drawn on (default the host's: stderr under Deno; a bar only when it is a terminal). */
   progressStream?: ProgressStream;
   /** Stops training like Ctrl-C once aborted: after the current step, with a checkpoint. */
   stopSignal?: AbortSignal;

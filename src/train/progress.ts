@@ -7,7 +7,7 @@
 import { host } from "../io/platform.ts";
 import type { ProgressStream } from "../io/types.ts";
 
-/** Where the bar is drawn (the host's terminal by default, Deno.stderr; tests pass a fake terminal). */
+/** Where the bar is drawn (the host's terminal by default: stderr under Deno; tests pass a fake terminal). */
 export type { ProgressStream };
 
 /** No terminal (a browser): no bar is drawn. */

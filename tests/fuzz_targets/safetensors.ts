@@ -3,7 +3,12 @@
  * `model.safetensors`, and the shard index `model.safetensors.index.json`. A result that breaks an invariant of
  * the reader (a tensor outside the file, data not matching its shape, overlapping tensors) throws a plain Error.
  */
-import { readSafetensorsHeader, readShardIndex, readTensor } from "../../src/models/safetensors.ts";
+import {
+  openSafetensors,
+  readSafetensorsHeader,
+  readShardIndex,
+  readTensor,
+} from "../../src/models/safetensors.ts";
 
 const LOADABLE = ["F32", "F16", "BF16"];
 
@@ -23,7 +28,7 @@ export async function safetensorsFile(dir: string): Promise<unknown> {
     }
     end = e.end;
   }
-  const file = await Deno.open(path, { read: true });
+  const file = await openSafetensors(path);
   let values = 0;
   try {
     for (const e of header.tensors) {
@@ -36,7 +41,7 @@ export async function safetensorsFile(dir: string): Promise<unknown> {
       values += n;
     }
   } finally {
-    file.close();
+    await file.close();
   }
   return { tensors: header.tensors.length, values };
 }

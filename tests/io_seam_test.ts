@@ -1,0 +1,275 @@
+/**
+ * The platform seam (src/io): no `Deno.` below the CLI outside the Deno implementation; one contract of file
+ * behaviour run on both implementations (Deno's on a temporary folder, the browser's on an in-memory folder
+ * handle, with and without `move`); the browser's URL mounts against a local server with and without range
+ * support, and picked files; library code (safetensors, checkpoints and their manifest, metrics.jsonl, a model
+ * folder) running on the browser implementation; the browser host.
+ */
+import assert from "node:assert/strict";
+import { browserFiles, browserPlatform } from "../src/io/browser.ts";
+import { browserHost } from "../src/io/browser_host.ts";
+import { denoFiles, denoHost } from "../src/io/deno.ts";
+import { files, setPlatform } from "../src/io/platform.ts";
+import { type Files, isNotFound } from "../src/io/types.ts";
+import { readSafetensors, writeSafetensors } from "../src/models/safetensors.ts";
+import { commitCheckpoint, scanCheckpoints, writeJson } from "../src/train/checkpoint.ts";
+import { verifyCheckpoint, writeManifest } from "../src/train/checkpoint_manifest.ts";
+import { JsonlLog } from "../src/train/metrics_log.ts";
+import { MemoryDir } from "./io/memory_handle.ts";
+
+const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+Deno.test("no file under src/ outside src/cli and src/io/deno.ts mentions Deno.", async () => {
+  const offenders: string[] = [];
+  let seen = 0;
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(`${root}/${dir}`)) {
+      const rel = `${dir}/${e.name}`;
+      if (e.isDirectory) {
+        if (rel !== "src/cli") await walk(rel);
+        continue;
+      }
+      if (!/\.(ts|js|mjs)$/.test(e.name) || rel === "src/io/deno.ts") continue;
+      seen++;
+      const text = await Deno.readTextFile(`${root}/${rel}`);
+      text.split("\n").forEach((line, i) => {
+        if (line.includes("Deno.")) offenders.push(`${rel}:${i + 1}: ${line.trim()}`);
+      });
+    }
+  };
+  await walk("src");
+  assert.ok(seen > 100, `walked ${seen} files`);
+  assert.deepEqual(offenders, []);
+  // and the check can fail: the Deno implementation does mention it
+  assert.match(await Deno.readTextFile(`${root}/src/io/deno.ts`), /Deno\.open/);
+});
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+/** The behaviour both implementations promise, on folder `dir` of `fs` (empty at the start). */
+async function contract(fs: Files, dir: string): Promise<void> {
+  assert.equal(await fs.stat(`${dir}/none.txt`), null);
+  await assert.rejects(fs.readText(`${dir}/none.txt`), (e) => isNotFound(e));
+  await assert.rejects(fs.open(`${dir}/none.txt`), (e) => isNotFound(e));
+
+  await fs.mkdir(`${dir}/a/b`);
+  await fs.mkdir(`${dir}/a/b`); // an existing folder is fine
+  assert.deepEqual(await fs.stat(`${dir}/a/b`), {
+    isFile: false,
+    isDirectory: true,
+    size: (await fs.stat(`${dir}/a/b`))!.size,
+  });
+
+  await fs.writeText(`${dir}/a/x.json`, '{"v": 1}\n');
+  await fs.writeText(`${dir}/a/x.json`, '{"v": 2}\n'); // replaced
+  assert.equal(await fs.readText(`${dir}/a/x.json`), '{"v": 2}\n');
+  assert.deepEqual(
+    (await fs.list(`${dir}/a`)).map((e) => [e.name, e.isFile, e.isDirectory]).sort(),
+    [["b", false, true], ["x.json", true, false]],
+    "the atomic write leaves no temporary file",
+  );
+  const st = await fs.stat(`${dir}/a/x.json`);
+  assert.equal(st?.isFile, true);
+  assert.equal(st?.size, 9);
+
+  await fs.appendText(`${dir}/log.jsonl`, "1\n");
+  await fs.appendText(`${dir}/log.jsonl`, "2\n");
+  assert.equal(await fs.readText(`${dir}/log.jsonl`), "1\n2\n");
+
+  // streamed writes, range reads, streamed reads
+  const w = await fs.create(`${dir}/big.bin`);
+  const bytes = new Uint8Array(70_000).map((_, i) => (i * 7) % 251);
+  await w.write(bytes.subarray(0, 12_345));
+  await w.write(bytes.subarray(12_345));
+  await w.close();
+  const f = await fs.open(`${dir}/big.bin`);
+  assert.equal(f.size, 70_000);
+  assert.deepEqual(await f.read(65_000, 5_000), bytes.subarray(65_000));
+  assert.deepEqual(await f.read(3, 4), bytes.subarray(3, 7));
+  await assert.rejects(f.read(69_999, 2), RangeError);
+  await f.close();
+  let streamed = 0;
+  for await (const chunk of await fs.stream(`${dir}/big.bin`)) streamed += chunk.length;
+  assert.equal(streamed, 70_000);
+  assert.deepEqual(await fs.readBytes(`${dir}/big.bin`), bytes);
+
+  // rename: a folder with its files; a file replacing a file
+  await fs.writeText(`${dir}/a/b/inner.txt`, "inner");
+  await fs.rename(`${dir}/a`, `${dir}/moved`);
+  assert.equal(await fs.stat(`${dir}/a`), null);
+  assert.equal(await fs.readText(`${dir}/moved/b/inner.txt`), "inner");
+  await fs.writeText(`${dir}/old.txt`, "old");
+  await fs.rename(`${dir}/log.jsonl`, `${dir}/old.txt`);
+  assert.equal(await fs.readText(`${dir}/old.txt`), "1\n2\n");
+
+  await fs.sync(`${dir}/old.txt`, false);
+  await fs.sync(`${dir}/moved`, true);
+  await fs.remove(`${dir}/moved`);
+  assert.equal(await fs.stat(`${dir}/moved`), null);
+  assert.equal(await fs.realPath(`${dir}/./old.txt`), await fs.realPath(`${dir}/old.txt`));
+}
+
+Deno.test("file contract: Deno's file system", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await contract(denoFiles, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("file contract: the browser's, on an in-memory folder handle (move, and copy + remove)", async () => {
+  for (const canMove of [true, false]) {
+    const mem = new MemoryDir("", null, canMove);
+    const fs = browserFiles({ mounts: { "/work": mem } });
+    await contract(fs, "/work/t");
+    assert.deepEqual(mem.tree(), ["t/big.bin", "t/old.txt"]);
+  }
+});
+
+Deno.test("browser files: a path under no mount, read-only mounts and picked files", async () => {
+  const fs = browserFiles({ mounts: { "/pick/pairs.jsonl": new File(['{"a":1}\n'], "pairs.jsonl") } });
+  await assert.rejects(fs.readText("/elsewhere/x"), /no mount holds this path/);
+  assert.equal(await fs.readText("/pick/pairs.jsonl"), '{"a":1}\n');
+  assert.equal((await fs.stat("/pick/pairs.jsonl"))?.size, 8);
+  assert.equal(await fs.stat("/pick/pairs.jsonl/x"), null);
+  await assert.rejects(fs.writeText("/pick/pairs.jsonl", "x"), /read-only in a browser/);
+});
+
+/** A static file server over `dir`; `ranges` false ignores Range headers (as python's http.server does). */
+function serve(dir: string, ranges: boolean) {
+  const requests: string[] = [];
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
+    const path = decodeURIComponent(new URL(req.url).pathname);
+    const range = req.headers.get("range");
+    requests.push(`${req.method} ${path}${range ? ` ${range}` : ""}`);
+    let data: Uint8Array<ArrayBuffer>;
+    try {
+      data = await Deno.readFile(`${dir}${path}`);
+    } catch {
+      return new Response("missing", { status: 404 });
+    }
+    const m = ranges ? /^bytes=(\d+)-(\d+)$/.exec(range ?? "") : null;
+    if (m) {
+      const [a, b] = [Number(m[1]), Math.min(Number(m[2]), data.length - 1)];
+      return new Response(req.method === "HEAD" ? null : data.slice(a, b + 1), {
+        status: 206,
+        headers: { "content-range": `bytes ${a}-${b}/${data.length}`, "content-length": String(b - a + 1) },
+      });
+    }
+    return new Response(req.method === "HEAD" ? null : data, {
+      headers: { "content-length": String(data.length) },
+    });
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}/`, requests, close: () => server.shutdown() };
+}
+
+Deno.test("browser files: URL mounts read by range where the server can, else through one Blob", async () => {
+  const dir = await Deno.makeTempDir();
+  const data = new Uint8Array(10_000).map((_, i) => i % 256);
+  await Deno.writeFile(`${dir}/w.bin`, data);
+  await Deno.writeTextFile(`${dir}/c.json`, '{"x": 1}');
+  try {
+    for (const ranges of [true, false]) {
+      const s = serve(dir, ranges);
+      try {
+        const fs = browserFiles({ mounts: { "/m": s.url } });
+        assert.equal(await fs.readText("/m/c.json"), '{"x": 1}');
+        assert.equal((await fs.stat("/m/w.bin"))?.size, 10_000);
+        assert.equal(await fs.stat("/m/none"), null);
+        await assert.rejects(fs.readText("/m/none"), (e) => isNotFound(e));
+        const f = await fs.open("/m/w.bin");
+        assert.equal(f.size, 10_000);
+        assert.deepEqual(await f.read(9_000, 1_000), data.subarray(9_000));
+        assert.deepEqual(await f.read(10, 3), data.subarray(10, 13));
+        await assert.rejects(f.read(9_999, 2), RangeError);
+        await f.close();
+        const gets = s.requests.filter((r) => r.startsWith("GET /w.bin"));
+        if (ranges) {
+          assert.deepEqual(gets, [
+            "GET /w.bin bytes=0-0",
+            "GET /w.bin bytes=9000-9999",
+            "GET /w.bin bytes=10-12",
+          ]);
+        } else assert.deepEqual(gets, ["GET /w.bin bytes=0-0"], "one whole-file response, sliced");
+        await assert.rejects(fs.list("/m"), /cannot be listed/);
+        await assert.rejects(fs.writeText("/m/new.txt", "x"), /read-only/);
+      } finally {
+        await s.close();
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("library code on the browser platform: safetensors, checkpoints with their manifest, metrics.jsonl", async () => {
+  const mem = new MemoryDir();
+  const before = setPlatform(browserPlatform({ mounts: { "/opfs": mem } }));
+  try {
+    const a = new Float32Array([1, -2, 3.5, 0.25, 7, 8]);
+    await files().mkdir("/opfs/run");
+    await writeSafetensors("/opfs/run/w.safetensors", [{ name: "a", shape: [2, 3], data: a }]);
+    const back = await readSafetensors("/opfs/run/w.safetensors");
+    assert.deepEqual(back.get("a")?.data, a);
+
+    const final = await commitCheckpoint("/opfs/run", 3, async (d) => {
+      for (
+        const f of [
+          "config.json",
+          "trainer_state.json",
+          "training_args.json",
+          "rng_state.json",
+          "scheduler.json",
+          "webdpo_state.json",
+        ]
+      ) {
+        await writeJson(`${d}/${f}`, { f });
+      }
+      await writeSafetensors(`${d}/model.safetensors`, [{ name: "a", shape: [6], data: a }]);
+      await writeSafetensors(`${d}/optimizer.safetensors`, [{ name: "a.exp_avg", shape: [6], data: a }]);
+      await writeManifest(d);
+    });
+    assert.equal(final, "/opfs/run/checkpoint-3");
+    const scan = await scanCheckpoints("/opfs/run");
+    assert.deepEqual(scan.incomplete, [], JSON.stringify(scan.incomplete));
+    assert.deepEqual(scan.complete, [{ step: 3, path: final }]);
+    assert.equal(await verifyCheckpoint(final), true);
+    assert.ok(!mem.tree().some((p) => p.includes(".tmp")), mem.tree().join());
+
+    // the manifest the browser wrote (noble's SHA-256) checks under Deno (node:crypto's), and a flipped byte fails
+    const manifest = JSON.parse(await files().readText(`${final}/webdpo_manifest.json`));
+    const model = await files().readBytes(`${final}/model.safetensors`);
+    const h = denoHost.sha256();
+    h.update(model);
+    assert.equal(manifest.files["model.safetensors"].sha256, h.hex());
+    model[model.length - 1] ^= 1;
+    const w = await files().create(`${final}/model.safetensors`);
+    await w.write(model);
+    await w.close();
+    await assert.rejects(verifyCheckpoint(final), /damaged/);
+
+    const log = new JsonlLog("/opfs/run/metrics.jsonl", true);
+    await log.start(null);
+    await log.append({ step: 1, loss: 0.5 });
+    await log.append({ step: 2, loss: NaN });
+    await log.start(1);
+    assert.equal(await files().readText("/opfs/run/metrics.jsonl"), '{"step":1,"loss":0.5}\n');
+  } finally {
+    setPlatform(before);
+  }
+});
+
+Deno.test("the browser host: no environment, no signals, no terminal, and exit says why it cannot", () => {
+  assert.equal(browserHost.env("HOME"), undefined);
+  assert.equal(browserHost.onInterrupt(() => {}), null);
+  assert.equal(browserHost.terminal(), null);
+  assert.equal(browserHost.availableMemory(), null);
+  assert.throws(() => browserHost.exit(130), /no process to end.*stopSignal/);
+  const h = browserHost.sha256();
+  h.update(enc("abc"));
+  assert.equal(h.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const d = denoHost.sha256();
+  d.update(enc("abc"));
+  assert.equal(d.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+});
