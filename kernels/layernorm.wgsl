@@ -22,7 +22,7 @@
 //             lavapipe's limit).
 //           `backward_dwdb_partial`: workgroup_size 64 over columns; workgroups [ceil(C / 64), nChunks];
 //             invocation (c, k) sums rows [k·rowsPerChunk, min(N, (k+1)·rowsPerChunk)) in order.
-// requires: common/grid.wgsl
+// requires: common/grid.wgsl, common/workgroup_reduce.wgsl
 
 struct Params { N: u32, C: u32, eps: f32, rowsPerChunk: u32 }
 
@@ -38,23 +38,6 @@ const BLOCK: u32 = 32u;
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 @group(0) @binding(7) var<storage, read> dy: array<f32>;
-
-var<workgroup> red: array<vec2f, 256>;
-
-// Sums of v.x and v.y over the workgroup, in a fixed order; every invocation gets the result.
-fn workgroup_sum2(lid: u32, v: vec2f) -> vec2f {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) {
-      red[lid] = red[lid] + red[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,

@@ -15,7 +15,7 @@
 //           invocation takes the max, then Σ exp, of its strided columns (2·V/64 loop iterations: lavapipe stops an
 //           invocation after 65535 in all, so V may reach ~2M), then a shared-memory tree merges them.
 //           backward: grid1d(R·V, 256), one element per invocation.
-// requires: common/grid.wgsl
+// requires: common/grid.wgsl, common/online_softmax.wgsl
 
 struct Params { R: u32, V: u32, ROW0: u32, ignore: i32 }
 
@@ -29,8 +29,6 @@ struct Params { R: u32, V: u32, ROW0: u32, ignore: i32 }
 const WG = 64u;
 const LOW = -3.0e38;
 
-var<workgroup> sm: array<f32, WG>;
-var<workgroup> ss: array<f32, WG>;
 
 @compute @workgroup_size(64)
 fn forward(
@@ -45,20 +43,11 @@ fn forward(
   for (var j = t; j < p.V; j += WG) { m = max(m, z[base + j]); }
   var s = 0.0;
   for (var j = t; j < p.V; j += WG) { s += exp(z[base + j] - m); }
-  sm[t] = m;
-  ss[t] = s;
-  workgroupBarrier();
-  for (var st = WG / 2u; st > 0u; st >>= 1u) {
-    if (t < st) {
-      let mm = max(sm[t], sm[t + st]);
-      ss[t] = ss[t] * exp(sm[t] - mm) + ss[t + st] * exp(sm[t + st] - mm);
-      sm[t] = mm;
-    }
-    workgroupBarrier();
-  }
+  // the row's (max, sum) from the invocations' (finite m: LOW bounds it, so the merge is max and rescale)
+  let row = workgroup_softmax(t, vec2f(m, s));
   if (t != 0u) { return; }
   let n = p.ROW0 + r;
-  let l = sm[0] + log(ss[0]);
+  let l = row.x + log(row.y);
   lse[n] = l;
   let lab = labels[n];
   if (lab == p.ignore) {

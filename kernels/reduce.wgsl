@@ -16,7 +16,7 @@
 //             r = gid.x + gid.y * nwg.x * 64.
 //           sum_wg / max_wg: one workgroup of WG invocations per row (WG: override, a power of two ≤ 256),
 //             grid1d(rows, 1): r = wid.x + wid.y * nwg.x.
-// requires: common/neg_inf.wgsl, common/grid.wgsl
+// requires: common/neg_inf.wgsl, common/grid.wgsl, common/workgroup_reduce.wgsl
 
 struct Params { rows: u32, L: u32, n: u32, scale: f32, mode: u32 }
 
@@ -90,13 +90,8 @@ fn sum_wg(
   let end = min(start + p.L, p.n);
   var s = 0.0;
   for (var k = start + lid; k < end; k += WG) { s += x[k]; }
-  sh_v[lid] = s;
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    if (lid < h) { sh_v[lid] += sh_v[lid + h]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { out[r] = sh_v[0] * p.scale; }
+  let total = workgroup_sum(lid, s);
+  if (lid == 0u) { out[r] = total * p.scale; }
 }
 
 @compute @workgroup_size(WG)

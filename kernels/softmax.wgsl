@@ -13,7 +13,7 @@
 //           forward_wg: one workgroup of WG (override, power of two ≤ 256) invocations per row,
 //             grid1d(rows, 1): r = wid.x + wid.y * nwg.x. Each invocation keeps an online (max, sum) over a
 //             strided subset; a shared-memory tree merges them; a second sweep writes y (x is read twice).
-// requires: common/neg_inf.wgsl, common/grid.wgsl
+// requires: common/neg_inf.wgsl, common/grid.wgsl, common/online_softmax.wgsl
 
 struct Params { rows: u32, C: u32 }
 
@@ -23,25 +23,6 @@ struct Params { rows: u32, C: u32 }
 
 override WG: u32 = 256u;
 override LOG: bool = false;
-
-var<workgroup> sh_m: array<f32, 256>;
-var<workgroup> sh_s: array<f32, 256>;
-
-// Online update of (m, s) with one value; -Infinity contributes nothing.
-fn push(ms: vec2f, v: f32) -> vec2f {
-  if (is_neg_inf(v)) { return ms; }
-  if (is_neg_inf(ms.x)) { return vec2f(v, 1.0); }
-  if (v > ms.x) { return vec2f(v, ms.y * exp(ms.x - v) + 1.0); }
-  return vec2f(ms.x, ms.y + exp(v - ms.x));
-}
-
-// Merge of two partial (m, s); an empty partial has m = -Infinity and s = 0.
-fn merge(a: vec2f, b: vec2f) -> vec2f {
-  if (is_neg_inf(b.x)) { return a; }
-  if (is_neg_inf(a.x)) { return b; }
-  let m = max(a.x, b.x);
-  return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
-}
 
 // The output for input v given the row's (m, s).
 fn emit(v: f32, ms: vec2f, log_s: f32) -> f32 {
@@ -92,19 +73,8 @@ fn forward_wg(
   let start = r * p.C;
   let end = start + p.C;
   var ms = vec2f(neg_inf(), 0.0);
-  for (var k = start + lid; k < end; k += WG) { ms = push(ms, x[k]); }
-  sh_m[lid] = ms.x;
-  sh_s[lid] = ms.y;
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    if (lid < h) {
-      let t = merge(vec2f(sh_m[lid], sh_s[lid]), vec2f(sh_m[lid + h], sh_s[lid + h]));
-      sh_m[lid] = t.x;
-      sh_s[lid] = t.y;
-    }
-    workgroupBarrier();
-  }
-  let row = vec2f(sh_m[0], sh_s[0]);
+  for (var k = start + lid; k < end; k += WG) { ms = softmax_push(ms, x[k]); }
+  let row = workgroup_softmax(lid, ms);
   let log_s = log(row.y);
   for (var k = start + lid; k < end; k += WG) { y[k] = emit(x[k], row, log_s); }
 }

@@ -9,7 +9,7 @@
 // Dispatch: backward_thread: one invocation per row, workgroup 64, grid1d(rows, 64): r = gid.x + gid.y*nwg.x*64.
 //           backward_wg: one workgroup of WG (override, power of two ≤ 256) invocations per row, grid1d(rows, 1):
 //             r = wid.x + wid.y * nwg.x; strided partial sums, then a shared-memory tree (fixed order).
-// requires: common/neg_inf.wgsl, common/grid.wgsl
+// requires: common/neg_inf.wgsl, common/grid.wgsl, common/workgroup_reduce.wgsl
 
 struct Params { rows: u32, C: u32 }
 
@@ -21,8 +21,6 @@ struct Params { rows: u32, C: u32 }
 override WG: u32 = 256u;
 override LOG: bool = false;
 
-var<workgroup> sh: array<f32, 256>;
-var<workgroup> sh_live: array<u32, 256>;
 
 fn term(k: u32) -> f32 {
   if (LOG) { return dy[k]; }
@@ -75,17 +73,9 @@ fn backward_wg(
     s += term(k);
     live = live | select(0u, 1u, !is_neg_inf(y[k]));
   }
-  sh[lid] = s;
-  sh_live[lid] = live;
-  workgroupBarrier();
-  for (var h = WG / 2u; h > 0u; h >>= 1u) {
-    if (lid < h) {
-      sh[lid] += sh[lid + h];
-      sh_live[lid] = sh_live[lid] | sh_live[lid + h];
-    }
-    workgroupBarrier();
-  }
-  let total = sh[0];
-  let row_live = sh_live[0] != 0u;
+  // the row's sum, and how many invocations saw an entry that is not -Infinity (exact: at most 256)
+  let t = workgroup_sum2(lid, vec2f(s, f32(live)));
+  let total = t.x;
+  let row_live = t.y != 0.0;
   for (var k = start + lid; k < end; k += WG) { dx[k] = grad(k, total, row_live); }
 }
