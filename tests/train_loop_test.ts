@@ -50,7 +50,7 @@ function loopArgs(extra: Partial<TrainingArgs> = {}): TrainingArgs {
     numTrainEpochs: 1,
     maxSteps: -1,
     lrSchedulerType: "constant",
-    lrSchedulerKwargs: null,
+    lrSchedulerKwargs: {},
     warmupRatio: 0,
     warmupSteps: 0,
     loggingSteps: 1,

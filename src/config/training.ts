@@ -106,10 +106,15 @@ export const TRAINING_ROWS = [
   ),
 ];
 
-/** The values of the training arguments (camelCase), as the rows above type them. */
+/**
+ * The values of the training arguments (camelCase), as the rows above type them; less gradientCheckpointing, what
+ * the loop of src/train reads (`TrainingArgs`).
+ */
 export interface TrainingValues {
+  /** Checkpoints and metrics.jsonl go here. */
   readonly outputDir: string;
   readonly seed: number;
+  /** The seed of the data order (null: `seed`). */
   readonly dataSeed: number | null;
   readonly perDeviceTrainBatchSize: number;
   readonly perDeviceEvalBatchSize: number;
@@ -119,22 +124,31 @@ export interface TrainingValues {
   readonly adamBeta1: number;
   readonly adamBeta2: number;
   readonly adamEpsilon: number;
+  /** ≤ 0: no clipping (the norm is still computed and logged). */
   readonly maxGradNorm: number;
   readonly numTrainEpochs: number;
+  /** > 0 overrides numTrainEpochs. */
   readonly maxSteps: number;
   readonly lrSchedulerType: typeof LR_SCHEDULER_TYPES[number];
+  /** num_cycles, min_lr, min_lr_rate. */
   readonly lrSchedulerKwargs: Readonly<Record<string, unknown>>;
   readonly warmupRatio: number;
   readonly warmupSteps: number;
+  /** An interval in steps (≥ 1) or a fraction of max_steps (< 1); so are evalSteps and saveSteps. */
   readonly loggingSteps: number;
   readonly loggingFirstStep: boolean;
   readonly evalStrategy: typeof INTERVAL_STRATEGIES[number];
+  /** null: loggingSteps. */
   readonly evalSteps: number | null;
+  /** A stop request saves whatever the strategy. */
   readonly saveStrategy: typeof INTERVAL_STRATEGIES[number];
   readonly saveSteps: number;
   readonly saveTotalLimit: number | null;
+  /** A checkpoint folder, true for the latest in outputDir, or null / false. */
   readonly resumeFromCheckpoint: boolean | string | null;
+  /** null, "jsonl" or "all" write output_dir/metrics.jsonl; "none" writes nothing. */
   readonly reportTo: readonly (typeof REPORT_TO_VALUES[number])[] | null;
+  /** null: as false. */
   readonly disableTqdm: boolean | null;
   readonly gradientCheckpointing: boolean;
 }
