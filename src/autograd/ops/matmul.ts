@@ -13,42 +13,26 @@
  * each one matmul with the transposes chosen so that no operand is ever copied; a shared b gets the sum over
  * the batch (one matmul over the flattened batch when a is not transposed, else accumulated batch by batch).
  *
- * Kernels: kernels/matmul_register.wgsl (each invocation a 16×16 register block; for CPU adapters such as
- * lavapipe/llvmpipe, where an invocation is one SIMD lane) and kernels/matmul_shared.wgsl (64×64 blocks
- * through workgroup memory; for GPUs). `setMatmulVariant` picks one; "auto" (the default) picks by adapter.
- * With the register kernel, a product of few rows by a transposed B (x·Wᵀ while decoding: one new token per
- * sequence) goes to kernels/matmul_gemv.wgsl instead (8 columns of one row per invocation, so no block rows are
- * wasted), for M ≤ `GEMV_MAX_ROWS`.
- * Both read operands as vec4 rows: an operand whose contiguous axis is not a multiple of 4 is
- * first copied into zero-padded rows (kernels/matmul_pad.wgsl), O(size) work against the O(M·N·K) product.
- *
- * Large operands: each storage binding covers at most maxStorageBufferBindingSize bytes, so a batch that does
- * not fit is split into dispatches over batch ranges (and rows/columns past 65535 workgroups into more
- * dispatches); a single A or C matrix larger than the limit (logits of a long input) is computed in bands of
- * rows, each bound on its own, when A is not transposed; otherwise, or when B alone is larger than the limit,
- * a GpuLimitError names the shape.
- *
- * Long K on CPU adapters: lavapipe stops an invocation silently after about 65 535 loop iterations in all
- * (src/gpu/loop_budget.ts), and each invocation walks the whole of K (register kernel: K/4 steps, measured wrong
- * from K = 262 136; shared kernel: 18 per 16 of K as compiled, wrong from K = 58 240). There the product
- * runs in windows of K, one dispatch each, later windows adding into C (`kWindows`).
+ * How the products become dispatches (kernels, vec4 padding, binding and workgroup limits, K windows on
+ * loop-limited adapters): gemm.ts.
  */
-import { alignedRange, BindingCap, rowsPerBinding } from "../../gpu/binding.ts";
-import { cpuKernels, gpu, isCpuAdapter } from "../../gpu/device.ts";
-import { GpuLimitError } from "../../gpu/errors.ts";
-import { kernel } from "../../gpu/kernel.ts";
-import { LOOP_BUDGET, loopLimited } from "../../gpu/loop_budget.ts";
-import { clearBuffer, dispatch, type DispatchSpec, grid1d } from "../../gpu/queue.ts";
+import { clearBuffer, type DispatchSpec } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { record } from "../record.ts";
+import { collectDispatches, gemm } from "./gemm.ts";
 
-const REGISTER = kernel("matmul_register.wgsl");
-const GEMV = kernel("matmul_gemv.wgsl");
-const SHARED = kernel("matmul_shared.wgsl");
-const PAD = kernel("matmul_pad.wgsl");
-
-/** The two matmul kernels: register-tiled (CPU adapters) and shared-memory-tiled (GPUs). */
-export type MatmulVariant = "register" | "shared";
+export {
+  defaultMatmulVariant,
+  GEMV_MAX_ROWS,
+  type MatmulLimits,
+  type MatmulVariant,
+  matmulVariant,
+  REGISTER_K_WINDOW,
+  setGemvMaxRows,
+  setMatmulLimits,
+  setMatmulVariant,
+  SHARED_K_WINDOW,
+} from "./gemm.ts";
 
 export interface MatmulOptions {
   /** a is stored [..., K, M] and used transposed. */
@@ -62,77 +46,6 @@ export interface MatmulIntoOptions extends MatmulOptions {
   accumulate?: boolean;
   /** Scale of the product (default 1). */
   alpha?: number;
-}
-
-let setting: MatmulVariant | "auto" = "auto";
-/** Products of at most this many rows by a transposed B use the row kernel on CPU adapters (see the header). */
-export const GEMV_MAX_ROWS = 4;
-let gemvMaxRows = GEMV_MAX_ROWS;
-
-/** Sets the most rows that use the row kernel (0: never; tests and benchmarks); returns the previous value. */
-export function setGemvMaxRows(rows: number): number {
-  const prev = gemvMaxRows;
-  gemvMaxRows = rows;
-  return prev;
-}
-const bindingCap = new BindingCap("setMatmulLimits: maxBindingBytes", 256);
-let workgroupCap: number | null = null;
-
-/**
- * Chooses the matmul kernel for every later matmul: "register", "shared", or "auto" (the default: register-tiled
- * on CPU adapters — a fallback adapter, or one named llvmpipe, lavapipe or SwiftShader — else shared-memory).
- */
-export function setMatmulVariant(v: MatmulVariant | "auto"): void {
-  if (v !== "register" && v !== "shared" && v !== "auto") {
-    throw new RangeError(
-      `setMatmulVariant: expected "register", "shared" or "auto", got ${JSON.stringify(v)}`,
-    );
-  }
-  setting = v;
-}
-
-/** The kernel "auto" picks for an adapter. */
-export function defaultMatmulVariant(
-  info: { adapterName: string; isFallbackAdapter: boolean },
-): MatmulVariant {
-  return isCpuAdapter(info) ? "register" : "shared";
-}
-
-/**
- * The kernel matmul uses now: a `setMatmulVariant` choice, else the CPU kernels' choice (`cpuKernels()`: the
- * adapter's kind, or what `setCpuKernels` forces, as for every kernel with a CPU and a GPU variant).
- */
-export function matmulVariant(): MatmulVariant {
-  if (setting !== "auto") return setting;
-  return cpuKernels() ? "register" : "shared";
-}
-
-/** Caps below the device's limits, for tests of the splitting paths (null fields: the device's own). */
-export interface MatmulLimits {
-  /** Bytes one storage binding may cover (device: maxStorageBufferBindingSize). */
-  maxBindingBytes?: number | null;
-  /** Workgroups per dispatch dimension (device: maxComputeWorkgroupsPerDimension). */
-  maxWorkgroups?: number | null;
-}
-
-/**
- * Lowers the limits matmul plans its dispatches with below the device's (null: the device's own). Tests use it
- * to exercise the splitting of large batches and grids without allocating hundreds of MiB.
- */
-export function setMatmulLimits(limits: MatmulLimits | null): void {
-  const b = limits?.maxBindingBytes ?? null;
-  const w = limits?.maxWorkgroups ?? null;
-  bindingCap.check(b);
-  if (w !== null && (!Number.isInteger(w) || w < 1)) {
-    throw new RangeError(`setMatmulLimits: maxWorkgroups must be a positive integer or null, got ${w}`);
-  }
-  bindingCap.set(b);
-  workgroupCap = w;
-}
-
-function workgroupLimit(): number {
-  const dev = gpu().info.limits.maxComputeWorkgroupsPerDimension;
-  return workgroupCap === null ? dev : Math.min(dev, workgroupCap);
 }
 
 /** The shapes of one (batched) product. */
@@ -180,305 +93,6 @@ function plan(a: Tensor, b: Tensor, transA: boolean, transB: boolean, who: strin
   }
   const batch = batchShape.reduce((x, y) => x * y, 1);
   return { batchShape, batch, M, N, K, sharedB };
-}
-
-/** A matrix operand: a tensor's storage from element `off`, batch i at off + i·stride (stride 0: shared). */
-interface Operand {
-  t: Tensor;
-  off: number;
-  stride: number;
-}
-
-interface Gemm {
-  a: Operand;
-  b: Operand;
-  c: Operand;
-  M: number;
-  N: number;
-  K: number;
-  batch: number;
-  transA: boolean;
-  transB: boolean;
-  accumulate: boolean;
-  alpha: number;
-}
-
-/** The binding of `count` batches of an operand from batch z0, aligned for the device; offsets in elements. */
-function bindRange(op: Operand, z0: number, count: number, matrixElems: number) {
-  const start = (op.off + z0 * op.stride) * 4;
-  const end = start + ((count - 1) * op.stride + matrixElems) * 4;
-  return alignedRange(op.t.storage.buffer, start, end);
-}
-
-/** How many batches from z0 fit every binding (0 if not even one). */
-function batchesThatFit(ops: { op: Operand; elems: number }[], z0: number, left: number): number {
-  const limit = bindingCap.limit();
-  let n = Math.min(left, workgroupLimit());
-  for (const { op, elems } of ops) {
-    const first = bindRange(op, z0, 1, elems);
-    if (first.bytes > limit) return 0;
-    if (op.stride > 0) n = Math.min(n, 1 + Math.floor((limit - first.bytes) / (op.stride * 4)));
-  }
-  return n;
-}
-
-function tooLarge(name: string, shape: number[], elems: number): GpuLimitError {
-  const { info } = gpu();
-  return new GpuLimitError(
-    `matmul: operand ${name} of shape [${shape}] (one matrix of the batch) needs ${elems * 4} bytes in one ` +
-      `storage binding, more than this device allows (${bindingCap.limit()} bytes, maxStorageBufferBindingSize of ` +
-      `${info.adapterName}); split it into smaller matrices.`,
-  );
-}
-
-/** Copies rows × cols (contiguous from element `off`) into a new tensor of rows × ld, zero-padding each row. */
-function padRows(src: Tensor, off: number, rows: number, cols: number, ld: number): Tensor {
-  const out = empty([rows * ld]);
-  const limit = bindingCap.limit();
-  const maxRows = Math.max(1, Math.floor((limit - 256) / (ld * 4)));
-  for (let r0 = 0; r0 < rows; r0 += maxRows) {
-    const n = Math.min(maxRows, rows - r0);
-    const s = bindRange({ t: src, off, stride: cols }, r0, n, cols);
-    const d = bindRange({ t: out, off: 0, stride: ld }, r0, n, ld);
-    if (s.bytes > limit || d.bytes > limit) throw tooLarge("row", [cols], ld);
-    if (sink) throw new RangeError("matmulDispatches: operands whose contiguous axis is not a multiple of 4");
-    dispatch({
-      kernel: PAD,
-      params: { n: n * ld, cols, ld, srcOff: s.elemOff, dstOff: d.elemOff },
-      buffers: [s.binding, d.binding],
-      workgroups: grid1d(n * ld, 256),
-    });
-  }
-  return out;
-}
-
-/** Where gemm's dispatches go: the queue, or a list (matmulDispatches). */
-let sink: DispatchSpec[] | null = null;
-
-function issue(spec: DispatchSpec): void {
-  if (sink) sink.push(spec);
-  else dispatch(spec);
-}
-
-/** Runs one (batched) product on the GPU: C = alpha·op(A)·op(B) (+ C). */
-function gemm(g: Gemm): void {
-  const { M, N, K, batch } = g;
-  if (batch === 0 || M === 0 || N === 0) return;
-  if (K === 0) {
-    if (sink) throw new RangeError("matmulDispatches: K = 0");
-    if (!g.accumulate) clearBuffer(g.c.t.storage.buffer, g.c.off * 4, batch * M * N * 4);
-    return;
-  }
-  if (!g.transA && !oneMatrixFits(g)) {
-    splitRows(g);
-    return;
-  }
-  if (matmulVariant() === "register") gemmRegister(g);
-  else gemmShared(g);
-}
-
-/** Whether one matrix of A and one of C fit a storage binding each (what a dispatch must bind at least). */
-function oneMatrixFits(g: Gemm): boolean {
-  const limit = bindingCap.limit();
-  return bindRange(g.a, 0, 1, g.M * g.K).bytes <= limit && bindRange(g.c, 0, 1, g.M * g.N).bytes <= limit;
-}
-
-/**
- * A product whose A or C matrix is larger than one storage binding (logits [T, V] of a long input): each batch
- * in bands of rows, every band's A and C rows bound on their own (A's rows are contiguous when A is not
- * transposed, and so are C's). B must fit whole.
- */
-function splitRows(g: Gemm): void {
-  // a band's binding may start up to one alignment before its first element
-  const rows = rowsPerBinding(4 * Math.max(g.K, g.N, 1), bindingCap.limit());
-  if (rows < 1) {
-    throw tooLarge(g.K > g.N ? "a" : "out", [1, Math.max(g.K, g.N)], Math.max(g.K, g.N));
-  }
-  for (let z = 0; z < g.batch; z++) {
-    for (let m0 = 0; m0 < g.M; m0 += rows) {
-      const M = Math.min(rows, g.M - m0);
-      gemm({
-        ...g,
-        a: { t: g.a.t, off: g.a.off + z * g.a.stride + m0 * g.K, stride: 0 },
-        b: { t: g.b.t, off: g.b.off + z * g.b.stride, stride: 0 },
-        c: { t: g.c.t, off: g.c.off + z * g.c.stride + m0 * g.N, stride: 0 },
-        M,
-        batch: 1,
-      });
-    }
-  }
-}
-
-const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
-
-/**
- * K per window of the register kernel: its invocation runs ceil(K/4) + 1 steps, then at most 5 + 16·17 in the
- * stores (the edge loop of each of 16 rows), counted as if nothing were unrolled. A multiple of 16.
- */
-export const REGISTER_K_WINDOW = Math.floor((4 * (LOOP_BUDGET - 278)) / 16) * 16;
-
-/**
- * K per window of the shared kernel (TM = TN = 4): per 16 of K the tile loop, its two load loops (4 + 1 each), the
- * k loop (16 + 1) and, per k, the g and h loops (2 each): 92; then at most 35 in the stores. A multiple of 16.
- */
-export const SHARED_K_WINDOW = Math.floor((LOOP_BUDGET - 35) / 92) * 16;
-
-/** [k0, count] windows of [0, K): one window unless the adapter stops long invocations and K exceeds `size`. */
-function kWindows(K: number, size: number): [number, number][] {
-  if (K <= size || !loopLimited()) return [[0, K]];
-  const out: [number, number][] = [];
-  for (let k0 = 0; k0 < K; k0 += size) out.push([k0, Math.min(size, K - k0)]);
-  return out;
-}
-
-function gemmRegister(g: Gemm): void {
-  const { M, N, K, batch, transA, transB } = g;
-  const aRows = transA ? K : M;
-  const aCols = transA ? M : K;
-  const bRows = transB ? N : K;
-  const bCols = transB ? K : N;
-  const temps: Tensor[] = [];
-  // vec4 operands: contiguous axis a multiple of 4 and every matrix starting on a vec4 boundary
-  const prepare = (op: Operand, rows: number, cols: number): { op: Operand; ld: number } => {
-    const ld = ceil4(cols);
-    if (cols % 4 === 0 && op.off % 4 === 0 && op.stride % 4 === 0) return { op, ld };
-    const count = op.stride === 0 ? 1 : batch;
-    if (op.stride !== 0 && op.stride !== rows * cols) {
-      throw new Error("matmul: internal error, strided batch");
-    }
-    const t = padRows(op.t, op.off, count * rows, cols, ld);
-    temps.push(t);
-    return { op: { t, off: 0, stride: op.stride === 0 ? 0 : rows * ld }, ld };
-  };
-  const A = prepare(g.a, aRows, aCols);
-  const B = prepare(g.b, bRows, bCols);
-  const aElems = aRows * A.ld;
-  const bElems = bRows * B.ld;
-  const ops = [
-    { op: A.op, elems: aElems, name: "a", shape: [aRows, aCols] },
-    { op: B.op, elems: bElems, name: "b", shape: [bRows, bCols] },
-    { op: g.c, elems: M * N, name: "out", shape: [M, N] },
-  ];
-  const maxWg = workgroupLimit();
-  const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 };
-  // few rows times Bᵀ: the row kernel (its loop runs K/4 + 1 times: within lavapipe's loop budget)
-  const rowKernel = transB && !transA && M <= gemvMaxRows && A.ld / 4 + 1 <= LOOP_BUDGET;
-  const windows = rowKernel ? [[0, K]] : kWindows(K, REGISTER_K_WINDOW);
-  const blockRows = rowKernel ? 1 : 16;
-  const blockCols = rowKernel ? 64 : 128;
-  for (let z0 = 0; z0 < batch;) {
-    const nz = batchesThatFit(ops, z0, batch - z0);
-    if (nz === 0) {
-      const bad = ops.find((o) => bindRange(o.op, z0, 1, o.elems).bytes > bindingCap.limit())!;
-      throw tooLarge(bad.name, bad.shape, bad.elems);
-    }
-    const ba = bindRange(A.op, z0, nz, aElems);
-    const bb = bindRange(B.op, z0, nz, bElems);
-    const bc = bindRange(g.c, z0, nz, M * N);
-    for (let m0 = 0; m0 < M; m0 += blockRows * maxWg) {
-      for (let n0 = 0; n0 < N; n0 += blockCols * maxWg) {
-        // a window [k0, k0 + kw) of K: columns k0.. of A (transA: rows), rows k0.. of B (transB: columns)
-        for (const [k0, kw] of windows) {
-          issue({
-            kernel: rowKernel ? GEMV : REGISTER,
-            constants: rowKernel ? {} : constants,
-            params: {
-              M,
-              N,
-              K: kw,
-              lda4: A.ld / 4,
-              ldb4: B.ld / 4,
-              strideA4: A.op.stride / 4,
-              strideB4: B.op.stride / 4,
-              strideC: g.c.stride,
-              offA4: ba.elemOff / 4 + (transA ? (k0 * A.ld) / 4 : k0 / 4),
-              offB4: bb.elemOff / 4 + (transB ? k0 / 4 : (k0 * B.ld) / 4),
-              offC: bc.elemOff,
-              mOff: m0,
-              nOff: n0,
-              accumulate: g.accumulate || k0 > 0,
-              alpha: g.alpha,
-            },
-            buffers: [ba.binding, bb.binding, bc.binding],
-            workgroups: [
-              Math.ceil(Math.min(N - n0, blockCols * maxWg) / blockCols),
-              Math.ceil(Math.min(M - m0, blockRows * maxWg) / blockRows),
-              nz,
-            ],
-          });
-        }
-      }
-    }
-    z0 += nz;
-  }
-  for (const t of temps) t.dispose();
-}
-
-/**
- * The shared kernel's micro-tile per invocation (rows TM × columns TN; a workgroup covers 16·TM × 16·TN).
- * Measured on an H100 (bench/RESULTS.md): 4×4 is best on the transformer shapes (N = 576), 8×4 gains ≤ 8% on
- * square 1024³–2048³ products only.
- */
-const SHARED_TILE = { TM: 4, TN: 4 };
-
-function gemmShared(g: Gemm): void {
-  const { M, N, K, batch, transA, transB } = g;
-  const ops = [
-    { op: g.a, elems: M * K, name: "a", shape: transA ? [K, M] : [M, K] },
-    { op: g.b, elems: K * N, name: "b", shape: transB ? [N, K] : [K, N] },
-    { op: g.c, elems: M * N, name: "out", shape: [M, N] },
-  ];
-  const maxWg = workgroupLimit();
-  const { TM, TN } = SHARED_TILE;
-  const BM = 16 * TM;
-  const BN = 16 * TN;
-  const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0, TM, TN };
-  const windows = kWindows(K, SHARED_K_WINDOW);
-  for (let z0 = 0; z0 < batch;) {
-    const nz = batchesThatFit(ops, z0, batch - z0);
-    if (nz === 0) {
-      const bad = ops.find((o) => bindRange(o.op, z0, 1, o.elems).bytes > bindingCap.limit())!;
-      throw tooLarge(bad.name, bad.shape, bad.elems);
-    }
-    const ba = bindRange(g.a, z0, nz, M * K);
-    const bb = bindRange(g.b, z0, nz, K * N);
-    const bc = bindRange(g.c, z0, nz, M * N);
-    for (let m0 = 0; m0 < M; m0 += BM * maxWg) {
-      for (let n0 = 0; n0 < N; n0 += BN * maxWg) {
-        // a window [k0, k0 + kw) of K: columns k0.. of A (transA: rows), rows k0.. of B (transB: columns)
-        for (const [k0, kw] of windows) {
-          issue({
-            kernel: SHARED,
-            constants,
-            params: {
-              M,
-              N,
-              K: kw,
-              lda: transA ? M : K,
-              ldb: transB ? K : N,
-              strideA: g.a.stride,
-              strideB: g.b.stride,
-              strideC: g.c.stride,
-              offA: ba.elemOff + (transA ? k0 * M : k0),
-              offB: bb.elemOff + (transB ? k0 : k0 * N),
-              offC: bc.elemOff,
-              mOff: m0,
-              nOff: n0,
-              accumulate: g.accumulate || k0 > 0,
-              alpha: g.alpha,
-            },
-            buffers: [ba.binding, bb.binding, bc.binding],
-            workgroups: [
-              Math.ceil(Math.min(N - n0, BN * maxWg) / BN),
-              Math.ceil(Math.min(M - m0, BM * maxWg) / BM),
-              nz,
-            ],
-          });
-        }
-      }
-    }
-    z0 += nz;
-  }
 }
 
 /** The product of a planned matmul into `out` (whose size must be batch·M·N), folding a shared b's batch. */
@@ -541,14 +155,7 @@ export function matmulDispatches(
   b: Tensor,
   opts: MatmulIntoOptions = {},
 ): DispatchSpec[] {
-  const list: DispatchSpec[] = [];
-  sink = list;
-  try {
-    matmulInto(out, a, b, opts);
-  } finally {
-    sink = null;
-  }
-  return list;
+  return collectDispatches(() => matmulInto(out, a, b, opts));
 }
 
 /** op(A)·op(B) into a new tensor, without recording a graph. */
