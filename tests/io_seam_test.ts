@@ -16,6 +16,7 @@ import { commitCheckpoint, scanCheckpoints, writeJson } from "../src/train/check
 import { verifyCheckpoint, writeManifest } from "../src/train/checkpoint_manifest.ts";
 import { JsonlLog } from "../src/train/metrics_log.ts";
 import { MemoryDir } from "./io/memory_handle.ts";
+import { serve } from "./io/static_server.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -135,34 +136,6 @@ Deno.test("browser files: a path under no mount, read-only mounts and picked fil
   assert.equal(await fs.stat("/pick/pairs.jsonl/x"), null);
   await assert.rejects(fs.writeText("/pick/pairs.jsonl", "x"), /read-only in a browser/);
 });
-
-/** A static file server over `dir`; `ranges` false ignores Range headers (as python's http.server does). */
-function serve(dir: string, ranges: boolean) {
-  const requests: string[] = [];
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
-    const path = decodeURIComponent(new URL(req.url).pathname);
-    const range = req.headers.get("range");
-    requests.push(`${req.method} ${path}${range ? ` ${range}` : ""}`);
-    let data: Uint8Array<ArrayBuffer>;
-    try {
-      data = await Deno.readFile(`${dir}${path}`);
-    } catch {
-      return new Response("missing", { status: 404 });
-    }
-    const m = ranges ? /^bytes=(\d+)-(\d+)$/.exec(range ?? "") : null;
-    if (m) {
-      const [a, b] = [Number(m[1]), Math.min(Number(m[2]), data.length - 1)];
-      return new Response(req.method === "HEAD" ? null : data.slice(a, b + 1), {
-        status: 206,
-        headers: { "content-range": `bytes ${a}-${b}/${data.length}`, "content-length": String(b - a + 1) },
-      });
-    }
-    return new Response(req.method === "HEAD" ? null : data, {
-      headers: { "content-length": String(data.length) },
-    });
-  });
-  return { url: `http://127.0.0.1:${server.addr.port}/`, requests, close: () => server.shutdown() };
-}
 
 Deno.test("browser files: URL mounts read by range where the server can, else through one Blob", async () => {
   const dir = await Deno.makeTempDir();

@@ -12,6 +12,7 @@ import {
   type TokenizeOptions,
   tokenizeRow,
 } from "./tokenize_row.ts";
+import { TOKENIZE_WORKER_URL } from "./tokenize_worker_url.ts";
 
 type Json = Record<string, unknown>;
 
@@ -46,7 +47,7 @@ export async function tokenizeDataset(
   }
   const { warn: _warn, ...plainOpts } = opts;
   const workers = Array.from({ length: numProc }, () => {
-    const w = new Worker(new URL("./tokenize_worker.ts", import.meta.url).href, { type: "module" });
+    const w = new Worker(TOKENIZE_WORKER_URL.href, { type: "module" });
     w.postMessage({ kind: "init", files: tokenizer.files, opts: plainOpts });
     return w;
   });

@@ -23,6 +23,7 @@ import {
   type SourceSegment,
 } from "./includes.ts";
 import { layoutFor, type ParamLayout, parseWgslParams, type WgslParamsInfo } from "./params.ts";
+import { KERNELS_DIR } from "./kernels_dir.ts";
 
 export type BindingKind = "uniform" | "read-only-storage" | "storage";
 
@@ -102,7 +103,6 @@ export class Kernel {
   }
 }
 
-const KERNELS_DIR = new URL("../../kernels/", import.meta.url);
 const registry = new Map<string, Kernel>();
 
 /** Declares (once) the kernel file `kernels/<file>`. */

@@ -3,7 +3,8 @@
  *
  * - a URL (a string): read-only, each read a `fetch`; a range read asks for `Range: bytes=…` and, when the server
  *   answers with the whole file instead (a server without range support), keeps that response as one Blob (which
- *   the browser holds on disk when large) and slices it;
+ *   the browser holds on disk when large) and slices it. HTTP has no folders: the mounted address is a folder,
+ *   a path below it is a file when a HEAD request finds it, and listing is refused;
  * - a `FileSystemDirectoryHandle`: a folder the user picked (`showDirectoryPicker`) or the Origin Private File
  *   System (`navigator.storage.getDirectory()`, see `opfsRoot`), read and written: writes go through
  *   `createWritable`, whose data replaces the file only when closed, so a write is atomic;
@@ -142,6 +143,8 @@ class UrlBackend implements Backend {
   }
 
   async stat(parts: string[], full: string): Promise<FileStat | null> {
+    // HTTP has no folders: the mounted address itself is one, by declaration; below it, files are asked for
+    if (!parts.length) return { isFile: false, isDirectory: true, size: 0 };
     try {
       const res = await this.get(parts, full, { method: "HEAD" });
       const size = Number(res.headers.get("content-length") ?? 0);

@@ -15,6 +15,7 @@ import type { CausalLM } from "./causal_lm.ts";
 import { ModelError } from "./causal_lm.ts";
 import { type ModelConfig, readConfig } from "./config.ts";
 import { GPT2Model } from "./gpt2.ts";
+import { downloadSnapshot } from "./hub_download.ts";
 import { LlamaModel } from "./llama.ts";
 import {
   openSafetensors,
@@ -85,16 +86,8 @@ export async function resolveModelDir(pathOrHubId: string, opts: LoadModelOption
   }
 }
 
-async function downloadToCache(repoId: string, revision: string): Promise<string> {
-  const hub = await import("@huggingface/hub");
-  const accessToken = io.host().env("HF_TOKEN");
-  const dir = await hub.snapshotDownload({
-    repo: { type: "model", name: repoId },
-    revision,
-    cacheDir: hubCacheDir(),
-    ...(accessToken ? { accessToken } : {}),
-  });
-  return dir;
+function downloadToCache(repoId: string, revision: string): Promise<string> {
+  return downloadSnapshot(repoId, revision, hubCacheDir(), io.host().env("HF_TOKEN"));
 }
 
 /** The safetensors headers of a folder (single file or shards) and which file holds each tensor. */
