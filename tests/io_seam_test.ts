@@ -135,6 +135,21 @@ Deno.test("browser files: a path under no mount, read-only mounts and picked fil
   assert.equal((await fs.stat("/pick/pairs.jsonl"))?.size, 8);
   assert.equal(await fs.stat("/pick/pairs.jsonl/x"), null);
   await assert.rejects(fs.writeText("/pick/pairs.jsonl", "x"), /read-only in a browser/);
+  // files picked one by one make a folder of their mounts
+  const folder = browserFiles({
+    mounts: {
+      "/m/config.json": new Blob(["{}"]),
+      "/m/data/a.jsonl": new Blob(["1\n"]),
+      "/m/data/b.jsonl": new Blob([]),
+    },
+  });
+  assert.deepEqual(await folder.stat("/m"), { isFile: false, isDirectory: true, size: 0 });
+  assert.deepEqual(
+    (await folder.list("/m")).map((e) => [e.name, e.isFile, e.isDirectory]).sort(),
+    [["config.json", true, false], ["data", false, true]],
+  );
+  assert.deepEqual((await folder.list("/m/data/")).map((e) => e.name).sort(), ["a.jsonl", "b.jsonl"]);
+  assert.equal(await folder.readText("/m/data/a.jsonl"), "1\n");
 });
 
 Deno.test("browser files: URL mounts read by range where the server can, else through one Blob", async () => {

@@ -10,7 +10,9 @@
  *   `createWritable`, whose data replaces the file only when closed, so a write is atomic;
  * - a `File` or `Blob`: one file the user picked (an `<input type="file">`), read-only.
  *
- * A path under no mount is fetched relative to `base` (by default the page's address). Nothing here copies a
+ * A path above mounts is a folder whose entries are the mounts below it (picked files mounted one by one at
+ * `/picked/config.json`, `/picked/model.safetensors`, … make a folder `/picked`). A path under no mount is
+ * fetched relative to `base` (by default the page's address). Nothing here copies a
  * whole large file into memory when a stream or a range read was asked for. Folder renames move entries one by
  * one (`FileSystemHandle.move` where the browser has it, else a copy then a removal), so unlike Deno's they are
  * not atomic: a checkpoint save cut short in a tab can leave a half-moved folder, which resume skips as
@@ -370,6 +372,17 @@ export function browserFiles(opts: BrowserFilesOptions = {}): Files {
     }
     return [fallback, parts];
   };
+  /** The names of the mounts directly below `path` when no mount holds it (a folder of mounts), else null. */
+  const mountsBelow = (path: string): string[] | null => {
+    const parts = partsOf(path);
+    if (mounts.some(([prefix]) => prefix.length <= parts.length && prefix.every((p, i) => parts[i] === p))) {
+      return null;
+    }
+    const below = mounts.filter(([prefix]) =>
+      prefix.length > parts.length && parts.every((p, i) => prefix[i] === p)
+    );
+    return below.length ? [...new Set(below.map(([prefix]) => prefix[parts.length]))] : null;
+  };
   const writable = (path: string): [DirectoryBackend, string[]] => {
     const [b, parts] = resolve(path);
     if (!b.writable) throw readOnly(path);
@@ -394,12 +407,20 @@ export function browserFiles(opts: BrowserFilesOptions = {}): Files {
       return b.open(parts, path);
     },
     stat(path) {
+      if (mountsBelow(path)) return Promise.resolve({ isFile: false, isDirectory: true, size: 0 });
       const [b, parts] = resolve(path);
       return b.stat(parts, path);
     },
-    list(dir) {
+    async list(dir) {
+      const names = mountsBelow(dir);
+      if (names) {
+        return await Promise.all(names.map(async (name) => {
+          const s = await files.stat(`${dir}/${name}`);
+          return { name, isFile: s?.isFile ?? false, isDirectory: s?.isDirectory ?? false, isSymlink: false };
+        }));
+      }
       const [b, parts] = resolve(dir);
-      return b.list(parts, dir);
+      return await b.list(parts, dir);
     },
     realPath(path) {
       return Promise.resolve("/" + partsOf(path).join("/"));
