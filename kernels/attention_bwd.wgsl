@@ -10,8 +10,8 @@
 //           1 q     [B, H,   TQ, D] f32 as vec4 (read);
 //           2 k     [B, HKV, TK, D] f32 as vec4 (read);
 //           3 v     [B, HKV, TK, D] f32 as vec4 (read);
-//           4 mask  [B, TK] raw 32-bit words, or [B, TK, 2] segments (read), as in attention_fwd.wgsl
-//             (p.mask_kind);
+//           4 mask  [B, TK] raw 32-bit words, or [B, TK, 2] or [B, TK, 4] segments (read), as in
+//             attention_fwd.wgsl (p.mask_kind);
 //           5 stats [B, H, TQ, 2] f32 (read): (logsumexp L, Δ) per query row, from attention_delta.wgsl;
 //           6 dout  [B, H, TQ, D] f32 as vec4 (read);
 //           7 dq_dk (read_write, vec4): dq [B, H, TQ, D] for the dq_* entries, dk [B, HKV, TK, D] for dkv_*;
@@ -45,7 +45,7 @@ struct Params {
   causal: u32,
   window: u32, // 0 = no sliding window
   rows: u32, // invocations that do work (see the entry points)
-  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words, 3 = segments
+  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words, 3 = segments, 4 = segments with holes
   scale_log2: f32, // softmax scale · log2(e)
   TKS: u32, // (the forward's; unused here)
   win_lo: u32, // dq_rows: keys, dkv_rows: absolute query positions in [win_lo, win_hi) only (a window)
@@ -96,9 +96,12 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TK;
   let off = p.TK - p.TQ;
   let ra = key_range(b, ia + off);
+  let ha = key_hole(b, ia + off);
   var rb = vec2u(0u, 0u);
+  var hb = vec2u(0u, 0u);
   if (has_b) {
     rb = key_range(b, ia + 1u + off);
+    hb = key_hole(b, ia + 1u + off);
   }
   let hi = max(ra.y, rb.y);
   let row_a = bh * p.TQ + ia;
@@ -129,8 +132,8 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   }
   for (var s = s_lo; s < s_hi; s++) {
     let kv = key_ok(b, s);
-    let va = kv && s < ra.y;
-    let vb = kv && s >= rb.x && s < rb.y;
+    let va = kv && s < ra.y && !in_hole(ha, s);
+    let vb = kv && s >= rb.x && s < rb.y && !in_hole(hb, s);
     if (!(va || vb)) {
       continue;
     }
@@ -313,6 +316,7 @@ fn dq_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) 
   let live = i < p.TQ;
   let row = bh * p.TQ + min(i, p.TQ - 1u);
   let range = key_range(b, i + off);
+  let hole = key_hole(b, i + off);
   let l2 = stats[2u * row] * LOG2E;
   let delta = stats[2u * row + 1u];
   var qr: Row;
@@ -338,7 +342,7 @@ fn dq_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) 
     if (live) {
       for (var j = split; j < n; j += NS) {
         let s = t0 + j;
-        if (s >= range.x && s < range.y && tl[j] != 0.0) {
+        if (s >= range.x && s < range.y && !in_hole(hole, s) && tl[j] != 0.0) {
           var x = vec4f(0.0);
           var dp = vec4f(0.0);
           for (var d = 0u; d < D4; d++) {
@@ -392,7 +396,14 @@ fn dkv_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index)
   let s0 = wid.x * keys_per;
   // the query rows any key of this tile may be seen by (uniform across the workgroup)
   let ilo = max(query_range(b, s0).x, off) - off;
-  let ihi = max(query_range(b, min(s0 + keys_per, p.TK) - 1u).y, off) - off;
+  var qhi = query_range(b, min(s0 + keys_per, p.TK) - 1u).y;
+  if (p.mask_kind == 4u) {
+    // a chosen-rest key is seen by fewer queries than a prefix key before it: the bound is the tile's largest
+    for (var j = s0; j < min(s0 + keys_per, p.TK); j++) {
+      qhi = max(qhi, query_range(b, j).y);
+    }
+  }
+  let ihi = max(qhi, off) - off;
 
   let s = s0 + kl;
   let in_range = s < p.TK;

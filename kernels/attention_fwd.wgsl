@@ -9,7 +9,9 @@
 //           4 mask [B, TK] key-padding mask as raw 32-bit words (read): p.mask_kind 1 = i32 (≠ 0 is a real
 //             token), 2 = f32 (≠ ±0 is a real token), 0 = no mask (any buffer is bound and never read);
 //             p.mask_kind 3 = segments, [B, TK, 2] u32: position t belongs to the segment [start, end) of
-//             positions (packed sequences: several sequences in one row, none seeing another);
+//             positions (packed sequences: several sequences in one row, none seeing another); p.mask_kind 4
+//             = segments with holes, [B, TK, 4] u32 (preference pairs sharing their prefix:
+//             common/attention_range.wgsl);
 //           5 o    [B, H, TQ, D] f32 as vec4 (read_write): softmax(q·kᵀ·scale over the visible keys) · v, zeros
 //             for a row that sees no key;
 //           6 lse  [B, H, TQ] f32 (read_write): natural-log logsumexp of each row's scaled scores over its
@@ -18,7 +20,7 @@
 //           reads kv head h / (H / HKV) (grouped-query attention, no copies). Queries are aligned to the end of
 //           the keys: query row i sits at absolute position t = i + TK − TQ. Key s is visible to query t when
 //           mask[b, s] ≠ 0 and, if causal, s ≤ t and (window = 0 or t − s < window); with segments, when s lies
-//           in t's segment (key_range).
+//           in t's segment (key_range) and not in t's hole (key_hole).
 // Scores are kept in log2 units (q is pre-multiplied by scale·log2(e)) so every exponential is an exp2; the
 // running max starts at a finite −1e30 and blocks without a visible key are skipped, so no inf − inf occurs.
 //
@@ -46,7 +48,7 @@ struct Params {
   causal: u32,
   window: u32, // 0 = no sliding window
   rows: u32, // invocations that do work (see the entry points)
-  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words, 3 = segments
+  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words, 3 = segments, 4 = segments with holes
   scale_log2: f32, // softmax scale · log2(e)
   TKS: u32, // positions per (b, kv head) in k's and v's memory
   win_lo: u32, // fwd_rows: only keys in [win_lo, win_hi) are visited by this dispatch (a window of the keys)
@@ -126,9 +128,12 @@ fn fwd_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TKS; // row index of key 0 of this kv head
   let off = p.TK - p.TQ;
   let ra = key_range(b, ia + off);
+  let ha = key_hole(b, ia + off);
   var rb = vec2u(0u, 0u);
+  var hb = vec2u(0u, 0u);
   if (has_b) {
     rb = key_range(b, ia + 1u + off);
+    hb = key_hole(b, ia + 1u + off);
   }
   // this dispatch's window of the keys
   let lo = max(ra.x, p.win_lo);
@@ -172,8 +177,8 @@ fn fwd_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
     for (var j = 0u; j < KB; j++) {
       let s = s0 + j;
       let kv = s < hi && key_ok(b, s);
-      let va = kv && s >= ra.x && s < ra.y;
-      let vb = kv && s >= rb.x && s < rb.y;
+      let va = kv && s >= ra.x && s < ra.y && !in_hole(ha, s);
+      let vb = kv && s >= rb.x && s < rb.y && !in_hole(hb, s);
       oka[j] = va;
       okb[j] = vb;
       if (va || vb) {
@@ -269,6 +274,7 @@ fn fwd_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index)
   let live = i < p.TQ;
   let row = bh * p.TQ + min(i, p.TQ - 1u);
   let range = key_range(b, i + off);
+  let hole = key_hole(b, i + off);
 
   var qr: Row;
   var acc: Row;
@@ -299,7 +305,7 @@ fn fwd_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index)
         for (var j = 0u; j < KB; j++) {
           let jj = j0 + j * NS;
           let s = t0 + jj;
-          let vis = jj < n && s >= range.x && s < range.y && kok[min(jj, BC - 1u)] != 0u;
+          let vis = jj < n && s >= range.x && s < range.y && !in_hole(hole, s) && kok[min(jj, BC - 1u)] != 0u;
           ok[j] = vis;
           if (vis) {
             var dv = vec4f(0.0);

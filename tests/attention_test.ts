@@ -27,6 +27,7 @@ import {
   type AttnShape,
 } from "./reference/attention.ts";
 import { assertClose, gpuTest, gradCheck, randomArray, setup } from "./util.ts";
+import { pairSegments, type PairSpan } from "../src/models/pack_pairs.ts";
 
 const FWD_TOL = { atol: 2e-5, rtol: 1e-4 };
 const GRAD_TOL = { atol: 5e-5, rtol: 5e-4 };
@@ -42,6 +43,8 @@ interface Case {
   causal?: boolean;
   /** [B·TK] a sequence id per position: packed sequences, passed to the op as [start, end) segments. */
   segmentIds?: number[];
+  /** B = 1: preference pairs sharing their prefix, passed to the op as 4-word segments (pack_pairs.ts). */
+  pairs?: PairSpan[];
   /** Inputs drawn from [-range, range). */
   range?: number;
   seed?: number;
@@ -67,6 +70,7 @@ async function check(c: Case, variant: AttentionVariant) {
     scale: c.scale,
     causal: c.causal,
     segmentIds: c.segmentIds,
+    sequenceSets: c.pairs ? pairSequenceSets(c.pairs) : undefined,
   };
   const ref = attentionRef(qd, kd, vd, c.sh, refOpts);
   const refG = attentionBackwardRef(qd, kd, vd, gd, c.sh, refOpts);
@@ -88,6 +92,10 @@ async function check(c: Case, variant: AttentionVariant) {
       let span = 1;
       for (let i = 0; i < bounds.length; i += 2) span = Math.max(span, bounds[i + 1] - bounds[i]);
       opts.segmentSpan = span;
+    }
+    if (c.pairs) {
+      opts.segments = tensor(pairSegments(c.pairs), [1, TK, 4], { dtype: "i32" });
+      opts.segmentSpan = Math.max(...c.pairs.map((p) => p.prefix + p.chosen + p.rejected));
     }
     const out = attention(q, k, v, opts);
     assert.deepEqual(out.shape, [B, H, TQ, D]);
@@ -120,6 +128,15 @@ function segmentBounds(ids: number[], B: number, T: number): Int32Array {
     }
   }
   return out;
+}
+
+/** Pairs laid end to end → each position's sequences as bits: pair i's chosen is bit 2i, its rejected 2i + 1. */
+function pairSequenceSets(pairs: PairSpan[]): number[] {
+  return pairs.flatMap((p, i) => [
+    ...Array(p.prefix).fill((1 << (2 * i)) | (1 << (2 * i + 1))),
+    ...Array(p.chosen).fill(1 << (2 * i)),
+    ...Array(p.rejected).fill(1 << (2 * i + 1)),
+  ]);
 }
 
 /** Runs of the given lengths, numbered 0, 1, … per row. */
@@ -264,6 +281,48 @@ for (const variant of VARIANTS) {
       await check({ sh: two, segmentIds: runs([33], [16, 16, 1]) }, variant);
       // bidirectional within segments
       await check({ sh: two, segmentIds: runs([10, 23], [3, 30]), causal: false }, variant);
+    },
+  );
+}
+
+for (const variant of VARIANTS) {
+  Deno.test(
+    `attention (${variant}): preference pairs sharing their prefix (4-word segments) match the reference`,
+    gpuTest,
+    async () => {
+      await setup();
+      // pairs with and without a prefix, an empty chosen or rejected rest, one-token parts; pairs of query rows,
+      // blocks of keys and tiles straddle every boundary (T = 3 + 2 + 4 + 0 + 5 + 1 + 9 + 1 + 0 + 40 + 3 + 2 = 70)
+      const pairs: PairSpan[] = [
+        { prefix: 3, chosen: 2, rejected: 4 },
+        { prefix: 0, chosen: 5, rejected: 1 },
+        { prefix: 9, chosen: 1, rejected: 0 },
+        { prefix: 40, chosen: 3, rejected: 2 },
+      ];
+      const T = pairs.reduce((n, p) => n + p.prefix + p.chosen + p.rejected, 0);
+      await check({ sh: { B: 1, H: 4, HKV: 2, TQ: T, TK: T, D: 8 }, pairs }, variant);
+      // head dim 5 (padded copies), more query heads per kv head
+      await check({ sh: { B: 1, H: 3, HKV: 1, TQ: T, TK: T, D: 5 }, pairs, seed: 5 }, variant);
+      // a long chosen rest behind a long prefix: dK/dV tiles whose last key is seen by fewer queries than the first
+      const long: PairSpan[] = [{ prefix: 70, chosen: 66, rejected: 3 }, {
+        prefix: 2,
+        chosen: 1,
+        rejected: 70,
+      }];
+      const TL = 212;
+      await check({ sh: { B: 1, H: 2, HKV: 1, TQ: TL, TK: TL, D: 4 }, pairs: long, seed: 9 }, variant);
+      assert.throws(
+        () =>
+          scope(() => {
+            const x = tensor(new Float32Array(T * 4), [1, 1, T, 4]);
+            attention(x, x, x, {
+              segments: tensor(pairSegments(pairs), [1, T, 4], { dtype: "i32" }),
+              causal: false,
+              variant,
+            });
+          }),
+        { message: /segments with holes need causal attention/ },
+      );
     },
   );
 }

@@ -97,10 +97,12 @@ Deno.test("defaults are TRL v0.9's DPOConfig / TrainingArguments values", () => 
     gradient_checkpointing: false,
   };
   // SPEC.md's later options, padding_value: unset = the tokenizer's pad (the v0.9.4 signature shows 0), and
-  // padding_free (TRL 0.17+: false, FlashAttention only; webdpo's attention separates packed rows itself).
+  // padding_free (TRL 0.17+: false, FlashAttention only; webdpo's attention separates packed rows itself), and
+  // webdpo's own prefix_sharing (a pair's common prompt runs once inside the packed batch).
   const later: Record<string, unknown> = {
     padding_value: null,
     padding_free: true,
+    prefix_sharing: true,
     loss_weights: null,
     f_divergence_type: "reverse_kl",
     f_alpha_divergence_coef: 0.5,

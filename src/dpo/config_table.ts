@@ -193,6 +193,9 @@ const DPO_ROWS = [
   bool("padding_free", true, { trl: "0.17" }).doc(
     "run each batch's real tokens as one packed sequence, no compute on padding (on by default, unlike TRL)",
   ),
+  bool("prefix_sharing", true, { trl: null }).doc(
+    "with padding_free, run the prompt a pair's chosen and rejected share once (same values, less compute)",
+  ),
   oneOf("truncation_mode", ["keep_end", "keep_start"], "keep_end").doc(
     "which end of a too-long prompt survives truncation",
   ),
@@ -338,6 +341,7 @@ export interface DPOOptionValues {
   readonly labelPadTokenId: number;
   readonly paddingValue: number | null;
   readonly paddingFree: boolean;
+  readonly prefixSharing: boolean;
   readonly truncationMode: "keep_end" | "keep_start";
   readonly maxLength: number | null;
   readonly maxPromptLength: number | null;

@@ -36,7 +36,8 @@ import {
 import { tokenizeDataset } from "../data/tokenize_parallel.ts";
 import type { Dataset, Row } from "../data/dataset.ts";
 import { init } from "../gpu/init.ts";
-import { type CausalLM, labelRows } from "../models/causal_lm.ts";
+import { type CausalLM, hostBatch, labelRows } from "../models/causal_lm.ts";
+import { packPairs } from "../models/pack_pairs.ts";
 import { cloneModel } from "../models/clone.ts";
 import { namedTrainableParametersOf } from "../nn/lora.ts";
 import type { LoraConfig, LoraConfigInput } from "../nn/lora_config.ts";
@@ -259,13 +260,21 @@ export class DPOTrainer extends Trainer<Example> {
     const a = this.args;
     const R = 2 * batch.B;
     const shape: [number, number] = [R, batch.T];
-    // padding-free: the real tokens run as one packed sequence; the labels find their rows through hRows
-    const hRows = a.paddingFree
-      ? labelRows(batch.attentionMask, R, batch.T, shifted, a.labelPadTokenId)
+    // padding-free: the real tokens run as one packed sequence; the labels find their rows through hRows. With
+    // prefix sharing each pair's common prefix (its prompt) runs once for both sequences (models/pack_pairs.ts).
+    // A sliding window counts packed positions, which a shared prefix would shift: such models pack plainly.
+    const ids = { data: batch.inputIds, shape }, attentionMask = { data: batch.attentionMask, shape };
+    const sharePrefix = a.paddingFree && a.prefixSharing &&
+      model.config.layerSlidingWindow.every((w) => w === null);
+    const rows = sharePrefix
+      ? packPairs(hostBatch(ids, model.config.vocabSize, { attentionMask })).rows
       : undefined;
-    const h = model.hiddenStates({ data: batch.inputIds, shape }, {
-      attentionMask: { data: batch.attentionMask, shape },
-      packed: hRows !== undefined,
+    const hRows = a.paddingFree
+      ? labelRows(batch.attentionMask, R, batch.T, shifted, a.labelPadTokenId, rows)
+      : undefined;
+    const h = model.hiddenStates(ids, {
+      attentionMask,
+      packed: hRows === undefined ? false : sharePrefix ? "pairs" : true,
     });
     const C = h.shape[2];
     const r = fusedLogProbsWithStats(reshape(h, [h.size / C, C]), model.lmHeadWeight(), shifted, {

@@ -12,6 +12,7 @@ import { tensor } from "../tensor/create.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { ModelConfig } from "./config.ts";
 import type { KVCache } from "./kv_cache.ts";
+import { packPairs } from "./pack_pairs.ts";
 
 /** Token ids (or a mask, or positions): `number[][]` [B][T], or a flat Int32Array with its [B, T] shape. */
 export type { LinearHook } from "../nn/linear_hook.ts";
@@ -34,8 +35,11 @@ export interface ForwardOptions {
    * [1, N, C] (hiddenStates) or [1, N, V] (forward), its rows the real tokens in row-major order: `packedRows`
    * maps [b, t] to them. Same values as the padded batch at every real token (up to float rounding of the
    * attention's key order). Not with a KV cache.
+   *
+   * "pairs": the same, for a batch of preference pairs (rows i and B/2 + i): each pair's common prefix runs once
+   * (src/models/pack_pairs.ts, whose `rows` maps [b, t] to the packed rows then).
    */
-  packed?: boolean;
+  packed?: boolean | "pairs";
 }
 
 /** A batch of token ids on the host, validated. */
@@ -127,8 +131,9 @@ export function packedRows(mask: Int32Array | null, B: number, T: number): Int32
 }
 
 /**
- * For padding-free training: the packed row of each label position (`packedRows`), or undefined when a scored
- * label (≠ `ignore`) sits on padding — which no tokenizer makes — so the batch must run padded.
+ * For padding-free training: the packed row of each label position (`packedRows`, or the `rows` of another
+ * packing), or undefined when a scored label (≠ `ignore`) sits on padding — which no tokenizer makes — so the
+ * batch must run padded.
  */
 export function labelRows(
   mask: Int32Array,
@@ -136,8 +141,8 @@ export function labelRows(
   T: number,
   labels: Int32Array,
   ignore: number,
+  rows: Int32Array = packedRows(mask, B, T),
 ): Int32Array | undefined {
-  const rows = packedRows(mask, B, T);
   return labels.some((l, n) => l !== ignore && rows[n] < 0) ? undefined : rows;
 }
 
@@ -191,9 +196,12 @@ export interface LayerInputs {
 export function layerInputs(inputIds: IdBatch, vocabSize: number, opts: ForwardOptions = {}): LayerInputs {
   if (opts.packed && opts.cache) throw new RangeError("packed: not with a KV cache");
   const h = hostBatch(inputIds, vocabSize, opts);
-  const p = opts.packed ? packBatch(h) : null;
+  const pairs = opts.packed === "pairs" ? packPairs(h) : null;
+  const p = pairs ?? (opts.packed ? packBatch(h) : null);
   const { B, T, ids, positions: positionIds } = p ?? h;
-  const attn = p
+  const attn = pairs
+    ? { segments: tensor(pairs.segments, [1, T, 4], { dtype: "i32" }), segmentSpan: pairs.span }
+    : p
     ? { segments: tensor(p.segments, [1, T, 2], { dtype: "i32" }), segmentSpan: longestSegment(p.segments) }
     : h.mask
     ? { attentionMask: tensor(h.mask, [B, h.mask.length / B], { dtype: "i32" }) }

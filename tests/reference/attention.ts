@@ -24,6 +24,11 @@ export interface AttnRefOptions {
   causal?: boolean;
   /** [B·TK] a sequence id per position (packed sequences): a query sees only keys with its own id. */
   segmentIds?: ArrayLike<number>;
+  /**
+   * [B·TK] the set of sequences each position belongs to, as a bit mask (pairs sharing a prefix: a prefix
+   * position belongs to both sequences of its pair): a query sees only keys that share a sequence with it.
+   */
+  sequenceSets?: ArrayLike<number>;
 }
 
 /** Whether query row i (absolute position i + TK − TQ) of batch b sees key s. */
@@ -31,6 +36,7 @@ export function visible(sh: AttnShape, o: AttnRefOptions, b: number, i: number, 
   if (o.mask && o.mask[b * sh.TK + s] === 0) return false;
   const t = i + sh.TK - sh.TQ;
   if (o.segmentIds && o.segmentIds[b * sh.TK + s] !== o.segmentIds[b * sh.TK + t]) return false;
+  if (o.sequenceSets && (o.sequenceSets[b * sh.TK + s] & o.sequenceSets[b * sh.TK + t]) === 0) return false;
   if (o.causal === false) return true;
   if (s > t) return false;
   if (o.window !== undefined && t - s >= o.window) return false;

@@ -8,7 +8,9 @@
  *   with a KV cache): query row i sits at absolute position t = i + TK − TQ.
  * - `attentionMask` [B, TK] (i32 or f32; non-zero = real token, 0 = padding): padding keys are seen by no query.
  * - `segments` [B, T, 2] (i32: the [start, end) of the segment each position belongs to): packed sequences, several
- *   sequences laid end to end in one row, each attending only within itself (padding-free batches).
+ *   sequences laid end to end in one row, each attending only within itself (padding-free batches). Or [B, T, 4]
+ *   (start, end, hole start, hole end), causal only: the two sequences of a preference pair around their common
+ *   prefix, which runs once ([prefix | chosen rest | rejected rest]; see `segments` below).
  * - `slidingWindow` W (Mistral, as in transformers): query t sees keys s with t − W < s ≤ t.
  * - A query that sees no key at all (e.g. a padded query whose earlier keys are all padding) gives a zero output
  *   row and zero gradients, never NaN.
@@ -54,6 +56,12 @@ export interface AttentionOptions {
    * [B, T, 2] i32: position t of row b belongs to the segment of positions [start, end) = (segments[b, t, 0],
    * segments[b, t, 1]), and sees only keys of that segment (packed sequences). Segments are consecutive runs:
    * start ≤ t < end, the same pair for every position of a run. Not with `attentionMask` or `keyLength`.
+   *
+   * [B, T, 4] i32, causal only: (start, end, holeStart, holeEnd). As a query, t sees the keys s of [start, t]
+   * outside [holeStart, holeEnd); as a key, s is seen by the queries of [s, end). For a pair packed as [prefix |
+   * chosen rest | rejected rest] (src/models/pack_pairs.ts): prefix positions have end = the segment's end and no
+   * hole; chosen-rest positions end = the chosen rest's end; rejected-rest positions have the chosen rest as their
+   * hole. The caller keeps both views consistent (no query of [s, end) has s in its hole).
    */
   segments?: Tensor;
   /**
@@ -165,13 +173,19 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
         `attention: segments need queries and keys at the same positions (TQ = ${TQ}, keys ${TK} of ${TKS})`,
       );
     }
-    if (segments.dtype !== "i32" || segments.ndim !== 3 || segments.shape.join() !== [B, TK, 2].join()) {
+    const words = segments.shape[2];
+    if (
+      segments.dtype !== "i32" || segments.ndim !== 3 || segments.shape[0] !== B ||
+      segments.shape[1] !== TK ||
+      (words !== 2 && words !== 4)
+    ) {
       throw new RangeError(
-        `attention: segments must be i32 [B, T, 2] = [${B}, ${TK}, 2], got ${segments.dtype} ${
+        `attention: segments must be i32 [B, T, 2] or [B, T, 4] with B = ${B}, T = ${TK}, got ${segments.dtype} ${
           shapeOf(segments)
         }`,
       );
     }
+    if (words === 4 && !causal) throw new RangeError("attention: segments with holes need causal attention");
   }
   let span = TK;
   if (segments && opts.segmentSpan !== undefined) {
@@ -211,7 +225,7 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
     window,
     scale,
     mask: mask ?? segments,
-    maskKind: segments ? 3 : mask ? (mask.dtype === "i32" ? 1 : 2) : 0,
+    maskKind: segments ? (segments.shape[2] === 4 ? 4 : 3) : mask ? (mask.dtype === "i32" ? 1 : 2) : 0,
     variant,
     bc,
     ns,
