@@ -5,6 +5,7 @@
  * - `webdpo.js`: the library (mod.ts), with its npm dependencies bundled in (code it shares with the worker in
  *   `chunk-*.js`);
  * - `tokenize_worker.js`: the module of the tokenizing Web Workers (`dataset_num_proc` > 1);
+ * - `browser_demo.js`: the page examples/browser/index.html (its app.ts, sharing the library's chunks);
  * - `kernels/`: the WGSL kernel files, fetched at `init()` relative to the bundle.
  *
  * Four files are swapped for browser versions while bundling (`WEB_SWAPS`), so nothing of Deno's or Node's
@@ -96,7 +97,11 @@ export async function buildWeb(outdir = `${root}/dist/web`): Promise<WebBuild> {
       },
     };
     const result = await esbuild.build({
-      entryPoints: { webdpo: `${root}/mod.ts`, tokenize_worker: `${root}/src/data/tokenize_worker.ts` },
+      entryPoints: {
+        webdpo: `${root}/mod.ts`,
+        tokenize_worker: `${root}/src/data/tokenize_worker.ts`,
+        browser_demo: `${root}/examples/browser/app.ts`,
+      },
       outdir,
       absWorkingDir: outdir, // so the metafile names outputs relative to outdir
       bundle: true,

@@ -68,7 +68,9 @@ function gzipError(path: string, e: unknown): DatasetError | null {
 }
 
 async function* jsonlRows(path: string, start: number): AsyncGenerator<LocatedRow> {
-  const lines = (await openBytes(path)).pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
+  // (the cast: the DOM library types TextDecoderStream's input as BufferSource, Deno's as Uint8Array)
+  const decoder = new TextDecoderStream() as unknown as TransformStream<Uint8Array, string>;
+  const lines = (await openBytes(path)).pipeThrough(decoder).pipeThrough(lineSplitter());
   const reader = lines.getReader();
   let line = 0;
   let index = start;

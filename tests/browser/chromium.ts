@@ -43,14 +43,6 @@ export interface BrowserSession {
  * 127.0.0.1. `pages` maps paths to file contents; anything else is a 404.
  */
 export async function openBrowser(pages: Record<string, string> = {}): Promise<BrowserSession> {
-  const exe = chromiumPath();
-  try {
-    await Deno.stat(exe);
-  } catch {
-    throw new Error(
-      `no Chromium at ${exe}: install Debian's package (apt-get install -y chromium) or set WEBDPO_CHROMIUM`,
-    );
-  }
   const files: Record<string, string> = {
     "index.html": "<!doctype html><meta charset=utf-8><title>webdpo browser test</title>",
     ...pages,
@@ -63,13 +55,31 @@ export async function openBrowser(pages: Record<string, string> = {}): Promise<B
     return new Response(body, { headers: { "content-type": type } });
   });
   const baseUrl = `http://127.0.0.1:${server.addr.port}/`;
+  try {
+    const session = await openPage(baseUrl);
+    return { ...session, close: () => session.close().finally(() => server.shutdown()) };
+  } catch (e) {
+    await server.shutdown();
+    throw e;
+  }
+}
+
+/** Launches Chromium on a fresh profile and opens `url` (a page of a server the caller runs). */
+export async function openPage(url: string): Promise<BrowserSession> {
+  const exe = chromiumPath();
+  try {
+    await Deno.stat(exe);
+  } catch {
+    throw new Error(
+      `no Chromium at ${exe}: install Debian's package (apt-get install -y chromium) or set WEBDPO_CHROMIUM`,
+    );
+  }
   const profile = await Deno.makeTempDir({ prefix: "webdpo-chromium-" });
   let context: BrowserContext | null = null;
   const close = async () => {
     try {
       await context?.close();
     } finally {
-      await server.shutdown();
       await Deno.remove(profile, { recursive: true }).catch(() => {});
     }
   };
@@ -84,8 +94,8 @@ export async function openBrowser(pages: Record<string, string> = {}): Promise<B
     const console: string[] = [];
     page.on("console", (m) => console.push(`${m.type()}: ${m.text()}`));
     page.on("pageerror", (e) => console.push(`pageerror: ${e.message}`));
-    await page.goto(baseUrl);
-    return { page, baseUrl, console, close };
+    await page.goto(url);
+    return { page, baseUrl: url, console, close };
   } catch (e) {
     await close();
     throw e;

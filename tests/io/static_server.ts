@@ -12,16 +12,25 @@ const TYPES: Record<string, string> = {
   jsonl: "text/plain; charset=utf-8",
 };
 
-/** A static file server over `dir`; `ranges` false ignores Range headers (as python's http.server does). */
-export function serve(dir: string, ranges: boolean) {
+/**
+ * A static file server over `dir` (or several: URL path prefix → folder, e.g. `{ "/dist/web/": out, "/": repo }`,
+ * the longest prefix first); `ranges` false ignores Range headers (as python's http.server does).
+ */
+export function serve(dir: string | Record<string, string>, ranges: boolean) {
+  const roots = Object.entries(typeof dir === "string" ? { "/": dir } : dir).sort((a, b) =>
+    b[0].length - a[0].length
+  );
   const requests: string[] = [];
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
-    const path = decodeURIComponent(new URL(req.url).pathname);
+    const asked = decodeURIComponent(new URL(req.url).pathname);
+    const path = asked.endsWith("/") ? `${asked}index.html` : asked;
     const range = req.headers.get("range");
-    requests.push(`${req.method} ${path}${range ? ` ${range}` : ""}`);
+    requests.push(`${req.method} ${asked}${range ? ` ${range}` : ""}`);
     let data: Uint8Array<ArrayBuffer>;
     try {
-      data = await Deno.readFile(`${dir}${path}`);
+      const [prefix, folder] = roots.find(([p]) => path.startsWith(p)) ?? ["", ""];
+      if (!folder) throw new Error("no folder");
+      data = await Deno.readFile(`${folder}/${path.slice(prefix.length)}`);
     } catch {
       return new Response("missing", { status: 404 });
     }
