@@ -96,3 +96,47 @@ Deno.test("examples/browser trains DPO in headless Chromium and offers the train
     await Deno.remove(outdir, { recursive: true });
   }
 });
+
+Deno.test("examples/browser: Stop ends a LoRA run after its step, saves a checkpoint, and offers the adapter", async () => {
+  const outdir = await Deno.makeTempDir({ prefix: "webdpo-web-" });
+  const server = serve({ "/dist/web/": outdir, "/": root }, true);
+  let session: Awaited<ReturnType<typeof openPage>> | null = null;
+  try {
+    await buildWeb(outdir);
+    session = await openPage(`${server.url}examples/browser/?steps=500&held_out=4&lora=1&autostart=1`);
+    const page = session.page;
+    const why = async () => `${session!.console.join("\n")}`;
+    const until = (expr: string) =>
+      page.waitForFunction(`globalThis.webdpoDemo?.state === "error" || (${expr})`, null, {
+        timeout: 600_000,
+      })
+        .catch(async (e) => {
+          throw new Error(`${e instanceof Error ? e.message : e}\n${await why()}`);
+        });
+    await until(`webdpoDemo.steps >= 2`);
+    await page.click("#stop");
+    await until(`webdpoDemo.state === "done"`);
+    const r = await page.evaluate(() =>
+      (globalThis as unknown as { webdpoDemo: Report & { interrupted: boolean } }).webdpoDemo
+    );
+    assert.equal(r.state, "done", `${JSON.stringify(r)}\n${await why()}`);
+    assert.equal(r.interrupted, true);
+    assert.ok(r.steps >= 2 && r.steps < 10, `stopped at step ${r.steps}`);
+    assert.deepEqual(r.files.sort(), ["adapter_config.json", "adapter_model.safetensors"]);
+    // the checkpoint the stop saved is in the page's Origin Private File System
+    const checkpoint = await page.evaluate(async () => {
+      const nav = navigator as unknown as { storage: { getDirectory(): Promise<unknown> } };
+      type Dir = { getDirectoryHandle(n: string): Promise<Dir>; keys(): AsyncIterable<string> };
+      const run = await (await (await nav.storage.getDirectory() as Dir).getDirectoryHandle("webdpo-demo"))
+        .getDirectoryHandle("run");
+      const names: string[] = [];
+      for await (const n of run.keys()) names.push(n);
+      return names;
+    });
+    assert.ok(checkpoint.includes(`checkpoint-${r.steps}`), checkpoint.join());
+  } finally {
+    await session?.close();
+    await server.close();
+    await Deno.remove(outdir, { recursive: true });
+  }
+});
