@@ -278,8 +278,8 @@ async function start(): Promise<void> {
   if (params.get("lora") === "1") $<HTMLInputElement>("lora").checked = true;
   if (!("gpu" in navigator)) {
     fail(
-      "This browser has no WebGPU (navigator.gpu is missing). Use a recent Chrome or Edge (113 or later), or " +
-        "Safari 26 / Firefox 141 where WebGPU is on; on Linux Chrome may need --enable-unsafe-webgpu. The page " +
+      "This browser has no WebGPU (navigator.gpu is missing). Use a recent Chrome or Edge (113 or later) or " +
+        "another browser with WebGPU switched on; on Linux, Chrome may need --enable-unsafe-webgpu. The page " +
         "must come from https:// or http://localhost.",
     );
     return;
