@@ -42,7 +42,7 @@ export { ConfigError, editDistance, type NameStyle, nearestKey, rangeText };
 
 /** Options of the DPOConfig constructor. */
 export interface DPOConfigOptions {
-  /** Print each warning with console.warn, each distinct message once per process (default true). */
+  /** Print each warning to the platform's sink (console.warn), each distinct one once per process (default true). */
   printWarnings?: boolean;
   /** Name keys in error messages in this style (default "camel"; `fromSnakeCase` uses "snake"). */
   nameStyle?: NameStyle;

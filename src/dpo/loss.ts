@@ -3,6 +3,7 @@
  * log-probs (and to the nll scalar of sft / RPO). Configuration is a partial camelCase DPOConfig; invalid values
  * throw an error saying what is allowed, and the warnings SPEC.md asks for are printed once per process.
  */
+import { sink } from "../io/platform.ts";
 import {
   DPO_LOSS_STATS,
   DPO_LOSS_TYPES,
@@ -127,7 +128,7 @@ const warned = new Set<string>();
 function warnOnce(message: string): void {
   if (warned.has(message)) return;
   warned.add(message);
-  console.warn(`webdpo: ${message}`);
+  sink().warn(`webdpo: ${message}`);
 }
 
 /** Forgets which warnings were printed (a new run, or tests). */
