@@ -105,13 +105,13 @@ Deno.test("examples/browser: Stop ends a LoRA run after its step, saves a checkp
     await buildWeb(outdir);
     session = await openPage(`${server.url}examples/browser/?steps=500&held_out=4&lora=1&autostart=1`);
     const page = session.page;
-    const why = async () => `${session!.console.join("\n")}`;
+    const why = () => session!.console.join("\n");
     const until = (expr: string) =>
       page.waitForFunction(`globalThis.webdpoDemo?.state === "error" || (${expr})`, null, {
         timeout: 600_000,
       })
         .catch(async (e) => {
-          throw new Error(`${e instanceof Error ? e.message : e}\n${await why()}`);
+          throw new Error(`${e instanceof Error ? e.message : e}\n${why()}`);
         });
     await until(`webdpoDemo.steps >= 2`);
     await page.click("#stop");
@@ -119,7 +119,7 @@ Deno.test("examples/browser: Stop ends a LoRA run after its step, saves a checkp
     const r = await page.evaluate(() =>
       (globalThis as unknown as { webdpoDemo: Report & { interrupted: boolean } }).webdpoDemo
     );
-    assert.equal(r.state, "done", `${JSON.stringify(r)}\n${await why()}`);
+    assert.equal(r.state, "done", `${JSON.stringify(r)}\n${why()}`);
     assert.equal(r.interrupted, true);
     assert.ok(r.steps >= 2 && r.steps < 10, `stopped at step ${r.steps}`);
     assert.deepEqual(r.files.sort(), ["adapter_config.json", "adapter_model.safetensors"]);
