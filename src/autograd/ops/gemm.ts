@@ -272,6 +272,58 @@ function kWindows(K: number, size: number): [number, number][] {
   return out;
 }
 
+/** The operands of a tiled product, in the order a, b, out, with what one matrix of each covers. */
+type TileOperands = { op: Operand; elems: number; name: string; shape: number[] }[];
+
+/** One dispatch of a tiled product: its bindings of a, b and out, its block of C, its window of K. */
+interface Tile {
+  a: ReturnType<typeof bindRange>;
+  b: ReturnType<typeof bindRange>;
+  c: ReturnType<typeof bindRange>;
+  m0: number;
+  n0: number;
+  k0: number;
+  kw: number;
+  workgroups: [number, number, number];
+}
+
+/**
+ * The dispatches of a product whose workgroups cover BM × BN of C each: as many batches as every binding allows
+ * (a GpuLimitError naming the operand when not even one fits), then blocks of rows and columns within the
+ * workgroups-per-dimension limit, then each window [k0, k0 + kw) of K (columns k0.. of A, or rows with transA;
+ * rows k0.. of B, or columns with transB).
+ */
+function forEachTile(
+  ops: TileOperands,
+  M: number,
+  N: number,
+  batch: number,
+  { BM, BN }: { BM: number; BN: number },
+  windows: [number, number][],
+  emit: (t: Tile) => void,
+): void {
+  const maxWg = workgroupLimit();
+  for (let z0 = 0; z0 < batch;) {
+    const nz = batchesThatFit(ops, z0, batch - z0);
+    if (nz === 0) {
+      const bad = ops.find((o) => bindRange(o.op, z0, 1, o.elems).bytes > bindingCap.limit())!;
+      throw tooLarge(bad.name, bad.shape, bad.elems);
+    }
+    const [a, b, c] = ops.map((o) => bindRange(o.op, z0, nz, o.elems));
+    for (let m0 = 0; m0 < M; m0 += BM * maxWg) {
+      for (let n0 = 0; n0 < N; n0 += BN * maxWg) {
+        const workgroups: [number, number, number] = [
+          Math.ceil(Math.min(N - n0, BN * maxWg) / BN),
+          Math.ceil(Math.min(M - m0, BM * maxWg) / BM),
+          nz,
+        ];
+        for (const [k0, kw] of windows) emit({ a, b, c, m0, n0, k0, kw, workgroups });
+      }
+    }
+    z0 += nz;
+  }
+}
+
 function gemmRegister(g: Gemm): void {
   const { M, N, K, batch, transA, transB } = g;
   const aRows = transA ? K : M;
@@ -300,58 +352,35 @@ function gemmRegister(g: Gemm): void {
     { op: B.op, elems: bElems, name: "b", shape: [bRows, bCols] },
     { op: g.c, elems: M * N, name: "out", shape: [M, N] },
   ];
-  const maxWg = workgroupLimit();
   const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 };
   // few rows times Bᵀ: the row kernel (its loop runs K/4 + 1 times: within lavapipe's loop budget)
   const rowKernel = transB && !transA && M <= gemvMaxRows && A.ld / 4 + 1 <= LOOP_BUDGET;
-  const windows = rowKernel ? [[0, K]] : kWindows(K, REGISTER_K_WINDOW);
-  const blockRows = rowKernel ? 1 : 16;
-  const blockCols = rowKernel ? 64 : 128;
-  for (let z0 = 0; z0 < batch;) {
-    const nz = batchesThatFit(ops, z0, batch - z0);
-    if (nz === 0) {
-      const bad = ops.find((o) => bindRange(o.op, z0, 1, o.elems).bytes > bindingCap.limit())!;
-      throw tooLarge(bad.name, bad.shape, bad.elems);
-    }
-    const ba = bindRange(A.op, z0, nz, aElems);
-    const bb = bindRange(B.op, z0, nz, bElems);
-    const bc = bindRange(g.c, z0, nz, M * N);
-    for (let m0 = 0; m0 < M; m0 += blockRows * maxWg) {
-      for (let n0 = 0; n0 < N; n0 += blockCols * maxWg) {
-        // a window [k0, k0 + kw) of K: columns k0.. of A (transA: rows), rows k0.. of B (transB: columns)
-        for (const [k0, kw] of windows) {
-          issue({
-            kernel: rowKernel ? GEMV : REGISTER,
-            constants: rowKernel ? {} : constants,
-            params: {
-              M,
-              N,
-              K: kw,
-              lda4: A.ld / 4,
-              ldb4: B.ld / 4,
-              strideA4: A.op.stride / 4,
-              strideB4: B.op.stride / 4,
-              strideC: g.c.stride,
-              offA4: ba.elemOff / 4 + (transA ? (k0 * A.ld) / 4 : k0 / 4),
-              offB4: bb.elemOff / 4 + (transB ? k0 / 4 : (k0 * B.ld) / 4),
-              offC: bc.elemOff,
-              mOff: m0,
-              nOff: n0,
-              accumulate: g.accumulate || k0 > 0,
-              alpha: g.alpha,
-            },
-            buffers: [ba.binding, bb.binding, bc.binding],
-            workgroups: [
-              Math.ceil(Math.min(N - n0, blockCols * maxWg) / blockCols),
-              Math.ceil(Math.min(M - m0, blockRows * maxWg) / blockRows),
-              nz,
-            ],
-          });
-        }
-      }
-    }
-    z0 += nz;
-  }
+  const windows: [number, number][] = rowKernel ? [[0, K]] : kWindows(K, REGISTER_K_WINDOW);
+  const block = rowKernel ? { BM: 1, BN: 64 } : { BM: 16, BN: 128 };
+  forEachTile(ops, M, N, batch, block, windows, (t) =>
+    issue({
+      kernel: rowKernel ? GEMV : REGISTER,
+      constants: rowKernel ? {} : constants,
+      params: {
+        M,
+        N,
+        K: t.kw,
+        lda4: A.ld / 4,
+        ldb4: B.ld / 4,
+        strideA4: A.op.stride / 4,
+        strideB4: B.op.stride / 4,
+        strideC: g.c.stride,
+        offA4: t.a.elemOff / 4 + (transA ? (t.k0 * A.ld) / 4 : t.k0 / 4),
+        offB4: t.b.elemOff / 4 + (transB ? t.k0 / 4 : (t.k0 * B.ld) / 4),
+        offC: t.c.elemOff,
+        mOff: t.m0,
+        nOff: t.n0,
+        accumulate: g.accumulate || t.k0 > 0,
+        alpha: g.alpha,
+      },
+      buffers: [t.a.binding, t.b.binding, t.c.binding],
+      workgroups: t.workgroups,
+    }));
   for (const t of temps) t.dispose();
 }
 
@@ -369,55 +398,30 @@ function gemmShared(g: Gemm): void {
     { op: g.b, elems: K * N, name: "b", shape: transB ? [N, K] : [K, N] },
     { op: g.c, elems: M * N, name: "out", shape: [M, N] },
   ];
-  const maxWg = workgroupLimit();
   const { TM, TN } = SHARED_TILE;
-  const BM = 16 * TM;
-  const BN = 16 * TN;
   const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0, TM, TN };
-  const windows = kWindows(K, SHARED_K_WINDOW);
-  for (let z0 = 0; z0 < batch;) {
-    const nz = batchesThatFit(ops, z0, batch - z0);
-    if (nz === 0) {
-      const bad = ops.find((o) => bindRange(o.op, z0, 1, o.elems).bytes > bindingCap.limit())!;
-      throw tooLarge(bad.name, bad.shape, bad.elems);
-    }
-    const ba = bindRange(g.a, z0, nz, M * K);
-    const bb = bindRange(g.b, z0, nz, K * N);
-    const bc = bindRange(g.c, z0, nz, M * N);
-    for (let m0 = 0; m0 < M; m0 += BM * maxWg) {
-      for (let n0 = 0; n0 < N; n0 += BN * maxWg) {
-        // a window [k0, k0 + kw) of K: columns k0.. of A (transA: rows), rows k0.. of B (transB: columns)
-        for (const [k0, kw] of windows) {
-          issue({
-            kernel: SHARED,
-            constants,
-            params: {
-              M,
-              N,
-              K: kw,
-              lda: transA ? M : K,
-              ldb: transB ? K : N,
-              strideA: g.a.stride,
-              strideB: g.b.stride,
-              strideC: g.c.stride,
-              offA: ba.elemOff + (transA ? k0 * M : k0),
-              offB: bb.elemOff + (transB ? k0 : k0 * N),
-              offC: bc.elemOff,
-              mOff: m0,
-              nOff: n0,
-              accumulate: g.accumulate || k0 > 0,
-              alpha: g.alpha,
-            },
-            buffers: [ba.binding, bb.binding, bc.binding],
-            workgroups: [
-              Math.ceil(Math.min(N - n0, BN * maxWg) / BN),
-              Math.ceil(Math.min(M - m0, BM * maxWg) / BM),
-              nz,
-            ],
-          });
-        }
-      }
-    }
-    z0 += nz;
-  }
+  forEachTile(ops, M, N, batch, { BM: 16 * TM, BN: 16 * TN }, kWindows(K, SHARED_K_WINDOW), (t) =>
+    issue({
+      kernel: SHARED,
+      constants,
+      params: {
+        M,
+        N,
+        K: t.kw,
+        lda: transA ? M : K,
+        ldb: transB ? K : N,
+        strideA: g.a.stride,
+        strideB: g.b.stride,
+        strideC: g.c.stride,
+        offA: t.a.elemOff + (transA ? t.k0 * M : t.k0),
+        offB: t.b.elemOff + (transB ? t.k0 : t.k0 * N),
+        offC: t.c.elemOff,
+        mOff: t.m0,
+        nOff: t.n0,
+        accumulate: g.accumulate || t.k0 > 0,
+        alpha: g.alpha,
+      },
+      buffers: [t.a.binding, t.b.binding, t.c.binding],
+      workgroups: t.workgroups,
+    }));
 }
