@@ -148,8 +148,16 @@ class UrlBackend implements Backend {
     // HTTP has no folders: the mounted address itself is one, by declaration; below it, files are asked for
     if (!parts.length) return { isFile: false, isDirectory: true, size: 0 };
     try {
-      const res = await this.get(parts, full, { method: "HEAD" });
-      const size = Number(res.headers.get("content-length") ?? 0);
+      let res = await fetch(this.url(parts), { method: "HEAD" });
+      if (res.status === 405 || res.status === 501) {
+        // a server without HEAD: the first byte, whose answer says the size
+        res = await fetch(this.url(parts), { headers: { Range: "bytes=0-0" } });
+        await res.body?.cancel();
+      }
+      if (res.status === 404) return null;
+      if (!res.ok) throw new Error(`${full}: the server answered ${res.status} ${res.statusText}`);
+      const total = /\/(\d+)\s*$/.exec(res.headers.get("content-range") ?? "")?.[1];
+      const size = Number(total ?? res.headers.get("content-length") ?? 0);
       return { isFile: true, isDirectory: false, size };
     } catch (e) {
       if (e instanceof FileNotFoundError) return null;

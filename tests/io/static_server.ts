@@ -14,9 +14,10 @@ const TYPES: Record<string, string> = {
 
 /**
  * A static file server over `dir` (or several: URL path prefix → folder, e.g. `{ "/dist/web/": out, "/": repo }`,
- * the longest prefix first); `ranges` false ignores Range headers (as python's http.server does).
+ * the longest prefix first); `ranges` false ignores Range headers (as python's http.server does), `head` false
+ * refuses HEAD requests with 405.
  */
-export function serve(dir: string | Record<string, string>, ranges: boolean) {
+export function serve(dir: string | Record<string, string>, ranges: boolean, head = true) {
   const roots = Object.entries(typeof dir === "string" ? { "/": dir } : dir).sort((a, b) =>
     b[0].length - a[0].length
   );
@@ -26,6 +27,7 @@ export function serve(dir: string | Record<string, string>, ranges: boolean) {
     const path = asked.endsWith("/") ? `${asked}index.html` : asked;
     const range = req.headers.get("range");
     requests.push(`${req.method} ${asked}${range ? ` ${range}` : ""}`);
+    if (req.method === "HEAD" && !head) return new Response(null, { status: 405 });
     let data: Uint8Array<ArrayBuffer>;
     try {
       const [prefix, folder] = roots.find(([p]) => path.startsWith(p)) ?? ["", ""];
