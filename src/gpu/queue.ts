@@ -80,11 +80,19 @@ let cacheDevice: GPUDevice | null = null;
 
 /**
  * Bind groups are cached by pipeline and bound buffer ranges: a training loop binds the same pooled buffers step
- * after step, and creating a bind group costs more than recording the dispatch. The uniform arena is bound with a
- * dynamic offset, so a bind group does not depend on the dispatch's parameter slot. Bounded (oldest evicted) and
- * cleared when pooled buffers are destroyed.
+ * after step (the pool hands a step the buffers the previous one had: see pool.ts's trim), and creating a bind
+ * group costs several times the rest of a dispatch's recording (lavapipe: bench/RESULTS.md, session 6). The
+ * uniform arena is bound with a dynamic offset, so a bind group does not depend on the dispatch's parameter slot.
+ * Each cached group is listed under the buffers it binds, so the groups of a buffer the pool destroys go with it
+ * (`dropBindGroups`); past BIND_GROUP_CACHE groups the least recently used is evicted.
  */
-const bindGroups = new Map<string, GPUBindGroup>();
+interface CachedGroup {
+  group: GPUBindGroup;
+  buffers: GPUBuffer[];
+}
+const bindGroups = new Map<string, CachedGroup>();
+/** The keys of the cached groups that bind each buffer. */
+let groupsOf = new WeakMap<GPUBuffer, Set<string>>();
 const BIND_GROUP_CACHE = 8192;
 const bufferIds = new WeakMap<GPUBuffer, number>();
 let nextBufferId = 1;
@@ -93,6 +101,57 @@ function bufferId(b: GPUBuffer): number {
   if (id === undefined) bufferIds.set(b, id = nextBufferId++);
   return id;
 }
+
+function clearBindGroups(): void {
+  bindGroups.clear();
+  groupsOf = new WeakMap();
+}
+
+/** Removes one cached group and its entries under its buffers. */
+function forgetGroup(key: string): void {
+  const g = bindGroups.get(key);
+  if (!g) return;
+  bindGroups.delete(key);
+  for (const b of g.buffers) groupsOf.get(b)?.delete(key);
+}
+
+/** Drops the cached bind groups that bind any of `buffers` (destroyed, or about to be). */
+function dropBindGroups(buffers: Iterable<GPUBuffer>): void {
+  for (const b of buffers) {
+    const keys = groupsOf.get(b);
+    if (!keys) continue;
+    for (const key of [...keys]) forgetGroup(key);
+    groupsOf.delete(b);
+  }
+}
+
+/** The cached bind group for `key` (now the most recently used), or one made by `make` and cached. */
+function cachedBindGroup(key: string, buffers: GPUBuffer[], make: () => GPUBindGroup): GPUBindGroup {
+  const hit = bindGroups.get(key);
+  if (hit) {
+    // most recently used last: a Map iterates in insertion order
+    bindGroups.delete(key);
+    bindGroups.set(key, hit);
+    return hit.group;
+  }
+  if (bindGroups.size >= BIND_GROUP_CACHE) forgetGroup(bindGroups.keys().next().value!);
+  const group = make();
+  bindGroupsMade++;
+  bindGroups.set(key, { group, buffers });
+  for (const b of buffers) {
+    let keys = groupsOf.get(b);
+    if (!keys) groupsOf.set(b, keys = new Set());
+    keys.add(key);
+  }
+  return group;
+}
+
+let bindGroupsMade = 0;
+
+/** Bind groups in the cache now, and made since the process started (for tests and benchmarks). */
+export function bindGroupStats(): { cached: number; created: number } {
+  return { cached: bindGroups.size, created: bindGroupsMade };
+}
 const pipelineIds = new WeakMap<GPUComputePipeline, number>();
 let nextPipelineId = 1;
 
@@ -100,7 +159,7 @@ function caches(device: GPUDevice): void {
   if (cacheDevice !== device) {
     pipelines.clear();
     layouts.clear();
-    bindGroups.clear();
+    clearBindGroups();
     cacheDevice = device;
     encoder = null;
     pass = null;
@@ -203,6 +262,7 @@ export function dispatch(spec: DispatchSpec): void {
   const kinds: BindingKind[] = ["uniform"];
   const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: arena, offset: 0, size: SLOT } }];
   let key = "";
+  const bufs: GPUBuffer[] = [];
   spec.buffers.forEach((b, i) => {
     const binding = i + 1;
     const kind = declared.get(binding);
@@ -225,6 +285,7 @@ export function dispatch(spec: DispatchSpec): void {
     const bound = Math.max(4, Math.ceil(size / 4) * 4);
     entries.push({ binding, resource: { buffer, offset, size: bound } });
     key += `|${bufferId(buffer)}:${offset}:${bound}`;
+    bufs.push(buffer);
     used.add(buffer);
   });
   const p = begin(device, passTimer ? name : undefined);
@@ -232,12 +293,11 @@ export function dispatch(spec: DispatchSpec): void {
   let pid = pipelineIds.get(pl);
   if (pid === undefined) pipelineIds.set(pl, pid = nextPipelineId++);
   key = pid + key;
-  let bg = bindGroups.get(key);
-  if (!bg) {
-    bg = device.createBindGroup({ label: name, layout: pl.getBindGroupLayout(0), entries });
-    if (bindGroups.size >= BIND_GROUP_CACHE) bindGroups.delete(bindGroups.keys().next().value!);
-    bindGroups.set(key, bg);
-  }
+  const bg = cachedBindGroup(
+    key,
+    bufs,
+    () => device.createBindGroup({ label: name, layout: pl.getBindGroupLayout(0), entries }),
+  );
   const pslot = slots;
   slots++;
   batchKernels.add(name);
@@ -251,7 +311,7 @@ export function dispatch(spec: DispatchSpec): void {
 /** Submits every recorded dispatch (does not wait for the GPU). */
 export function flush(): void {
   if (!encoder) {
-    destroyRetired(); // nothing recorded can name them
+    dropBindGroups(destroyRetired()); // nothing recorded can name them
     return;
   }
   const { device } = gpu();
@@ -261,7 +321,7 @@ export function flush(): void {
   const cb = encoder.finish();
   device.queue.submit([cb]);
   // buffers the pool gave back while this batch was recorded may be named by it: destroyed once it is submitted
-  destroyRetired();
+  dropBindGroups(destroyRetired());
   readTimestamps?.();
   const kernels = [...batchKernels];
   const validation = device.popErrorScope();
@@ -402,7 +462,7 @@ export async function sync(): Promise<void> {
 /** Destroys the pool's free buffers (after submitting pending work that may still use them). */
 export function emptyCache(): void {
   flush();
-  bindGroups.clear();
+  clearBindGroups();
   emptyPool();
 }
 
@@ -413,24 +473,7 @@ export function emptyCache(): void {
  */
 export function trimPool(): void {
   flush();
-  const gone = trimIdleBuffers();
-  if (gone.length === 0 || bindGroups.size === 0) return;
-  const ids = new Set<string>();
-  for (const b of gone) {
-    const id = bufferIds.get(b);
-    if (id !== undefined) ids.add(String(id));
-  }
-  if (ids.size === 0) return;
-  for (const key of [...bindGroups.keys()]) {
-    // key: pipelineId|bufferId:offset:size|bufferId:offset:size…
-    const parts = key.split("|");
-    for (let i = 1; i < parts.length; i++) {
-      if (ids.has(parts[i].slice(0, parts[i].indexOf(":")))) {
-        bindGroups.delete(key);
-        break;
-      }
-    }
-  }
+  dropBindGroups(trimIdleBuffers());
 }
 
 /** Number of dispatches recorded since the process started (for tests and benchmarks). */
