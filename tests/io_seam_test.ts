@@ -10,11 +10,12 @@ import { browserFiles, browserPlatform } from "../src/io/browser.ts";
 import { browserHost } from "../src/io/browser_host.ts";
 import { denoFiles, denoHost } from "../src/io/deno.ts";
 import { files, setPlatform } from "../src/io/platform.ts";
-import { type Files, isNotFound } from "../src/io/types.ts";
+import { isNotFound } from "../src/io/types.ts";
 import { readSafetensors, writeSafetensors } from "../src/models/safetensors.ts";
 import { commitCheckpoint, scanCheckpoints, writeJson } from "../src/train/checkpoint.ts";
 import { verifyCheckpoint, writeManifest } from "../src/train/checkpoint_manifest.ts";
 import { JsonlLog } from "../src/train/metrics_log.ts";
+import { fileContract } from "./io/contract.ts";
 import { MemoryDir } from "./io/memory_handle.ts";
 import { serve } from "./io/static_server.ts";
 
@@ -47,73 +48,10 @@ Deno.test("no file under src/ outside src/cli and src/io/deno.ts mentions Deno."
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
-/** The behaviour both implementations promise, on folder `dir` of `fs` (empty at the start). */
-async function contract(fs: Files, dir: string): Promise<void> {
-  assert.equal(await fs.stat(`${dir}/none.txt`), null);
-  await assert.rejects(fs.readText(`${dir}/none.txt`), (e) => isNotFound(e));
-  await assert.rejects(fs.open(`${dir}/none.txt`), (e) => isNotFound(e));
-
-  await fs.mkdir(`${dir}/a/b`);
-  await fs.mkdir(`${dir}/a/b`); // an existing folder is fine
-  assert.deepEqual(await fs.stat(`${dir}/a/b`), {
-    isFile: false,
-    isDirectory: true,
-    size: (await fs.stat(`${dir}/a/b`))!.size,
-  });
-
-  await fs.writeText(`${dir}/a/x.json`, '{"v": 1}\n');
-  await fs.writeText(`${dir}/a/x.json`, '{"v": 2}\n'); // replaced
-  assert.equal(await fs.readText(`${dir}/a/x.json`), '{"v": 2}\n');
-  assert.deepEqual(
-    (await fs.list(`${dir}/a`)).map((e) => [e.name, e.isFile, e.isDirectory]).sort(),
-    [["b", false, true], ["x.json", true, false]],
-    "the atomic write leaves no temporary file",
-  );
-  const st = await fs.stat(`${dir}/a/x.json`);
-  assert.equal(st?.isFile, true);
-  assert.equal(st?.size, 9);
-
-  await fs.appendText(`${dir}/log.jsonl`, "1\n");
-  await fs.appendText(`${dir}/log.jsonl`, "2\n");
-  assert.equal(await fs.readText(`${dir}/log.jsonl`), "1\n2\n");
-
-  // streamed writes, range reads, streamed reads
-  const w = await fs.create(`${dir}/big.bin`);
-  const bytes = new Uint8Array(70_000).map((_, i) => (i * 7) % 251);
-  await w.write(bytes.subarray(0, 12_345));
-  await w.write(bytes.subarray(12_345));
-  await w.close();
-  const f = await fs.open(`${dir}/big.bin`);
-  assert.equal(f.size, 70_000);
-  assert.deepEqual(await f.read(65_000, 5_000), bytes.subarray(65_000));
-  assert.deepEqual(await f.read(3, 4), bytes.subarray(3, 7));
-  await assert.rejects(f.read(69_999, 2), RangeError);
-  await f.close();
-  let streamed = 0;
-  for await (const chunk of await fs.stream(`${dir}/big.bin`)) streamed += chunk.length;
-  assert.equal(streamed, 70_000);
-  assert.deepEqual(await fs.readBytes(`${dir}/big.bin`), bytes);
-
-  // rename: a folder with its files; a file replacing a file
-  await fs.writeText(`${dir}/a/b/inner.txt`, "inner");
-  await fs.rename(`${dir}/a`, `${dir}/moved`);
-  assert.equal(await fs.stat(`${dir}/a`), null);
-  assert.equal(await fs.readText(`${dir}/moved/b/inner.txt`), "inner");
-  await fs.writeText(`${dir}/old.txt`, "old");
-  await fs.rename(`${dir}/log.jsonl`, `${dir}/old.txt`);
-  assert.equal(await fs.readText(`${dir}/old.txt`), "1\n2\n");
-
-  await fs.sync(`${dir}/old.txt`, false);
-  await fs.sync(`${dir}/moved`, true);
-  await fs.remove(`${dir}/moved`);
-  assert.equal(await fs.stat(`${dir}/moved`), null);
-  assert.equal(await fs.realPath(`${dir}/./old.txt`), await fs.realPath(`${dir}/old.txt`));
-}
-
 Deno.test("file contract: Deno's file system", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    await contract(denoFiles, dir);
+    await fileContract(denoFiles, dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -123,7 +61,7 @@ Deno.test("file contract: the browser's, on an in-memory folder handle (move, an
   for (const canMove of [true, false]) {
     const mem = new MemoryDir("", null, canMove);
     const fs = browserFiles({ mounts: { "/work": mem } });
-    await contract(fs, "/work/t");
+    await fileContract(fs, "/work/t");
     assert.deepEqual(mem.tree(), ["t/big.bin", "t/old.txt"]);
   }
 });
