@@ -13,7 +13,9 @@ import { rmsNorm } from "../autograd/ops/rmsnorm.ts";
 import { rope, type RopeConfig } from "../autograd/ops/rope.ts";
 import { swiglu } from "../autograd/ops/swiglu.ts";
 import { recomputeOnUse } from "../autograd/recompute.ts";
+import { isGradEnabled } from "../autograd/grad_mode.ts";
 import { linear } from "../nn/layers.ts";
+import { fusedDecoding, llamaDecodeLayer } from "./llama_decode.ts";
 import type { KVCache } from "./kv_cache.ts";
 import { tensor } from "../tensor/create.ts";
 import { free, type Tensor } from "../tensor/tensor.ts";
@@ -88,6 +90,10 @@ export class LlamaModel extends CausalLM {
     x: Tensor,
     ctx: { inputs: LayerInputs; positions: Tensor; cache?: KVCache },
   ): Tensor {
+    if (ctx.cache && !isGradEnabled() && fusedDecoding()) {
+      // decoding: the same values in fewer dispatches (llama_decode.ts)
+      return llamaDecodeLayer(this, l, x, { ...ctx, cache: ctx.cache, rope: this.rope });
+    }
     const c = this.config;
     const { B, T, attn } = ctx.inputs;
     const positions = ctx.positions;

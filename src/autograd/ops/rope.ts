@@ -49,7 +49,8 @@ export interface RopeOptions {
   layout?: "bhtd" | "bthd";
 }
 
-function resolve(cfg: RopeConfig): { D: number; R: number; theta: number } {
+/** A configuration's head dim D, rotary dim R and theta, checked. */
+export function resolveRope(cfg: RopeConfig): { D: number; R: number; theta: number } {
   const D = cfg.headDim;
   const R = cfg.rotaryDim ?? D;
   const theta = cfg.theta ?? 10000;
@@ -83,7 +84,7 @@ function resolve(cfg: RopeConfig): { D: number; R: number; theta: number } {
 
 /** inv_freq [R/2] in float64: theta^(−2i/R), then the llama3 rescaling when configured. */
 export function ropeInvFreq(cfg: RopeConfig): Float64Array {
-  const { R, theta } = resolve(cfg);
+  const { R, theta } = resolveRope(cfg);
   const out = new Float64Array(R / 2);
   for (let i = 0; i < R / 2; i++) out[i] = 1 / Math.pow(theta, (2 * i) / R);
   const s = cfg.scaling;
@@ -106,7 +107,7 @@ export function ropeInvFreq(cfg: RopeConfig): Float64Array {
 }
 
 function cacheKey(cfg: RopeConfig): string {
-  const { R, theta } = resolve(cfg);
+  const { R, theta } = resolveRope(cfg);
   const s = cfg.scaling;
   return s
     ? `${R}|${theta}|llama3|${s.factor}|${s.lowFreqFactor}|${s.highFreqFactor}|${s.originalMaxPositionEmbeddings}`
@@ -121,14 +122,14 @@ export function ropeInvFreqTensor(cfg: RopeConfig): Tensor {
   const { device } = gpu();
   const hit = invFreqCache.get(key);
   if (hit && hit.device === device && !hit.t.disposed) return hit.t;
-  const t = tensor(Float32Array.from(ropeInvFreq(cfg)), [resolve(cfg).R / 2]).keep();
+  const t = tensor(Float32Array.from(ropeInvFreq(cfg)), [resolveRope(cfg).R / 2]).keep();
   t.name = `rope.inv_freq[${key}]`;
   invFreqCache.set(key, { device, t });
   return t;
 }
 
 function checkArgs(x: Tensor, positions: Tensor, cfg: RopeConfig, layout: "bhtd" | "bthd") {
-  const { D, R } = resolve(cfg);
+  const { D, R } = resolveRope(cfg);
   if (layout !== "bhtd" && layout !== "bthd") {
     throw new RangeError(`rope: layout must be "bhtd" or "bthd", got ${JSON.stringify(layout)}`);
   }
