@@ -110,7 +110,7 @@ Deno.test("examples/browser: Stop ends a LoRA run after its step, saves a checkp
       page.waitForFunction(`globalThis.webdpoDemo?.state === "error" || (${expr})`, null, {
         timeout: 600_000,
       })
-        .catch(async (e) => {
+        .catch((e) => {
           throw new Error(`${e instanceof Error ? e.message : e}\n${why()}`);
         });
     await until(`webdpoDemo.steps >= 2`);
