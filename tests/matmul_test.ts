@@ -33,7 +33,8 @@ import {
 } from "./reference/matmul.ts";
 import { assertClose, gpuTest, gradCheck, randomArray, setup } from "./util.ts";
 
-const VARIANTS: MatmulVariant[] = ["register", "shared"];
+// "tiled" is a GPU kernel no adapter picks by default yet (unmeasured on a GPU): forced here on lavapipe
+const VARIANTS: MatmulVariant[] = ["register", "shared", "tiled"];
 const TRANS: [boolean, boolean][] = [[false, false], [true, false], [false, true], [true, true]];
 const name = (ta: boolean, tb: boolean) => `${ta ? "Aᵀ" : "A"}·${tb ? "Bᵀ" : "B"}`;
 
@@ -350,6 +351,54 @@ Deno.test("matmul: few rows × Bᵀ take the row kernel, more rows the register 
   });
 });
 
+Deno.test(
+  "matmul (tiled): blocks inside the edges (no bounds checks) beside edge blocks, K tails, batches, accumulate",
+  gpuTest,
+  async () => {
+    await setup();
+    await withVariant("tiled", async () => {
+      let seed = 700;
+      // 128×128 blocks: [256, 64, 256] is four inside blocks and whole steps of K; the others mix inside and
+      // edge blocks with K tails of every residue mod 8 (and mod 4: padded operands)
+      const shapes: [number, number, number][] = [[256, 64, 256], [300, 37, 260], [129, 130, 385], [
+        260,
+        8,
+        140,
+      ]];
+      for (const [M, K, N] of shapes) {
+        for (const [transA, transB] of TRANS) {
+          const c = { batch: 1, M, N, K, transA, transB };
+          await checkForward(c, seed++, `tiled ${name(transA, transB)} M=${M} K=${K} N=${N}`);
+        }
+      }
+      for (const [transA, transB] of TRANS) {
+        const t = name(transA, transB);
+        await checkForward({ batch: 2, M: 130, K: 24, N: 256, transA, transB }, seed++, `tiled ${t} batched`);
+        await checkForward(
+          { batch: 3, M: 128, K: 20, N: 132, transA, transB, sharedB: true },
+          seed++,
+          `tiled ${t} shared b`,
+        );
+      }
+      // out = 1 + 0.5·A·B over an inside block and edge blocks
+      const c = { batch: 1, M: 200, N: 136, K: 52 };
+      const { a, b } = data(c, seed++);
+      const got = await scope(async () => {
+        const out = tensor(new Float32Array(c.M * c.N).fill(1), [c.M, c.N]);
+        matmulInto(out, tensor(a, [c.M, c.K]), tensor(b, [c.K, c.N]), { accumulate: true, alpha: 0.5 });
+        return await out.toArray();
+      });
+      const want = matmulRef(a, b, c).map((y) => 1 + 0.5 * y);
+      assertClose(
+        got,
+        want,
+        { atol: matmulTolerance(c.K, maxAbs(a), maxAbs(b)), rtol: 0 },
+        "tiled accumulate",
+      );
+    });
+  },
+);
+
 Deno.test("matmul: zero-size operands and K = 0", gpuTest, async () => {
   await setup();
   for (const v of VARIANTS) {
@@ -399,7 +448,10 @@ Deno.test(
     assert.equal(matmulVariant(), "register");
     setCpuKernels(null);
     assert.equal(matmulVariant(), defaultMatmulVariant(gpu().info));
-    assert.throws(() => setMatmulVariant("fast" as "auto"), /expected "register", "shared" or "auto"/);
+    assert.throws(
+      () => setMatmulVariant("fast" as "auto"),
+      /expected "register", "shared", "tiled" or "auto"/,
+    );
     assert.throws(() => setMatmulLimits({ maxBindingBytes: 10 }), /maxBindingBytes/);
   },
 );
@@ -468,6 +520,7 @@ Deno.test(
       ["register", 2, 239_995, 3], // few rows × Bᵀ: the row kernel at its own budget (K/4 + 1 = 60,000 steps)
       ["register", 2, 240_003, 3], // one vec4 past it: the register kernel
       ["shared", 5, 60_001, 3],
+      ["tiled", 5, 11_203, 3], // TILED_K_WINDOW = 5 568: three windows
     ];
     let seed = 300;
     for (const [v, M, K, N] of cases) {

@@ -1,13 +1,14 @@
 /**
- * matmul: f32 GFLOP/s (2·M·N·K per product) of both kernels — "register" (register-tiled, for CPU adapters)
- * and "shared" (workgroup-memory-tiled, for GPUs) — in the three training layouts: AB (forward, x·W), AtB
+ * matmul: f32 GFLOP/s (2·M·N·K per product) of the kernels — "register" (register-tiled, for CPU adapters),
+ * "shared" (workgroup-memory-tiled, for GPUs) and "tiled" (128×128 blocks, 8×8 per invocation, for GPUs; no
+ * adapter's default until measured) — in the three training layouts: AB (forward, x·W), AtB
  * (Aᵀ·B, weight gradients) and ABt (A·Bᵀ, input gradients and nn.Linear's x·Wᵀ); M=N=K = 512, 1024, 2048 and
  * the transformer shapes (M, N, K) = (4096, 576, 576), (4096, 1536, 576), (4096, 576, 1536). `--quick` runs
  * 256³ and 512³ once. Plus one bandwidth-bound row: the `scale` op over 64 MiB (read + write counted).
  *
  * Rows "AB/register" etc. are wall clock through the project's queue (`timeGpu`: recording, submission and the
  * wait), after the pipelines were compiled on a small product. Big shapes get fewer iterations, and on CPU
- * adapters the shared kernel (which is slow there by design) one measurement, to keep the family under ~3
+ * adapters the GPU kernels (which are slow there by design) one measurement, to keep the family under ~3
  * minutes. On GPU adapters with timestamp-query, rows "AB/register/kernel" etc. (`timing: "gpu-timestamps"`)
  * time the kernels alone: the product's dispatches replayed back to back in one compute pass between two
  * timestamps, which removes the host's per-dispatch and per-wait costs that dominate small products there.
@@ -45,7 +46,7 @@ export const family: BenchFamily = {
       [4096, 1536, 576],
       [4096, 576, 1536],
     ];
-    const kernels: MatmulVariant[] = ["register", "shared"];
+    const kernels: MatmulVariant[] = ["register", "shared", "tiled"];
     try {
       for (const kv of kernels) {
         setMatmulVariant(kv);
@@ -56,7 +57,7 @@ export const family: BenchFamily = {
           for (const l of LAYOUTS) {
             const flop = 2 * m * n * k;
             // about 1 s of work per measurement on a CPU adapter; many more iterations on a GPU
-            const slow = cpu && (kv === "shared" || flop > 4e9);
+            const slow = cpu && (kv !== "register" || flop > 4e9);
             const opts = ctx.quick || slow
               ? { warmup: 0, iters: 1, repeats: 1 }
               : cpu

@@ -149,6 +149,8 @@ export function kernelVariants(file: string, limits: VariantLimits): PipelineVar
       return v("main", [0, 1, 2, 3].map((t) => ({ TRANS_A: t & 1, TRANS_B: t >> 1 })));
     case "matmul_shared.wgsl":
       return v("main", [0, 1, 2, 3].map((t) => ({ TRANS_A: t & 1, TRANS_B: t >> 1, TM: 4, TN: 4 })));
+    case "matmul_tiled.wgsl":
+      return v("main", [0, 1, 2, 3].map((t) => ({ TRANS_A: t & 1, TRANS_B: t >> 1, TM: 8, TN: 8 })));
     case "reduce.wgsl":
       return [...v("sum_wg", each("WG", [64, 256])), ...v("max_wg", each("WG", [64, 256]))];
     case "softmax.wgsl":

@@ -5,12 +5,16 @@
  *
  * Kernels: kernels/matmul_register.wgsl (each invocation a 16×16 register block; for CPU adapters such as
  * lavapipe/llvmpipe, where an invocation is one SIMD lane) and kernels/matmul_shared.wgsl (64×64 blocks
- * through workgroup memory; for GPUs). `setMatmulVariant` picks one; "auto" (the default) picks by adapter.
+ * through workgroup memory; for GPUs). kernels/matmul_tiled.wgsl (128×128 blocks, 8×8 per invocation, vec4
+ * loads, padded workgroup memory, no bounds checks inside the edges) is meant to be the faster GPU kernel but is
+ * not yet measured on a GPU, so "auto" never picks it. `setMatmulVariant` picks one; "auto" (the default) picks
+ * by adapter.
  * With the register kernel, a product of few rows by a transposed B (x·Wᵀ while decoding: one new token per
  * sequence) goes to kernels/matmul_gemv.wgsl instead (8 columns of one row per invocation, so no block rows are
  * wasted), for M ≤ `GEMV_MAX_ROWS`.
- * Both read operands as vec4 rows: an operand whose contiguous axis is not a multiple of 4 is
- * first copied into zero-padded rows (kernels/matmul_pad.wgsl), O(size) work against the O(M·N·K) product.
+ * The register and tiled kernels read operands as vec4 rows: an operand whose contiguous axis is not a multiple
+ * of 4 is first copied into zero-padded rows (kernels/matmul_pad.wgsl), O(size) work against the O(M·N·K)
+ * product.
  *
  * Large operands: each storage binding covers at most maxStorageBufferBindingSize bytes, so a batch that does
  * not fit is split into dispatches over batch ranges (and rows/columns past 65535 workgroups into more
@@ -34,10 +38,14 @@ import { empty, type Tensor } from "../../tensor/tensor.ts";
 const REGISTER = kernel("matmul_register.wgsl");
 const GEMV = kernel("matmul_gemv.wgsl");
 const SHARED = kernel("matmul_shared.wgsl");
+const TILED = kernel("matmul_tiled.wgsl");
 const PAD = kernel("matmul_pad.wgsl");
 
-/** The two matmul kernels: register-tiled (CPU adapters) and shared-memory-tiled (GPUs). */
-export type MatmulVariant = "register" | "shared";
+/**
+ * The matmul kernels: register-tiled (CPU adapters), shared-memory-tiled (GPUs), and the large-tile GPU kernel
+ * (unmeasured on a GPU: chosen only by `setMatmulVariant("tiled")`).
+ */
+export type MatmulVariant = "register" | "shared" | "tiled";
 
 let setting: MatmulVariant | "auto" = "auto";
 /** Products of at most this many rows by a transposed B use the row kernel on CPU adapters (see the header). */
@@ -54,13 +62,14 @@ const bindingCap = new BindingCap("setMatmulLimits: maxBindingBytes", 256);
 let workgroupCap: number | null = null;
 
 /**
- * Chooses the matmul kernel for every later matmul: "register", "shared", or "auto" (the default: register-tiled
- * on CPU adapters — a fallback adapter, or one named llvmpipe, lavapipe or SwiftShader — else shared-memory).
+ * Chooses the matmul kernel for every later matmul: "register", "shared", "tiled", or "auto" (the default:
+ * register-tiled on CPU adapters — a fallback adapter, or one named llvmpipe, lavapipe or SwiftShader — else
+ * shared-memory).
  */
 export function setMatmulVariant(v: MatmulVariant | "auto"): void {
-  if (v !== "register" && v !== "shared" && v !== "auto") {
+  if (v !== "register" && v !== "shared" && v !== "tiled" && v !== "auto") {
     throw new RangeError(
-      `setMatmulVariant: expected "register", "shared" or "auto", got ${JSON.stringify(v)}`,
+      `setMatmulVariant: expected "register", "shared", "tiled" or "auto", got ${JSON.stringify(v)}`,
     );
   }
   setting = v;
@@ -214,7 +223,9 @@ export function gemm(g: Gemm): void {
     splitRows(g);
     return;
   }
-  if (matmulVariant() === "register") gemmRegister(g);
+  const v = matmulVariant();
+  if (v === "register") gemmRegister(g);
+  else if (v === "tiled") gemmTiled(g);
   else gemmShared(g);
 }
 
@@ -324,6 +335,28 @@ function forEachTile(
   }
 }
 
+/**
+ * An operand as vec4 rows: itself when its contiguous axis (`cols`) is a multiple of 4 and every matrix starts on
+ * a vec4 boundary, else a zero-padded copy (added to `temps`); `ld` is the row length to read it with.
+ */
+function vec4Operand(
+  op: Operand,
+  rows: number,
+  cols: number,
+  batch: number,
+  temps: Tensor[],
+): { op: Operand; ld: number } {
+  const ld = ceil4(cols);
+  if (cols % 4 === 0 && op.off % 4 === 0 && op.stride % 4 === 0) return { op, ld };
+  const count = op.stride === 0 ? 1 : batch;
+  if (op.stride !== 0 && op.stride !== rows * cols) {
+    throw new Error("matmul: internal error, strided batch");
+  }
+  const t = padRows(op.t, op.off, count * rows, cols, ld);
+  temps.push(t);
+  return { op: { t, off: 0, stride: op.stride === 0 ? 0 : rows * ld }, ld };
+}
+
 function gemmRegister(g: Gemm): void {
   const { M, N, K, batch, transA, transB } = g;
   const aRows = transA ? K : M;
@@ -331,18 +364,7 @@ function gemmRegister(g: Gemm): void {
   const bRows = transB ? N : K;
   const bCols = transB ? K : N;
   const temps: Tensor[] = [];
-  // vec4 operands: contiguous axis a multiple of 4 and every matrix starting on a vec4 boundary
-  const prepare = (op: Operand, rows: number, cols: number): { op: Operand; ld: number } => {
-    const ld = ceil4(cols);
-    if (cols % 4 === 0 && op.off % 4 === 0 && op.stride % 4 === 0) return { op, ld };
-    const count = op.stride === 0 ? 1 : batch;
-    if (op.stride !== 0 && op.stride !== rows * cols) {
-      throw new Error("matmul: internal error, strided batch");
-    }
-    const t = padRows(op.t, op.off, count * rows, cols, ld);
-    temps.push(t);
-    return { op: { t, off: 0, stride: op.stride === 0 ? 0 : rows * ld }, ld };
-  };
+  const prepare = (op: Operand, rows: number, cols: number) => vec4Operand(op, rows, cols, batch, temps);
   const A = prepare(g.a, aRows, aCols);
   const B = prepare(g.b, bRows, bCols);
   const aElems = aRows * A.ld;
@@ -424,4 +446,56 @@ function gemmShared(g: Gemm): void {
       buffers: [t.a.binding, t.b.binding, t.c.binding],
       workgroups: t.workgroups,
     }));
+}
+
+/**
+ * K per window of the tiled kernel on loop-limited adapters (the tests force it on lavapipe): 86 loop steps per 8
+ * of K and 117 in the stores (kernels/matmul_tiled.wgsl's header). A multiple of 16.
+ */
+export const TILED_K_WINDOW = Math.floor(((LOOP_BUDGET - 117) / 86) * 8 / 16) * 16;
+
+/** The tiled kernel's micro-tile per invocation: 8×8, blocks of 128×128. */
+const TILED_TILE = { TM: 8, TN: 8 };
+
+function gemmTiled(g: Gemm): void {
+  const { M, N, K, batch, transA, transB } = g;
+  const aRows = transA ? K : M;
+  const aCols = transA ? M : K;
+  const bRows = transB ? N : K;
+  const bCols = transB ? K : N;
+  const temps: Tensor[] = [];
+  const A = vec4Operand(g.a, aRows, aCols, batch, temps);
+  const B = vec4Operand(g.b, bRows, bCols, batch, temps);
+  const ops = [
+    { op: A.op, elems: aRows * A.ld, name: "a", shape: [aRows, aCols] },
+    { op: B.op, elems: bRows * B.ld, name: "b", shape: [bRows, bCols] },
+    { op: g.c, elems: M * N, name: "out", shape: [M, N] },
+  ];
+  const { TM, TN } = TILED_TILE;
+  const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0, TM, TN };
+  forEachTile(ops, M, N, batch, { BM: 16 * TM, BN: 16 * TN }, kWindows(K, TILED_K_WINDOW), (t) =>
+    issue({
+      kernel: TILED,
+      constants,
+      params: {
+        M,
+        N,
+        K: t.kw,
+        lda: A.ld,
+        ldb: B.ld,
+        strideA: A.op.stride,
+        strideB: B.op.stride,
+        strideC: g.c.stride,
+        offA: t.a.elemOff + (transA ? t.k0 * A.ld : t.k0),
+        offB: t.b.elemOff + (transB ? t.k0 : t.k0 * B.ld),
+        offC: t.c.elemOff,
+        mOff: t.m0,
+        nOff: t.n0,
+        accumulate: g.accumulate || t.k0 > 0,
+        alpha: g.alpha,
+      },
+      buffers: [t.a.binding, t.b.binding, t.c.binding],
+      workgroups: t.workgroups,
+    }));
+  for (const t of temps) t.dispose();
 }
