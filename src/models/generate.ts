@@ -121,8 +121,10 @@ export async function generate(
           const h = model.hiddenStates(step, { attentionMask: mask, cache });
           const Tn = step[0].length;
           const C = h.shape[2];
-          const last = new Int32Array(B).map((_, b) => b * Tn + Tn - 1);
-          const rows = gatherRows(reshape(h, [B * Tn, C]), last);
+          // one position per sequence (every step after the prompt's): the rows are h itself, no gather
+          const rows = Tn === 1
+            ? reshape(h, [B, C])
+            : gatherRows(reshape(h, [B * Tn, C]), new Int32Array(B).map((_, b) => b * Tn + Tn - 1));
           return linear(rows, model.lmHeadWeight(), null).toArray();
         })
       );
