@@ -89,13 +89,20 @@ Deno.test("packPairs: a pair's common prefix runs once; rows, positions and 4-wo
   });
 });
 
-for (const [name, cfg] of [["llama", TINY_LLAMA], ["gpt2", TINY_GPT2]] as const) {
+for (
+  const [name, cfg, checkpointing] of [
+    ["llama", TINY_LLAMA, false],
+    ["llama with gradient checkpointing", TINY_LLAMA, true],
+    ["gpt2", TINY_GPT2, false],
+  ] as const
+) {
   Deno.test(
     `${name}: pairs packed around their common prefix give the padded batch's hidden states and gradients`,
     gpuTest,
     async () => {
       await setup();
       const model = await initModel(cfg, { seed: 7, std: 0.2 });
+      model.gradientCheckpointing = checkpointing;
       const { B, T, ids, mask } = pairBatch();
       const idBatch = { data: ids, shape: [B, T] as [number, number] };
       const maskBatch = { data: mask, shape: [B, T] as [number, number] };
@@ -149,7 +156,12 @@ for (const [name, cfg] of [["llama", TINY_LLAMA], ["gpt2", TINY_GPT2]] as const)
   );
 }
 
-for (const [name, cfg] of [["llama", TINY_LLAMA], ["gpt2", TINY_GPT2]] as const) {
+// a sliding window counts packed positions, which a shared prefix would shift: Mistral must pack plainly
+const MISTRAL = { ...TINY_LLAMA, model_type: "mistral", sliding_window: 5 };
+
+for (
+  const [name, cfg] of [["llama", TINY_LLAMA], ["gpt2", TINY_GPT2], ["mistral (window 5)", MISTRAL]] as const
+) {
   Deno.test(
     `${name}: DPOTrainer logs the same loss and metrics with prefix_sharing on and off`,
     gpuTest,
