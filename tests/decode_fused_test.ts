@@ -11,6 +11,8 @@ import { reshape } from "../src/autograd/ops/reshape.ts";
 import { rope } from "../src/autograd/ops/rope.ts";
 import { matmulVariant, setGemvMaxRows } from "../src/autograd/ops/matmul.ts";
 import { setCpuKernels } from "../src/gpu/device.ts";
+import { upload } from "../src/gpu/queue.ts";
+import { applyLora, unloadLora } from "../src/nn/lora.ts";
 import { gemvMulti, gemvSwiglu } from "../src/models/decode_gemv.ts";
 import { KVCache } from "../src/models/kv_cache.ts";
 import { setFusedDecoding } from "../src/models/llama_decode.ts";
@@ -264,6 +266,47 @@ Deno.test(
       assert.deepEqual(await greedy(true), await greedy(false));
     } finally {
       setFusedDecoding(prev);
+      model.dispose();
+    }
+  },
+);
+
+Deno.test(
+  "fused decoding layer with LoRA adapters: the hooked projections keep their own path",
+  gpuTest,
+  async () => {
+    await setup();
+    const model = await loadModel(FIX, { requiresGrad: false });
+    const prev = setFusedDecoding(true);
+    const steps = [[[5, 9, 31, 7]], [[17]], [[3]]];
+    const run = async (fused: boolean) => {
+      setFusedDecoding(fused);
+      const cache = new KVCache(model.config.numLayers, 6);
+      try {
+        const out: number[][] = [];
+        for (const step of steps) {
+          out.push(
+            Array.from(await scope(() => noGrad(() => model.hiddenStates(step, { cache }).toArray()))),
+          );
+        }
+        return out;
+      } finally {
+        cache.dispose();
+      }
+    };
+    try {
+      const base = await run(true);
+      const lora = applyLora(model, { r: 4, lora_alpha: 8, target_modules: "all-linear" });
+      let i = 0;
+      for (const layer of lora.adapter().layers.values()) {
+        upload(layer.B.storage.buffer, randomArray(layer.B.size, 90 + i++, -0.2, 0.2));
+      }
+      const fused = await run(true);
+      assert.deepEqual(fused, await run(false), "the same hidden states with the adapters, fused or not");
+      assert.notDeepEqual(fused.at(-1), base.at(-1), "the adapters change the decoded step");
+    } finally {
+      setFusedDecoding(prev);
+      unloadLora(model);
       model.dispose();
     }
   },
