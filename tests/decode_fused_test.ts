@@ -14,6 +14,8 @@ import { setCpuKernels } from "../src/gpu/device.ts";
 import { upload } from "../src/gpu/queue.ts";
 import { applyLora, unloadLora } from "../src/nn/lora.ts";
 import { gemvMulti, gemvSwiglu } from "../src/models/decode_gemv.ts";
+import { decodeRmsNorm } from "../src/models/decode_norm.ts";
+import { rmsNorm } from "../src/autograd/ops/rmsnorm.ts";
 import { KVCache } from "../src/models/kv_cache.ts";
 import { setFusedDecoding } from "../src/models/llama_decode.ts";
 import { generate } from "../src/models/generate.ts";
@@ -96,6 +98,27 @@ Deno.test("gemvSwiglu: silu(x·gᵀ)·(x·uᵀ), as linear, linear, swiglu compu
       const plain = await onRowKernel(() => noGrad(() => swiglu(linear(x, g, null), linear(x, u, null))))
         .toArray();
       assert.deepEqual(vals, plain, `M ${M} K ${K} N ${N}: bit-identical to linear, linear, swiglu`);
+    });
+  }
+});
+
+Deno.test("decodeRmsNorm: rmsNorm's values with a workgroup per row", gpuTest, async () => {
+  await setup();
+  for (const [N, C] of [[1, 37], [3, 70], [2, 576], [5, 1]] as const) {
+    await scope(async () => {
+      const xs = randomArray(N * C, N + C, -3, 3), ws = randomArray(C, 2 * C, -1, 1);
+      const x = tensor(xs, [N, 1, C]), w = tensor(ws, [C]);
+      const got = await onRowKernel(() => noGrad(() => decodeRmsNorm(x, w, 1e-5))).toArray();
+      const want = new Float64Array(N * C);
+      for (let n = 0; n < N; n++) {
+        let ss = 0;
+        for (let c = 0; c < C; c++) ss += xs[n * C + c] ** 2;
+        const r = 1 / Math.sqrt(ss / C + 1e-5);
+        for (let c = 0; c < C; c++) want[n * C + c] = ws[c] * xs[n * C + c] * r;
+      }
+      assertClose(got, want, { atol: 1e-5, rtol: 1e-5 }, `N ${N} C ${C}`);
+      const plain = await onRowKernel(() => noGrad(() => rmsNorm(x, w, 1e-5))).toArray();
+      assert.deepEqual(got, plain, `N ${N} C ${C}: bit-identical to rmsNorm`);
     });
   }
 });

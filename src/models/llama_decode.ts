@@ -8,7 +8,8 @@
  * - o_proj and down_proj added into the residual stream by matmul's accumulate (no `add`): the layer's
  *   input is updated in place, which is safe here only because no-grad `runLayers` disposes each layer's input
  *   as soon as the layer returns; the layer returns a view of it;
- * - gate and up projections and SwiGLU in one (`gemvSwiglu`).
+ * - gate and up projections and SwiGLU in one (`gemvSwiglu`);
+ * - the two RMSNorms with a workgroup per row on CPU adapters (decode_norm.ts; the same values).
  *
  * The fused products apply only to plain projections (no `linearHooks`: LoRA and int8 bases keep their own
  * path) without biases; the q/k/v and gate/up fusions only where the row kernel would run (decode_gemv.ts); the
@@ -19,7 +20,6 @@ import { add } from "../autograd/ops/binary.ts";
 import { matmulInto } from "../autograd/ops/matmul.ts";
 import { permute } from "../autograd/ops/permute.ts";
 import { reshape } from "../autograd/ops/reshape.ts";
-import { rmsNorm } from "../autograd/ops/rmsnorm.ts";
 import type { RopeConfig } from "../autograd/ops/rope.ts";
 import { swiglu } from "../autograd/ops/swiglu.ts";
 import type { LinearHooks } from "../nn/linear_hook.ts";
@@ -27,6 +27,7 @@ import { free, type Tensor, view } from "../tensor/tensor.ts";
 import type { LayerInputs } from "./causal_lm.ts";
 import type { ModelConfig } from "./config.ts";
 import { gemvMulti, gemvSwiglu } from "./decode_gemv.ts";
+import { decodeRmsNorm } from "./decode_norm.ts";
 import type { KVCache } from "./kv_cache.ts";
 
 let fused = true;
@@ -69,7 +70,7 @@ export function llamaDecodeLayer(
   const plain = hooks.base === null && hooks.adapter === null;
   const weight = (m: string) => model.param(`${p}.${m}.weight`);
 
-  const a = rmsNorm(x, model.param(`${p}.input_layernorm.weight`), c.normEps);
+  const a = decodeRmsNorm(x, model.param(`${p}.input_layernorm.weight`), c.normEps);
   const names = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"];
   const qkv = (plain && !c.qkvBias && gemvMulti(a, names.map(weight))) ||
     names.map((m) => model.proj(a, `${p}.${m}`));
@@ -84,7 +85,7 @@ export function llamaDecodeLayer(
   x = residual(model, x, merged, `${p}.self_attn.o_proj`, plain && !c.oBias);
   free(merged);
 
-  const m = rmsNorm(x, model.param(`${p}.post_attention_layernorm.weight`), c.normEps);
+  const m = decodeRmsNorm(x, model.param(`${p}.post_attention_layernorm.weight`), c.normEps);
   let h = plain && !c.mlpBias ? gemvSwiglu(m, weight("mlp.gate_proj"), weight("mlp.up_proj")) : null;
   if (!h) {
     const gate = model.proj(m, `${p}.mlp.gate_proj`);
