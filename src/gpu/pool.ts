@@ -7,20 +7,17 @@
  *
  * What the pool holds stays near what the work needs, however the batch shapes vary from step to step:
  * - an acquire takes a free buffer of its class, else of one of the next two classes (at most ~1.5× the bytes);
- * - on a miss that would take the reserved bytes past their high-water mark (the most they have been since the
- *   device was acquired or `emptyCache()`), free buffers are given back to the driver, those released longest
- *   ago first, until as many bytes as the new buffer's are gone (while the pool holds that many): live + pooled
- *   bytes then grow only when live bytes do. Under the mark a miss gives nothing back: the driver's allocator
- *   keeps the pages of the high-water mark anyway (the process's resident memory follows it), while giving back
- *   there made a training step give back, early in each step, buffers it needed later in it (the gradients
- *   freed at the previous step's end), creating and destroying buffers every step. Buffers given back here may
- *   still be named by recorded, unsubmitted work, so they are destroyed after the next submission
- *   (`destroyRetired`, called by src/gpu/queue.ts);
+ * - on a miss, free buffers are given back to the driver, those released longest ago first, until as many bytes
+ *   as the new buffer's are gone (while the pool holds that many): live + pooled bytes then grow only when live
+ *   bytes do. Buffers given back here may still be named by recorded, unsubmitted work, so they are destroyed
+ *   after the next submission (`destroyRetired`, called by src/gpu/queue.ts, which drops its bind groups of
+ *   them);
  * - `trimIdleBuffers()` (through queue.ts's `trimPool()`, which the trainers call after every optimizer step)
- *   destroys the free buffers that no acquire took since the previous trim, and puts each free list in the order
- *   the buffers were created: a step that makes the same tensors as the previous one then gets the same
- *   buffers for them, so the queue's cached bind groups (keyed by buffers) serve it again instead of new ones
- *   being created for nearly every dispatch.
+ *   destroys the free buffers that no acquire took since the previous trim.
+ *
+ * This bound has a host cost (bench/RESULTS.md, session 6): a training step gives back, early in the step, free
+ * buffers it needs later (the gradients freed at the previous step's end) and creates them again, and the
+ * buffers a tensor gets change from step to step, so the queue's cached bind groups rarely serve a later step.
  */
 import { gpu } from "./device.ts";
 import { GpuLimitError } from "./errors.ts";
@@ -66,11 +63,6 @@ const free = new Map<number, GPUBuffer[]>();
 const freeOrder = new Set<GPUBuffer>();
 /** The trim period in which each free buffer was released (buffers not taken since an earlier period are idle). */
 const releasedIn = new WeakMap<GPUBuffer, number>();
-/** Creation order of the pool's buffers (the canonical order of the free lists at each trim). */
-const created = new WeakMap<GPUBuffer, number>();
-let nextCreated = 0;
-/** The most the reserved bytes have been since the device was acquired or the last emptyCache(). */
-let highWater = 0;
 /** Buffers given back on a miss, destroyed after the next submission. */
 let retired: GPUBuffer[] = [];
 let retiredBytes = 0;
@@ -127,12 +119,9 @@ function takeFree(size: number): GPUBuffer | undefined {
   return undefined;
 }
 
-/**
- * Gives back free buffers, oldest first, until `bytes` bytes are gone (when the pool holds that many), unless
- * `bytes` more stay within the high-water mark.
- */
+/** Gives back free buffers, oldest first, until `bytes` bytes are gone (when the pool holds that many). */
 function retireFor(bytes: number): void {
-  if (pooled < bytes || reservedBytes() + bytes <= highWater) return;
+  if (pooled < bytes) return;
   let gone = 0;
   for (const buf of freeOrder) {
     if (gone >= bytes) break;
@@ -158,13 +147,11 @@ export function acquireBuffer(bytes: number): GPUBuffer {
   if (!buf) {
     retireFor(size);
     buf = device.createBuffer({ size, usage: USAGE });
-    created.set(buf, nextCreated++);
   }
   live += buf.size;
   liveCount++;
   if (live > peak) peak = live;
   peakReserved = Math.max(peakReserved, reservedBytes());
-  highWater = Math.max(highWater, reservedBytes());
   return buf;
 }
 
@@ -227,8 +214,7 @@ export function resetPeakMemory(): void {
 
 /**
  * Destroys the free buffers that have stayed free since the previous `trimPool()` (none was acquired in between),
- * puts every free list in creation order (the next pop takes the newest), and starts a new period. Returns the
- * destroyed buffers (the caller drops what still refers to them).
+ * and starts a new period. Returns the destroyed buffers (the caller drops what still refers to them).
  * Work already recorded must be submitted first (which also destroys the retired buffers): src/gpu/queue.ts's
  * `trimPool` does that.
  */
@@ -241,12 +227,11 @@ export function trimIdleBuffers(): GPUBuffer[] {
     buf.destroy();
     gone.push(buf);
   }
-  for (const list of free.values()) list.sort((a, b) => created.get(a)! - created.get(b)!);
   period++;
   return gone;
 }
 
-/** Destroys every pooled (free) buffer, giving the memory back to the driver; the high-water mark starts again. */
+/** Destroys every pooled (free) buffer, giving the memory back to the driver. */
 export function emptyCache(): void {
   destroyRetired();
   for (const list of free.values()) for (const b of list) b.destroy();
@@ -254,5 +239,4 @@ export function emptyCache(): void {
   freeOrder.clear();
   pooled = 0;
   pooledCount = 0;
-  highWater = reservedBytes();
 }

@@ -79,9 +79,9 @@ const layouts = new Map<string, GPUBindGroupLayout>();
 let cacheDevice: GPUDevice | null = null;
 
 /**
- * Bind groups are cached by pipeline and bound buffer ranges: a training loop binds the same pooled buffers step
- * after step (the pool hands a step the buffers the previous one had: see pool.ts's trim), and creating a bind
- * group costs several times the rest of a dispatch's recording (lavapipe: bench/RESULTS.md, session 6). The
+ * Bind groups are cached by pipeline and bound buffer ranges, since creating one costs several times the rest of a
+ * dispatch's recording (lavapipe: bench/RESULTS.md, session 6). The hits are few in a training step today: the
+ * pool's buffers for a step's tensors change from step to step (see pool.ts). The
  * uniform arena is bound with a dynamic offset, so a bind group does not depend on the dispatch's parameter slot.
  * Each cached group is listed under the buffers it binds, so the groups of a buffer the pool destroys go with it
  * (`dropBindGroups`); past BIND_GROUP_CACHE groups the least recently used is evicted.
