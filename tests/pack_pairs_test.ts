@@ -7,13 +7,11 @@ import { scope } from "../src/autograd/scope.ts";
 import { mul } from "../src/autograd/ops/binary.ts";
 import { sum } from "../src/autograd/ops/reduce.ts";
 import { reshape } from "../src/autograd/ops/reshape.ts";
-import { DPOConfig } from "../src/dpo/config.ts";
-import { DPOTrainer } from "../src/dpo/trainer.ts";
 import { hostBatch } from "../src/models/causal_lm.ts";
 import { initModel } from "../src/models/init.ts";
 import { packPairs, pairSegments } from "../src/models/pack_pairs.ts";
 import { tensor } from "../src/tensor/create.ts";
-import { charTokenizer, containsATask, TINY_GPT2, TINY_LLAMA } from "./trainer_helpers.ts";
+import { assertSameDpoRun, TINY_GPT2, TINY_LLAMA, twoStepDpoRun } from "./trainer_helpers.ts";
 import { assertClose, gpuTest, randomArray, setup } from "./util.ts";
 
 const TOL = { atol: 2e-6, rtol: 1e-5 };
@@ -167,49 +165,9 @@ for (
     gpuTest,
     async () => {
       await setup();
-      const rows = containsATask(6, 3);
-      const train = async (prefixSharing: boolean) => {
-        const model = await initModel(cfg, { seed: 2, std: 0.1 });
-        const trainer = new DPOTrainer({
-          model,
-          tokenizer: charTokenizer(),
-          trainDataset: rows,
-          args: new DPOConfig({
-            outputDir: "/tmp/webdpo-prefix-sharing",
-            maxLength: 32,
-            maxPromptLength: 16,
-            perDeviceTrainBatchSize: 3,
-            maxSteps: 2,
-            loggingSteps: 1,
-            learningRate: 1e-3,
-            rpoAlpha: 0.5,
-            useWeighting: true,
-            prefixSharing,
-            disableTqdm: true,
-            reportTo: ["none"],
-            saveStrategy: "no",
-          }),
-          log: () => {},
-        });
-        await trainer.train();
-        const weights = await model.namedParameters()[0][1].toArray();
-        const history = trainer.state.logHistory.slice(0, 2);
-        trainer.dispose();
-        return { history, weights };
-      };
-      const off = await train(false);
-      const on = await train(true);
-      for (let s = 0; s < 2; s++) {
-        for (const [k, v] of Object.entries(off.history[s])) {
-          if (typeof v !== "number" || k === "epoch" || k === "step") continue;
-          const got = on.history[s][k] as number;
-          assert.ok(
-            Math.abs(got - v) <= 1e-5 * Math.max(1, Math.abs(v)),
-            `step ${s + 1} ${k}: ${got} vs ${v}`,
-          );
-        }
-      }
-      assertClose(on.weights, off.weights, TOL, "updated weights");
+      const off = await twoStepDpoRun(cfg, { prefixSharing: false, outputDir: "/tmp/webdpo-prefix-sharing" });
+      const on = await twoStepDpoRun(cfg, { prefixSharing: true, outputDir: "/tmp/webdpo-prefix-sharing" });
+      assertSameDpoRun(on, off, TOL);
     },
   );
 }

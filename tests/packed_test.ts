@@ -6,8 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { scope } from "../src/autograd/scope.ts";
-import { DPOConfig } from "../src/dpo/config.ts";
-import { DPOTrainer } from "../src/dpo/trainer.ts";
 import { packBatch, packedRows } from "../src/models/causal_lm.ts";
 import { initModel } from "../src/models/init.ts";
 import { SFTConfig } from "../src/sft/config.ts";
@@ -16,7 +14,14 @@ import { tensor } from "../src/tensor/create.ts";
 import { mul } from "../src/autograd/ops/binary.ts";
 import { sum } from "../src/autograd/ops/reduce.ts";
 import { reshape } from "../src/autograd/ops/reshape.ts";
-import { charTokenizer, containsATask, TINY_GPT2, TINY_LLAMA } from "./trainer_helpers.ts";
+import {
+  assertSameDpoRun,
+  charTokenizer,
+  containsATask,
+  TINY_GPT2,
+  TINY_LLAMA,
+  twoStepDpoRun,
+} from "./trainer_helpers.ts";
 import { assertClose, gpuTest, randomArray, setup } from "./util.ts";
 
 const TOL = { atol: 2e-6, rtol: 1e-5 };
@@ -143,49 +148,9 @@ for (const [name, cfg] of [["llama", TINY_LLAMA], ["gpt2", TINY_GPT2]] as const)
     gpuTest,
     async () => {
       await setup();
-      const rows = containsATask(6, 3);
-      const train = async (paddingFree: boolean) => {
-        const model = await initModel(cfg, { seed: 2, std: 0.1 });
-        const trainer = new DPOTrainer({
-          model,
-          tokenizer: charTokenizer(),
-          trainDataset: rows,
-          args: new DPOConfig({
-            outputDir: "/tmp/webdpo-packed",
-            maxLength: 32,
-            maxPromptLength: 16,
-            perDeviceTrainBatchSize: 3,
-            maxSteps: 2,
-            loggingSteps: 1,
-            learningRate: 1e-3,
-            rpoAlpha: 0.5,
-            useWeighting: true,
-            paddingFree,
-            disableTqdm: true,
-            reportTo: ["none"],
-            saveStrategy: "no",
-          }),
-          log: () => {},
-        });
-        await trainer.train();
-        const weights = await model.namedParameters()[0][1].toArray();
-        const history = trainer.state.logHistory.slice(0, 2);
-        trainer.dispose();
-        return { history, weights };
-      };
-      const off = await train(false);
-      const on = await train(true);
-      for (let s = 0; s < 2; s++) {
-        for (const [k, v] of Object.entries(off.history[s])) {
-          if (typeof v !== "number" || k === "epoch" || k === "step") continue;
-          const got = on.history[s][k] as number;
-          assert.ok(
-            Math.abs(got - v) <= 1e-5 * Math.max(1, Math.abs(v)),
-            `step ${s + 1} ${k}: ${got} vs ${v}`,
-          );
-        }
-      }
-      assertClose(on.weights, off.weights, TOL, "updated weights");
+      const off = await twoStepDpoRun(cfg, { paddingFree: false, outputDir: "/tmp/webdpo-packed" });
+      const on = await twoStepDpoRun(cfg, { paddingFree: true, outputDir: "/tmp/webdpo-packed" });
+      assertSameDpoRun(on, off, TOL);
     },
   );
 }

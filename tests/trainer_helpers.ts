@@ -2,6 +2,11 @@
 import { Generator } from "../src/tensor/random.ts";
 import { ToyTokenizer } from "./toy_tokenizer.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
+import assert from "node:assert/strict";
+import { DPOConfig } from "../src/dpo/config.ts";
+import { DPOTrainer } from "../src/dpo/trainer.ts";
+import { initModel } from "../src/models/init.ts";
+import { assertClose } from "./util.ts";
 
 export const CHARS = "abcdefghyn?= ";
 
@@ -110,4 +115,58 @@ export function charTokenizerFiles(): Tokenizer {
     },
     { bos_token: "<s>", eos_token: "</s>", pad_token: "<pad>" },
   );
+}
+
+/**
+ * Two optimizer steps of DPO on six containsATask pairs (batch 3, RPO and WPO on, one log line a step) with
+ * `options` added to DPOConfig: the first two log lines and the first parameter after training. For tests that
+ * compare two ways of computing the same run.
+ */
+export async function twoStepDpoRun(
+  cfg: Record<string, unknown>,
+  options: Record<string, unknown>,
+): Promise<{ history: Record<string, unknown>[]; weights: Float32Array }> {
+  const model = await initModel(cfg, { seed: 2, std: 0.1 });
+  const trainer = new DPOTrainer({
+    model,
+    tokenizer: charTokenizer(),
+    trainDataset: containsATask(6, 3),
+    args: new DPOConfig({
+      outputDir: "/tmp/webdpo-two-step-dpo",
+      maxLength: 32,
+      maxPromptLength: 16,
+      perDeviceTrainBatchSize: 3,
+      maxSteps: 2,
+      loggingSteps: 1,
+      learningRate: 1e-3,
+      rpoAlpha: 0.5,
+      useWeighting: true,
+      disableTqdm: true,
+      reportTo: ["none"],
+      saveStrategy: "no",
+      ...options,
+    }),
+    log: () => {},
+  });
+  await trainer.train();
+  const weights = await model.namedParameters()[0][1].toArray();
+  const history = trainer.state.logHistory.slice(0, 2) as Record<string, unknown>[];
+  trainer.dispose();
+  return { history, weights };
+}
+
+/** Every numeric log value of two runs within 1e-5 (relative above 1), and their updated weights within `tol`. */
+export function assertSameDpoRun(
+  got: { history: Record<string, unknown>[]; weights: Float32Array },
+  want: { history: Record<string, unknown>[]; weights: Float32Array },
+  tol: { atol: number; rtol: number },
+): void {
+  for (let s = 0; s < 2; s++) {
+    for (const [k, v] of Object.entries(want.history[s])) {
+      if (typeof v !== "number" || k === "epoch" || k === "step") continue;
+      const g = got.history[s][k] as number;
+      assert.ok(Math.abs(g - v) <= 1e-5 * Math.max(1, Math.abs(v)), `step ${s + 1} ${k}: ${g} vs ${v}`);
+    }
+  }
+  assertClose(got.weights, want.weights, tol, "updated weights");
 }
