@@ -477,8 +477,9 @@ export class DPOTrainer extends Trainer<Example> {
     return super.save(dir);
   }
 
-  /** Releases the reference copy the trainer made (the policy belongs to the caller). */
-  dispose(): void {
+  /** Releases the reference copy and the optimizer state the trainer made (the policy belongs to the caller). */
+  override dispose(): void {
+    super.dispose();
     if (this.ownsRef) this.refModel?.dispose();
     this.refModel = null;
     this.bco?.dispose();

@@ -199,10 +199,4 @@ export class SFTTrainer extends Trainer<SFTExample, SFTTrainerState> {
   protected override optionName(snake: string): string {
     return snakeToCamel(snake);
   }
-
-  /** Releases the optimizer state (the model belongs to the caller). */
-  dispose(): void {
-    this.optimizer?.dispose();
-    this.optimizer = null;
-  }
 }

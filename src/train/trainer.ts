@@ -83,6 +83,8 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
   private bestStep: number | null = null;
   /** The last checkpoint written or resumed from (named by the NaN error). */
   private lastCheckpoint: string | null = null;
+  /** Whether `train` built the optimizer (then `dispose` releases its state; a caller's stays the caller's). */
+  private ownsOptimizer = false;
 
   constructor(o: TrainerSetup<S>) {
     this.model = o.model;
@@ -290,6 +292,7 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
       // a LoRA policy: the trained adapter's tensors (and modules_to_save copies) only
       this.optimizer = buildOptimizer(this.model, a);
       if (!this.optimizer) throw this.error("the model has no trainable parameters");
+      this.ownsOptimizer = true;
     }
     this.scheduler ??= buildScheduler(this.optimizer, a, s.maxSteps);
     const opt = this.optimizer;
@@ -530,6 +533,17 @@ export abstract class Trainer<E, S extends TrainerState = TrainerState> {
    * Saves the trained weights to `dir` (default `output_dir`) with the tokenizer files: a Hugging Face model folder
    * (a trainer may write another form, as DPO's LoRA runs write a PEFT adapter folder).
    */
+  /**
+   * Releases what the trainer allocated: the optimizer state it built (AdamW's two moments, twice the trained
+   * parameters' bytes). The model, and an optimizer passed in `optimizers`, belong to the caller.
+   */
+  dispose(): void {
+    if (this.ownsOptimizer) this.optimizer?.dispose();
+    this.optimizer = null;
+    this.scheduler = null;
+    this.ownsOptimizer = false;
+  }
+
   async save(dir: string = this.trainingArgs.outputDir): Promise<void> {
     await this.writePolicy(dir, this.savableTokenizer());
   }
