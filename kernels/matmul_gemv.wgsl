@@ -4,14 +4,14 @@
 // read once per row of A) set the speed.
 //
 // Each invocation computes 8 consecutive columns n .. n+7 of one row m of C: per step it loads one vec4 of A's
-// row (k .. k+3) and one vec4 of each of its 8 rows of B, and keeps 8 vec4 partial sums (summed at the end).
-// On llvmpipe every load is a loop over the SIMD lanes, so the kernel does nothing per step but loads and FMAs:
-// no clamps or selects in the loop (rows past N are clamped once, before it). Workgroups of 8 invocations (one
-// SIMD vector on llvmpipe) spread even a 192-column product over several threads. Against the earlier layout (4
-// columns, two vec4s per step with a select, workgroups of 64) it took 0.59–0.74 of the time on the decoding
-// products of SmolLM2-135M's layers (N×K 192×576, 576×576, 576×1536) and the same on the memory-bound LM head
-// (bench/RESULTS.md). The loop runs lda4 + 1 times per invocation (the host keeps that within lavapipe's loop
-// budget: K ≤ ~240,000).
+// row (k .. k+3) and one vec4 of each of its 8 rows of B, and keeps 8 vec4 partial sums (summed at the end;
+// the loop is common/gemv_row.wgsl's, shared with the fused decoding kernels). On llvmpipe every load is a loop
+// over the SIMD lanes, so the kernel does nothing per step but loads and FMAs: no clamps or selects in the loop
+// (rows past N are clamped once, before it). Workgroups of 8 invocations (one SIMD vector on llvmpipe) spread
+// even a 192-column product over several threads. Against the earlier layout (4 columns, two vec4s per step
+// with a select, workgroups of 64) it took 0.59–0.74 of the time on the decoding products of SmolLM2-135M's
+// layers (N×K 192×576, 576×576, 576×1536) and the same on the memory-bound LM head (bench/RESULTS.md). The
+// loop runs lda4 + 1 times per invocation (the host keeps that within lavapipe's loop budget: K ≤ ~240,000).
 //
 // Bindings: 0 uniform Params (the register kernel's: matmul_register.wgsl); 1 a: array<vec4f> (read);
 //           2 b: array<vec4f> (read); 3 c: array<f32> (read_write).
@@ -23,6 +23,7 @@
 //           row mOff + y and columns nOff + 64·x + 8·lid.x .. + 7 of batch z. Rows of B past N are clamped
 //           (their sums are not stored).
 // Params.accumulate ≠ 0: C += alpha·A·Bᵀ instead of C = alpha·A·Bᵀ.
+// requires: common/gemv_row.wgsl
 
 struct Params {
   M: u32,
@@ -56,49 +57,26 @@ fn put(o: u32, n: u32, v: f32) {
   }
 }
 
+// The weights of every sum: b (one product).
+fn gemv_weight(q: u32, j: u32, i: u32) -> vec4f {
+  return b[i];
+}
+
 @compute @workgroup_size(8)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let m = p.mOff + wid.y;
   let n = p.nOff + wid.x * 64u + lid.x * 8u;
-  let n1 = p.N - 1u;
   let ar = p.offA4 + wid.z * p.strideA4 + min(m, p.M - 1u) * p.lda4;
-  let bz = p.offB4 + wid.z * p.strideB4;
-  let b0 = bz + min(n, n1) * p.ldb4;
-  let b1 = bz + min(n + 1u, n1) * p.ldb4;
-  let b2 = bz + min(n + 2u, n1) * p.ldb4;
-  let b3 = bz + min(n + 3u, n1) * p.ldb4;
-  let b4 = bz + min(n + 4u, n1) * p.ldb4;
-  let b5 = bz + min(n + 5u, n1) * p.ldb4;
-  let b6 = bz + min(n + 6u, n1) * p.ldb4;
-  let b7 = bz + min(n + 7u, n1) * p.ldb4;
-  var s0 = vec4f(0.0);
-  var s1 = vec4f(0.0);
-  var s2 = vec4f(0.0);
-  var s3 = vec4f(0.0);
-  var s4 = vec4f(0.0);
-  var s5 = vec4f(0.0);
-  var s6 = vec4f(0.0);
-  var s7 = vec4f(0.0);
-  for (var k = 0u; k < p.lda4; k++) {
-    let x = a[ar + k];
-    s0 = fma(x, b[b0 + k], s0);
-    s1 = fma(x, b[b1 + k], s1);
-    s2 = fma(x, b[b2 + k], s2);
-    s3 = fma(x, b[b3 + k], s3);
-    s4 = fma(x, b[b4 + k], s4);
-    s5 = fma(x, b[b5 + k], s5);
-    s6 = fma(x, b[b6 + k], s6);
-    s7 = fma(x, b[b7 + k], s7);
-  }
+  let r = gemv_rows(p.offB4 + wid.z * p.strideB4, n, p.N - 1u, p.ldb4);
+  let s = gemv_row(0u, ar, r, p.lda4);
   if (m >= p.M) { return; }
   let o = p.offC + wid.z * p.strideC + m * p.N + n;
-  let one = vec4f(1.0);
-  put(o, n, dot(s0, one));
-  put(o + 1u, n + 1u, dot(s1, one));
-  put(o + 2u, n + 2u, dot(s2, one));
-  put(o + 3u, n + 3u, dot(s3, one));
-  put(o + 4u, n + 4u, dot(s4, one));
-  put(o + 5u, n + 5u, dot(s5, one));
-  put(o + 6u, n + 6u, dot(s6, one));
-  put(o + 7u, n + 7u, dot(s7, one));
+  put(o, n, gemv_total(s[0]));
+  put(o + 1u, n + 1u, gemv_total(s[1]));
+  put(o + 2u, n + 2u, gemv_total(s[2]));
+  put(o + 3u, n + 3u, gemv_total(s[3]));
+  put(o + 4u, n + 4u, gemv_total(s[4]));
+  put(o + 5u, n + 5u, gemv_total(s[5]));
+  put(o + 6u, n + 6u, gemv_total(s[6]));
+  put(o + 7u, n + 7u, gemv_total(s[7]));
 }

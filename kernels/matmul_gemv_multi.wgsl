@@ -2,8 +2,9 @@
 // (decoding's q, k and v projections of one normalised token: one dispatch instead of three). Each product is
 // computed as matmul_gemv.wgsl computes it with alpha = 1 (8 columns of one row per invocation, vec4 loads of a
 // and of 8 rows of b_i, 8 vec4 partial sums each reduced by dot(s, 1) at the end; workgroups of 8), so the
-// values are identical to three matmul calls on the row kernel. The loop runs lda4 times per invocation (the
-// host keeps that within lavapipe's loop budget).
+// values are identical to three matmul calls on the row kernel (the loop is common/gemv_row.wgsl's, which
+// matmul_gemv.wgsl runs too). The loop runs lda4 times per invocation (the host keeps that within lavapipe's
+// loop budget).
 //
 // Bindings: 0 uniform Params (below); 1 a: array<vec4f> (read) [M, K]; 2 b0, 3 b1, 4 b2: array<vec4f> (read)
 //           [N_i, K] (nn.Linear weights); 5 c0, 6 c1, 7 c2: array<f32> (read_write) [M, N_i].
@@ -12,6 +13,7 @@
 //           product 0, X0 ≤ x < X0 + X1 product 1 (x − X0), the rest product 2; invocation lid.x of workgroup
 //           (x, y) computes row y and columns 64·x' + 8·lid.x .. + 7 of its product (rows of b_i past N_i are
 //           clamped and their sums not stored).
+// requires: common/gemv_row.wgsl
 
 struct Params { M: u32, lda4: u32, N0: u32, N1: u32, N2: u32, X0: u32, X1: u32 }
 
@@ -24,123 +26,31 @@ struct Params { M: u32, lda4: u32, N0: u32, N1: u32, N2: u32, X0: u32, X1: u32 }
 @group(0) @binding(6) var<storage, read_write> c1: array<f32>;
 @group(0) @binding(7) var<storage, read_write> c2: array<f32>;
 
-// Columns n .. n + 7 of row m of c0 = a·b0ᵀ.
-fn seg0(m: u32, n: u32) {
-  let n1 = p.N0 - 1u;
-  let ar = min(m, p.M - 1u) * p.lda4;
-  let r0 = min(n, n1) * p.lda4;
-  let r1 = min(n + 1u, n1) * p.lda4;
-  let r2 = min(n + 2u, n1) * p.lda4;
-  let r3 = min(n + 3u, n1) * p.lda4;
-  let r4 = min(n + 4u, n1) * p.lda4;
-  let r5 = min(n + 5u, n1) * p.lda4;
-  let r6 = min(n + 6u, n1) * p.lda4;
-  let r7 = min(n + 7u, n1) * p.lda4;
-  var s0 = vec4f(0.0);
-  var s1 = vec4f(0.0);
-  var s2 = vec4f(0.0);
-  var s3 = vec4f(0.0);
-  var s4 = vec4f(0.0);
-  var s5 = vec4f(0.0);
-  var s6 = vec4f(0.0);
-  var s7 = vec4f(0.0);
-  for (var k = 0u; k < p.lda4; k++) {
-    let x = a[ar + k];
-    s0 = fma(x, b0[r0 + k], s0);
-    s1 = fma(x, b0[r1 + k], s1);
-    s2 = fma(x, b0[r2 + k], s2);
-    s3 = fma(x, b0[r3 + k], s3);
-    s4 = fma(x, b0[r4 + k], s4);
-    s5 = fma(x, b0[r5 + k], s5);
-    s6 = fma(x, b0[r6 + k], s6);
-    s7 = fma(x, b0[r7 + k], s7);
-  }
-  if (m >= p.M) { return; }
-  let o = m * p.N0 + n;
-  let one = vec4f(1.0);
-  let s = array<vec4f, 8>(s0, s1, s2, s3, s4, s5, s6, s7);
-  for (var j = 0u; j < 8u; j++) {
-    if (n + j < p.N0) { c0[o + j] = dot(s[j], one); }
+// The weights of product q's sums: b_q (q is a constant at each call, see common/gemv_row.wgsl).
+fn gemv_weight(q: u32, j: u32, i: u32) -> vec4f {
+  if (q == 0u) { return b0[i]; }
+  if (q == 1u) { return b1[i]; }
+  return b2[i];
+}
+
+// Element i of c_q.
+fn put(q: u32, i: u32, v: f32) {
+  if (q == 0u) {
+    c0[i] = v;
+  } else if (q == 1u) {
+    c1[i] = v;
+  } else {
+    c2[i] = v;
   }
 }
 
-// Columns n .. n + 7 of row m of c1 = a·b1ᵀ.
-fn seg1(m: u32, n: u32) {
-  let n1 = p.N1 - 1u;
-  let ar = min(m, p.M - 1u) * p.lda4;
-  let r0 = min(n, n1) * p.lda4;
-  let r1 = min(n + 1u, n1) * p.lda4;
-  let r2 = min(n + 2u, n1) * p.lda4;
-  let r3 = min(n + 3u, n1) * p.lda4;
-  let r4 = min(n + 4u, n1) * p.lda4;
-  let r5 = min(n + 5u, n1) * p.lda4;
-  let r6 = min(n + 6u, n1) * p.lda4;
-  let r7 = min(n + 7u, n1) * p.lda4;
-  var s0 = vec4f(0.0);
-  var s1 = vec4f(0.0);
-  var s2 = vec4f(0.0);
-  var s3 = vec4f(0.0);
-  var s4 = vec4f(0.0);
-  var s5 = vec4f(0.0);
-  var s6 = vec4f(0.0);
-  var s7 = vec4f(0.0);
-  for (var k = 0u; k < p.lda4; k++) {
-    let x = a[ar + k];
-    s0 = fma(x, b1[r0 + k], s0);
-    s1 = fma(x, b1[r1 + k], s1);
-    s2 = fma(x, b1[r2 + k], s2);
-    s3 = fma(x, b1[r3 + k], s3);
-    s4 = fma(x, b1[r4 + k], s4);
-    s5 = fma(x, b1[r5 + k], s5);
-    s6 = fma(x, b1[r6 + k], s6);
-    s7 = fma(x, b1[r7 + k], s7);
-  }
+// Columns n .. n + 7 of row m of c_q = a·b_qᵀ, c_q and b_q having N rows.
+fn product(q: u32, m: u32, n: u32, N: u32) {
+  let s = gemv_row(q, min(m, p.M - 1u) * p.lda4, gemv_rows(0u, n, N - 1u, p.lda4), p.lda4);
   if (m >= p.M) { return; }
-  let o = m * p.N1 + n;
-  let one = vec4f(1.0);
-  let s = array<vec4f, 8>(s0, s1, s2, s3, s4, s5, s6, s7);
+  let o = m * N + n;
   for (var j = 0u; j < 8u; j++) {
-    if (n + j < p.N1) { c1[o + j] = dot(s[j], one); }
-  }
-}
-
-// Columns n .. n + 7 of row m of c2 = a·b2ᵀ.
-fn seg2(m: u32, n: u32) {
-  let n1 = p.N2 - 1u;
-  let ar = min(m, p.M - 1u) * p.lda4;
-  let r0 = min(n, n1) * p.lda4;
-  let r1 = min(n + 1u, n1) * p.lda4;
-  let r2 = min(n + 2u, n1) * p.lda4;
-  let r3 = min(n + 3u, n1) * p.lda4;
-  let r4 = min(n + 4u, n1) * p.lda4;
-  let r5 = min(n + 5u, n1) * p.lda4;
-  let r6 = min(n + 6u, n1) * p.lda4;
-  let r7 = min(n + 7u, n1) * p.lda4;
-  var s0 = vec4f(0.0);
-  var s1 = vec4f(0.0);
-  var s2 = vec4f(0.0);
-  var s3 = vec4f(0.0);
-  var s4 = vec4f(0.0);
-  var s5 = vec4f(0.0);
-  var s6 = vec4f(0.0);
-  var s7 = vec4f(0.0);
-  for (var k = 0u; k < p.lda4; k++) {
-    let x = a[ar + k];
-    s0 = fma(x, b2[r0 + k], s0);
-    s1 = fma(x, b2[r1 + k], s1);
-    s2 = fma(x, b2[r2 + k], s2);
-    s3 = fma(x, b2[r3 + k], s3);
-    s4 = fma(x, b2[r4 + k], s4);
-    s5 = fma(x, b2[r5 + k], s5);
-    s6 = fma(x, b2[r6 + k], s6);
-    s7 = fma(x, b2[r7 + k], s7);
-  }
-  if (m >= p.M) { return; }
-  let o = m * p.N2 + n;
-  let one = vec4f(1.0);
-  let s = array<vec4f, 8>(s0, s1, s2, s3, s4, s5, s6, s7);
-  for (var j = 0u; j < 8u; j++) {
-    if (n + j < p.N2) { c2[o + j] = dot(s[j], one); }
+    if (n + j < N) { put(q, o + j, gemv_total(s[j])); }
   }
 }
 
@@ -148,10 +58,10 @@ fn seg2(m: u32, n: u32) {
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let m = wid.y;
   if (wid.x < p.X0) {
-    seg0(m, wid.x * 64u + lid.x * 8u);
+    product(0u, m, wid.x * 64u + lid.x * 8u, p.N0);
   } else if (wid.x < p.X0 + p.X1) {
-    seg1(m, (wid.x - p.X0) * 64u + lid.x * 8u);
+    product(1u, m, (wid.x - p.X0) * 64u + lid.x * 8u, p.N1);
   } else {
-    seg2(m, (wid.x - p.X0 - p.X1) * 64u + lid.x * 8u);
+    product(2u, m, (wid.x - p.X0 - p.X1) * 64u + lid.x * 8u, p.N2);
   }
 }

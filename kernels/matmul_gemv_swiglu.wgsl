@@ -1,10 +1,11 @@
 // matmul_gemv_swiglu.wgsl — a Llama MLP's gate and up projections of few rows and their SwiGLU in one row kernel
 // (decoding: one dispatch instead of three): out = silu(a·gᵀ) · (a·uᵀ), silu(x) = x·σ(x). Each product is
 // computed as matmul_gemv.wgsl computes it with alpha = 1 (vec4 loads of a and of the weight rows, a vec4
-// partial sum per column reduced by dot(s, 1) at the end) and the activation as swiglu.wgsl does (σ through
-// exp(−|x|)), so the values are identical to matmul, matmul, swiglu. Each invocation computes 4 columns of both
-// products (8 vec4 sums, as many as matmul_gemv.wgsl keeps); workgroups of 8. The loop runs lda4 times per
-// invocation (the host keeps that within lavapipe's loop budget).
+// partial sum per column reduced by dot(s, 1) at the end: the loop is common/gemv_row.wgsl's) and the activation
+// as swiglu.wgsl does (σ through exp(−|x|)), so the values are identical to matmul, matmul, swiglu. Each
+// invocation computes 4 columns of both products (the row loop's 8 vec4 sums: 4 of g's rows, then the same 4 of
+// u's); workgroups of 8. The loop runs lda4 times per invocation (the host keeps that within lavapipe's loop
+// budget).
 //
 // Bindings: 0 uniform Params { M: u32, N: u32, lda4: u32 }; 1 a: array<vec4f> (read) [M, K];
 //           2 g, 3 u: array<vec4f> (read) [N, K] (gate_proj and up_proj weights);
@@ -12,6 +13,7 @@
 // Layout:   row-major, K a multiple of 4 (lda4 = K / 4 vec4s per row), all offsets 0.
 // Dispatch: (ceil(N / 32), M, 1): invocation lid.x of workgroup (x, y) computes row y and columns
 //           32·x + 4·lid.x .. + 3 (rows of g and u past N are clamped and their results not stored).
+// requires: common/gemv_row.wgsl
 
 struct Params { M: u32, N: u32, lda4: u32 }
 
@@ -27,46 +29,31 @@ fn sigmoid(v: f32) -> f32 {
   return select(e * r, r, v >= 0.0);
 }
 
+// Sums 0..3 read g (the gate's columns n .. n + 3), sums 4..7 read u (the up projection's): j is a constant at
+// each call (see common/gemv_row.wgsl).
+fn gemv_weight(q: u32, j: u32, i: u32) -> vec4f {
+  if (j < 4u) { return g[i]; }
+  return u[i];
+}
+
 fn put(o: u32, n: u32, gs: vec4f, us: vec4f) {
   if (n >= p.N) { return; }
-  let one = vec4f(1.0);
-  let x = dot(gs, one);
-  out[o] = x * sigmoid(x) * dot(us, one);
+  let x = gemv_total(gs);
+  out[o] = x * sigmoid(x) * gemv_total(us);
 }
 
 @compute @workgroup_size(8)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let m = wid.y;
   let n = wid.x * 32u + lid.x * 4u;
-  let n1 = p.N - 1u;
-  let ar = min(m, p.M - 1u) * p.lda4;
-  let r0 = min(n, n1) * p.lda4;
-  let r1 = min(n + 1u, n1) * p.lda4;
-  let r2 = min(n + 2u, n1) * p.lda4;
-  let r3 = min(n + 3u, n1) * p.lda4;
-  var g0 = vec4f(0.0);
-  var g1 = vec4f(0.0);
-  var g2 = vec4f(0.0);
-  var g3 = vec4f(0.0);
-  var u0 = vec4f(0.0);
-  var u1 = vec4f(0.0);
-  var u2 = vec4f(0.0);
-  var u3 = vec4f(0.0);
-  for (var k = 0u; k < p.lda4; k++) {
-    let x = a[ar + k];
-    g0 = fma(x, g[r0 + k], g0);
-    g1 = fma(x, g[r1 + k], g1);
-    g2 = fma(x, g[r2 + k], g2);
-    g3 = fma(x, g[r3 + k], g3);
-    u0 = fma(x, u[r0 + k], u0);
-    u1 = fma(x, u[r1 + k], u1);
-    u2 = fma(x, u[r2 + k], u2);
-    u3 = fma(x, u[r3 + k], u3);
-  }
+  let r = gemv_rows(0u, n, p.N - 1u, p.lda4);
+  // the same 4 rows of g (sums 0..3) and of u (sums 4..7)
+  let rows = array<u32, 8>(r[0], r[1], r[2], r[3], r[0], r[1], r[2], r[3]);
+  let s = gemv_row(0u, min(m, p.M - 1u) * p.lda4, rows, p.lda4);
   if (m >= p.M) { return; }
   let o = m * p.N + n;
-  put(o, n, g0, u0);
-  put(o + 1u, n + 1u, g1, u1);
-  put(o + 2u, n + 2u, g2, u2);
-  put(o + 3u, n + 3u, g3, u3);
+  put(o, n, s[0], s[4]);
+  put(o + 1u, n + 1u, s[1], s[5]);
+  put(o + 2u, n + 2u, s[2], s[6]);
+  put(o + 3u, n + 3u, s[3], s[7]);
 }
