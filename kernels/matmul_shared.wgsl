@@ -9,7 +9,7 @@
 // neighbouring invocations are contiguous. Operands need no alignment or padding: loads past the matrix edges
 // read 0 and stores past them are skipped.
 //
-// Bindings: 0 uniform Params (below); 1 a: array<f32> (read); 2 b: array<f32> (read);
+// Bindings: 0 uniform Params (common/matmul_params.wgsl); 1 a: array<f32> (read); 2 b: array<f32> (read);
 //           3 c: array<f32> (read_write).
 // Layout:   row-major, batch-major. For batch z of this dispatch: A = a[offA + z·strideA ...] is [M, K]
 //           (TRANS_A: [K, M]) with rows lda apart; B = b[offB + z·strideB ...] is [K, N] (TRANS_B: [N, K]) with
@@ -20,33 +20,12 @@
 //           mOff + BM·Y .. + BM − 1 and columns nOff + BN·X .. + BN − 1 of batch z.
 // Overrides: TRANS_A, TRANS_B (operand layouts), TM, TN (micro-tile), one pipeline each.
 //           Params.accumulate ≠ 0: C += alpha·AB instead of C = alpha·AB.
+// requires: common/matmul_params.wgsl
 
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  lda: u32,
-  ldb: u32,
-  strideA: u32,
-  strideB: u32,
-  strideC: u32,
-  offA: u32,
-  offB: u32,
-  offC: u32,
-  mOff: u32,
-  nOff: u32,
-  accumulate: u32,
-  alpha: f32,
-}
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
 override TM: u32 = 4u;
 override TN: u32 = 4u;
 
 const BK = 16u;
-override BM = 16u * TM;
-override BN = 16u * TN;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -70,11 +49,7 @@ fn loadB(base: u32, k: u32, n: u32) -> f32 {
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let t = lid.y * 16u + lid.x;
-  let m0 = p.mOff + wid.y * BM;
-  let n0 = p.nOff + wid.x * BN;
-  let ab = p.offA + wid.z * p.strideA;
-  let bb = p.offB + wid.z * p.strideB;
-  let cb = p.offC + wid.z * p.strideC;
+  let blk = block_of(wid);
   // acc[(4·g + i)·2 + h]: row 64·g + 4·lid.y + i, columns 64·h + 4·lid.x .. + 3
   var acc: array<vec4f, 16>;
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
@@ -83,13 +58,13 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       // element (m, k) of the A tile; consecutive e walk A's contiguous axis
       let am = select(e / BK, e % BM, TRANS_A);
       let ak = select(e % BK, e / BM, TRANS_A);
-      As[ak * (BM / 4u) + am / 4u][am % 4u] = loadA(ab, m0 + am, k0 + ak);
+      As[ak * (BM / 4u) + am / 4u][am % 4u] = loadA(blk.a, blk.m0 + am, k0 + ak);
     }
     for (var i = 0u; i < BN * BK / 256u; i++) {
       let e = t + 256u * i;
       let bn = select(e % BN, e / BK, TRANS_B);
       let bk = select(e / BN, e % BK, TRANS_B);
-      Bs[bk * (BN / 4u) + bn / 4u][bn % 4u] = loadB(bb, k0 + bk, n0 + bn);
+      Bs[bk * (BN / 4u) + bn / 4u][bn % 4u] = loadB(blk.b, k0 + bk, blk.n0 + bn);
     }
     workgroupBarrier();
     for (var k = 0u; k < BK; k++) {
@@ -108,13 +83,13 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   for (var g = 0u; g < TM / 4u; g++) {
     for (var i = 0u; i < 4u; i++) {
-      let m = m0 + 64u * g + 4u * lid.y + i;
+      let m = blk.m0 + 64u * g + 4u * lid.y + i;
       if (m >= p.M) { break; }
       for (var h = 0u; h < TN / 4u; h++) {
         for (var j = 0u; j < 4u; j++) {
-          let n = n0 + 64u * h + 4u * lid.x + j;
+          let n = blk.n0 + 64u * h + 4u * lid.x + j;
           if (n >= p.N) { break; }
-          let o = cb + m * p.N + n;
+          let o = blk.c + m * p.N + n;
           let v = p.alpha * acc[(4u * g + i) * 2u + h][j];
           if (p.accumulate != 0u) {
             c[o] += v;

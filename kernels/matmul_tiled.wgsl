@@ -13,7 +13,7 @@
 // and every full BK step of K too; only edge blocks and the last partial step of K check (loads past an edge
 // read 0, stores past it are skipped).
 //
-// Bindings: 0 uniform Params (below, as matmul_shared.wgsl's); 1 a: array<vec4f> (read);
+// Bindings: 0 uniform Params (common/matmul_params.wgsl, as matmul_shared.wgsl's); 1 a: array<vec4f> (read);
 //           2 b: array<vec4f> (read); 3 c: array<f32> (read_write).
 // Layout:   row-major, batch-major, in floats as matmul_shared.wgsl: for batch z of this dispatch, A = a[offA +
 //           z·strideA ...] is [M, K] (TRANS_A: [K, M]) with rows lda apart; B = b[offB + z·strideB ...] is [K, N]
@@ -27,33 +27,12 @@
 // Loops per invocation (lavapipe's budget, counted as if none were unrolled), TM = TN = 8: per 8 of K the step
 // loop, its two load loops (2 each), the k loop (9) and per k the g and h loops (3 + 2·3): 86; the stores at
 // most 3 + 2·(5 + 4·(3 + 2·5)) = 117.
+// requires: common/matmul_params.wgsl
 
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  lda: u32,
-  ldb: u32,
-  strideA: u32,
-  strideB: u32,
-  strideC: u32,
-  offA: u32,
-  offB: u32,
-  offC: u32,
-  mOff: u32,
-  nOff: u32,
-  accumulate: u32,
-  alpha: f32,
-}
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
 override TM: u32 = 8u;
 override TN: u32 = 8u;
 
 const BK = 8u;
-override BM = 16u * TM;
-override BN = 16u * TN;
 // row strides of the tiles in vec4s: one vec4 of padding per k row
 override SA = BM / 4u + 1u;
 override SB = BN / 4u + 1u;
@@ -72,76 +51,64 @@ fn mask4(v: vec4f, i: u32, limit: u32) -> vec4f {
   return select(vec4f(0.0), v, vec4u(i, i + 1u, i + 2u, i + 3u) < vec4u(limit));
 }
 
-// Loads the A tile for step k0 (checked: bounds of M and K applied).
-fn load_a(t: u32, base: u32, m0: u32, k0: u32, checked: bool) {
-  for (var e = t; e < BM * BK / 4u; e += 256u) {
-    if (TRANS_A) {
-      // A is [K, M]: vec4 along m
-      let k = e / (BM / 4u);
-      let mq = e % (BM / 4u);
-      let row = k0 + k;
-      let col = m0 + 4u * mq;
-      var v = vec4f(0.0);
-      if (!checked) {
-        v = a[(base + row * p.lda + col) / 4u];
-      } else if (row < p.K && col < p.M) {
-        v = mask4(a[(base + row * p.lda + col) / 4u], col, p.M);
-      }
-      As[k * SA + mq] = v;
-    } else {
-      // A is [M, K]: vec4 along k, stored transposed
-      let m = e / (BK / 4u);
-      let kq = e % (BK / 4u);
-      let row = m0 + m;
-      let col = k0 + 4u * kq;
-      var v = vec4f(0.0);
-      if (!checked) {
-        v = a[(base + row * p.lda + col) / 4u];
-      } else if (row < p.M && col < p.K) {
-        v = mask4(a[(base + row * p.lda + col) / 4u], col, p.K);
-      }
-      let s = 4u * kq * SA + m / 4u;
-      As[s][m % 4u] = v.x;
-      As[s + SA][m % 4u] = v.y;
-      As[s + 2u * SA][m % 4u] = v.z;
-      As[s + 3u * SA][m % 4u] = v.w;
-    }
+// Vec4 i of A (is_a) or of B. At every call is_a is a constant, so once inlined the choice costs nothing.
+fn operand(is_a: bool, i: u32) -> vec4f {
+  if (is_a) { return a[i]; }
+  return b[i];
+}
+
+// Stores v at vec4 i of A's tile (is_a) or B's.
+fn tile_put(is_a: bool, i: u32, v: vec4f) {
+  if (is_a) {
+    As[i] = v;
+  } else {
+    Bs[i] = v;
   }
 }
 
-// Loads the B tile for step k0 (checked: bounds of K and N applied).
-fn load_b(t: u32, base: u32, n0: u32, k0: u32, checked: bool) {
-  for (var e = t; e < BN * BK / 4u; e += 256u) {
-    if (!TRANS_B) {
-      // B is [K, N]: vec4 along n
-      let k = e / (BN / 4u);
-      let nq = e % (BN / 4u);
-      let row = k0 + k;
-      let col = n0 + 4u * nq;
-      var v = vec4f(0.0);
-      if (!checked) {
-        v = b[(base + row * p.ldb + col) / 4u];
-      } else if (row < p.K && col < p.N) {
-        v = mask4(b[(base + row * p.ldb + col) / 4u], col, p.N);
-      }
-      Bs[k * SB + nq] = v;
+// Stores x at component j of vec4 i of A's tile (is_a) or B's.
+fn tile_put1(is_a: bool, i: u32, j: u32, x: f32) {
+  if (is_a) {
+    As[i][j] = x;
+  } else {
+    Bs[i][j] = x;
+  }
+}
+
+// Loads the A tile (is_a: the BM rows of A from row d0, lda apart, into As) or the B tile (the BN columns of B
+// from column d0, ldb apart, into Bs) for step k0; checked: the bounds of K and of M or N applied. An operand
+// whose contiguous axis is the tile's own (A with TRANS_A, B without TRANS_B) is read along it and stored as it
+// is; one read along K is stored transposed.
+fn load_tile(is_a: bool, t: u32, base: u32, d0: u32, k0: u32, checked: bool) {
+  let BD = select(BN, BM, is_a);
+  let S = select(SB, SA, is_a);
+  let D = select(p.N, p.M, is_a);
+  let ld = select(p.ldb, p.lda, is_a);
+  let along_d = select(!TRANS_B, TRANS_A, is_a);
+  // vec4s per row of the operand's part of the tile
+  let per = select(BK / 4u, BD / 4u, along_d);
+  for (var e = t; e < BD * BK / 4u; e += 256u) {
+    // vec4 j of row i of the operand's part (i a step of K when along_d, else a row of A or a column of B)
+    let i = e / per;
+    let j = e % per;
+    let row = select(d0, k0, along_d) + i;
+    let col = select(k0, d0, along_d) + 4u * j;
+    let rows = select(D, p.K, along_d);
+    let cols = select(p.K, D, along_d);
+    var v = vec4f(0.0);
+    if (!checked) {
+      v = operand(is_a, (base + row * ld + col) / 4u);
+    } else if (row < rows && col < cols) {
+      v = mask4(operand(is_a, (base + row * ld + col) / 4u), col, cols);
+    }
+    if (along_d) {
+      tile_put(is_a, i * S + j, v);
     } else {
-      // B is [N, K]: vec4 along k, stored transposed
-      let n = e / (BK / 4u);
-      let kq = e % (BK / 4u);
-      let row = n0 + n;
-      let col = k0 + 4u * kq;
-      var v = vec4f(0.0);
-      if (!checked) {
-        v = b[(base + row * p.ldb + col) / 4u];
-      } else if (row < p.N && col < p.K) {
-        v = mask4(b[(base + row * p.ldb + col) / 4u], col, p.K);
-      }
-      let s = 4u * kq * SB + n / 4u;
-      Bs[s][n % 4u] = v.x;
-      Bs[s + SB][n % 4u] = v.y;
-      Bs[s + 2u * SB][n % 4u] = v.z;
-      Bs[s + 3u * SB][n % 4u] = v.w;
+      let s = 4u * j * S + i / 4u;
+      tile_put1(is_a, s, i % 4u, v.x);
+      tile_put1(is_a, s + S, i % 4u, v.y);
+      tile_put1(is_a, s + 2u * S, i % 4u, v.z);
+      tile_put1(is_a, s + 3u * S, i % 4u, v.w);
     }
   }
 }
@@ -149,19 +116,15 @@ fn load_b(t: u32, base: u32, n0: u32, k0: u32, checked: bool) {
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let t = lid.y * 16u + lid.x;
-  let m0 = p.mOff + wid.y * BM;
-  let n0 = p.nOff + wid.x * BN;
-  let ab = p.offA + wid.z * p.strideA;
-  let bb = p.offB + wid.z * p.strideB;
-  let cb = p.offC + wid.z * p.strideC;
+  let blk = block_of(wid);
   // uniform across the workgroup: a block inside the matrix needs no checks but in the last partial step of K
-  let inside = m0 + BM <= p.M && n0 + BN <= p.N;
+  let inside = blk.m0 + BM <= p.M && blk.n0 + BN <= p.N;
   // acc[(4·g + i)·(TN/4) + h]: row 64·g + 4·lid.y + i, columns 64·h + 4·lid.x .. + 3
   var acc: array<vec4f, 16>;
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
     let checked = !inside || k0 + BK > p.K;
-    load_a(t, ab, m0, k0, checked);
-    load_b(t, bb, n0, k0, checked);
+    load_tile(true, t, blk.a, blk.m0, k0, checked);
+    load_tile(false, t, blk.b, blk.n0, k0, checked);
     workgroupBarrier();
     for (var k = 0u; k < BK; k++) {
       for (var g = 0u; g < TM / 4u; g++) {
@@ -180,14 +143,14 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   for (var g = 0u; g < TM / 4u; g++) {
     for (var i = 0u; i < 4u; i++) {
-      let m = m0 + 64u * g + 4u * lid.y + i;
+      let m = blk.m0 + 64u * g + 4u * lid.y + i;
       if (!inside && m >= p.M) { break; }
       for (var h = 0u; h < TN / 4u; h++) {
         let v = p.alpha * acc[(4u * g + i) * (TN / 4u) + h];
         for (var j = 0u; j < 4u; j++) {
-          let n = n0 + 64u * h + 4u * lid.x + j;
+          let n = blk.n0 + 64u * h + 4u * lid.x + j;
           if (!inside && n >= p.N) { break; }
-          let o = cb + m * p.N + n;
+          let o = blk.c + m * p.N + n;
           if (p.accumulate != 0u) {
             c[o] += v[j];
           } else {
