@@ -3,16 +3,11 @@
  * hidden states and gradients against the padded batch, and DPOTrainer's logs with prefix_sharing on and off.
  */
 import assert from "node:assert/strict";
-import { scope } from "../src/autograd/scope.ts";
-import { mul } from "../src/autograd/ops/binary.ts";
-import { sum } from "../src/autograd/ops/reduce.ts";
-import { reshape } from "../src/autograd/ops/reshape.ts";
 import { hostBatch } from "../src/models/causal_lm.ts";
 import { initModel } from "../src/models/init.ts";
 import { packPairs, pairSegments } from "../src/models/pack_pairs.ts";
-import { tensor } from "../src/tensor/create.ts";
 import { assertSameDpoRun, TINY_GPT2, TINY_LLAMA, twoStepDpoRun } from "./trainer_helpers.ts";
-import { assertClose, gpuTest, randomArray, setup } from "./util.ts";
+import { assertSameHiddenAndGrads, gpuTest, hiddenAndGrads, randomArray, setup } from "./util.ts";
 
 const TOL = { atol: 2e-6, rtol: 1e-5 };
 
@@ -108,47 +103,33 @@ for (
       const C = model.config.hiddenSize;
       // an upstream gradient per real token of each row; a shared packed row takes the sum of its rows' gradients
       const g = randomArray(B * T * C, 9);
-      const run = async (pairs: boolean) =>
-        await scope(async () => {
-          for (const p of model.parameters()) p.grad = null;
-          const h = model.hiddenStates(idBatch, {
-            attentionMask: maskBatch,
-            packed: pairs ? "pairs" : false,
-          });
-          const up = new Float32Array(h.size);
-          for (let i = 0; i < B * T; i++) {
-            if (rows[i] < 0) continue;
-            const at = pairs ? rows[i] * C : i * C;
-            for (let c = 0; c < C; c++) up[at + c] += g[i * C + c];
-          }
-          sum(mul(reshape(h, [h.size]), tensor(up, [h.size]))).backward();
-          const hv = await h.toArray();
+      const run = (pairs: boolean) =>
+        hiddenAndGrads(
+          model,
+          () => model.hiddenStates(idBatch, { attentionMask: maskBatch, packed: pairs ? "pairs" : false }),
+          (size) => {
+            const up = new Float32Array(size);
+            for (let i = 0; i < B * T; i++) {
+              if (rows[i] < 0) continue;
+              const at = pairs ? rows[i] * C : i * C;
+              for (let c = 0; c < C; c++) up[at + c] += g[i * C + c];
+            }
+            return up;
+          },
           // the hidden state of every real token of every row, in [b, t] order
-          const real: number[] = [];
-          for (let i = 0; i < B * T; i++) {
-            if (rows[i] < 0) continue;
-            const at = pairs ? rows[i] * C : i * C;
-            real.push(...hv.subarray(at, at + C));
-          }
-          const grads = new Map<string, Float32Array>();
-          for (const [n, p] of model.namedParameters()) if (p.grad) grads.set(n, await p.grad.toArray());
-          return { shape: h.shape, real: Float32Array.from(real), grads };
-        });
+          (hv) => {
+            const real: number[] = [];
+            for (let i = 0; i < B * T; i++) {
+              if (rows[i] < 0) continue;
+              const at = pairs ? rows[i] * C : i * C;
+              real.push(...hv.subarray(at, at + C));
+            }
+            return Float32Array.from(real);
+          },
+        );
       const padded = await run(false);
       const shared = await run(true);
-      assert.deepEqual(shared.shape, [1, N, C]);
-      assertClose(shared.real, padded.real, TOL, `${name}: hidden states`);
-      assert.deepEqual([...shared.grads.keys()], [...padded.grads.keys()]);
-      for (const [n, gp] of padded.grads) {
-        const gq = shared.grads.get(n)!;
-        let worst = 0, scale = 0;
-        for (let i = 0; i < gp.length; i++) {
-          worst = Math.max(worst, Math.abs(gq[i] - gp[i]));
-          scale = Math.max(scale, Math.abs(gp[i]));
-        }
-        assert.ok(scale > 0, `${name}: grad ${n} is zero`);
-        assert.ok(worst <= 1e-5 * scale, `${name}: grad ${n} differs by ${worst} (largest entry ${scale})`);
-      }
+      assertSameHiddenAndGrads(shared, padded, [1, N, C], TOL, name);
       model.dispose();
     },
   );

@@ -5,15 +5,10 @@
  * metrics and reach the same weights with padding_free on and off.
  */
 import assert from "node:assert/strict";
-import { scope } from "../src/autograd/scope.ts";
 import { packBatch, packedRows } from "../src/models/causal_lm.ts";
 import { initModel } from "../src/models/init.ts";
 import { SFTConfig } from "../src/sft/config.ts";
 import { SFTTrainer } from "../src/sft/trainer.ts";
-import { tensor } from "../src/tensor/create.ts";
-import { mul } from "../src/autograd/ops/binary.ts";
-import { sum } from "../src/autograd/ops/reduce.ts";
-import { reshape } from "../src/autograd/ops/reshape.ts";
 import {
   assertSameDpoRun,
   charTokenizer,
@@ -22,10 +17,18 @@ import {
   TINY_LLAMA,
   twoStepDpoRun,
 } from "./trainer_helpers.ts";
-import { assertClose, gpuTest, randomArray, setup } from "./util.ts";
+import {
+  assertClose,
+  assertSameHiddenAndGrads,
+  gpuTest,
+  hiddenAndGrads,
+  randomArray,
+  setup,
+} from "./util.ts";
 
 const TOL = { atol: 2e-6, rtol: 1e-5 };
-// Gradients: |Δ| ≤ 1e-5 × the tensor's largest entry (observed ≤ 7e-7: sums over tokens grouped differently).
+// Gradients: |Δ| ≤ 1e-5 × the tensor's largest entry (observed ≤ 7e-7: sums over tokens grouped differently;
+// assertSameHiddenAndGrads).
 
 /** Three rows right-padded to 11 tokens (lengths 11, 4 and 7) and one left-padded row (3 pads, 8 tokens). */
 function batch() {
@@ -100,43 +103,27 @@ for (
       const N = rows.reduce((n, r) => n + (r >= 0 ? 1 : 0), 0);
       const C = model.config.hiddenSize;
       const g = randomArray(N * C, 9);
-      const run = async (packed: boolean) =>
-        await scope(async () => {
-          for (const p of model.parameters()) p.grad = null;
-          const h = model.hiddenStates(idBatch, { attentionMask: maskBatch, packed });
+      const run = (packed: boolean) =>
+        hiddenAndGrads(
+          model,
+          () => model.hiddenStates(idBatch, { attentionMask: maskBatch, packed }),
           // the same upstream gradient at every real token, zero on padding
-          let up: Float32Array;
-          if (packed) up = g;
-          else {
-            up = new Float32Array(rowsUsed * T * C);
+          (size) => {
+            if (packed) return g;
+            const up = new Float32Array(size);
             rows.forEach((r, i) => r >= 0 && up.set(g.subarray(r * C, (r + 1) * C), i * C));
-          }
-          const loss = sum(mul(reshape(h, [h.size]), tensor(up, [h.size])));
-          loss.backward();
-          const hv = await h.toArray();
-          const real = new Float32Array(N * C);
-          if (packed) real.set(hv);
-          else rows.forEach((r, i) => r >= 0 && real.set(hv.subarray(i * C, (i + 1) * C), r * C));
-          const grads = new Map<string, Float32Array>();
-          for (const [n, p] of model.namedParameters()) if (p.grad) grads.set(n, await p.grad.toArray());
-          return { shape: h.shape, real, grads };
-        });
+            return up;
+          },
+          (hv) => {
+            const real = new Float32Array(N * C);
+            if (packed) real.set(hv);
+            else rows.forEach((r, i) => r >= 0 && real.set(hv.subarray(i * C, (i + 1) * C), r * C));
+            return real;
+          },
+        );
       const padded = await run(false);
       const packed = await run(true);
-      assert.deepEqual(packed.shape, [1, N, C]);
-      assertClose(packed.real, padded.real, TOL, `${name}: hidden states`);
-      assert.deepEqual([...packed.grads.keys()], [...padded.grads.keys()]);
-      for (const [n, gp] of padded.grads) {
-        const gq = packed.grads.get(n)!;
-        let worst = 0, scale = 0;
-        for (let i = 0; i < gp.length; i++) {
-          worst = Math.max(worst, Math.abs(gq[i] - gp[i]));
-          scale = Math.max(scale, Math.abs(gp[i]));
-        }
-        // weight gradients sum over the tokens, in another grouping when padding rows are gone: rounding only
-        assert.ok(worst <= 1e-5 * scale, `${name}: grad ${n} differs by ${worst} (largest entry ${scale})`);
-        assert.ok(scale > 0, `${name}: grad ${n} is zero`);
-      }
+      assertSameHiddenAndGrads(packed, padded, [1, N, C], TOL, name);
       model.dispose();
     },
   );

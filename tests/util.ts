@@ -1,5 +1,8 @@
-/** Shared test helpers: GPU setup, closeness assertions, and gradient checks by finite differences. */
-import { AssertionError } from "node:assert/strict";
+/** Shared test helpers: GPU setup, closeness checks, finite-difference gradients, packed-vs-padded runs. */
+import assert, { AssertionError } from "node:assert/strict";
+import { mul } from "../src/autograd/ops/binary.ts";
+import { sum } from "../src/autograd/ops/reduce.ts";
+import { reshape } from "../src/autograd/ops/reshape.ts";
 import {
   type BackwardOptions,
   type CausalLM,
@@ -237,4 +240,63 @@ export async function peakAndGradients(
   const grads = new Map<string, Float32Array>();
   for (const [n, p] of model.namedParameters()) grads.set(n, await p.grad!.toArray());
   return { peak, grads };
+}
+
+/** One forward and backward of a model's hidden states: the output's shape, its values at the real tokens, the gradients. */
+export interface HiddenAndGrads {
+  shape: readonly number[];
+  /** The hidden states of the real tokens, in the order `real` gives them. */
+  real: Float32Array;
+  /** Every parameter's gradient, by name (the parameters that got one). */
+  grads: Map<string, Float32Array>;
+}
+
+/**
+ * From cleared gradients, `hidden()` (a forward of `model`'s hidden states h) and the backward of Σ h·up, the
+ * upstream gradient `upstream(h.size)` (flat, as h); `real` picks the real tokens' hidden states out of h's
+ * values. For tests of batch layouts (packing) that must not change values or gradients.
+ */
+export async function hiddenAndGrads(
+  model: CausalLM,
+  hidden: () => Tensor,
+  upstream: (size: number) => Float32Array,
+  real: (h: Float32Array) => Float32Array,
+): Promise<HiddenAndGrads> {
+  return await scope(async () => {
+    for (const p of model.parameters()) p.grad = null;
+    const h = hidden();
+    sum(mul(reshape(h, [h.size]), tensor(upstream(h.size), [h.size]))).backward();
+    const hv = await h.toArray();
+    const grads = new Map<string, Float32Array>();
+    for (const [n, p] of model.namedParameters()) if (p.grad) grads.set(n, await p.grad.toArray());
+    return { shape: h.shape, real: real(hv), grads };
+  });
+}
+
+/**
+ * A packed run (`packed`, its output of shape `shape`) gives the padded batch's run (`padded`): the hidden states
+ * of the real tokens within `tol`, and gradients for the same parameters, each nonzero and within 1e-5 × its
+ * largest entry (weight gradients sum over the tokens, in another grouping when padding rows are gone: rounding
+ * only).
+ */
+export function assertSameHiddenAndGrads(
+  packed: HiddenAndGrads,
+  padded: HiddenAndGrads,
+  shape: number[],
+  tol: Tol,
+  name: string,
+): void {
+  assert.deepEqual(packed.shape, shape);
+  assertClose(packed.real, padded.real, tol, `${name}: hidden states`);
+  assert.deepEqual([...packed.grads.keys()], [...padded.grads.keys()]);
+  for (const [n, gp] of padded.grads) {
+    const gq = packed.grads.get(n)!;
+    let worst = 0, scale = 0;
+    for (let i = 0; i < gp.length; i++) {
+      worst = Math.max(worst, Math.abs(gq[i] - gp[i]));
+      scale = Math.max(scale, Math.abs(gp[i]));
+    }
+    assert.ok(scale > 0, `${name}: grad ${n} is zero`);
+    assert.ok(worst <= 1e-5 * scale, `${name}: grad ${n} differs by ${worst} (largest entry ${scale})`);
+  }
 }
