@@ -242,7 +242,7 @@ export async function peakAndGradients(
   return { peak, grads };
 }
 
-/** One forward and backward of a model's hidden states: the output's shape, its values at the real tokens, the gradients. */
+/** One run of a model's hidden states: the output's shape, the real tokens' values, every gradient. */
 export interface HiddenAndGrads {
   shape: readonly number[];
   /** The hidden states of the real tokens, in the order `real` gives them. */
