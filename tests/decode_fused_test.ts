@@ -18,6 +18,7 @@ import { decodeRmsNorm } from "../src/models/decode_norm.ts";
 import { rmsNorm } from "../src/autograd/ops/rmsnorm.ts";
 import { KVCache } from "../src/models/kv_cache.ts";
 import { setFusedDecoding } from "../src/models/llama_decode.ts";
+import { setFusedProjections } from "../src/models/llama.ts";
 import { generate } from "../src/models/generate.ts";
 import { loadModel } from "../src/models/loader.ts";
 import type { Tokenizer } from "../src/tokenizer/tokenizer.ts";
@@ -241,6 +242,8 @@ Deno.test(
       const mask = [[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]];
       const run = async (fused: boolean) => {
         setFusedDecoding(fused);
+        // the unfused layer also without the joined projections of training (llama.ts), as the count assumes
+        setFusedProjections(fused);
         const cache = new KVCache(model.config.numLayers, 9);
         try {
           const out: Float32Array[] = [];
@@ -289,6 +292,7 @@ Deno.test(
       assert.deepEqual(await greedy(true), await greedy(false));
     } finally {
       setFusedDecoding(prev);
+      setFusedProjections(true);
       model.dispose();
     }
   },

@@ -12,6 +12,9 @@ import { reshape } from "../autograd/ops/reshape.ts";
 import { rmsNorm } from "../autograd/ops/rmsnorm.ts";
 import { rope, type RopeConfig } from "../autograd/ops/rope.ts";
 import { swiglu } from "../autograd/ops/swiglu.ts";
+import { swigluCat } from "../autograd/ops/swiglu_cat.ts";
+import { linearCat, linearCatFits } from "../autograd/ops/linear_cat.ts";
+import { qkvRope } from "../autograd/ops/qkv_rope.ts";
 import { recomputeOnUse } from "../autograd/recompute.ts";
 import { isGradEnabled } from "../autograd/grad_mode.ts";
 import { linear } from "../nn/layers.ts";
@@ -21,6 +24,19 @@ import { tensor } from "../tensor/create.ts";
 import { free, type Tensor } from "../tensor/tensor.ts";
 import { CausalLM, type ForwardOptions, type IdBatch, type LayerInputs, layerInputs } from "./causal_lm.ts";
 import type { ModelConfig } from "./config.ts";
+
+let fused = true;
+
+/**
+ * Turns the joined projections of the layer (q/k/v as one product with RoPE in one dispatch, gate/up as one
+ * product: `linearCat`, `qkvRope`, `swigluCat`) on (the default) or off; returns the previous setting. Tests and
+ * benchmarks compare.
+ */
+export function setFusedProjections(on: boolean): boolean {
+  const prev = fused;
+  fused = on;
+  return prev;
+}
 
 export class LlamaModel extends CausalLM {
   private readonly rope: RopeConfig;
@@ -78,6 +94,18 @@ export class LlamaModel extends CausalLM {
     return out;
   }
 
+  /**
+   * The weights of `modules` (of layer prefix `p`) when they can run as one joined product: joined projections on,
+   * no projection hook installed (LoRA adapters, int8 bases take the per-module path), no biases, and what the
+   * product binds within the device's binding size; else null.
+   */
+  private joinable(p: string, modules: string[], rows: number): Tensor[] | null {
+    if (!fused || this.linearHooks.base || this.linearHooks.adapter) return null;
+    if (modules.some((m) => this.maybeParam(`${p}.${m}.bias`))) return null;
+    const ws = modules.map((m) => this.param(`${p}.${m}.weight`));
+    return linearCatFits(rows, ws) ? ws : null;
+  }
+
   lmHeadWeight(): Tensor {
     return this.config.tieWordEmbeddings
       ? this.param("model.embed_tokens.weight")
@@ -113,9 +141,21 @@ export class LlamaModel extends CausalLM {
       free(t);
       return out;
     };
-    const q = rotated(heads(this.proj(a, `${p}.self_attn.q_proj`), H));
-    let k = rotated(heads(this.proj(a, `${p}.self_attn.k_proj`), HKV));
-    let v = heads(this.proj(a, `${p}.self_attn.v_proj`), HKV);
+    let q: Tensor, k: Tensor, v: Tensor;
+    // (with a KV cache only without grad: the cache must not hide q/k/v from a backward, see qkv_rope.ts)
+    const qkvW = ctx.cache && isGradEnabled()
+      ? null
+      : this.joinable(`${p}.self_attn`, ["q_proj", "k_proj", "v_proj"], B * T);
+    if (qkvW) {
+      // one product for the three projections, one dispatch for heads and RoPE (linear_cat.ts, qkv_rope.ts)
+      const y = linearCat(a, qkvW);
+      [q, k, v] = qkvRope(y, positions, this.rope, { H, HKV });
+      free(y); // neither backward reads it
+    } else {
+      q = rotated(heads(this.proj(a, `${p}.self_attn.q_proj`), H));
+      k = rotated(heads(this.proj(a, `${p}.self_attn.k_proj`), HKV));
+      v = heads(this.proj(a, `${p}.self_attn.v_proj`), HKV);
+    }
     // the projections' backward reads `a` again: recomputed from x then instead of kept (autograd/recompute.ts)
     const xIn = x;
     recomputeOnUse(a, () => rmsNorm(xIn, normIn, c.normEps));
@@ -133,13 +173,25 @@ export class LlamaModel extends CausalLM {
     free(attnOut);
     const normPost = this.param(`${p}.post_attention_layernorm.weight`);
     const m = rmsNorm(x, normPost, c.normEps);
-    const gate = this.proj(m, `${p}.mlp.gate_proj`);
-    const up = this.proj(m, `${p}.mlp.up_proj`);
     const xMid = x;
-    recomputeOnUse(m, () => rmsNorm(xMid, normPost, c.normEps));
-    const h = swiglu(gate, up);
+    let h: Tensor;
+    let remakeH: () => Tensor;
+    const guW = this.joinable(`${p}.mlp`, ["gate_proj", "up_proj"], B * T);
+    if (guW) {
+      // gate and up as one product; SwiGLU reads its two halves (linear_cat.ts, swiglu_cat.ts)
+      const gu = linearCat(m, guW);
+      recomputeOnUse(m, () => rmsNorm(xMid, normPost, c.normEps));
+      h = swigluCat(gu);
+      remakeH = () => swigluCat(gu);
+    } else {
+      const gate = this.proj(m, `${p}.mlp.gate_proj`);
+      const up = this.proj(m, `${p}.mlp.up_proj`);
+      recomputeOnUse(m, () => rmsNorm(xMid, normPost, c.normEps));
+      h = swiglu(gate, up);
+      remakeH = () => swiglu(gate, up);
+    }
     const mlpOut = this.proj(h, `${p}.mlp.down_proj`);
-    recomputeOnUse(h, () => swiglu(gate, up));
+    recomputeOnUse(h, remakeH);
     const y = add(x, mlpOut);
     free(mlpOut);
     return y;
