@@ -18,11 +18,59 @@
  * This bound has a host cost (bench/RESULTS.md, session 6): a training step gives back, early in the step, free
  * buffers it needs later (the gradients freed at the previous step's end) and creates them again, and the
  * buffers a tensor gets change from step to step, so the queue's cached bind groups rarely serve a later step.
+ *
+ * Debug mode, off by default (`setBufferPoisoning(true)`, or `WEBDPO_POISON_BUFFERS=1` in the host's
+ * environment, read at the first acquire): every buffer handed out, new or reused, is first filled with a poison
+ * pattern (f32 NaN by default), so a kernel that reads elements nothing wrote gives NaN (or the chosen value)
+ * instead of whatever an earlier tensor left there. Off, it costs one comparison per acquire.
  */
+import { host } from "../io/platform.ts";
 import { gpu } from "./device.ts";
 import { GpuLimitError } from "./errors.ts";
 
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** The bits of f32 NaN: the default poison pattern. */
+export const POISON_NAN = 0x7fc00000;
+/** The poison pattern's 32 bits while poisoning is on, null while off; undefined until the environment is read. */
+let poisonBits: number | null | undefined = undefined;
+/** Writes the pattern into a buffer, ordered after the work recorded so far (src/gpu/queue.ts installs it). */
+let poisonWriter: ((buffer: GPUBuffer, bits: number) => void) | null = null;
+
+/**
+ * Turns buffer poisoning on or off: while on, every buffer `acquireBuffer` hands out is filled with `bits`
+ * repeated (f32 NaN by default; the bits of 1e30 where a NaN would vanish in a max, a small integer where a huge
+ * index or segment bound would be clamped or masked) before anything uses it. Overrides `WEBDPO_POISON_BUFFERS`.
+ */
+export function setBufferPoisoning(on: boolean, bits: number = POISON_NAN): void {
+  poisonBits = on ? bits >>> 0 : null;
+}
+
+/** The poison pattern's bits while poisoning is on, else null. */
+export function bufferPoisoning(): number | null {
+  if (poisonBits === undefined) poisonBits = poisonFromEnv();
+  return poisonBits;
+}
+
+/**
+ * `WEBDPO_POISON_BUFFERS`: unset, empty or "0" off; "1" or "nan" f32 NaN; "0x…" those 32 bits (e.g. "0x3": the
+ * integer 3 in i32 buffers); any other number that f32 value (e.g. "1e30").
+ */
+function poisonFromEnv(): number | null {
+  const v = host().env("WEBDPO_POISON_BUFFERS")?.trim().toLowerCase();
+  if (!v || v === "0") return null;
+  if (v === "1" || v === "nan") return POISON_NAN;
+  const x = Number(v);
+  if (!Number.isFinite(x) || (v.startsWith("0x") && x > 0xffffffff)) {
+    throw new RangeError(`WEBDPO_POISON_BUFFERS=${v}: expected 0, 1, nan, 32 bits as 0x… or a number`);
+  }
+  return v.startsWith("0x") ? x : new Uint32Array(new Float32Array([x]).buffer)[0];
+}
+
+/** @internal Installs the function that writes the poison pattern (src/gpu/queue.ts, ordered with dispatches). */
+export function setPoisonWriter(writer: (buffer: GPUBuffer, bits: number) => void): void {
+  poisonWriter = writer;
+}
 
 /** Rounds a byte size up to its pool class. */
 export function sizeClass(bytes: number): number {
@@ -152,6 +200,10 @@ export function acquireBuffer(bytes: number): GPUBuffer {
   liveCount++;
   if (live > peak) peak = live;
   peakReserved = Math.max(peakReserved, reservedBytes());
+  if (poisonBits !== null) {
+    const bits = bufferPoisoning();
+    if (bits !== null && poisonWriter) poisonWriter(buf, bits);
+  }
   return buf;
 }
 

@@ -11,7 +11,13 @@ import { deviceLossReason, deviceLostReason, gpu } from "./device.ts";
 import { DeviceLostError, GpuLimitError, KernelError } from "./errors.ts";
 import type { BindingKind, Kernel } from "./kernel.ts";
 import { encodeParams, type ParamValues } from "./params.ts";
-import { destroyRetired, emptyCache as emptyPool, retiredBytesPending, trimIdleBuffers } from "./pool.ts";
+import {
+  destroyRetired,
+  emptyCache as emptyPool,
+  retiredBytesPending,
+  setPoisonWriter,
+  trimIdleBuffers,
+} from "./pool.ts";
 
 /** A storage buffer binding: the whole buffer, or a byte range of it. */
 export interface BufferBinding {
@@ -368,6 +374,25 @@ export function upload(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0)
     device.queue.writeBuffer(buffer, byteOffset + aligned, tail);
   }
 }
+
+/** The poison pattern repeated (pool.ts's debug mode), written in chunks of at most this many bytes. */
+const POISON_CHUNK = 4 * 2 ** 20;
+let poisonFill = new Uint32Array(0);
+
+/**
+ * Fills a whole buffer with `bits` repeated, ordered after every dispatch recorded so far (an acquired buffer may
+ * still be read by recorded work as the tensor it held before): the pool calls it on each acquire while
+ * poisoning is on.
+ */
+function poisonBuffer(buffer: GPUBuffer, bits: number): void {
+  const words = Math.min(buffer.size, POISON_CHUNK) / 4;
+  if (poisonFill.length < words || poisonFill[0] !== bits) poisonFill = new Uint32Array(words).fill(bits);
+  for (let off = 0; off < buffer.size; off += POISON_CHUNK) {
+    const n = Math.min(POISON_CHUNK, buffer.size - off) / 4;
+    upload(buffer, n === poisonFill.length ? poisonFill : poisonFill.subarray(0, n), off);
+  }
+}
+setPoisonWriter(poisonBuffer);
 
 /** Copies `size` bytes between buffers, recorded in order with the dispatches. */
 export function copyBuffer(
