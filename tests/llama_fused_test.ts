@@ -1,8 +1,9 @@
 /**
  * The joined projections of a Llama layer (llama.ts: q/k/v as one product with RoPE in one dispatch, gate/up as one
  * product; `setFusedProjections`): the same hidden states bit for bit and the same gradients to rounding as the
- * per-module path, in fewer dispatches, under both kernel variants; models with q/k/v biases (qwen2), LoRA
- * adapters or int8 bases keep the per-module path.
+ * per-module path, in fewer dispatches, under both kernel variants; without a graph, o_proj and down_proj add into
+ * the residual stream in place; models with q/k/v biases (qwen2), LoRA adapters or int8 bases keep the per-module
+ * path.
  */
 import assert from "node:assert/strict";
 import { dispatchCounter, mul, noGrad, scope, sum, tensor } from "../mod.ts";
@@ -34,9 +35,11 @@ const MASK = [Array(13).fill(1), [...Array(9).fill(1), 0, 0, 0, 0]];
 async function run(model: CausalLM, fused: boolean, params: [string, Tensor][] = model.namedParameters()) {
   const prev = setFusedProjections(fused);
   try {
+    const n0 = dispatchCounter();
     const hidden = await scope(() =>
       noGrad(() => model.hiddenStates(IDS, { attentionMask: MASK }).toArray())
     );
+    const noGradDispatches = dispatchCounter() - n0;
     const R = randomArray(hidden.length, 3);
     const trained = params.filter(([, p]) => p.requiresGrad);
     for (const [, p] of trained) {
@@ -53,7 +56,7 @@ async function run(model: CausalLM, fused: boolean, params: [string, Tensor][] =
     const dispatches = dispatchCounter() - d0;
     const grads = new Map<string, Float32Array>();
     for (const [n, p] of trained) grads.set(n, await p.grad!.toArray());
-    return { hidden, grads, dispatches };
+    return { hidden, grads, dispatches, noGradDispatches };
   } finally {
     setFusedProjections(prev);
   }
@@ -77,6 +80,9 @@ Deno.test(
         // per layer: forward 8 → 3 (q/k/v) and 3 → 3 (gate/up); backward 13 → 5 and 6 → 5 (see linear_cat.ts,
         // qkv_rope.ts)
         assert.equal(b.dispatches - a.dispatches, 14 * BASE.num_hidden_layers, "dispatches saved");
+        // without a graph (the reference's forward): q/k/v 8 → 3, and o_proj and down_proj add into the residual
+        // stream in place (2 adds fewer): the hidden states above are those of this path, bit for bit
+        assert.equal(b.noGradDispatches - a.noGradDispatches, 7 * BASE.num_hidden_layers, "no-grad forward");
       });
     } finally {
       model.dispose();
@@ -106,6 +112,7 @@ Deno.test("qwen2 (q/k/v biases) and LoRA adapters keep the per-module path", gpu
     const b = await run(model, false, adapters);
     assert.deepEqual(a.hidden, b.hidden);
     assert.equal(a.dispatches, b.dispatches, "a hook takes every projection the per-module way");
+    assert.equal(a.noGradDispatches, b.noGradDispatches, "and the residual adds");
     assert.ok(b.grads.size > 0);
     for (const [n, g] of b.grads) assert.deepEqual(a.grads.get(n), g, n);
     unloadLora(model);

@@ -244,19 +244,26 @@ export abstract class CausalLM extends Module {
    * stay for backward (or, with `gradientCheckpointing` and no KV cache, only its input, the layer being recomputed
    * in backward). With no graph to record (the reference, evaluation, generation), each layer runs in a scope of
    * its own and its input is released once it is done: the forward holds one layer's activations, not all of them.
-   * `x` is the model's own (made by the caller's forward), as each layer's output is.
+   * `x` is the model's own (made by the caller's forward), as each layer's output is. `consumed` tells a layer that
+   * its input is released after it and nothing else reads it, so it may write into it (Llama adds o_proj and
+   * down_proj into the residual stream in place then); never while recording, where backward or a checkpoint's
+   * recompute reads the input again.
    */
-  protected runLayers(x: Tensor, layer: (l: number, x: Tensor) => Tensor, cached: boolean): Tensor {
+  protected runLayers(
+    x: Tensor,
+    layer: (l: number, x: Tensor, consumed: boolean) => Tensor,
+    cached: boolean,
+  ): Tensor {
     const recording = isGradEnabled();
     for (let l = 0; l < this.config.numLayers; l++) {
       if (!recording) {
-        const y = scope(() => layer(l, x));
+        const y = scope(() => layer(l, x, true)); // x is disposed after: the layer may write into it
         x.dispose();
         x = y;
       } else if (this.gradientCheckpointing && !cached) {
-        x = checkpoint((xi) => layer(l, xi), x, this.layerParameters(l));
+        x = checkpoint((xi) => layer(l, xi, false), x, this.layerParameters(l));
       } else {
-        x = layer(l, x);
+        x = layer(l, x, false);
       }
     }
     return x;

@@ -18,7 +18,7 @@ import { qkvRope } from "../autograd/ops/qkv_rope.ts";
 import { recomputeOnUse } from "../autograd/recompute.ts";
 import { isGradEnabled } from "../autograd/grad_mode.ts";
 import { linear } from "../nn/layers.ts";
-import { fusedDecoding, llamaDecodeLayer } from "./llama_decode.ts";
+import { fusedDecoding, llamaDecodeLayer, residual } from "./llama_decode.ts";
 import type { KVCache } from "./kv_cache.ts";
 import { tensor } from "../tensor/create.ts";
 import { free, type Tensor } from "../tensor/tensor.ts";
@@ -116,7 +116,7 @@ export class LlamaModel extends CausalLM {
   layer(
     l: number,
     x: Tensor,
-    ctx: { inputs: LayerInputs; positions: Tensor; cache?: KVCache },
+    ctx: { inputs: LayerInputs; positions: Tensor; cache?: KVCache; consumed?: boolean },
   ): Tensor {
     if (ctx.cache && !isGradEnabled() && fusedDecoding()) {
       // decoding: the same values in fewer dispatches (llama_decode.ts)
@@ -165,12 +165,21 @@ export class LlamaModel extends CausalLM {
     const o = attention(q, k, v, { ...attn, slidingWindow: window ?? undefined, keyLength });
     const merge = () => reshape(permute(o, [0, 2, 1, 3]), [B, T, H * D]);
     const merged = merge();
-    const attnOut = this.proj(merged, `${p}.self_attn.o_proj`);
-    // o_proj's backward reads the merged heads again: a permute of o, which attention keeps anyway (T = 1 makes
-    // the permute a view of o itself, which must stay)
-    if (merged.storage !== o.storage) recomputeOnUse(merged, merge);
-    x = add(x, attnOut);
-    free(attnOut);
+    // no graph and an input nothing reads after this layer (runLayers' `consumed`): o_proj and down_proj add into
+    // the residual stream in place (matmul's accumulate: the sum `add` computes, one dispatch fewer each)
+    const hooks = this.linearHooks;
+    const inPlace = fused && ctx.consumed === true && !isGradEnabled() && !hooks.base && !hooks.adapter;
+    if (inPlace && !c.oBias) {
+      x = residual(this, x, merged, `${p}.self_attn.o_proj`, true);
+      free(merged);
+    } else {
+      const attnOut = this.proj(merged, `${p}.self_attn.o_proj`);
+      // o_proj's backward reads the merged heads again: a permute of o, which attention keeps anyway (T = 1 makes
+      // the permute a view of o itself, which must stay)
+      if (merged.storage !== o.storage) recomputeOnUse(merged, merge);
+      x = add(x, attnOut);
+      free(attnOut);
+    }
     const normPost = this.param(`${p}.post_attention_layernorm.weight`);
     const m = rmsNorm(x, normPost, c.normEps);
     const xMid = x;
@@ -190,6 +199,11 @@ export class LlamaModel extends CausalLM {
       h = swiglu(gate, up);
       remakeH = () => swiglu(gate, up);
     }
+    if (inPlace && !c.mlpBias) {
+      const y = residual(this, x, h, `${p}.mlp.down_proj`, true);
+      free(h);
+      return y;
+    }
     const mlpOut = this.proj(h, `${p}.mlp.down_proj`);
     recomputeOnUse(h, remakeH);
     const y = add(x, mlpOut);
@@ -205,7 +219,7 @@ export class LlamaModel extends CausalLM {
     const x = gatherRows(this.param("model.embed_tokens.weight"), inputs.ids, { shape: [B, T] });
     const y = this.runLayers(
       x,
-      (l, xi) => this.layer(l, xi, { inputs, positions, cache: opts.cache }),
+      (l, xi, consumed) => this.layer(l, xi, { inputs, positions, cache: opts.cache, consumed }),
       opts.cache !== undefined,
     );
     return rmsNorm(y, this.param("model.norm.weight"), c.normEps);

@@ -103,7 +103,7 @@ export function llamaDecodeLayer(
  * x + proj(h): for a plain projection, the product added into x in place (matmul's accumulate: x + h·wᵀ, the
  * same sum `add` computes) and a view of x returned; else `add`.
  */
-function residual(model: DecodeModel, x: Tensor, h: Tensor, module: string, plain: boolean): Tensor {
+export function residual(model: DecodeModel, x: Tensor, h: Tensor, module: string, plain: boolean): Tensor {
   if (plain) {
     const K = h.shape[h.ndim - 1];
     const rows = view(h, [h.size / K, K]);
