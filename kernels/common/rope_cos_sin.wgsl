@@ -1,5 +1,5 @@
-// common/rope_cos_sin.wgsl — cos and sin of an f32 angle for rotary position embedding (shared by rope.wgsl and
-// rope_kv_append.wgsl, so both rotate by exactly the same values).
+// common/rope_cos_sin.wgsl — cos and sin of an f32 angle for rotary position embedding (shared by rope.wgsl,
+// rope_kv_append.wgsl and qkv_rope.wgsl, so all rotate by exactly the same values).
 // WGSL's cos/sin builtins only promise 2^-11 absolute error, and on [−π, π]; on an NVIDIA H100 they were off by
 // 2e-4 at angles ≈ 1000 and by 0.06 at ≈ 5e5, against 1e-7 with this code: Cody–Waite reduction by π/2 with a
 // six-part split of π/2 (five 5-bit parts, so k·P is exact for |k| < 2^19, |angle| < 8.2e5), then Taylor
