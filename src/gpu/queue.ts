@@ -314,12 +314,26 @@ export function dispatch(spec: DispatchSpec): void {
   if (slots >= BATCH || retiredBytesPending() > RETIRED_FLUSH_BYTES) flush();
 }
 
-/** Submits every recorded dispatch (does not wait for the GPU). */
+/**
+ * Bytes written by `upload` since the last submission. WebGPU's writeBuffer copies the data into a staging buffer
+ * at once but writes the destination only at the next `queue.submit`, and the staging memory is freed only after
+ * that submission completes: until then the data is held twice. `flush` submits when uploads wait, and
+ * `settleUploads` bounds what waits during long upload sequences (a model's weights).
+ */
+let uploadedBytes = 0;
+
+/** Submits every recorded dispatch and pending upload (does not wait for the GPU). */
 export function flush(): void {
   if (!encoder) {
+    if (uploadedBytes > 0) {
+      // nothing recorded, but uploads wait for a submission to reach their buffers (and free their staging)
+      gpu().device.queue.submit([]);
+      uploadedBytes = 0;
+    }
     dropBindGroups(destroyRetired()); // nothing recorded can name them
     return;
   }
+  uploadedBytes = 0;
   const { device } = gpu();
   endPass();
   if (slots > 0) device.queue.writeBuffer(arena!, 0, arenaCpu, 0, slots * SLOT);
@@ -367,6 +381,7 @@ export function upload(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0)
   if (used.has(buffer)) flush();
   const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
   const aligned = Math.floor(bytes.byteLength / 4) * 4;
+  uploadedBytes += bytes.byteLength;
   if (aligned > 0) device.queue.writeBuffer(buffer, byteOffset, bytes, 0, aligned);
   if (aligned < bytes.byteLength) {
     const tail = new Uint8Array(4);
@@ -482,6 +497,25 @@ export async function sync(): Promise<void> {
   flush();
   await device.queue.onSubmittedWorkDone();
   await checkErrors();
+}
+
+/** How many uploaded bytes `settleUploads` lets wait for a submission by default. */
+export const UPLOAD_SETTLE_BYTES = 16 * 2 ** 20;
+
+/**
+ * After more than `limit` bytes of uploads since the last submission: submits them and waits until the GPU has
+ * written them, so that their staging copies are freed before more are made. A loop that uploads a model's
+ * weights calls it after each tensor, which keeps the staging memory in flight near `limit` instead of the whole
+ * model's size (whose pages would stay resident in the driver's allocator afterwards).
+ */
+export async function settleUploads(limit = UPLOAD_SETTLE_BYTES): Promise<void> {
+  if (uploadedBytes <= limit) return;
+  await sync();
+  // wgpu frees a finished submission's staging while it polls the device: an empty submission waited on lets
+  // that poll run before the next upload asks for staging memory
+  const { device } = gpu();
+  device.queue.submit([]);
+  await device.queue.onSubmittedWorkDone();
 }
 
 /** Destroys the pool's free buffers (after submitting pending work that may still use them). */

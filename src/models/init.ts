@@ -9,6 +9,7 @@ import type { CausalLM } from "./causal_lm.ts";
 import { type ModelConfig, parseConfig } from "./config.ts";
 import { modelFor } from "./loader.ts";
 import { init } from "../gpu/init.ts";
+import { settleUploads } from "../gpu/queue.ts";
 
 export interface InitModelOptions {
   seed?: number;
@@ -39,6 +40,7 @@ export async function initModel(
       : randn(shape, { generator: g, std });
     t.requiresGrad = requiresGrad;
     model.register(name, t.keep());
+    await settleUploads();
   }
   return model;
 }

@@ -5,6 +5,7 @@
  * GPU; names and shapes are checked against the config. `saveModel` writes a folder transformers loads.
  */
 import { init } from "../gpu/init.ts";
+import { settleUploads } from "../gpu/queue.ts";
 import * as io from "../io/platform.ts";
 import type { RandomAccessFile } from "../io/types.ts";
 import { loraOf } from "../nn/lora.ts";
@@ -190,6 +191,7 @@ export async function loadModel(pathOrHubId: string, opts: LoadModelOptions = {}
       if (!f) open.set(header.path, f = await openSafetensors(header.path));
       const host = await readTensor(f, header, entry);
       model.register(target, tensor(host.data, shape, { requiresGrad }));
+      await settleUploads();
     }
   } catch (e) {
     model.dispose();

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { upload } from "../gpu/queue.ts";
+import { settleUploads, upload } from "../gpu/queue.ts";
 import {
   openSafetensors,
   readSafetensorsHeader,
@@ -141,6 +141,7 @@ export async function loadTensorsInto(
     for (const [n, t] of want) {
       const host = await readTensor(file, header, header.byName.get(n)!);
       if (t.size > 0) upload(t.storage.buffer, host.data);
+      await settleUploads();
     }
   } finally {
     await file.close();
@@ -261,6 +262,7 @@ export async function loadOptimizer(path: string, opt: AdamW): Promise<void> {
         const entry: AdamWParamState = { index: p.index, step: p.step, expAvg, expAvgSq };
         if (p.name !== null) entry.name = p.name;
         opt.loadState({ params: [entry], groups: [] });
+        await settleUploads();
       } catch (e) {
         throw new CheckpointError(`${path}: ${e instanceof Error ? e.message : e}`);
       } finally {
