@@ -9,10 +9,13 @@
  * SmolLM2-135M-shaped model's 272 parameters: 46 AdamW and 12 norm dispatches instead of 272 and 272).
  *
  * The slot kernels need 25 storage bindings per shader stage (lavapipe offers 32, desktop GPUs more; WebGPU's
- * guaranteed minimum is 8): on an adapter with fewer, the optimizer keeps one dispatch per piece.
+ * guaranteed minimum is 8): on an adapter with fewer, the optimizer keeps one dispatch per piece. So it does
+ * where kernels take their CPU variants (`cpuKernels()`: lavapipe, SwiftShader): there a dispatch costs the host
+ * microseconds, while a slot kernel's workgroups run every slot's branch with their lanes masked off, which made
+ * the real-scale optimizer step 2.6× slower on lavapipe (bench/RESULTS.md, session 7).
  * `setMultiTensor(false)` forces that path (tests compare the two).
  */
-import { gpu } from "../gpu/device.ts";
+import { cpuKernels, gpu } from "../gpu/device.ts";
 import type { Kernel } from "../gpu/kernel.ts";
 
 /** Storage bindings the slot kernels declare (adamw_multi: 1 + 4·6, grad_norm_multi: 1 + 24). */
@@ -27,7 +30,7 @@ export function setMultiTensor(on: boolean | null): void {
 
 /** Whether the optimizer dispatches several tensors at a time on this device. */
 export function multiTensor(): boolean {
-  return override ?? gpu().info.limits.maxStorageBuffersPerShaderStage >= MULTI_BINDINGS;
+  return override ?? (!cpuKernels() && gpu().info.limits.maxStorageBuffersPerShaderStage >= MULTI_BINDINGS);
 }
 
 /** The tensor slots of a slot kernel: its storage bindings less `fixed`, over `perSlot` bindings a slot. */
