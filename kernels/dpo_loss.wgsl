@@ -32,7 +32,7 @@
 // Backward: d/dpc, d/dpr, d/dnll of Σⱼ uⱼ·entryⱼ where u comes from dy: dy_len = 0 → dy is d/d loss, so
 // u = dy·wₖ/Nₖ (and rpo·dy reaches nll); dy_len > 0 → dy is d/d losses (length dy_len), u = wₖ·dy[j mod dy_len]
 // (× ½ for kto_pair in a list). The bco running mean is the constant the forward used (x[19B+2]).
-// requires: common/grid.wgsl
+// requires: common/grid.wgsl, common/sigmoid.wgsl
 
 override TYPES: u32 = 1u;
 override FDIV: u32 = 0u;
@@ -98,12 +98,6 @@ struct Params {
 var<workgroup> red: array<vec4f, WG>;
 
 // ---- numerics --------------------------------------------------------------------------------------------------
-
-fn sigmoid(v: f32) -> f32 {
-  let e = exp(-abs(v));
-  let s = 1.0 / (1.0 + e);
-  return select(e * s, s, v >= 0.0);
-}
 
 // log(1 + y) for y in [0, 1], accurate for tiny y.
 fn log1p_unit(y: f32) -> f32 {

@@ -13,7 +13,7 @@
 // Layout:   row-major, K a multiple of 4 (lda4 = K / 4 vec4s per row), all offsets 0.
 // Dispatch: (ceil(N / 32), M, 1): invocation lid.x of workgroup (x, y) computes row y and columns
 //           32·x + 4·lid.x .. + 3 (rows of g and u past N are clamped and their results not stored).
-// requires: common/gemv_row.wgsl
+// requires: common/gemv_row.wgsl, common/swiglu_math.wgsl
 
 struct Params { M: u32, N: u32, lda4: u32 }
 
@@ -22,12 +22,6 @@ struct Params { M: u32, N: u32, lda4: u32 }
 @group(0) @binding(2) var<storage, read> g: array<vec4f>;
 @group(0) @binding(3) var<storage, read> u: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
-
-fn sigmoid(v: f32) -> f32 {
-  let e = exp(-abs(v));
-  let r = 1.0 / (1.0 + e);
-  return select(e * r, r, v >= 0.0);
-}
 
 // Sums 0..3 read g (the gate's columns n .. n + 3), sums 4..7 read u (the up projection's): j is a constant at
 // each call (see common/gemv_row.wgsl).
@@ -39,7 +33,7 @@ fn gemv_weight(q: u32, j: u32, i: u32) -> vec4f {
 fn put(o: u32, n: u32, gs: vec4f, us: vec4f) {
   if (n >= p.N) { return; }
   let x = gemv_total(gs);
-  out[o] = x * sigmoid(x) * gemv_total(us);
+  out[o] = swiglu_value(x, gemv_total(us));
 }
 
 @compute @workgroup_size(8)

@@ -9,7 +9,7 @@
 // Layout:   flat, contiguous, n elements each.
 // Dispatch: grid1d(n, 256): invocation i = gid.x + gid.y * num_workgroups.x * 256.
 // σ is evaluated through exp(−|g|), which never overflows.
-// requires: common/grid.wgsl
+// requires: common/grid.wgsl, common/swiglu_math.wgsl
 
 struct Params { n: u32 }
 
@@ -20,27 +20,18 @@ struct Params { n: u32 }
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> du: array<f32>;
 
-fn sigmoid(v: f32) -> f32 {
-  let e = exp(-abs(v));
-  let r = 1.0 / (1.0 + e);
-  return select(e * r, r, v >= 0.0);
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
-  let x = g[i];
-  out[i] = x * sigmoid(x) * u[i];
+  out[i] = swiglu_value(g[i], u[i]);
 }
 
 @compute @workgroup_size(256)
 fn grad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
-  let x = g[i];
-  let s = sigmoid(x);
-  let d = dy[i];
-  du[i] = d * x * s;
-  out[i] = d * u[i] * s * (1.0 + x * (1.0 - s));
+  let dgu = swiglu_grads(g[i], u[i], dy[i]);
+  du[i] = dgu.y;
+  out[i] = dgu.x;
 }

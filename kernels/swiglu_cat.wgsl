@@ -9,7 +9,7 @@
 //           3 dy: array<f32> (read; `grad` only) [rows, I].
 // Layout:   row-major, contiguous.
 // Dispatch: grid1d(n, 256): invocation i = gid.x + gid.y · nwg.x · 256 handles element (r, j) = (i / I, i % I).
-// requires: common/grid.wgsl
+// requires: common/grid.wgsl, common/swiglu_math.wgsl
 
 struct Params { n: u32, I: u32 }
 
@@ -18,20 +18,13 @@ struct Params { n: u32, I: u32 }
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 
-fn sigmoid(v: f32) -> f32 {
-  let e = exp(-abs(v));
-  let r = 1.0 / (1.0 + e);
-  return select(e * r, r, v >= 0.0);
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let r = i / p.I;
   let gi = i + r * p.I; // r·2I + j
-  let x = gu[gi];
-  out[i] = x * sigmoid(x) * gu[gi + p.I];
+  out[i] = swiglu_value(gu[gi], gu[gi + p.I]);
 }
 
 @compute @workgroup_size(256)
@@ -40,9 +33,7 @@ fn grad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (i >= p.n) { return; }
   let r = i / p.I;
   let gi = i + r * p.I;
-  let x = gu[gi];
-  let s = sigmoid(x);
-  let d = dy[i];
-  out[gi + p.I] = d * x * s;
-  out[gi] = d * gu[gi + p.I] * s * (1.0 + x * (1.0 - s));
+  let dgu = swiglu_grads(gu[gi], gu[gi + p.I], dy[i]);
+  out[gi + p.I] = dgu.y;
+  out[gi] = dgu.x;
 }

@@ -17,7 +17,7 @@
 // for tiny arguments, where log(1 + z) rounds to 0); tanh by its Taylor series near 0 and
 // 1 − 2 / (exp(2|x|) + 1) beyond (saturates to ±1, no overflow, no NaN);
 // gelu(x) = 0.5·x·(1 + tanh(u)) = x·sigmoid(2u), u = √(2/π)(x + 0.044715x³).
-// requires: common/grid.wgsl
+// requires: common/grid.wgsl, common/sigmoid.wgsl
 
 struct Params { n: u32 }
 
@@ -30,12 +30,6 @@ override OP: u32 = 0u;
 
 const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
 const GELU_C: f32 = 0.044715;
-
-fn sigmoid(v: f32) -> f32 {
-  let e = exp(-abs(v));
-  let r = 1.0 / (1.0 + e);
-  return select(e * r, r, v >= 0.0);
-}
 
 // log(1 + z) for z in [0, 1]: 2·atanh(w), w = z / (2 + z) ≤ 1/3, as an odd series in w (truncation < 1e-10).
 fn log1p01(z: f32) -> f32 {
