@@ -335,6 +335,9 @@ function forEachTile(
   }
 }
 
+/** An operand ready for the vec4 kernels, read with row length `ld` (a multiple of 4). */
+type Vec4Operand = { op: Operand; ld: number };
+
 /**
  * An operand as vec4 rows: itself when its contiguous axis (`cols`) is a multiple of 4 and every matrix starts on
  * a vec4 boundary, else a zero-padded copy (added to `temps`); `ld` is the row length to read it with.
@@ -345,7 +348,7 @@ function vec4Operand(
   cols: number,
   batch: number,
   temps: Tensor[],
-): { op: Operand; ld: number } {
+): Vec4Operand {
   const ld = ceil4(cols);
   if (cols % 4 === 0 && op.off % 4 === 0 && op.stride % 4 === 0) return { op, ld };
   const count = op.stride === 0 ? 1 : batch;
@@ -357,23 +360,27 @@ function vec4Operand(
   return { op: { t, off: 0, stride: op.stride === 0 ? 0 : rows * ld }, ld };
 }
 
-function gemmRegister(g: Gemm): void {
+/** A product's operands as the vec4 kernels read them (`vec4Operand`) and the ranges `forEachTile` binds. */
+function vec4Operands(g: Gemm, temps: Tensor[]): { A: Vec4Operand; B: Vec4Operand; ops: TileOperands } {
   const { M, N, K, batch, transA, transB } = g;
   const aRows = transA ? K : M;
   const aCols = transA ? M : K;
   const bRows = transB ? N : K;
   const bCols = transB ? K : N;
-  const temps: Tensor[] = [];
-  const prepare = (op: Operand, rows: number, cols: number) => vec4Operand(op, rows, cols, batch, temps);
-  const A = prepare(g.a, aRows, aCols);
-  const B = prepare(g.b, bRows, bCols);
-  const aElems = aRows * A.ld;
-  const bElems = bRows * B.ld;
+  const A = vec4Operand(g.a, aRows, aCols, batch, temps);
+  const B = vec4Operand(g.b, bRows, bCols, batch, temps);
   const ops = [
-    { op: A.op, elems: aElems, name: "a", shape: [aRows, aCols] },
-    { op: B.op, elems: bElems, name: "b", shape: [bRows, bCols] },
+    { op: A.op, elems: aRows * A.ld, name: "a", shape: [aRows, aCols] },
+    { op: B.op, elems: bRows * B.ld, name: "b", shape: [bRows, bCols] },
     { op: g.c, elems: M * N, name: "out", shape: [M, N] },
   ];
+  return { A, B, ops };
+}
+
+function gemmRegister(g: Gemm): void {
+  const { M, N, K, batch, transA, transB } = g;
+  const temps: Tensor[] = [];
+  const { A, B, ops } = vec4Operands(g, temps);
   const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 };
   // few rows times Bᵀ: the row kernel (its loop runs K/4 + 1 times: within lavapipe's loop budget)
   const rowKernel = transB && !transA && M <= gemvMaxRows && A.ld / 4 + 1 <= LOOP_BUDGET;
@@ -407,6 +414,30 @@ function gemmRegister(g: Gemm): void {
 }
 
 /**
+ * The Params of the block kernels (kernels/common/matmul_params.wgsl: matmul_shared, matmul_tiled) for one tile:
+ * operands read with row lengths lda/ldb and batch strides strideA/strideB, in floats.
+ */
+function blockParams(g: Gemm, t: Tile, lda: number, ldb: number, strideA: number, strideB: number) {
+  return {
+    M: g.M,
+    N: g.N,
+    K: t.kw,
+    lda,
+    ldb,
+    strideA,
+    strideB,
+    strideC: g.c.stride,
+    offA: t.a.elemOff + (g.transA ? t.k0 * lda : t.k0),
+    offB: t.b.elemOff + (g.transB ? t.k0 : t.k0 * ldb),
+    offC: t.c.elemOff,
+    mOff: t.m0,
+    nOff: t.n0,
+    accumulate: g.accumulate || t.k0 > 0,
+    alpha: g.alpha,
+  };
+}
+
+/**
  * The shared kernel's micro-tile per invocation (rows TM × columns TN; a workgroup covers 16·TM × 16·TN).
  * Measured on an H100 (bench/RESULTS.md): 4×4 is best on the transformer shapes (N = 576), 8×4 gains ≤ 8% on
  * square 1024³–2048³ products only.
@@ -426,23 +457,7 @@ function gemmShared(g: Gemm): void {
     issue({
       kernel: SHARED,
       constants,
-      params: {
-        M,
-        N,
-        K: t.kw,
-        lda: transA ? M : K,
-        ldb: transB ? K : N,
-        strideA: g.a.stride,
-        strideB: g.b.stride,
-        strideC: g.c.stride,
-        offA: t.a.elemOff + (transA ? t.k0 * M : t.k0),
-        offB: t.b.elemOff + (transB ? t.k0 : t.k0 * N),
-        offC: t.c.elemOff,
-        mOff: t.m0,
-        nOff: t.n0,
-        accumulate: g.accumulate || t.k0 > 0,
-        alpha: g.alpha,
-      },
+      params: blockParams(g, t, transA ? M : K, transB ? K : N, g.a.stride, g.b.stride),
       buffers: [t.a.binding, t.b.binding, t.c.binding],
       workgroups: t.workgroups,
     }));
@@ -459,41 +474,15 @@ const TILED_TILE = { TM: 8, TN: 8 };
 
 function gemmTiled(g: Gemm): void {
   const { M, N, K, batch, transA, transB } = g;
-  const aRows = transA ? K : M;
-  const aCols = transA ? M : K;
-  const bRows = transB ? N : K;
-  const bCols = transB ? K : N;
   const temps: Tensor[] = [];
-  const A = vec4Operand(g.a, aRows, aCols, batch, temps);
-  const B = vec4Operand(g.b, bRows, bCols, batch, temps);
-  const ops = [
-    { op: A.op, elems: aRows * A.ld, name: "a", shape: [aRows, aCols] },
-    { op: B.op, elems: bRows * B.ld, name: "b", shape: [bRows, bCols] },
-    { op: g.c, elems: M * N, name: "out", shape: [M, N] },
-  ];
+  const { A, B, ops } = vec4Operands(g, temps);
   const { TM, TN } = TILED_TILE;
   const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0, TM, TN };
   forEachTile(ops, M, N, batch, { BM: 16 * TM, BN: 16 * TN }, kWindows(K, TILED_K_WINDOW), (t) =>
     issue({
       kernel: TILED,
       constants,
-      params: {
-        M,
-        N,
-        K: t.kw,
-        lda: A.ld,
-        ldb: B.ld,
-        strideA: A.op.stride,
-        strideB: B.op.stride,
-        strideC: g.c.stride,
-        offA: t.a.elemOff + (transA ? t.k0 * A.ld : t.k0),
-        offB: t.b.elemOff + (transB ? t.k0 : t.k0 * B.ld),
-        offC: t.c.elemOff,
-        mOff: t.m0,
-        nOff: t.n0,
-        accumulate: g.accumulate || t.k0 > 0,
-        alpha: g.alpha,
-      },
+      params: blockParams(g, t, A.ld, B.ld, A.op.stride, B.op.stride),
       buffers: [t.a.binding, t.b.binding, t.c.binding],
       workgroups: t.workgroups,
     }));
