@@ -4,81 +4,24 @@
 // Each invocation computes a 16×16 block of C in registers; a workgroup of 8 invocations covers 16 rows × 128
 // columns. K advances 4 at a time: the invocation loads its 4×16 block of B (16 vec4 loads, the only loads
 // whose addresses differ between lanes), then for each group of 4 of its 16 rows loads a 4×4 block of A (4
-// vec4 loads at addresses shared by every lane of the workgroup, which cost far less on llvmpipe) and does 16
-// vec4 FMAs per row. The block was chosen by measurement on llvmpipe (bench/RESULTS.md): smaller blocks pay
+// vec4 loads at addresses shared by every lane of the workgroup; on llvmpipe they cost as much as the others:
+// a block of 64 rows × 4 columns, with 4× the A loads and a quarter of the B loads, ran at half the speed)
+// and does 16 vec4 FMAs per row. matmul_subgroup.wgsl loads A once per subgroup instead, where subgroups exist. The block was chosen by measurement on llvmpipe (bench/RESULTS.md): smaller blocks pay
 // more loads per FMA; 32×16 was no faster (±5%) and took 2.5× as long to compile (8 s of CPU per pipeline).
 // On llvmpipe every load is a loop over the SIMD lanes, so loads, not FMAs, set the speed.
 //
-// Bindings: 0 uniform Params (below); 1 a: array<vec4f> (read); 2 b: array<vec4f> (read);
-//           3 c: array<f32> (read_write).
-// Layout:   row-major, batch-major; operands are vec4 rows whose length (lda4, ldb4 vec4s) is the logical row
-//           length rounded up to a multiple of 4, the padding zero. For batch z of this dispatch:
-//           A = a[offA4 + z·strideA4 ...] holding [M, K] (TRANS_A: [K, M]);
-//           B = b[offB4 + z·strideB4 ...] holding [K, N] (TRANS_B: [N, K]); strideB4 = 0 shares B;
-//           C = c[offC + z·strideC ...]: [M, N], f32, unpadded.
+// Bindings: 0 uniform Params; 1 a: array<vec4f> (read); 2 b: array<vec4f> (read); 3 c: array<f32>
+//           (read_write); declared with the operand layout in common/matmul_vec4_params.wgsl.
 // Dispatch: (ceil(N / 128), ceil(M / 16), batches), or part of it: invocation lid.x of workgroup (x, y, z)
 //           computes rows mOff + 16·y .. + 15 and columns nOff + 128·x + 16·lid.x .. + 15 of batch z.
 //           Edges: loads are clamped into the operands (A's values past K read as 0), stores past M or N are
 //           skipped.
 // Overrides: TRANS_A, TRANS_B (operand layouts): each combination is its own pipeline, so the branches on
-//           them cost nothing. Params.accumulate ≠ 0: C += alpha·AB instead of C = alpha·AB.
+//           them cost nothing.
+// requires: common/matmul_vec4_params.wgsl
 
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  lda4: u32,
-  ldb4: u32,
-  strideA4: u32,
-  strideB4: u32,
-  strideC: u32,
-  offA4: u32,
-  offB4: u32,
-  offC: u32,
-  mOff: u32,
-  nOff: u32,
-  accumulate: u32,
-  alpha: f32,
-}
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4f>;
-@group(0) @binding(2) var<storage, read> b: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-
-// Four vec4s: 16 consecutive columns of one row (of C or of B), or 4 rows × 4 k of A.
-struct Row { c0: vec4f, c1: vec4f, c2: vec4f, c3: vec4f }
 // A 4 (k) × 16 (n) block of B.
 struct Blk { k0: Row, k1: Row, k2: Row, k3: Row }
-
-// A[m .. m+3, k .. k+3] as 4 vec4s, one per row (each holding k .. k+3); ab = A's first vec4. Rows past M are
-// clamped to M − 1 (their results are never stored); entries past K are 0.
-fn loadA(ab: u32, m: u32, k: u32) -> Row {
-  if (TRANS_A) {
-    // A stored [K, M]: one vec4 along m per k, then transposed (free: vec4 components are separate registers
-    // on CPU adapters).
-    let g = min(m / 4u, p.lda4 - 1u);
-    let k1 = p.K - 1u;
-    let t0 = b4zero(a[ab + min(k, k1) * p.lda4 + g], k < p.K);
-    let t1 = b4zero(a[ab + min(k + 1u, k1) * p.lda4 + g], k + 1u < p.K);
-    let t2 = b4zero(a[ab + min(k + 2u, k1) * p.lda4 + g], k + 2u < p.K);
-    let t3 = b4zero(a[ab + min(k + 3u, k1) * p.lda4 + g], k + 3u < p.K);
-    return Row(vec4f(t0.x, t1.x, t2.x, t3.x), vec4f(t0.y, t1.y, t2.y, t3.y), vec4f(t0.z, t1.z, t2.z, t3.z),
-               vec4f(t0.w, t1.w, t2.w, t3.w));
-  }
-  // A stored [M, K] with rows padded to lda4 vec4s: one vec4 along k per row.
-  let m1 = p.M - 1u;
-  let g = ab + k / 4u;
-  return Row(a[g + min(m, m1) * p.lda4], a[g + min(m + 1u, m1) * p.lda4], a[g + min(m + 2u, m1) * p.lda4],
-             a[g + min(m + 3u, m1) * p.lda4]);
-}
-
-fn b4zero(v: vec4f, keep: bool) -> vec4f {
-  return select(vec4f(0.0), v, keep);
-}
 
 // B[k .. k+3, n0 .. n0+15] for one invocation; bb = B's first vec4. Columns past N and rows past K are
 // clamped (the matching A values are 0, the matching outputs are not stored).

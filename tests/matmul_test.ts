@@ -21,6 +21,7 @@ import {
   setGemvMaxRows,
   setMatmulLimits,
   setMatmulVariant,
+  subgroupMatmulSupported,
 } from "../src/autograd/ops/matmul.ts";
 import { scope } from "../src/autograd/scope.ts";
 import { tensor, zeros } from "../src/tensor/create.ts";
@@ -33,8 +34,9 @@ import {
 } from "./reference/matmul.ts";
 import { assertClose, gpuTest, gradCheck, randomArray, setup } from "./util.ts";
 
-// "tiled" is a GPU kernel no adapter picks by default yet (unmeasured on a GPU): forced here on lavapipe
-const VARIANTS: MatmulVariant[] = ["register", "shared", "tiled"];
+// "tiled" is a GPU kernel no adapter picks by default yet (unmeasured on a GPU): forced here on lavapipe.
+// "subgroup" runs where the device has subgroups of ≥ 8 lanes (lavapipe); elsewhere its tests check the error.
+const VARIANTS: MatmulVariant[] = ["register", "subgroup", "shared", "tiled"];
 const TRANS: [boolean, boolean][] = [[false, false], [true, false], [false, true], [true, true]];
 const name = (ta: boolean, tb: boolean) => `${ta ? "Aᵀ" : "A"}·${tb ? "Bᵀ" : "B"}`;
 
@@ -70,10 +72,21 @@ async function checkForward(
   assertClose(got, matmulRef(a, b, c), { atol: tol, rtol: 0 }, what);
 }
 
-async function withVariant<T>(v: MatmulVariant, fn: () => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with variant `v` forced. On a device that cannot run the subgroup kernel, "subgroup" instead checks
+ * that a matmul refuses with the error that names the missing feature, and skips `fn`.
+ */
+async function withVariant(v: MatmulVariant, fn: () => Promise<unknown> | unknown): Promise<void> {
   setMatmulVariant(v);
   try {
-    return await fn();
+    if (v === "subgroup" && !subgroupMatmulSupported(gpu().info)) {
+      assert.throws(
+        () => scope(() => matmul(zeros([2, 3]), zeros([3, 2]))),
+        (e: unknown) => e instanceof GpuLimitError && /needs the device feature "subgroups"/.test(e.message),
+      );
+      return;
+    }
+    await fn();
   } finally {
     setMatmulVariant("auto");
   }
@@ -335,6 +348,12 @@ Deno.test("matmul: few rows × Bᵀ take the row kernel, more rows the register 
       );
     assert.equal(kernelsOf(4), "matmul_gemv.wgsl");
     assert.equal(kernelsOf(5), "matmul_register.wgsl");
+    if (subgroupMatmulSupported(gpu().info)) {
+      setMatmulVariant("subgroup");
+      assert.equal(kernelsOf(4), "matmul_gemv.wgsl", "the subgroup variant keeps the row kernel");
+      assert.equal(kernelsOf(5), "matmul_subgroup.wgsl");
+      setMatmulVariant("register");
+    }
     assert.equal(
       scope(() => matmulDispatches(zeros([2, 52]), zeros([2, 40]), zeros([40, 52])).map((d) => d.kernel.name))
         .join(),
@@ -399,6 +418,38 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "matmul (subgroup): the same bits as the register kernel (same sums in the same order), every transposition",
+  gpuTest,
+  async () => {
+    await setup();
+    if (!subgroupMatmulSupported(gpu().info)) {
+      await withVariant("subgroup", () => {}); // checks the refusal
+      return;
+    }
+    let seed = 900;
+    // the real-scale products' K (576) on edge-heavy M and N, and a batch with a shared b
+    for (const [batch, M, K, N, sharedB] of [[1, 70, 576, 200, false], [3, 33, 52, 65, true]] as const) {
+      for (const [transA, transB] of TRANS) {
+        const c: MatmulCase = { batch, M, N, K, transA, transB, sharedB };
+        const { a, b } = data(c, seed++);
+        const s = shapes(c);
+        const run = async (v: MatmulVariant) => {
+          setMatmulVariant(v);
+          try {
+            return await scope(() => matmul(tensor(a, s.a), tensor(b, s.b), { transA, transB }).toArray());
+          } finally {
+            setMatmulVariant("auto");
+          }
+        };
+        const reg = await run("register");
+        const sub = await run("subgroup");
+        assert.deepEqual(sub, reg, `${name(transA, transB)} batch ${batch} M=${M} K=${K} N=${N}`);
+      }
+    }
+  },
+);
+
 Deno.test("matmul: zero-size operands and K = 0", gpuTest, async () => {
   await setup();
   for (const v of VARIANTS) {
@@ -436,6 +487,29 @@ Deno.test(
       defaultMatmulVariant({ adapterName: "NVIDIA H100 80GB HBM3", isFallbackAdapter: false }),
       "shared",
     );
+    // CPU adapters with subgroups of at least 8 lanes share A's loads across them
+    const llvmpipe = { adapterName: "llvmpipe (LLVM 15.0.6, 256 bits)", isFallbackAdapter: true };
+    assert.equal(
+      defaultMatmulVariant({ ...llvmpipe, features: { subgroups: true }, subgroupMinSize: 8 }),
+      "subgroup",
+    );
+    assert.equal(
+      defaultMatmulVariant({ ...llvmpipe, features: { subgroups: true }, subgroupMinSize: 4 }),
+      "register",
+    );
+    assert.equal(
+      defaultMatmulVariant({ ...llvmpipe, features: { subgroups: false }, subgroupMinSize: 0 }),
+      "register",
+    );
+    assert.equal(
+      defaultMatmulVariant({
+        adapterName: "NVIDIA H100 80GB HBM3",
+        isFallbackAdapter: false,
+        features: { subgroups: true },
+        subgroupMinSize: 32,
+      }),
+      "shared",
+    );
     setMatmulVariant("shared");
     assert.equal(matmulVariant(), "shared");
     setMatmulVariant("register");
@@ -445,12 +519,12 @@ Deno.test(
     setCpuKernels(false);
     assert.equal(matmulVariant(), "shared");
     setCpuKernels(true);
-    assert.equal(matmulVariant(), "register");
+    assert.equal(matmulVariant(), subgroupMatmulSupported(gpu().info) ? "subgroup" : "register");
     setCpuKernels(null);
     assert.equal(matmulVariant(), defaultMatmulVariant(gpu().info));
     assert.throws(
       () => setMatmulVariant("fast" as "auto"),
-      /expected "register", "shared", "tiled" or "auto"/,
+      /expected "register", "subgroup", "shared", "tiled" or "auto"/,
     );
     assert.throws(() => setMatmulLimits({ maxBindingBytes: 10 }), /maxBindingBytes/);
   },
@@ -519,6 +593,7 @@ Deno.test(
       ["register", 5, 262_147, 3],
       ["register", 2, 239_995, 3], // few rows × Bᵀ: the row kernel at its own budget (K/4 + 1 = 60,000 steps)
       ["register", 2, 240_003, 3], // one vec4 past it: the register kernel
+      ["subgroup", 5, 262_147, 3],
       ["shared", 5, 60_001, 3],
       ["tiled", 5, 11_203, 3], // TILED_K_WINDOW = 5 568: three windows
     ];

@@ -7,7 +7,12 @@
  * the ratio between the two is measured in one process. `--quick` uses the 2-layer, hidden-64 model.
  */
 import { dispatchCounter, sync } from "../../mod.ts";
-import { GEMV_MAX_ROWS, matmulVariant, setGemvMaxRows } from "../../src/autograd/ops/matmul.ts";
+import {
+  GEMV_MAX_ROWS,
+  isRegisterVariant,
+  matmulVariant,
+  setGemvMaxRows,
+} from "../../src/autograd/ops/matmul.ts";
 import { generate } from "../../src/models/generate.ts";
 import { initModel } from "../../src/models/init.ts";
 import type { Tokenizer } from "../../src/tokenizer/tokenizer.ts";
@@ -29,7 +34,7 @@ async function measureDecode(ctx: BenchContext): Promise<void> {
     const ms = performance.now() - t0;
     return { ms, n: r.tokens[0].length, dispatches: dispatchCounter() - d0 };
   };
-  const variants: [string, number][] = matmulVariant() === "register"
+  const variants: [string, number][] = isRegisterVariant(matmulVariant())
     ? [["row_kernel", GEMV_MAX_ROWS], ["register_only", 0]]
     : [["default", GEMV_MAX_ROWS]];
   try {

@@ -17,6 +17,14 @@ export interface GpuInfo {
     timestampQuery: boolean;
     subgroups: boolean;
   };
+  /** The adapter's subgroup sizes (0 without the "subgroups" feature or when the adapter does not say). */
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
+  /**
+   * Whether this runtime's WGSL compiler wants `enable subgroups;` before a shader uses subgroup builtins (Tint
+   * does; the naga of Deno 2.9 rejects the directive and takes the builtins without it).
+   */
+  subgroupsDirective: boolean;
   limits: {
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;
@@ -85,11 +93,12 @@ async function requestGpu(opts: InitOptions): Promise<Gpu> {
   const requiredFeatures = wanted.filter((f) => adapter!.features.has(f));
   let device: GPUDevice;
   try {
-    device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+    device = await requestWithSubgroups(adapter, requiredFeatures, requiredLimits);
   } catch (e) {
     throw new WebGPUUnavailableError(`the WebGPU adapter refused a device (${String(e)}). ${INSTALL_HINT}`);
   }
   const ai = adapter.info;
+  const subgroups = device.features.has("subgroups" as GPUFeatureName);
   const d = device.limits;
   const info: GpuInfo = {
     adapterName: ai.description || [ai.vendor, ai.architecture, ai.device].filter(Boolean).join(" ") ||
@@ -100,8 +109,11 @@ async function requestGpu(opts: InitOptions): Promise<Gpu> {
     features: {
       shaderF16: device.features.has("shader-f16"),
       timestampQuery: device.features.has("timestamp-query"),
-      subgroups: device.features.has("subgroups" as GPUFeatureName),
+      subgroups,
     },
+    subgroupMinSize: subgroups ? subgroupSize(ai, "subgroupMinSize") : 0,
+    subgroupMaxSize: subgroups ? subgroupSize(ai, "subgroupMaxSize") : 0,
+    subgroupsDirective: subgroups && await compilesEnableSubgroups(device),
     limits: {
       maxStorageBufferBindingSize: d.maxStorageBufferBindingSize,
       maxBufferSize: d.maxBufferSize,
@@ -122,6 +134,43 @@ async function requestGpu(opts: InitOptions): Promise<Gpu> {
   lostReason = null;
   current = { device, adapter, info };
   return current;
+}
+
+/**
+ * Requests the device with the features wanted, adding "subgroups" when the adapter does not list it: Deno 2.9's
+ * adapter leaves it out of `features` on lavapipe yet grants it. A refusal of that extra request falls back to
+ * the listed features.
+ */
+async function requestWithSubgroups(
+  adapter: GPUAdapter,
+  features: GPUFeatureName[],
+  requiredLimits: Record<string, number>,
+): Promise<GPUDevice> {
+  const sg = "subgroups" as GPUFeatureName;
+  if (!features.includes(sg)) {
+    try {
+      return await adapter.requestDevice({ requiredFeatures: [...features, sg], requiredLimits });
+    } catch {
+      // not granted: the listed features alone
+    }
+  }
+  return await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
+}
+
+function subgroupSize(info: GPUAdapterInfo, key: "subgroupMinSize" | "subgroupMaxSize"): number {
+  const v = (info as unknown as Record<string, unknown>)[key];
+  return typeof v === "number" && Number.isFinite(v) ? v : 0;
+}
+
+/** Whether `enable subgroups;` compiles on this device (see GpuInfo.subgroupsDirective). */
+async function compilesEnableSubgroups(device: GPUDevice): Promise<boolean> {
+  device.pushErrorScope("validation");
+  const mod = device.createShaderModule({
+    code: "enable subgroups;\n@compute @workgroup_size(1) fn main() {}\n",
+  });
+  const info = await mod.getCompilationInfo();
+  const scoped = await device.popErrorScope();
+  return scoped === null && !info.messages.some((m) => m.type === "error");
 }
 
 /** The device, synchronously. Throws when `init()` has not completed or the device was lost. */

@@ -12,6 +12,11 @@
  * the dispatch's scalar parameters (named at the call site; their layout is read from the struct, see params.ts);
  * bindings 1, 2, … are storage buffers, `var<storage, read>` or `var<storage, read_write>` (at most the device's
  * maxStorageBuffersPerShaderStage: 8 guaranteed).
+ *
+ * Optional features: a kernel that uses subgroup builtins says so in a header line `// enables: subgroups`. It is
+ * compiled only on a device that has the "subgroups" feature, with `enable subgroups;` put in front of its first
+ * line where the WGSL compiler wants the directive (GpuInfo.subgroupsDirective), so its line numbers stay; using
+ * it elsewhere throws a KernelError. The op that dispatches it checks the feature first.
  */
 import { gpu } from "./device.ts";
 import { KernelError } from "./errors.ts";
@@ -36,6 +41,8 @@ export class Kernel {
   module: GPUShaderModule | null = null;
   moduleDevice: GPUDevice | null = null;
   bindings: Map<number, BindingKind> = new Map();
+  /** The source says `// enables: subgroups`. */
+  needsSubgroups = false;
   private paramsInfo: WgslParamsInfo | null = null;
   private paramLayouts = new Map<string, ParamLayout>();
   constructor(
@@ -57,6 +64,7 @@ export class Kernel {
     this.bindings.clear();
     this.paramsInfo = null;
     this.paramLayouts.clear();
+    this.needsSubgroups = /^\/\/\s*enables:\s*subgroups\s*$/m.test(src);
     const re =
       /@group\(\s*0\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var\s*<\s*(uniform|storage)\s*(?:,\s*(read_write|read)\s*)?>/g;
     for (const m of src.matchAll(re)) {
@@ -97,7 +105,18 @@ export class Kernel {
         "its WGSL source is not loaded; call `await init()` after importing the op.",
       );
     }
-    this.module = device.createShaderModule({ label: this.name, code: this.source });
+    let code = this.source;
+    if (this.needsSubgroups) {
+      const { info } = gpu();
+      if (!info.features.subgroups) {
+        throw new KernelError(
+          this.name,
+          `it uses subgroup operations and the device (${info.adapterName}) has no "subgroups" feature.`,
+        );
+      }
+      if (info.subgroupsDirective) code = "enable subgroups; " + code;
+    }
+    this.module = device.createShaderModule({ label: this.name, code });
     this.moduleDevice = device;
     return this.module;
   }
@@ -176,13 +195,14 @@ export async function compileKernel(k: Kernel): Promise<void> {
 
 /** Fetches and compiles every declared kernel not yet compiled on the current device. */
 export async function loadKernels(): Promise<void> {
-  const { device } = gpu();
+  const { device, info } = gpu();
   const todo = [...registry.values()].filter((k) => k.moduleDevice !== device);
   await Promise.all(todo.map(async (k) => {
     if (k.source === null) {
       const r = await loadKernelSource(k.name);
       k.setSource(r.code, r.segments);
     }
+    if (k.needsSubgroups && !info.features.subgroups) return; // never dispatched on this device
     await compileKernel(k);
   }));
 }

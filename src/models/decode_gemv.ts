@@ -12,7 +12,7 @@
  * one storage binding. Elsewhere they return null and the caller takes the unfused path. No autograd: decoding
  * only.
  */
-import { matmulVariant, setGemvMaxRows } from "../autograd/ops/gemm.ts";
+import { isRegisterVariant, matmulVariant, setGemvMaxRows } from "../autograd/ops/gemm.ts";
 import { gpu } from "../gpu/device.ts";
 import { kernel } from "../gpu/kernel.ts";
 import { LOOP_BUDGET } from "../gpu/loop_budget.ts";
@@ -34,7 +34,7 @@ function gemvMaxRowsNow(): number {
 function rowKernelShape(x: Tensor, weights: Tensor[]): { M: number; K: number } | null {
   const K = x.shape[x.ndim - 1];
   const M = x.size / K;
-  if (matmulVariant() !== "register" || M < 1 || M > gemvMaxRowsNow() || K % 4 !== 0) return null;
+  if (!isRegisterVariant(matmulVariant()) || M < 1 || M > gemvMaxRowsNow() || K % 4 !== 0) return null;
   if (K / 4 + 1 > LOOP_BUDGET || M > MAX_WORKGROUPS) return null;
   const maxBytes = gpu().device.limits.maxStorageBufferBindingSize;
   if (x.dtype !== "f32" || x.bytes > maxBytes) return null;

@@ -4,8 +4,10 @@
  * turned into dispatches (`gemm`), or collected for a benchmark to replay (`collectDispatches`).
  *
  * Kernels: kernels/matmul_register.wgsl (each invocation a 16×16 register block; for CPU adapters such as
- * lavapipe/llvmpipe, where an invocation is one SIMD lane) and kernels/matmul_shared.wgsl (64×64 blocks
- * through workgroup memory; for GPUs). kernels/matmul_tiled.wgsl (128×128 blocks, 8×8 per invocation, vec4
+ * lavapipe/llvmpipe, where an invocation is one SIMD lane), kernels/matmul_subgroup.wgsl (the same work with
+ * A's loads shared across a subgroup of 8 lanes by subgroupBroadcast: CPU adapters with the "subgroups"
+ * feature, where loads set the speed; identical bits) and kernels/matmul_shared.wgsl (64×64 blocks through
+ * workgroup memory; for GPUs). kernels/matmul_tiled.wgsl (128×128 blocks, 8×8 per invocation, vec4
  * loads, padded workgroup memory, no bounds checks inside the edges) is meant to be the faster GPU kernel but is
  * not yet measured on a GPU, so "auto" never picks it. `setMatmulVariant` picks one; "auto" (the default) picks
  * by adapter.
@@ -36,16 +38,20 @@ import { clearBuffer, dispatch, type DispatchSpec, grid1d } from "../../gpu/queu
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 
 const REGISTER = kernel("matmul_register.wgsl");
+const SUBGROUP = kernel("matmul_subgroup.wgsl");
 const GEMV = kernel("matmul_gemv.wgsl");
 const SHARED = kernel("matmul_shared.wgsl");
 const TILED = kernel("matmul_tiled.wgsl");
 const PAD = kernel("matmul_pad.wgsl");
 
 /**
- * The matmul kernels: register-tiled (CPU adapters), shared-memory-tiled (GPUs), and the large-tile GPU kernel
- * (unmeasured on a GPU: chosen only by `setMatmulVariant("tiled")`).
+ * The matmul kernels: register-tiled (CPU adapters), register-tiled with subgroup-shared loads (CPU adapters
+ * with subgroups of at least 8 lanes), shared-memory-tiled (GPUs), and the large-tile GPU kernel (unmeasured on
+ * a GPU: chosen only by `setMatmulVariant("tiled")`).
  */
-export type MatmulVariant = "register" | "shared" | "tiled";
+export type MatmulVariant = "register" | "subgroup" | "shared" | "tiled";
+
+const VARIANTS: readonly MatmulVariant[] = ["register", "subgroup", "shared", "tiled"];
 
 let setting: MatmulVariant | "auto" = "auto";
 /** Products of at most this many rows by a transposed B use the row kernel on CPU adapters (see the header). */
@@ -62,33 +68,54 @@ const bindingCap = new BindingCap("setMatmulLimits: maxBindingBytes", 256);
 let workgroupCap: number | null = null;
 
 /**
- * Chooses the matmul kernel for every later matmul: "register", "shared", "tiled", or "auto" (the default:
- * register-tiled on CPU adapters — a fallback adapter, or one named llvmpipe, lavapipe or SwiftShader — else
- * shared-memory).
+ * Chooses the matmul kernel for every later matmul: "register", "subgroup", "shared", "tiled", or "auto" (the
+ * default: on CPU adapters — a fallback adapter, or one named llvmpipe, lavapipe or SwiftShader — "subgroup"
+ * where the device has subgroups of at least 8 lanes, else "register"; "shared" elsewhere). "subgroup" on a
+ * device without them makes the next matmul throw.
  */
 export function setMatmulVariant(v: MatmulVariant | "auto"): void {
-  if (v !== "register" && v !== "shared" && v !== "tiled" && v !== "auto") {
+  if (v !== "auto" && !VARIANTS.includes(v)) {
     throw new RangeError(
-      `setMatmulVariant: expected "register", "shared", "tiled" or "auto", got ${JSON.stringify(v)}`,
+      `setMatmulVariant: expected "register", "subgroup", "shared", "tiled" or "auto", got ${
+        JSON.stringify(v)
+      }`,
     );
   }
   setting = v;
 }
 
+/** What the subgroup kernel needs of a device: the "subgroups" feature, with every subgroup at least 8 lanes. */
+type SubgroupInfo = { features: { subgroups: boolean }; subgroupMinSize: number };
+
+/** Whether a device can run kernels/matmul_subgroup.wgsl (its 8-invocation workgroups must be one subgroup). */
+export function subgroupMatmulSupported(info: SubgroupInfo): boolean {
+  return info.features.subgroups && info.subgroupMinSize >= 8;
+}
+
 /** The kernel "auto" picks for an adapter. */
 export function defaultMatmulVariant(
-  info: { adapterName: string; isFallbackAdapter: boolean },
+  info: { adapterName: string; isFallbackAdapter: boolean } & Partial<SubgroupInfo>,
 ): MatmulVariant {
-  return isCpuAdapter(info) ? "register" : "shared";
+  if (!isCpuAdapter(info)) return "shared";
+  const sg = info.features !== undefined && info.subgroupMinSize !== undefined &&
+    subgroupMatmulSupported({ features: info.features, subgroupMinSize: info.subgroupMinSize });
+  return sg ? "subgroup" : "register";
 }
 
 /**
  * The kernel matmul uses now: a `setMatmulVariant` choice, else the CPU kernels' choice (`cpuKernels()`: the
- * adapter's kind, or what `setCpuKernels` forces, as for every kernel with a CPU and a GPU variant).
+ * adapter's kind, or what `setCpuKernels` forces, as for every kernel with a CPU and a GPU variant), the CPU
+ * choice being "subgroup" where the device supports it.
  */
 export function matmulVariant(): MatmulVariant {
   if (setting !== "auto") return setting;
-  return cpuKernels() ? "register" : "shared";
+  if (!cpuKernels()) return "shared";
+  return subgroupMatmulSupported(gpu().info) ? "subgroup" : "register";
+}
+
+/** Whether a variant is one of the CPU-adapter kernels (register blocks, with or without subgroup loads). */
+export function isRegisterVariant(v: MatmulVariant): boolean {
+  return v === "register" || v === "subgroup";
 }
 
 /** Caps below the device's limits, for tests of the splitting paths (null fields: the device's own). */
@@ -224,7 +251,16 @@ export function gemm(g: Gemm): void {
     return;
   }
   const v = matmulVariant();
-  if (v === "register") gemmRegister(g);
+  if (v === "subgroup" && !subgroupMatmulSupported(gpu().info)) {
+    const { info } = gpu();
+    throw new GpuLimitError(
+      `matmul: the "subgroup" kernel needs the device feature "subgroups" with subgroups of at least 8 lanes; ` +
+        `${info.adapterName} has ${
+          info.features.subgroups ? `subgroups of ${info.subgroupMinSize}–${info.subgroupMaxSize}` : "none"
+        }. Use setMatmulVariant("register") or "auto".`,
+    );
+  }
+  if (isRegisterVariant(v)) gemmRegister(g, v === "subgroup");
   else if (v === "tiled") gemmTiled(g);
   else gemmShared(g);
 }
@@ -268,6 +304,12 @@ const ceil4 = (n: number) => Math.ceil(n / 4) * 4;
  * stores (the edge loop of each of 16 rows), counted as if nothing were unrolled. A multiple of 16.
  */
 export const REGISTER_K_WINDOW = Math.floor((4 * (LOOP_BUDGET - 278)) / 16) * 16;
+
+/**
+ * K per window of the subgroup kernel: ceil(K/4) + 1 steps, then at most 32·9 in the stores (the edge loop of
+ * each of its 32 rows). A multiple of 16.
+ */
+export const SUBGROUP_K_WINDOW = Math.floor((4 * (LOOP_BUDGET - 290)) / 16) * 16;
 
 /**
  * K per window of the shared kernel (TM = TN = 4): per 16 of K the tile loop, its two load loops (4 + 1 each), the
@@ -377,18 +419,20 @@ function vec4Operands(g: Gemm, temps: Tensor[]): { A: Vec4Operand; B: Vec4Operan
   return { A, B, ops };
 }
 
-function gemmRegister(g: Gemm): void {
+function gemmRegister(g: Gemm, subgroup: boolean): void {
   const { M, N, K, batch, transA, transB } = g;
   const temps: Tensor[] = [];
   const { A, B, ops } = vec4Operands(g, temps);
   const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 };
   // few rows times Bᵀ: the row kernel (its loop runs K/4 + 1 times: within lavapipe's loop budget)
   const rowKernel = transB && !transA && M <= gemvMaxRows && A.ld / 4 + 1 <= LOOP_BUDGET;
-  const windows: [number, number][] = rowKernel ? [[0, K]] : kWindows(K, REGISTER_K_WINDOW);
-  const block = rowKernel ? { BM: 1, BN: 64 } : { BM: 16, BN: 128 };
+  const windows: [number, number][] = rowKernel
+    ? [[0, K]]
+    : kWindows(K, subgroup ? SUBGROUP_K_WINDOW : REGISTER_K_WINDOW);
+  const block = rowKernel ? { BM: 1, BN: 64 } : subgroup ? { BM: 32, BN: 64 } : { BM: 16, BN: 128 };
   forEachTile(ops, M, N, batch, block, windows, (t) =>
     issue({
-      kernel: rowKernel ? GEMV : REGISTER,
+      kernel: rowKernel ? GEMV : subgroup ? SUBGROUP : REGISTER,
       constants: rowKernel ? {} : constants,
       params: {
         M,

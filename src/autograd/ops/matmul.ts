@@ -24,6 +24,7 @@ import { collectDispatches, gemm } from "./gemm.ts";
 export {
   defaultMatmulVariant,
   GEMV_MAX_ROWS,
+  isRegisterVariant,
   type MatmulLimits,
   type MatmulVariant,
   matmulVariant,
@@ -32,6 +33,8 @@ export {
   setMatmulLimits,
   setMatmulVariant,
   SHARED_K_WINDOW,
+  SUBGROUP_K_WINDOW,
+  subgroupMatmulSupported,
 } from "./gemm.ts";
 
 export interface MatmulOptions {
