@@ -20,6 +20,13 @@ import { logSoftmaxGather } from "../src/autograd/ops/log_softmax_gather.ts";
 import { sequenceLogps } from "../src/autograd/ops/sequence_logps.ts";
 import { reshape } from "../src/autograd/ops/reshape.ts";
 import {
+  type MatmulVariant,
+  matmulVariant,
+  setMatmulVariant,
+  subgroupMatmulSupported,
+} from "../src/autograd/ops/matmul.ts";
+import { gpu } from "../src/gpu/device.ts";
+import {
   refCausalSequenceLogps,
   refCrossEntropy,
   refFusedLogProbs,
@@ -67,78 +74,103 @@ function scoredOnly(ref: ArrayLike<number>, labels: Int32Array, ignore = -100): 
   return Array.from(ref, (v, i) => (labels[i] === ignore ? 0 : v));
 }
 
+/**
+ * The LM head's products run on the matmul kernels on CPU adapters and on its own kernels on GPUs
+ * (fused_logprobs.ts): runs `fn` on each path this device can take, forced through the matmul variant ("auto":
+ * the adapter's own choice; "register" or "subgroup": the matmul kernels; "shared": the LM head's kernels).
+ */
+async function eachProductPath(
+  fn: (path: string) => Promise<unknown>,
+  variants: (MatmulVariant | "auto")[] = ["register", "subgroup", "shared"],
+): Promise<void> {
+  for (const v of variants) {
+    if (v === "subgroup" && !subgroupMatmulSupported(gpu().info)) continue; // the register path covers it
+    setMatmulVariant(v);
+    try {
+      const used = matmulVariant();
+      await fn(used === "shared" || used === "tiled" ? "LM-head kernels" : `${used} matmul kernel`);
+    } finally {
+      setMatmulVariant("auto");
+    }
+  }
+}
+
 Deno.test(
   "fusedLogProbs forward and stats match the float64 reference on awkward shapes",
   gpuTest,
   async () => {
     await setup();
-    for (const { N, C, V, chunks, amp } of CASES) {
-      const h = randomArray(N * C, 11 + N, -amp, amp);
-      const W = randomArray(V * C, 23 + V, -amp, amp);
-      const labels = N === 1 ? Int32Array.from([0]) : caseLabels(N, V, 5 + C);
-      const ref = refFusedLogProbs(h, W, labels, N, C, V);
-      for (const chunk of chunks) {
-        for (const scoredRowsOnly of [true, false]) {
-          await scope(async () => {
-            const r = fusedLogProbsWithStats(tensor(h, [N, C]), tensor(W, [V, C]), labels, {
-              chunk,
-              scoredRowsOnly,
+    await eachProductPath(async (path) => {
+      for (const { N, C, V, chunks, amp } of CASES) {
+        const h = randomArray(N * C, 11 + N, -amp, amp);
+        const W = randomArray(V * C, 23 + V, -amp, amp);
+        const labels = N === 1 ? Int32Array.from([0]) : caseLabels(N, V, 5 + C);
+        const ref = refFusedLogProbs(h, W, labels, N, C, V);
+        for (const chunk of chunks) {
+          for (const scoredRowsOnly of [true, false]) {
+            await scope(async () => {
+              const r = fusedLogProbsWithStats(tensor(h, [N, C]), tensor(W, [V, C]), labels, {
+                chunk,
+                scoredRowsOnly,
+              });
+              const what = `${path} N=${N} C=${C} V=${V} chunk=${chunk} scoredRowsOnly=${scoredRowsOnly}`;
+              // the stats of ignored rows are computed only when every row goes through the LM head
+              const stat = (x: ArrayLike<number>) => scoredRowsOnly ? scoredOnly(x, labels) : x;
+              // f32 dot products over C and f32 sums over V: tolerance scales with the logit magnitudes
+              assertClose(await values(r.logps), ref.logp, { atol: 2e-5 * C, rtol: 1e-4 }, `${what} logps`);
+              assertClose(
+                await values(r.logitSum),
+                stat(ref.logitSum),
+                { atol: 2e-5 * C * V, rtol: 1e-4 },
+                `${what} sum`,
+              );
+              assertClose(
+                await values(r.logSumP2),
+                stat(ref.logSumP2),
+                { atol: 2e-5 * C, rtol: 1e-4 },
+                `${what} logΣp²`,
+              );
+              // ignored rows are exactly 0
+              if (N > 3) assert.equal((await values(r.logps))[3], 0);
             });
-            const what = `N=${N} C=${C} V=${V} chunk=${chunk} scoredRowsOnly=${scoredRowsOnly}`;
-            // the stats of ignored rows are computed only when every row goes through the LM head
-            const stat = (x: ArrayLike<number>) => scoredRowsOnly ? scoredOnly(x, labels) : x;
-            // f32 dot products over C and f32 sums over V: tolerance scales with the logit magnitudes
-            assertClose(await values(r.logps), ref.logp, { atol: 2e-5 * C, rtol: 1e-4 }, `${what} logps`);
-            assertClose(
-              await values(r.logitSum),
-              stat(ref.logitSum),
-              { atol: 2e-5 * C * V, rtol: 1e-4 },
-              `${what} sum`,
-            );
-            assertClose(
-              await values(r.logSumP2),
-              stat(ref.logSumP2),
-              { atol: 2e-5 * C, rtol: 1e-4 },
-              `${what} logΣp²`,
-            );
-            // ignored rows are exactly 0
-            if (N > 3) assert.equal((await values(r.logps))[3], 0);
-          });
+          }
         }
       }
-    }
+    });
   },
 );
 
 Deno.test("fusedLogProbs backward matches the reference dH and dW on awkward shapes", gpuTest, async () => {
   await setup();
-  for (const { N, C, V, chunks, amp } of CASES) {
-    const h = randomArray(N * C, 31 + N, -amp, amp);
-    const W = randomArray(V * C, 41 + V, -amp, amp);
-    const labels = N === 1 ? Int32Array.from([0]) : caseLabels(N, V, 7 + C);
-    const d = randomArray(N, 3, -2, 2);
-    const ref = refFusedLogProbs(h, W, labels, N, C, V, -100, d);
-    for (const chunk of chunks) {
-      for (const scoredRowsOnly of [true, false]) {
-        await scope(async () => {
-          const ht = tensor(h, [N, C], { requiresGrad: true });
-          const Wt = tensor(W, [V, C], { requiresGrad: true });
-          const out = fusedLogProbs(ht, Wt, labels, { chunk, scoredRowsOnly });
-          out.backward(tensor(d, [N]));
-          const what = `N=${N} C=${C} V=${V} chunk=${chunk} scoredRowsOnly=${scoredRowsOnly}`;
-          assertClose(await values(ht.grad!), ref.dH!, { atol: 1e-5 * V, rtol: 1e-3 }, `${what} dH`);
-          assertClose(await values(Wt.grad!), ref.dW!, { atol: 1e-5 * N, rtol: 1e-3 }, `${what} dW`);
-          if (N > 3) {
-            // an ignored row gets no gradient at all
-            const gh = await values(ht.grad!);
-            assert.ok(gh.slice(3 * C, 4 * C).every((x) => x === 0), "ignored row 3 has a nonzero dH");
-          }
-          ht.grad!.dispose();
-          Wt.grad!.dispose();
-        });
+  await eachProductPath(async (path) => {
+    for (const { N, C, V, chunks, amp } of CASES) {
+      const h = randomArray(N * C, 31 + N, -amp, amp);
+      const W = randomArray(V * C, 41 + V, -amp, amp);
+      const labels = N === 1 ? Int32Array.from([0]) : caseLabels(N, V, 7 + C);
+      const d = randomArray(N, 3, -2, 2);
+      const ref = refFusedLogProbs(h, W, labels, N, C, V, -100, d);
+      for (const chunk of chunks) {
+        for (const scoredRowsOnly of [true, false]) {
+          await scope(async () => {
+            const ht = tensor(h, [N, C], { requiresGrad: true });
+            const Wt = tensor(W, [V, C], { requiresGrad: true });
+            const out = fusedLogProbs(ht, Wt, labels, { chunk, scoredRowsOnly });
+            out.backward(tensor(d, [N]));
+            const what = `${path} N=${N} C=${C} V=${V} chunk=${chunk} scoredRowsOnly=${scoredRowsOnly}`;
+            assertClose(await values(ht.grad!), ref.dH!, { atol: 1e-5 * V, rtol: 1e-3 }, `${what} dH`);
+            assertClose(await values(Wt.grad!), ref.dW!, { atol: 1e-5 * N, rtol: 1e-3 }, `${what} dW`);
+            if (N > 3) {
+              // an ignored row gets no gradient at all
+              const gh = await values(ht.grad!);
+              assert.ok(gh.slice(3 * C, 4 * C).every((x) => x === 0), "ignored row 3 has a nonzero dH");
+            }
+            ht.grad!.dispose();
+            Wt.grad!.dispose();
+          });
+        }
       }
     }
-  }
+  });
 });
 
 Deno.test(
@@ -435,23 +467,24 @@ Deno.test(
     const labels = Int32Array.from([V - 1, 16384, -100]); // the last entry, the first of the second chunk, ignored
     const d = Float32Array.from([1, -0.5, 2]);
     const ref = refFusedLogProbs(h, W, labels, N, C, V, -100, d);
-    await scope(async () => {
-      const ht = tensor(h, [N, C], { requiresGrad: true });
-      const Wt = tensor(W, [V, C], { requiresGrad: true });
-      const r = fusedLogProbsWithStats(ht, Wt, labels);
-      assertClose(await values(r.logps), ref.logp, { atol: 1e-4, rtol: 1e-4 }, "logps");
-      assertClose(
-        await values(r.logSumP2),
-        scoredOnly(ref.logSumP2, labels),
-        { atol: 1e-4, rtol: 1e-4 },
-        "logΣp²",
-      );
-      r.logps.backward(tensor(d, [N]));
-      assertClose(await values(ht.grad!), ref.dH!, { atol: 1e-5, rtol: 1e-3 }, "dH");
-      assertClose(await values(Wt.grad!), ref.dW!, { atol: 1e-6, rtol: 1e-3 }, "dW");
-      ht.grad!.dispose();
-      Wt.grad!.dispose();
-    });
+    await eachProductPath(() =>
+      scope(async () => {
+        const ht = tensor(h, [N, C], { requiresGrad: true });
+        const Wt = tensor(W, [V, C], { requiresGrad: true });
+        const r = fusedLogProbsWithStats(ht, Wt, labels);
+        assertClose(await values(r.logps), ref.logp, { atol: 1e-4, rtol: 1e-4 }, "logps");
+        assertClose(
+          await values(r.logSumP2),
+          scoredOnly(ref.logSumP2, labels),
+          { atol: 1e-4, rtol: 1e-4 },
+          "logΣp²",
+        );
+        r.logps.backward(tensor(d, [N]));
+        assertClose(await values(ht.grad!), ref.dH!, { atol: 1e-5, rtol: 1e-3 }, "dH");
+        assertClose(await values(Wt.grad!), ref.dW!, { atol: 1e-6, rtol: 1e-3 }, "dW");
+        ht.grad!.dispose();
+        Wt.grad!.dispose();
+      }), ["auto", "shared"]);
   },
 );
 
@@ -497,40 +530,47 @@ Deno.test(
       const ref = refFusedLogProbs(h, W, labels, N, C, V, -100, d);
       const z = refLogits(h, W, N, C, V);
       const fromLogits = refLogitsBackward(refLogSoftmaxGatherBackward(z, labels, d, N, V), h, W, N, C, V);
-      const what = `N=${N} C=${C} V=${V}`;
-      for (const path of ["fused", "materialised"]) {
-        await scope(async () => {
-          const ht = tensor(h, [N, C], { requiresGrad: true });
-          const Wt = tensor(W, [V, C], { requiresGrad: true });
-          const lp = path === "fused"
-            ? fusedLogProbsWithStats(ht, Wt, labels)
-            : { logps: logSoftmaxGather(lmHeadLogits(ht, Wt), labels), logSumP2: null };
-          assertClose(await values(lp.logps), ref.logp, { atol: 1e-4, rtol: 1e-4 }, `${what} ${path} logps`);
-          if (lp.logSumP2) {
+      await eachProductPath(async (products) => {
+        const what = `N=${N} C=${C} V=${V} ${products}`;
+        for (const path of ["fused", "materialised"]) {
+          await scope(async () => {
+            const ht = tensor(h, [N, C], { requiresGrad: true });
+            const Wt = tensor(W, [V, C], { requiresGrad: true });
+            const lp = path === "fused"
+              ? fusedLogProbsWithStats(ht, Wt, labels)
+              : { logps: logSoftmaxGather(lmHeadLogits(ht, Wt), labels), logSumP2: null };
             assertClose(
-              await values(lp.logSumP2),
-              scoredOnly(ref.logSumP2, labels),
+              await values(lp.logps),
+              ref.logp,
               { atol: 1e-4, rtol: 1e-4 },
-              `${what} logΣp²`,
+              `${what} ${path} logps`,
             );
-          }
-          lp.logps.backward(tensor(d, [N]));
-          assertClose(
-            await values(ht.grad!),
-            fromLogits.dH,
-            { atol: 1e-5, rtol: 1e-3 },
-            `${what} ${path} dH`,
-          );
-          assertClose(
-            await values(Wt.grad!),
-            fromLogits.dW,
-            { atol: 1e-4, rtol: 1e-3 },
-            `${what} ${path} dW`,
-          );
-          ht.grad!.dispose();
-          Wt.grad!.dispose();
-        });
-      }
+            if (lp.logSumP2) {
+              assertClose(
+                await values(lp.logSumP2),
+                scoredOnly(ref.logSumP2, labels),
+                { atol: 1e-4, rtol: 1e-4 },
+                `${what} logΣp²`,
+              );
+            }
+            lp.logps.backward(tensor(d, [N]));
+            assertClose(
+              await values(ht.grad!),
+              fromLogits.dH,
+              { atol: 1e-5, rtol: 1e-3 },
+              `${what} ${path} dH`,
+            );
+            assertClose(
+              await values(Wt.grad!),
+              fromLogits.dW,
+              { atol: 1e-4, rtol: 1e-3 },
+              `${what} ${path} dW`,
+            );
+            ht.grad!.dispose();
+            Wt.grad!.dispose();
+          });
+        }
+      }, ["auto", "shared"]);
     }
   },
 );

@@ -11,6 +11,9 @@
  *
  * Kernels: logprob_logits.wgsl (chunk logits, dLogits), logprob_stats.wgsl (running max / logsumexp, the label's
  * logit, the statistics), logprob_backward.wgsl (dH, dW). Labels: see labels.ts.
+ * On CPU adapters the three products of each chunk (logits h·Wᵀ, dH += dLogits·W, dW = dLogitsᵀ·h) run on the
+ * matmul kernels instead (`gemm`: the register or subgroup kernel, which load less per FMA than the LM head's own
+ * 8×8 and 8×4 tiles), and logprob_dlogits.wgsl turns the recomputed logits into dLogits in place.
  */
 import { bindingLimit } from "../../gpu/binding.ts";
 import { cpuKernels } from "../../gpu/device.ts";
@@ -21,6 +24,7 @@ import { tensor } from "../../tensor/create.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
 import { concat } from "./concat.ts";
+import { gemm, isRegisterVariant, matmulVariant } from "./gemm.ts";
 import { gatherRows } from "./gather_rows.ts";
 import {
   checkIgnore,
@@ -45,6 +49,40 @@ import {
 import { reshape } from "./reshape.ts";
 
 const STATS = kernel("logprob_stats.wgsl");
+const DLOGITS = kernel("logprob_dlogits.wgsl");
+
+/** Whether the chunk products run on the matmul kernels (CPU adapters: see the header). */
+function productsOnGemm(): boolean {
+  return isRegisterVariant(matmulVariant());
+}
+
+/** out[M, N] (+)= op(A)·op(B) over whole tensors from element offsets, through the matmul kernels. */
+function product(
+  a: Tensor,
+  aOff: number,
+  b: Tensor,
+  bOff: number,
+  out: Tensor,
+  outOff: number,
+  M: number,
+  N: number,
+  K: number,
+  o: { transA?: boolean; transB?: boolean; accumulate?: boolean },
+): void {
+  gemm({
+    a: { t: a, off: aOff, stride: 0 },
+    b: { t: b, off: bOff, stride: 0 },
+    c: { t: out, off: outOff, stride: 0 },
+    M,
+    N,
+    K,
+    batch: 1,
+    transA: o.transA ?? false,
+    transB: o.transB ?? false,
+    accumulate: o.accumulate ?? false,
+    alpha: 1,
+  });
+}
 
 export interface FusedLogProbsOptions {
   /** Label value that is not scored (default -100). */
@@ -151,18 +189,25 @@ function fusedForwardRaw(
   const state = empty([N, 5]);
   const C4 = CP / 4;
   const lanes = statsLanes();
+  const onGemm = productsOnGemm();
   for (let v0 = 0; v0 < V; v0 += chunk) {
     const vc = Math.min(chunk, V - v0);
-    dispatch({
-      kernel: LOGITS,
-      entry: "logits",
-      params: { N, VC: vc, C4, LDZ: chunk, VBASE: whole ? v0 : 0, VLAB: v0, ignore },
-      buffers: [hp.binding, whole ? wp.binding : range(wp, v0 * CP, vc * CP), scratch.binding],
-      workgroups: [Math.ceil(vc / TILE), Math.ceil(N / TILE)],
-    });
+    // the matmul kernels write the chunk's logits as a contiguous [N, vc]
+    const ldz = onGemm ? vc : chunk;
+    if (onGemm) {
+      product(hp, 0, wp, v0 * CP, scratch, 0, N, vc, CP, { transB: true });
+    } else {
+      dispatch({
+        kernel: LOGITS,
+        entry: "logits",
+        params: { N, VC: vc, C4, LDZ: chunk, VBASE: whole ? v0 : 0, VLAB: v0, ignore },
+        buffers: [hp.binding, whole ? wp.binding : range(wp, v0 * CP, vc * CP), scratch.binding],
+        workgroups: [Math.ceil(vc / TILE), Math.ceil(N / TILE)],
+      });
+    }
     dispatch({
       kernel: STATS,
-      params: { N, VC: vc, LDZ: chunk, VLAB: v0, V, FIRST: v0 === 0, LAST: v0 + vc >= V, ignore },
+      params: { N, VC: vc, LDZ: ldz, VLAB: v0, V, FIRST: v0 === 0, LAST: v0 + vc >= V, ignore },
       buffers: [
         scratch.binding,
         lab.binding,
@@ -200,6 +245,23 @@ function fusedBackwardRaw(
   const dH = wantH ? empty([N, CP]) : null;
   const dW = wantW ? empty([V, CP]) : null;
   const g = empty([N, chunk]);
+  if (productsOnGemm()) {
+    for (let v0 = 0; v0 < V; v0 += chunk) {
+      const vc = Math.min(chunk, V - v0);
+      // g = this chunk's logits as a contiguous [N, vc], then dLogits in place
+      product(hp, 0, wp, v0 * CP, g, 0, N, vc, CP, { transB: true });
+      dispatch({
+        kernel: DLOGITS,
+        params: { N, VC: vc, LDZ: vc, VLAB: v0, ignore },
+        buffers: [g.binding, lab.binding, lse.binding, dy.binding],
+        workgroups: grid1d(N * Math.ceil(vc / 8), 64),
+      });
+      if (dH) product(g, 0, wp, v0 * CP, dH, 0, N, CP, vc, { accumulate: v0 > 0 });
+      if (dW) product(g, 0, hp, 0, dW, v0 * CP, vc, CP, N, { transA: true });
+    }
+    g.dispose();
+    return [dH, dW];
+  }
   for (let v0 = 0; v0 < V; v0 += chunk) {
     const vc = Math.min(chunk, V - v0);
     const wb = whole ? wp.binding : range(wp, v0 * CP, vc * CP);
