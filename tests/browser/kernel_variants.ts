@@ -146,6 +146,7 @@ export function kernelVariants(file: string, limits: VariantLimits): PipelineVar
     case "logprob_stats.wgsl":
       return v("main", each("LANES", [1, 2, 4, 8, 16, 32, 64]));
     case "matmul_register.wgsl":
+    case "matmul_subgroup.wgsl":
       return v("main", [0, 1, 2, 3].map((t) => ({ TRANS_A: t & 1, TRANS_B: t >> 1 })));
     case "matmul_shared.wgsl":
       return v("main", [0, 1, 2, 3].map((t) => ({ TRANS_A: t & 1, TRANS_B: t >> 1, TM: 4, TN: 4 })));

@@ -9,6 +9,10 @@
  * 25 storage buffers; Chromium's adapter offers 10) is compiled only. Each pipeline's bind-group layout is the one src/gpu/queue.ts makes: a
  * uniform at binding 0 with a dynamic offset, then every storage binding the file declares.
  *
+ * A file that says `// enables: subgroups` is compiled, with `enable subgroups;` in front as the registry puts it,
+ * on devices that have the "subgroups" feature; where Chromium's adapter lacks it the step says so (the ops never
+ * dispatch such a kernel there: matmul falls back to matmul_register.wgsl).
+ *
  * One step per kernel file; a step fails listing every compile message and every pipeline error of its file.
  * Run with `deno task test:browser` (needs Debian's chromium; see tests/browser/chromium.ts).
  */
@@ -29,6 +33,8 @@ interface Job {
   pipelines: PipelineVariant[];
   /** Pipelines only the adapter-limits device builds (constants chosen from its larger limits). */
   adapterPipelines: PipelineVariant[];
+  /** The file says `// enables: subgroups`. */
+  subgroups: boolean;
 }
 
 interface JobResult {
@@ -37,6 +43,8 @@ interface JobResult {
   warnings: string[];
   /** Whether the module compiled (no error message from getCompilationInfo). */
   compiled: boolean;
+  /** Not compiled: it needs the "subgroups" feature, which the adapter lacks. */
+  noSubgroups: boolean;
   built: number;
   ms: number;
 }
@@ -67,8 +75,9 @@ function jobFor(file: string, code: string, defaults: VariantLimits, adapter: Va
   const pipelines = expand(defaults);
   const known = new Set(pipelines.map(key));
   const adapterPipelines = expand(adapter).filter((p) => !known.has(key(p)));
-  const bindings = [...inlineKernel(file, code).bindings.entries()].sort((a, b) => a[0] - b[0]);
-  return { file, code, bindings, pipelines, adapterPipelines };
+  const k = inlineKernel(file, code);
+  const bindings = [...k.bindings.entries()].sort((a, b) => a[0] - b[0]);
+  return { file, code, bindings, pipelines, adapterPipelines, subgroups: k.needsSubgroups };
 }
 
 /** Runs in the page: compiles each job's module and builds its pipelines on both devices. */
@@ -84,11 +93,14 @@ async function compileInPage(
   const adapter = await gpu.requestAdapter();
   if (!adapter) return "navigator.gpu.requestAdapter() returned null";
   const al = adapter.limits;
-  const guaranteed = await adapter.requestDevice();
+  const sg = "subgroups" as GPUFeatureName;
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has(sg) ? [sg] : [];
+  const guaranteed = await adapter.requestDevice({ requiredFeatures });
   // an adapter gives one device: the second comes from a second request
   const second = await gpu.requestAdapter();
   if (!second) return "a second navigator.gpu.requestAdapter() returned null";
   const maxed = await second.requestDevice({
+    requiredFeatures,
     requiredLimits: {
       maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
       maxBufferSize: al.maxBufferSize,
@@ -105,11 +117,19 @@ async function compileInPage(
     return `${p.entry}${c ? ` {${c}}` : ""}`;
   };
   const results: JobResult[] = [];
-  for (const job of jobs) {
+  for (let job of jobs) {
     const errors: string[] = [];
     const warnings: string[] = [];
     let built = 0;
     const t0 = performance.now();
+    if (job.subgroups) {
+      if (requiredFeatures.length === 0) {
+        results.push({ file: job.file, errors, warnings, compiled: false, noSubgroups: true, built, ms: 0 });
+        continue;
+      }
+      // as the registry compiles it for Tint: the directive on the first line (line numbers unchanged)
+      job = { ...job, code: "enable subgroups; " + job.code };
+    }
     const sets: [GPUDevice, PipelineVariant[], string][] = [
       [guaranteed, job.pipelines, "default limits"],
       [maxed, job.adapterPipelines, "adapter limits"],
@@ -164,7 +184,15 @@ async function compileInPage(
       }));
     }
     const compiled = !errors.some((e) => e.startsWith("line "));
-    results.push({ file: job.file, errors, warnings, compiled, built, ms: performance.now() - t0 });
+    results.push({
+      file: job.file,
+      errors,
+      warnings,
+      compiled,
+      noSubgroups: false,
+      built,
+      ms: performance.now() - t0,
+    });
   }
   const limits = {
     maxComputeInvocationsPerWorkgroup: al.maxComputeInvocationsPerWorkgroup,
@@ -231,6 +259,12 @@ Deno.test({
       );
       for (const r of out.results) {
         await t.step(r.file, () => {
+          if (r.noSubgroups) {
+            console.log(
+              `  ${r.file}: not compiled: it uses subgroups and this adapter has no "subgroups" feature`,
+            );
+            return;
+          }
           console.log(
             `  ${r.file}: ${r.built} pipelines in ${(r.ms / 1000).toFixed(1)} s${
               r.built === 0 ? " (compiled only: it needs more than this adapter's limits)" : ""
