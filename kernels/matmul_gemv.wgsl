@@ -13,7 +13,7 @@
 // layers (N×K 192×576, 576×576, 576×1536) and the same on the memory-bound LM head (bench/RESULTS.md). The
 // loop runs lda4 + 1 times per invocation (the host keeps that within lavapipe's loop budget: K ≤ ~240,000).
 //
-// Bindings: 0 uniform Params (the register kernel's: matmul_register.wgsl); 1 a: array<vec4f> (read);
+// Bindings: 0 uniform Params (common/matmul_vec4_params.wgsl, with the bindings); 1 a: array<vec4f> (read);
 //           2 b: array<vec4f> (read); 3 c: array<f32> (read_write).
 // Layout:   row-major, batch-major, A [M, K] and B [N, K] (B transposed: nn.Linear's weight) as vec4 rows of
 //           lda4 = ldb4 vec4s (K rounded up to a multiple of 4, the padding zero); for batch z of this dispatch
@@ -23,38 +23,11 @@
 //           row mOff + y and columns nOff + 64·x + 8·lid.x .. + 7 of batch z. Rows of B past N are clamped
 //           (their sums are not stored).
 // Params.accumulate ≠ 0: C += alpha·A·Bᵀ instead of C = alpha·A·Bᵀ.
-// requires: common/gemv_row.wgsl
-
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  lda4: u32,
-  ldb4: u32,
-  strideA4: u32,
-  strideB4: u32,
-  strideC: u32,
-  offA4: u32,
-  offB4: u32,
-  offC: u32,
-  mOff: u32,
-  nOff: u32,
-  accumulate: u32,
-  alpha: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4f>;
-@group(0) @binding(2) var<storage, read> b: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+// requires: common/gemv_row.wgsl, common/matmul_vec4_params.wgsl
 
 fn put(o: u32, n: u32, v: f32) {
   if (n >= p.N) { return; }
-  if (p.accumulate != 0u) {
-    c[o] += p.alpha * v;
-  } else {
-    c[o] = p.alpha * v;
-  }
+  put1(o, v);
 }
 
 // The weights of every sum: b (one product).

@@ -101,53 +101,17 @@ fn put(r: Row, cb: u32, m: u32, n0: u32) {
   if (n0 + 16u <= p.N) {
     // a whole block: sixteen plain stores (no runtime-indexed local array, which llvmpipe keeps in memory)
     let o = row + n0;
-    if (p.accumulate != 0u) {
-      c[o + 0u] += p.alpha * r.c0.x;
-      c[o + 1u] += p.alpha * r.c0.y;
-      c[o + 2u] += p.alpha * r.c0.z;
-      c[o + 3u] += p.alpha * r.c0.w;
-      c[o + 4u] += p.alpha * r.c1.x;
-      c[o + 5u] += p.alpha * r.c1.y;
-      c[o + 6u] += p.alpha * r.c1.z;
-      c[o + 7u] += p.alpha * r.c1.w;
-      c[o + 8u] += p.alpha * r.c2.x;
-      c[o + 9u] += p.alpha * r.c2.y;
-      c[o + 10u] += p.alpha * r.c2.z;
-      c[o + 11u] += p.alpha * r.c2.w;
-      c[o + 12u] += p.alpha * r.c3.x;
-      c[o + 13u] += p.alpha * r.c3.y;
-      c[o + 14u] += p.alpha * r.c3.z;
-      c[o + 15u] += p.alpha * r.c3.w;
-    } else {
-      c[o + 0u] = p.alpha * r.c0.x;
-      c[o + 1u] = p.alpha * r.c0.y;
-      c[o + 2u] = p.alpha * r.c0.z;
-      c[o + 3u] = p.alpha * r.c0.w;
-      c[o + 4u] = p.alpha * r.c1.x;
-      c[o + 5u] = p.alpha * r.c1.y;
-      c[o + 6u] = p.alpha * r.c1.z;
-      c[o + 7u] = p.alpha * r.c1.w;
-      c[o + 8u] = p.alpha * r.c2.x;
-      c[o + 9u] = p.alpha * r.c2.y;
-      c[o + 10u] = p.alpha * r.c2.z;
-      c[o + 11u] = p.alpha * r.c2.w;
-      c[o + 12u] = p.alpha * r.c3.x;
-      c[o + 13u] = p.alpha * r.c3.y;
-      c[o + 14u] = p.alpha * r.c3.z;
-      c[o + 15u] = p.alpha * r.c3.w;
-    }
+    put4(o, r.c0);
+    put4(o + 4u, r.c1);
+    put4(o + 8u, r.c2);
+    put4(o + 12u, r.c3);
     return;
   }
   let v = array<vec4f, 4>(r.c0, r.c1, r.c2, r.c3);
   for (var j = 0u; j < 16u; j++) {
     let n = n0 + j;
     if (n >= p.N) { break; }
-    let x = p.alpha * v[j / 4u][j % 4u];
-    if (p.accumulate != 0u) {
-      c[row + n] += x;
-    } else {
-      c[row + n] = x;
-    }
+    put1(row + n, v[j / 4u][j % 4u]);
   }
 }
 

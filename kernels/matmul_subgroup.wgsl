@@ -124,40 +124,18 @@ fn put8(v: C8, cb: u32, m: u32, n0: u32) {
   let o = cb + m * p.N + n0;
   if (n0 + 8u <= p.N) {
     // whole: eight plain stores (no runtime-indexed local array, which llvmpipe keeps in memory)
-    if (p.accumulate != 0u) {
-      c[o + 0u] += p.alpha * v.lo.x;
-      c[o + 1u] += p.alpha * v.lo.y;
-      c[o + 2u] += p.alpha * v.lo.z;
-      c[o + 3u] += p.alpha * v.lo.w;
-      c[o + 4u] += p.alpha * v.hi.x;
-      c[o + 5u] += p.alpha * v.hi.y;
-      c[o + 6u] += p.alpha * v.hi.z;
-      c[o + 7u] += p.alpha * v.hi.w;
-    } else {
-      c[o + 0u] = p.alpha * v.lo.x;
-      c[o + 1u] = p.alpha * v.lo.y;
-      c[o + 2u] = p.alpha * v.lo.z;
-      c[o + 3u] = p.alpha * v.lo.w;
-      c[o + 4u] = p.alpha * v.hi.x;
-      c[o + 5u] = p.alpha * v.hi.y;
-      c[o + 6u] = p.alpha * v.hi.z;
-      c[o + 7u] = p.alpha * v.hi.w;
-    }
+    put4(o, v.lo);
+    put4(o + 4u, v.hi);
     return;
   }
   let w = array<vec4f, 2>(v.lo, v.hi);
   for (var j = 0u; j < 8u; j++) {
     if (n0 + j >= p.N) { break; }
-    let x = p.alpha * w[j / 4u][j % 4u];
-    if (p.accumulate != 0u) {
-      c[o + j] += x;
-    } else {
-      c[o + j] = x;
-    }
+    put1(o + j, w[j / 4u][j % 4u]);
   }
 }
 
-fn put4(q: Q4, cb: u32, m: u32, n0: u32) {
+fn putRows(q: Q4, cb: u32, m: u32, n0: u32) {
   put8(q.r0, cb, m, n0);
   put8(q.r1, cb, m + 1u, n0);
   put8(q.r2, cb, m + 2u, n0);
@@ -196,12 +174,12 @@ fn main(
     q6 = step4(q6, fromLane6(h), blk);
     q7 = step4(q7, fromLane7(h), blk);
   }
-  put4(q0, cb, m0, n0);
-  put4(q1, cb, m0 + 4u, n0);
-  put4(q2, cb, m0 + 8u, n0);
-  put4(q3, cb, m0 + 12u, n0);
-  put4(q4, cb, m0 + 16u, n0);
-  put4(q5, cb, m0 + 20u, n0);
-  put4(q6, cb, m0 + 24u, n0);
-  put4(q7, cb, m0 + 28u, n0);
+  putRows(q0, cb, m0, n0);
+  putRows(q1, cb, m0 + 4u, n0);
+  putRows(q2, cb, m0 + 8u, n0);
+  putRows(q3, cb, m0 + 12u, n0);
+  putRows(q4, cb, m0 + 16u, n0);
+  putRows(q5, cb, m0 + 20u, n0);
+  putRows(q6, cb, m0 + 24u, n0);
+  putRows(q7, cb, m0 + 28u, n0);
 }

@@ -1,6 +1,7 @@
-// common/matmul_vec4_params.wgsl — what the vec4 register kernels share (`// requires:
-// common/matmul_vec4_params.wgsl`): matmul_register and matmul_subgroup. Their dispatch parameters, the
-// operand bindings, and the load of a 4 (rows) × 4 (k) block of A in either layout.
+// common/matmul_vec4_params.wgsl — what the vec4 matmul kernels for CPU adapters share (`// requires:
+// common/matmul_vec4_params.wgsl`): matmul_register, matmul_subgroup and matmul_gemv. Their dispatch
+// parameters, the operand bindings, the stores into C, and the load of a 4 (rows) × 4 (k) block of A in either
+// layout.
 //
 // Layout: row-major, batch-major; operands are vec4 rows whose length (lda4, ldb4 vec4s) is the logical row
 // length rounded up to a multiple of 4, the padding zero. For batch z of a dispatch: A = a[offA4 + z·strideA4
@@ -61,4 +62,21 @@ fn loadA(ab: u32, m: u32, k: u32) -> Row {
 
 fn b4zero(v: vec4f, keep: bool) -> vec4f {
   return select(vec4f(0.0), v, keep);
+}
+
+// C[o] = alpha·x, or C[o] += alpha·x when Params.accumulate ≠ 0.
+fn put1(o: u32, x: f32) {
+  if (p.accumulate != 0u) {
+    c[o] += p.alpha * x;
+  } else {
+    c[o] = p.alpha * x;
+  }
+}
+
+// C[o .. o+3] = alpha·v (+= with accumulate): four plain stores.
+fn put4(o: u32, v: vec4f) {
+  put1(o, v.x);
+  put1(o + 1u, v.y);
+  put1(o + 2u, v.z);
+  put1(o + 3u, v.w);
 }
