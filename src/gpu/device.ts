@@ -202,6 +202,17 @@ export function isCpuAdapter(info: { adapterName: string; isFallbackAdapter: boo
   return info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(info.adapterName);
 }
 
+/**
+ * Whether the device has the "subgroups" feature with subgroups of at least 8 lanes, so that a workgroup of 8
+ * invocations is one subgroup (or inside one): what the kernels that share loads across a subgroup of a CPU
+ * adapter's SIMD lanes assume (matmul_subgroup).
+ */
+export function hasSubgroupsOf8(
+  info: { features: { subgroups: boolean }; subgroupMinSize: number },
+): boolean {
+  return info.features.subgroups && info.subgroupMinSize >= 8;
+}
+
 /** Forces the CPU (true) or GPU (false) kernel variants, or restores the adapter's choice (null): for tests. */
 export function setCpuKernels(value: boolean | null): void {
   cpuKernelsOverride = value;

@@ -30,7 +30,7 @@
  * runs in windows of K, one dispatch each, later windows adding into C (`kWindows`).
  */
 import { alignedRange, BindingCap, rowsPerBinding } from "../../gpu/binding.ts";
-import { cpuKernels, gpu, isCpuAdapter } from "../../gpu/device.ts";
+import { cpuKernels, gpu, hasSubgroupsOf8, isCpuAdapter } from "../../gpu/device.ts";
 import { GpuLimitError } from "../../gpu/errors.ts";
 import { kernel } from "../../gpu/kernel.ts";
 import { LOOP_BUDGET, loopLimited } from "../../gpu/loop_budget.ts";
@@ -89,7 +89,7 @@ type SubgroupInfo = { features: { subgroups: boolean }; subgroupMinSize: number 
 
 /** Whether a device can run kernels/matmul_subgroup.wgsl (its 8-invocation workgroups must be one subgroup). */
 export function subgroupMatmulSupported(info: SubgroupInfo): boolean {
-  return info.features.subgroups && info.subgroupMinSize >= 8;
+  return hasSubgroupsOf8(info);
 }
 
 /** The kernel "auto" picks for an adapter. */
