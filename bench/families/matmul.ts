@@ -1,6 +1,7 @@
 /**
  * matmul: f32 GFLOP/s (2·M·N·K per product) of the kernels — "register" (register-tiled, for CPU adapters),
- * "shared" (workgroup-memory-tiled, for GPUs) and "tiled" (128×128 blocks, 8×8 per invocation, for GPUs; no
+ * "subgroup" (the register product with A's loads shared across a subgroup; CPU adapters with subgroups of ≥ 8
+ * lanes, only where the device has them), "shared" (workgroup-memory-tiled, for GPUs) and "tiled" (128×128 blocks, 8×8 per invocation, for GPUs; no
  * adapter's default until measured) — in the three training layouts: AB (forward, x·W), AtB
  * (Aᵀ·B, weight gradients) and ABt (A·Bᵀ, input gradients and nn.Linear's x·Wᵀ); M=N=K = 512, 1024, 2048 and
  * the transformer shapes (M, N, K) = (4096, 576, 576), (4096, 1536, 576), (4096, 576, 1536). `--quick` runs
@@ -19,10 +20,12 @@ import { packParams } from "../../src/gpu/params.ts";
 import { type DispatchSpec, sync } from "../../src/gpu/queue.ts";
 import {
   defaultMatmulVariant,
+  isRegisterVariant,
   matmulDispatches,
   matmulInto,
   type MatmulVariant,
   setMatmulVariant,
+  subgroupMatmulSupported,
 } from "../../src/autograd/ops/matmul.ts";
 import { scale } from "../../src/autograd/ops/scale.ts";
 import { empty, type Tensor } from "../../src/tensor/tensor.ts";
@@ -37,7 +40,7 @@ const LAYOUTS = [
 export const family: BenchFamily = {
   name: "matmul",
   async run(ctx) {
-    const cpu = defaultMatmulVariant(gpu().info) === "register";
+    const cpu = isRegisterVariant(defaultMatmulVariant(gpu().info));
     const shapes: [number, number, number][] = ctx.quick ? [[256, 256, 256], [512, 512, 512]] : [
       [512, 512, 512],
       [1024, 1024, 1024],
@@ -46,7 +49,9 @@ export const family: BenchFamily = {
       [4096, 1536, 576],
       [4096, 576, 1536],
     ];
-    const kernels: MatmulVariant[] = ["register", "shared", "tiled"];
+    const kernels: MatmulVariant[] = subgroupMatmulSupported(gpu().info)
+      ? ["register", "subgroup", "shared", "tiled"]
+      : ["register", "shared", "tiled"];
     try {
       for (const kv of kernels) {
         setMatmulVariant(kv);
@@ -57,7 +62,7 @@ export const family: BenchFamily = {
           for (const l of LAYOUTS) {
             const flop = 2 * m * n * k;
             // about 1 s of work per measurement on a CPU adapter; many more iterations on a GPU
-            const slow = cpu && (kv !== "register" || flop > 4e9);
+            const slow = cpu && (!isRegisterVariant(kv) || flop > 4e9);
             const opts = ctx.quick || slow
               ? { warmup: 0, iters: 1, repeats: 1 }
               : cpu
