@@ -6,8 +6,9 @@
 // whose addresses differ between lanes), then for each group of 4 of its 16 rows loads a 4×4 block of A (4
 // vec4 loads at addresses shared by every lane of the workgroup; on llvmpipe they cost as much as the others:
 // a block of 64 rows × 4 columns, with 4× the A loads and a quarter of the B loads, ran at half the speed)
-// and does 16 vec4 FMAs per row. matmul_subgroup.wgsl loads A once per subgroup instead, where subgroups exist. The block was chosen by measurement on llvmpipe (bench/RESULTS.md): smaller blocks pay
-// more loads per FMA; 32×16 was no faster (±5%) and took 2.5× as long to compile (8 s of CPU per pipeline).
+// and does 16 vec4 FMAs per row. matmul_subgroup.wgsl loads A once per subgroup instead, where subgroups
+// exist. The block was chosen by measurement on llvmpipe (bench/RESULTS.md): smaller blocks pay more loads per
+// FMA; 32×16 was no faster (±5%) and took 2.5× as long to compile (8 s of CPU per pipeline).
 // On llvmpipe every load is a loop over the SIMD lanes, so loads, not FMAs, set the speed.
 //
 // Bindings: 0 uniform Params; 1 a: array<vec4f> (read); 2 b: array<vec4f> (read); 3 c: array<f32>

@@ -1,8 +1,8 @@
 /**
  * matmul: f32 GFLOP/s (2·M·N·K per product) of the kernels — "register" (register-tiled, for CPU adapters),
- * "subgroup" (the register product with A's loads shared across a subgroup; CPU adapters with subgroups of ≥ 8
- * lanes, only where the device has them), "shared" (workgroup-memory-tiled, for GPUs) and "tiled" (128×128 blocks, 8×8 per invocation, for GPUs; no
- * adapter's default until measured) — in the three training layouts: AB (forward, x·W), AtB
+ * "subgroup" (the register product with A's loads shared across a subgroup; measured where the device has
+ * subgroups of ≥ 8 lanes), "shared" (workgroup-memory-tiled, for GPUs) and "tiled" (128×128 blocks, 8×8 per
+ * invocation, for GPUs; no adapter's default until measured) — in the three training layouts: AB (forward, x·W), AtB
  * (Aᵀ·B, weight gradients) and ABt (A·Bᵀ, input gradients and nn.Linear's x·Wᵀ); M=N=K = 512, 1024, 2048 and
  * the transformer shapes (M, N, K) = (4096, 576, 576), (4096, 1536, 576), (4096, 576, 1536). `--quick` runs
  * 256³ and 512³ once. Plus one bandwidth-bound row: the `scale` op over 64 MiB (read + write counted).

@@ -208,9 +208,9 @@ export function isCpuAdapter(info: { adapterName: string; isFallbackAdapter: boo
  * adapter's SIMD lanes assume (matmul_subgroup).
  */
 export function hasSubgroupsOf8(
-  info: { features: { subgroups: boolean }; subgroupMinSize: number },
+  info: { features?: { subgroups: boolean }; subgroupMinSize?: number },
 ): boolean {
-  return info.features.subgroups && info.subgroupMinSize >= 8;
+  return info.features?.subgroups === true && (info.subgroupMinSize ?? 0) >= 8;
 }
 
 /** Forces the CPU (true) or GPU (false) kernel variants, or restores the adapter's choice (null): for tests. */

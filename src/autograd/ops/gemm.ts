@@ -84,22 +84,18 @@ export function setMatmulVariant(v: MatmulVariant | "auto"): void {
   setting = v;
 }
 
-/** What the subgroup kernel needs of a device: the "subgroups" feature, with every subgroup at least 8 lanes. */
-type SubgroupInfo = { features: { subgroups: boolean }; subgroupMinSize: number };
+/**
+ * Whether a device can run kernels/matmul_subgroup.wgsl: the "subgroups" feature with subgroups of at least 8
+ * lanes (its 8-invocation workgroups must be one subgroup).
+ */
+export const subgroupMatmulSupported = hasSubgroupsOf8;
 
-/** Whether a device can run kernels/matmul_subgroup.wgsl (its 8-invocation workgroups must be one subgroup). */
-export function subgroupMatmulSupported(info: SubgroupInfo): boolean {
-  return hasSubgroupsOf8(info);
-}
-
-/** The kernel "auto" picks for an adapter. */
+/** The kernel "auto" picks for an adapter (subgroup information absent: none). */
 export function defaultMatmulVariant(
-  info: { adapterName: string; isFallbackAdapter: boolean } & Partial<SubgroupInfo>,
+  info: { adapterName: string; isFallbackAdapter: boolean } & Parameters<typeof hasSubgroupsOf8>[0],
 ): MatmulVariant {
   if (!isCpuAdapter(info)) return "shared";
-  const sg = info.features !== undefined && info.subgroupMinSize !== undefined &&
-    subgroupMatmulSupported({ features: info.features, subgroupMinSize: info.subgroupMinSize });
-  return sg ? "subgroup" : "register";
+  return hasSubgroupsOf8(info) ? "subgroup" : "register";
 }
 
 /**
