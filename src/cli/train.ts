@@ -20,6 +20,8 @@ import { plotTraining } from "../plot/training.ts";
 import { loadPolicy, loadReference } from "../dpo/lora_reference.ts";
 import { loraOf, unloadLora } from "../nn/lora.ts";
 import { disposeQuantized } from "../nn/lora_quant.ts";
+import { type HalfDtype, halfDtypeOf } from "../nn/half_weights.ts";
+import type { DPOConfig } from "../dpo/config.ts";
 
 /** Where `trainCommand` writes (tests pass sinks; default the console). */
 export interface TrainIO {
@@ -98,6 +100,15 @@ export async function loadTrainDatasets(tc: TrainConfig): Promise<{ train: Datas
   return { train, eval: evalData };
 }
 
+/** ref_model_init_kwargs' torch_dtype as a storage format (null: f32); a ConfigError for an unknown dtype. */
+function refDtypeOf(config: DPOConfig): HalfDtype | null {
+  try {
+    return halfDtypeOf(config.refModelInitKwargs, "ref_model_init_kwargs");
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+}
+
 function countParameters(model: CausalLM): number {
   let n = 0;
   for (const p of model.parameters()) n += p.size;
@@ -130,17 +141,21 @@ export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promi
         );
       }
       refModel = await loadReference(script.refModelNameOrPath, loadOpts);
+      // TRL's ref_model_init_kwargs torch_dtype: the loaded reference's matrices stored in 16 bits
+      const dtype = refDtypeOf(config);
+      if (dtype) refModel.storeMatricesHalf(dtype);
     }
     const lora = tc.peftConfig !== null || loraOf(model) !== null;
+    const stored = refDtypeOf(config) ? ` (stored in ${refDtypeOf(config)})` : "";
     const reference = config.referenceFree
       ? "none (reference_free)"
       : refModel
-      ? script.refModelNameOrPath!
+      ? script.refModelNameOrPath! + stored
       : lora
       ? config.refAdapterName
         ? `the adapter "${config.refAdapterName}"`
         : "the base model (adapters disabled)"
-      : "a frozen copy of the initial policy";
+      : "a frozen copy of the initial policy" + stored;
     io.out(
       `webdpo train: policy ${script.modelNameOrPath} (${model.config.modelType}, ` +
         `${humanCount(countParameters(model))} parameters); reference: ${reference}` +

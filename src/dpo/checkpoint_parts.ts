@@ -22,8 +22,7 @@ import {
   writeTensors,
 } from "../train/checkpoint.ts";
 import type { CheckpointExtras } from "../train/options.ts";
-import { weightNorm } from "../train/weights.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+import { type TensorSource, weightNorm } from "../train/weights.ts";
 import type { BcoRunningMean } from "./loss.ts";
 import { TrainingError } from "../train/state.ts";
 import { exists } from "../util/fs.ts";
@@ -98,7 +97,7 @@ export interface ReferenceState {
   /** Whether TR-DPO has changed the reference's weights. */
   refChanged: boolean;
   /** The tensors whose norm identifies the reference (null: no reference). */
-  referenceParts: Tensor[] | null;
+  referenceParts: TensorSource[] | null;
   print: (line: string) => void;
 }
 

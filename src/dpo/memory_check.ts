@@ -8,6 +8,7 @@ import { gpu, isCpuAdapter } from "../gpu/device.ts";
 import { host } from "../io/platform.ts";
 import { memoryStats } from "../gpu/pool.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
+import type { HalfDtype } from "../nn/half_weights.ts";
 import { namedTrainableParametersOf } from "../nn/lora.ts";
 import { TrainingError } from "../train/state.ts";
 import type { DPOConfig } from "./config.ts";
@@ -29,6 +30,8 @@ export interface MemoryCheckInput {
   hasRefModel: boolean;
   /** Whether the policy trains a LoRA adapter only. */
   lora: boolean;
+  /** The 16-bit format the frozen copy will be stored in (ref_model_init_kwargs' torch_dtype), or null for f32. */
+  refDtype?: HalfDtype | null;
 }
 
 /** Throws a TrainingError when the run would not fit the free memory; returns otherwise. */
@@ -46,6 +49,7 @@ export function checkMemory(x: MemoryCheckInput): void {
     params,
     trainable,
     referenceCopy: !a.referenceFree && !x.hasRefModel && !x.lora,
+    referenceHalf: !!x.refDtype,
     rows: 2 * a.perDeviceTrainBatchSize,
     tokens,
     gradientCheckpointing: a.gradientCheckpointing,
@@ -62,6 +66,12 @@ export function checkMemory(x: MemoryCheckInput): void {
       estimateDpoMemory({ ...base, trainable: Math.ceil(params / 100), referenceCopy: false }),
     ],
     ["gradient_checkpointing: true", estimateDpoMemory({ ...base, gradientCheckpointing: true })],
+    ...(base.referenceCopy && !base.referenceHalf
+      ? [[
+        "ref_model_init_kwargs: {torch_dtype: float16} (the frozen reference copy stored in 16 bits)",
+        estimateDpoMemory({ ...base, referenceHalf: true }),
+      ] as [string, MemoryEstimate]]
+      : []),
     [
       "precompute_ref_log_probs: true (the reference copy is freed before training)",
       estimateDpoMemory({ ...base, referenceCopy: false }),

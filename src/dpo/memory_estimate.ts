@@ -4,7 +4,8 @@
  *
  * The estimate is per part (bytes of f32 buffers):
  *   weights      the policy's parameters (already loaded when the trainer starts)
- *   reference    the frozen copy the trainer makes (none with LoRA, reference_free or precomputed log-probs)
+ *   reference    the frozen copy the trainer makes (none with LoRA, reference_free or precomputed log-probs); half
+ *                the bytes when it is stored in 16 bits
  *   gradients    one per trained parameter
  *   optimizer    AdamW's two moments per trained parameter
  *   activations  what the policy forward keeps for backward, for the batch's rows at the longest length, plus
@@ -50,6 +51,8 @@ export interface EstimateInput {
   trainable: number;
   /** Whether the trainer will copy the policy as the reference. */
   referenceCopy: boolean;
+  /** Whether that copy is stored in 16 bits (its vectors, a negligible share, stay f32). */
+  referenceHalf?: boolean;
   /** Rows of one micro-batch (2 × per_device_train_batch_size: chosen and rejected). */
   rows: number;
   /** The longest row, in tokens (the batch is padded to it). */
@@ -68,7 +71,7 @@ function perTokenLayer(c: ModelConfig): number {
 export function estimateDpoMemory(e: EstimateInput): MemoryEstimate {
   const c = e.config;
   const weights = 4 * e.params;
-  const reference = e.referenceCopy ? weights : 0;
+  const reference = e.referenceCopy ? (e.referenceHalf ? weights / 2 : weights) : 0;
   const gradients = 4 * e.trainable;
   const optimizer = 8 * e.trainable;
   const tokens = e.rows * e.tokens;

@@ -39,12 +39,14 @@ import { init } from "../gpu/init.ts";
 import { type CausalLM, hostBatch, labelRows } from "../models/causal_lm.ts";
 import { packPairs } from "../models/pack_pairs.ts";
 import { cloneModel } from "../models/clone.ts";
+import { type HalfDtype, halfDtypeOf, unpackHalf } from "../nn/half_weights.ts";
 import { namedTrainableParametersOf } from "../nn/lora.ts";
 import type { LoraConfig, LoraConfigInput } from "../nn/lora_config.ts";
 import { tensor } from "../tensor/create.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { JsonlLog } from "../train/metrics_log.ts";
+import type { TensorSource } from "../train/weights.ts";
 import { meanRows } from "../train/metric_window.ts";
 import type { CheckpointExtras, MicroBatchOutput, TrainerOptions } from "../train/options.ts";
 import { initialTrainerState, TrainingError } from "../train/state.ts";
@@ -114,6 +116,8 @@ export class DPOTrainer extends Trainer<Example> {
   readonly lora: LoraSetup | null;
   protected readonly metricSlots = METRIC_SLOTS;
   private ownsRef = false;
+  /** The 16-bit format of the frozen copy (ref_model_init_kwargs' torch_dtype), or null for f32. */
+  private readonly refDtype: HalfDtype | null;
   private padId = 0;
   private readonly generationsLog: JsonlLog;
 
@@ -148,6 +152,17 @@ export class DPOTrainer extends Trainer<Example> {
       this.lora = setupLora(this.model, this.refModel, opts.peftConfig, a);
     } catch (e) {
       throw e instanceof LoraTrainingError ? new TrainingError(e.message) : e;
+    }
+    try {
+      this.refDtype = halfDtypeOf(a.refModelInitKwargs, "ref_model_init_kwargs");
+    } catch (e) {
+      throw new TrainingError((e as Error).message);
+    }
+    if (a.syncRefModel && (this.refDtype || this.refModel?.halfDtype())) {
+      throw new TrainingError(
+        "sync_ref_model moves the reference toward the policy in float32; a reference stored in 16 bits " +
+          "(ref_model_init_kwargs torch_dtype) cannot take those updates: use one or the other",
+      );
     }
     this.bco = a.lossType === "bco_pair" || (Array.isArray(a.lossType) && a.lossType.includes("bco_pair"))
       ? new BcoRunningMean()
@@ -200,11 +215,12 @@ export class DPOTrainer extends Trainer<Example> {
       tokens,
       hasRefModel: this.refModel !== null,
       lora: !!this.lora,
+      refDtype: this.refDtype,
     });
     if (
       !a.referenceFree && !this.refModel && !this.lora && !(a.precomputeRefLogProbs && this.allPrecomputed())
     ) {
-      this.refModel = cloneModel(this.model);
+      this.refModel = cloneModel(this.model, { dtype: this.refDtype });
       this.ownsRef = true;
     }
     if (this.refModel) {
@@ -461,8 +477,12 @@ export class DPOTrainer extends Trainer<Example> {
   }
 
   /** The tensors whose norm a checkpoint records to notice a different reference on resume, or null. */
-  private referenceParts(): Tensor[] | null {
-    if (this.refModel) return this.refModel.parameters();
+  private referenceParts(): TensorSource[] | null {
+    if (this.refModel) {
+      // a weight stored in 16 bits counts with its f32 values, unpacked one at a time
+      const packed = this.refModel.packedParameters().map(([, p]) => () => unpackHalf(p));
+      return [...this.refModel.parameters(), ...packed];
+    }
     if (this.lora && !this.args.referenceFree) return referenceTensors(this.model, this.lora);
     return null;
   }

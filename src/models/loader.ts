@@ -228,6 +228,15 @@ export async function saveModel(model: CausalLM, dir: string, opts: SaveModelOpt
         `mergeAdapter, then saveModel)`,
     );
   }
+  const packed = model.packedParameters();
+  if (packed.length) {
+    throw new ModelError(
+      `saveModel(${dir}): ${packed.length} weight(s) of the model are stored in ${model.halfDtype()} (${
+        packed[0][0]
+      }, ...): it is a frozen reference copy (ref_model_init_kwargs torch_dtype), not a model to save; save the ` +
+        `policy`,
+    );
+  }
   await io.files().mkdir(dir);
   const raw = { ...model.config.raw };
   raw.torch_dtype = opts.dtype === "BF16" ? "bfloat16" : "float32";
