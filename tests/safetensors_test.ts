@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
 import {
+  gpuValues,
   readSafetensors,
   readSafetensorsHeader,
   SafetensorsError,
+  WRITE_CHUNK,
   writeSafetensors,
 } from "../src/models/safetensors.ts";
+import { tensor } from "../src/tensor/create.ts";
+import { gpuTest, randomArray, setup } from "./util.ts";
 import { bf16ToF32, f16ToF32, f32ToBf16 } from "../src/models/dtype.ts";
 
 const FIX = new URL("./fixtures/", import.meta.url).pathname;
@@ -60,6 +64,51 @@ Deno.test("write then read is bit-exact, and reproduces a transformers file byte
   } finally {
     await Deno.remove(out);
   }
+});
+
+Deno.test("a tensor read in parts is written in parts of at most WRITE_CHUNK values, byte for byte", async () => {
+  const n = WRITE_CHUNK + 1000;
+  const values = randomArray(n, 9);
+  const reads: [number, number][] = [];
+  const out = await Deno.makeTempFile({ suffix: ".safetensors" });
+  const whole = await Deno.makeTempFile({ suffix: ".safetensors" });
+  try {
+    const reader = {
+      read: (start: number, count: number) => {
+        reads.push([start, count]);
+        return Promise.resolve(values.slice(start, start + count));
+      },
+    };
+    await writeSafetensors(out, [
+      { name: "w", shape: [n], data: reader },
+      { name: "b", shape: [2], data: new Float32Array([1, 2]) },
+    ]);
+    assert.deepEqual(reads, [[0, WRITE_CHUNK], [WRITE_CHUNK, 1000]]);
+    await writeSafetensors(whole, [
+      { name: "w", shape: [n], data: values },
+      { name: "b", shape: [2], data: new Float32Array([1, 2]) },
+    ]);
+    assert.deepEqual(await Deno.readFile(out), await Deno.readFile(whole));
+    const bad = { read: (_s: number, c: number) => Promise.resolve(new Float32Array(c - 1)) };
+    await assert.rejects(
+      () => writeSafetensors(out, [{ name: "w", shape: [3], data: bad }]),
+      /a read of 3 values gave 2/,
+    );
+  } finally {
+    await Deno.remove(out);
+    await Deno.remove(whole);
+  }
+});
+
+Deno.test("gpuValues reads a GPU tensor's ranges; readRange checks its bounds", gpuTest, async () => {
+  await setup();
+  const v = randomArray(1001, 3);
+  const t = tensor(v);
+  assert.deepEqual(await gpuValues(t).read(0, 1001), v);
+  assert.deepEqual(await gpuValues(t).read(997, 4), v.slice(997));
+  assert.deepEqual(await t.readRange(5, 0), new Float32Array(0));
+  await assert.rejects(() => t.readRange(998, 4), /outside a tensor of 1001 elements/);
+  t.dispose();
 });
 
 Deno.test("F16 conversion covers normals, subnormals, zero, infinities and NaN", () => {

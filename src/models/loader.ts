@@ -19,6 +19,7 @@ import { GPT2Model } from "./gpt2.ts";
 import { downloadSnapshot } from "./hub_download.ts";
 import { LlamaModel } from "./llama.ts";
 import {
+  gpuValues,
   openSafetensors,
   readSafetensorsHeader,
   readShardIndex,
@@ -250,7 +251,7 @@ export async function saveModel(model: CausalLM, dir: string, opts: SaveModelOpt
   }
   await writeSafetensors(
     `${dir}/model.safetensors`,
-    model.namedParameters().map(([name, t]) => ({ name, shape: t.shape, data: () => t.toArray() })),
+    model.namedParameters().map(([name, t]) => ({ name, shape: t.shape, data: gpuValues(t) })),
     { dtype: opts.dtype },
   );
   if (opts.tokenizer) await opts.tokenizer.save(dir);

@@ -13,6 +13,7 @@ import { files } from "../io/platform.ts";
 import type { RandomAccessFile } from "../io/types.ts";
 import { isPlainFileName } from "../util/fs.ts";
 import { jsonExcerpt } from "../util/json_excerpt.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 import { bf16ToF32, f16ToF32, f32ToBf16 } from "./dtype.ts";
 
 /** A malformed or unreadable safetensors file. The message names the file and the problem. */
@@ -240,10 +241,27 @@ export async function readSafetensors(path: string): Promise<Map<string, HostTen
 }
 
 /** A tensor to write: its data now, or a function giving it when the writer reaches it (streaming). */
+/** Values read in parts: `read(start, count)` gives elements [start, start + count). */
+export interface RangeReader {
+  read(start: number, count: number): Promise<Float32Array>;
+}
+
 export interface WritableTensor {
   name: string;
   shape: readonly number[];
-  data: Float32Array | (() => Promise<Float32Array>);
+  /**
+   * The values: in memory, made on demand, or read in parts of at most WRITE_CHUNK elements (a GPU tensor: its
+   * readback's staging and host copies then stay that small however large the tensor is).
+   */
+  data: Float32Array | (() => Promise<Float32Array>) | RangeReader;
+}
+
+/** Elements per part of a tensor written from a RangeReader (16 MiB of f32). */
+export const WRITE_CHUNK = 2 ** 22;
+
+/** A GPU tensor's values as a RangeReader. */
+export function gpuValues(t: Tensor): RangeReader {
+  return { read: (start, count) => t.readRange(start, count) };
 }
 
 export interface WriteOptions {
@@ -285,16 +303,33 @@ export async function writeSafetensors(
     new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
     await file.write(len);
     await file.write(json);
+    const put = async (data: Float32Array) => {
+      const bytes = dtype === "F32" ? data : f32ToBf16(data);
+      await file.write(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    };
     for (const t of sorted) {
-      const data = typeof t.data === "function" ? await t.data() : t.data;
       const n = t.shape.reduce((a, d) => a * d, 1);
+      const src = t.data;
+      if (!(src instanceof Float32Array) && typeof src !== "function") {
+        for (let start = 0; start < n; start += WRITE_CHUNK) {
+          const count = Math.min(WRITE_CHUNK, n - start);
+          const part = await src.read(start, count);
+          if (part.length !== count) {
+            throw new SafetensorsError(
+              `${path}: tensor "${t.name}": a read of ${count} values gave ${part.length}`,
+            );
+          }
+          await put(part);
+        }
+        continue;
+      }
+      const data = typeof src === "function" ? await src() : src;
       if (data.length !== n) {
         throw new SafetensorsError(
           `${path}: tensor "${t.name}" has ${data.length} values, shape [${t.shape}] needs ${n}`,
         );
       }
-      const bytes = dtype === "F32" ? data : f32ToBf16(data);
-      await file.write(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      await put(data);
     }
   } catch (e) {
     await file.abort();

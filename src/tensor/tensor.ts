@@ -181,6 +181,26 @@ export class Tensor {
     return this.dtype === "i32" ? Float32Array.from(new Int32Array(bytes)) : new Float32Array(bytes);
   }
 
+  /**
+   * Reads elements [start, start + count) back as floats (an f32 tensor): a large tensor read in parts keeps the
+   * readback's staging and host copies small.
+   */
+  async readRange(start: number, count: number): Promise<Float32Array> {
+    this.assertAlive();
+    if (this.dtype !== "f32") {
+      throw new TypeError(`readRange() needs an f32 tensor, this one is ${this.dtype}`);
+    }
+    if (
+      !Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 ||
+      start + count > this.size
+    ) {
+      throw new RangeError(`readRange(${start}, ${count}) is outside a tensor of ${this.size} elements`);
+    }
+    if (count === 0) return new Float32Array(0);
+    const bytes = await readback(this.storage.buffer, 4 * start, 4 * count, this.description());
+    return new Float32Array(bytes);
+  }
+
   /** Reads an i32 tensor back exactly. */
   async toInt32Array(): Promise<Int32Array> {
     this.assertAlive();

@@ -7,6 +7,7 @@
  */
 import { settleUploads, upload } from "../gpu/queue.ts";
 import {
+  gpuValues,
   openSafetensors,
   readSafetensorsHeader,
   readTensor,
@@ -103,7 +104,7 @@ export async function writeTensors(
 ): Promise<void> {
   await writeSafetensors(
     path,
-    named.map(([name, t]) => ({ name, shape: t.shape, data: () => t.toArray() })),
+    named.map(([name, t]) => ({ name, shape: t.shape, data: gpuValues(t) })),
   );
 }
 
@@ -172,8 +173,8 @@ export async function writeOptimizer(path: string, opt: AdamW): Promise<void> {
   await writeSafetensors(
     path,
     st.params.flatMap((e, i) => [
-      { name: `${params[i].key}.exp_avg`, shape: e.expAvg.shape, data: () => e.expAvg.toArray() },
-      { name: `${params[i].key}.exp_avg_sq`, shape: e.expAvgSq.shape, data: () => e.expAvgSq.toArray() },
+      { name: `${params[i].key}.exp_avg`, shape: e.expAvg.shape, data: gpuValues(e.expAvg) },
+      { name: `${params[i].key}.exp_avg_sq`, shape: e.expAvgSq.shape, data: gpuValues(e.expAvgSq) },
     ]),
     {
       metadata: {
