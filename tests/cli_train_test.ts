@@ -164,6 +164,40 @@ Deno.test("webdpo train: a separate reference model; a hub dataset id from the c
 });
 
 Deno.test(
+  "webdpo train: ref_model_init_kwargs torch_dtype stores the named or copied reference in 16 bits",
+  gpuTest,
+  async () => {
+    await prepare();
+    for (
+      const [name, extra] of [["ref16", { ref_model_name_or_path: `${dir}/model` }], ["copy16", {}]] as const
+    ) {
+      const config = await writeYaml(name, {
+        ...extra,
+        ref_model_init_kwargs: "{torch_dtype: bfloat16}",
+        output_dir: `${dir}/out_${name}`,
+        max_steps: 1,
+      });
+      const r = await webdpo("train", "--config", config);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /reference: .* \(stored in bfloat16\)\n/);
+      assert.match(r.out, /after 1 steps/);
+    }
+    const bad = await writeYaml("ref16bad", {
+      ref_model_name_or_path: `${dir}/model`,
+      ref_model_init_kwargs: "{torch_dtype: float8}",
+      output_dir: `${dir}/out_ref16bad`,
+      max_steps: 1,
+    });
+    const r = await webdpo("train", "--config", bad);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.err,
+      /ref_model_init_kwargs: torch_dtype "float8" is not a dtype webdpo stores weights in/,
+    );
+  },
+);
+
+Deno.test(
   "webdpo train with use_peft writes a PEFT adapter folder; training continues from it",
   gpuTest,
   async () => {

@@ -213,6 +213,11 @@ Deno.test("param() of a packed weight: one f32 copy per scope, released with it"
     assert.ok(memoryStats().liveBytes > live);
   });
   assert.equal(memoryStats().liveBytes, live);
+  // registering an f32 tensor under the name replaces (and releases) the packed weight
+  const f32 = tensor(new Float32Array(model.param(name).size), model.param(name).shape).keep();
+  half.register(name, f32);
+  assert.equal(half.param(name), f32);
+  assert.ok(!half.packedParameters().some(([n]) => n === name));
   half.dispose();
   model.dispose();
 });

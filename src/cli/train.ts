@@ -143,6 +143,12 @@ export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promi
       refModel = await loadReference(script.refModelNameOrPath, loadOpts);
       // TRL's ref_model_init_kwargs torch_dtype: the loaded reference's matrices stored in 16 bits
       const dtype = refDtypeOf(config);
+      if (dtype && loraOf(refModel)) {
+        throw new ConfigError(
+          `ref_model_init_kwargs torch_dtype ${dtype}: ${script.refModelNameOrPath} is a PEFT adapter folder, ` +
+            `whose reference webdpo keeps in float32; merge the adapter into a model folder, or drop the dtype`,
+        );
+      }
       if (dtype) refModel.storeMatricesHalf(dtype);
     }
     const lora = tc.peftConfig !== null || loraOf(model) !== null;

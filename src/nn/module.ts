@@ -23,6 +23,9 @@ export class Module {
   register(name: string, t: Tensor): Tensor {
     t.name = name;
     this.params.set(name, t);
+    // an f32 parameter replaces a 16-bit one of the same name
+    this.packed.get(name)?.dispose();
+    this.packed.delete(name);
     return t;
   }
 
