@@ -13,6 +13,7 @@ import {
   type AttentionOptions,
   type AttentionVariant,
   attentionWindow,
+  setAttentionUnroll,
 } from "../src/autograd/ops/attention.ts";
 import { memoryStats, resetPeakMemory } from "../src/gpu/pool.ts";
 import { dispatchCounter, emptyCache } from "../src/gpu/queue.ts";
@@ -161,6 +162,32 @@ for (const variant of VARIANTS) {
     },
   );
 }
+
+Deno.test(
+  "attention (rows): the head-dim loops unrolled (the default) or kept give the same values",
+  gpuTest,
+  async () => {
+    await setup();
+    const cases: Case[] = [...SHAPES.map((sh) => ({ sh })), {
+      sh: { B: 4, H: 4, HKV: 2, TQ: 13, TK: 13, D: 8 },
+      mask: paddingMask(13),
+    }, { sh: { B: 1, H: 4, HKV: 2, TQ: 40, TK: 40, D: 20 }, window: 9 }];
+    for (const c of cases) {
+      const unrolled = await check(c, "rows");
+      const prev = setAttentionUnroll(false);
+      let looped;
+      try {
+        looped = await check(c, "rows");
+      } finally {
+        setAttentionUnroll(prev);
+      }
+      // the same sums in the same order; a compiler may still contract a multiply-add differently
+      for (const k of ["o", "dq", "dk", "dv"] as const) {
+        assertClose(unrolled[k], looped[k], { atol: 1e-6, rtol: 1e-6 }, `${JSON.stringify(c.sh)} ${k}`);
+      }
+    }
+  },
+);
 
 /** [B=4, TK=13]: left padding, right padding, a fully padded row, a row of real tokens only. */
 function paddingMask(TK: number): number[] {

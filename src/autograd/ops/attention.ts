@@ -28,9 +28,14 @@
  *
  * The kernels read rows as vec4s; a head dim that is not a multiple of 4 runs on zero-padded copies (padding
  * columns contribute nothing to any dot product), at the cost of the copies.
+ *
+ * The "rows" variant runs its kernels with their head-dim loops unrolled for the head dim at hand
+ * (src/gpu/unroll.ts): its per-row arrays are then registers on llvmpipe instead of per-lane memory, the same
+ * sums in the same order (`setAttentionUnroll(false)` keeps the loops, for comparisons).
  */
 import { gpu } from "../../gpu/device.ts";
-import { kernel } from "../../gpu/kernel.ts";
+import { type Kernel, kernel } from "../../gpu/kernel.ts";
+import { unrolledKernel } from "../../gpu/unroll.ts";
 import { LOOP_BUDGET } from "../../gpu/loop_budget.ts";
 import type { ParamValues } from "../../gpu/params.ts";
 import { clearBuffer, dispatch, grid1d } from "../../gpu/queue.ts";
@@ -40,6 +45,20 @@ import { needsGrad, record } from "../record.ts";
 const FWD = kernel("attention_fwd.wgsl");
 const DELTA = kernel("attention_delta.wgsl");
 const BWD = kernel("attention_bwd.wgsl");
+
+let unroll = true;
+
+/** Unrolls the "rows" kernels' head-dim loops (the default) or keeps them; returns the previous setting. */
+export function setAttentionUnroll(on: boolean): boolean {
+  const prev = unroll;
+  unroll = on;
+  return prev;
+}
+
+/** The kernel a dispatch of `pl` runs: `k`, or for the rows variant `k` unrolled for its head dim. */
+function kernelFor(k: Kernel, pl: Plan): Kernel {
+  return pl.variant === "rows" && unroll ? unrolledKernel(k, "d", "D4", pl.DP / 4) : k;
+}
 const PAD = kernel("attention_pad.wgsl");
 
 /** The largest head dimension the kernels hold in registers. */
@@ -369,7 +388,7 @@ function forward(q: Tensor, k: Tensor, v: Tensor, pl: Plan): { out: Tensor; lse:
     const work = tiled ? pl.B * pl.H * pl.TQ : pl.B * pl.H * Math.ceil(pl.TQ / 2);
     overWindows(pl, "fwd", (lo, hi, first) =>
       dispatch({
-        kernel: FWD,
+        kernel: kernelFor(FWD, pl),
         entry: tiled ? "fwd_tiled" : "fwd_rows",
         constants: constants(pl, tiled),
         params: { ...params(pl, work, [lo, hi, first]), TKS: pl.TKS },
@@ -434,7 +453,7 @@ function backwardPass(
     const qwork = tiled ? qrows : pl.B * pl.H * Math.ceil(pl.TQ / 2);
     overWindows(pl, "dq", (lo, hi, first) =>
       dispatch({
-        kernel: BWD,
+        kernel: kernelFor(BWD, pl),
         entry: tiled ? "dq_tiled" : "dq_rows",
         constants: constants(pl, tiled),
         params: params(pl, qwork, [lo, hi, first]),
@@ -444,7 +463,7 @@ function backwardPass(
     const kwork = tiled ? pl.B * pl.HKV * pl.TK : pl.B * pl.HKV * Math.ceil(pl.TK / 2);
     overWindows(pl, "dkv", (lo, hi, first) =>
       dispatch({
-        kernel: BWD,
+        kernel: kernelFor(BWD, pl),
         entry: tiled ? "dkv_tiled" : "dkv_rows",
         constants: constants(pl, tiled),
         params: params(pl, kwork, [lo, hi, first]),
