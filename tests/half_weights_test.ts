@@ -24,6 +24,7 @@ import {
   unpackHalf,
 } from "../src/nn/half_weights.ts";
 import { tensor } from "../src/tensor/create.ts";
+import { tensorNorms, weightNorm } from "../src/train/weights.ts";
 import { charTokenizer, containsATask, TINY_LLAMA } from "./trainer_helpers.ts";
 import { gpuTest, randomArray, setup } from "./util.ts";
 
@@ -319,3 +320,32 @@ Deno.test("the memory estimate counts a 16-bit reference copy at half its f32 by
   assert.equal(half.reference, 2_000_000);
   assert.equal(f32.total - half.total, 2_000_000);
 });
+
+Deno.test(
+  "weight norms of packed weights: unpacked one at a time, released after, the f32 values' norms",
+  gpuTest,
+  async () => {
+    await setup();
+    const a = randomArray(1001, 12, -2, 2), b = randomArray(64, 13, -1, 1);
+    const pa = packHalf(tensor(a), "bfloat16"), pb = packHalf(tensor(b), "float16");
+    const plain = tensor([3, 4]).keep();
+    await sync();
+    const live = memoryStats().liveBytes;
+    const norms = await tensorNorms([plain, () => unpackHalf(pa), () => unpackHalf(pb)]);
+    await sync();
+    assert.equal(memoryStats().liveBytes, live, "the unpacked copies are released");
+    const l2 = (xs: number[]) => Math.sqrt(xs.reduce((s, x) => s + x * x, 0));
+    const want = [5, l2([...a].map(bf16Round)), l2([...b].map((x) => Math.f16round(x)))];
+    for (let i = 0; i < 3; i++) {
+      assert.ok(
+        Math.abs(norms[i] - want[i]) < 1e-4 * want[i],
+        `${norms[i]} vs ${want[i]}`,
+      );
+    }
+    const total = await weightNorm([plain, () => unpackHalf(pa)]);
+    assert.ok(Math.abs(total - Math.hypot(want[0], want[1])) < 1e-4 * total);
+    pa.dispose();
+    pb.dispose();
+    plain.dispose();
+  },
+);
