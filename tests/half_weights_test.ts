@@ -349,3 +349,46 @@ Deno.test(
     plain.dispose();
   },
 );
+
+Deno.test(
+  "a checkpoint records a 16-bit reference's norm: resuming with the same start is silent, another warns",
+  gpuTest,
+  async () => {
+    await setup();
+    const dir = await Deno.makeTempDir({ prefix: "webdpo-half-resume-" });
+    const train = async (seed: number, resume?: string) => {
+      const model = await initModel(TINY_LLAMA, { seed });
+      const lines: string[] = [];
+      const t = new DPOTrainer({
+        model,
+        tokenizer: charTokenizer(),
+        trainDataset: containsATask(8, 4),
+        args: dpoConfig({
+          outputDir: dir,
+          refModelInitKwargs: { torch_dtype: "float16" },
+          maxSteps: 4,
+          saveStrategy: "steps",
+          saveSteps: 2,
+          resumeFromCheckpoint: resume,
+        }),
+        log: (l) => lines.push(l),
+      });
+      try {
+        await t.train();
+      } finally {
+        t.dispose();
+        model.dispose();
+      }
+      return lines.join("\n");
+    };
+    try {
+      await train(21);
+      const state = JSON.parse(await Deno.readTextFile(`${dir}/checkpoint-2/webdpo_state.json`));
+      assert.ok(state.reference_norm > 0, JSON.stringify(state.reference_norm));
+      assert.doesNotMatch(await train(21, `${dir}/checkpoint-2`), /reference model differs/);
+      assert.match(await train(22, `${dir}/checkpoint-2`), /reference model differs/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
