@@ -6,8 +6,8 @@
  * Why: llvmpipe (lavapipe) keeps a private array indexed by a loop variable in memory, and reads and writes it per
  * SIMD lane; with literal indices the array lives in registers. Attention's backward rows kernels index their
  * per-row arrays (a query, its gradient, D4 vec4s each) by `d`: unrolled, the same sums in the same order (the
- * bits do not change) ran 2.1–2.3× faster (bench/RESULTS.md, session 9). GPU compilers unroll such loops
- * themselves, so only the CPU kernels take this path.
+ * bits did not change at D 64) ran 2.2–2.9× faster (bench/RESULTS.md, session 9). Only the CPU kernels take
+ * this path; GPUs keep the loops (unmeasured there).
  *
  * The body must not `break` or `continue` (it is copied, not looped), nor hold a loop of the same variable.
  */
