@@ -37,81 +37,19 @@
 // Override constants: D4 (head dim / 4, 1..32); fwd_tiled only: BC (keys per tile), NS (1, 2, 4, 8, 16, 32 or
 //                     64). Workgroup memory: 2·BC·(D4+1)·16 + 4·BC + 256 bytes, and 2·BC·(D4+1) ≥ 32·D4 when
 //                     NS > 1 (the merge reuses the K/V tiles).
-// requires: common/neg_inf.wgsl, common/attention_range.wgsl, common/grid.wgsl
+// requires: common/attention_fwd_io.wgsl, common/attention_range.wgsl, common/grid.wgsl
 
-struct Params {
-  B: u32,
-  H: u32,
-  HKV: u32,
-  TQ: u32,
-  TK: u32,
-  causal: u32,
-  window: u32, // 0 = no sliding window
-  rows: u32, // invocations that do work (see the entry points)
-  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words, 3 = segments, 4 = segments with holes
-  scale_log2: f32, // softmax scale · log2(e)
-  TKS: u32, // positions per (b, kv head) in k's and v's memory
-  win_lo: u32, // fwd_rows: only keys in [win_lo, win_hi) are visited by this dispatch (a window of the keys)
-  win_hi: u32,
-  accumulate: u32, // fwd_rows: ≠ 0 continues each row from the o and lse an earlier window wrote
-}
-
-override D4: u32 = 16u;
 override BC: u32 = 32u;
 override NS: u32 = 4u;
 
-const DMAX4 = 32u; // head dims up to 128
 const KB = 8u; // keys scored together before one rescale of the accumulators
 const WG = 64u; // fwd_tiled workgroup size
-const NEG = -1.0e30; // a finite "minus infinity" for the running max: exp2(NEG − m) = 0 for any real score m
-const LN2 = 0.6931471805599453;
-const LOG2E = 1.4426950408889634;
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4f>;
-@group(0) @binding(2) var<storage, read> k: array<vec4f>;
-@group(0) @binding(3) var<storage, read> v: array<vec4f>;
-@group(0) @binding(4) var<storage, read> mask: array<u32>;
-@group(0) @binding(5) var<storage, read_write> o: array<vec4f>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 
 override KS: u32 = D4 + 1u; // row stride of the workgroup tiles (padded against bank conflicts)
 var<workgroup> ks: array<vec4f, BC * KS>;
 var<workgroup> vs: array<vec4f, BC * KS>;
 var<workgroup> kok: array<u32, BC>;
 var<workgroup> ml: array<vec2f, 32>; // (m, l) of the partial states being merged (WG / 2)
-
-alias Row = array<vec4f, DMAX4>;
-
-// Picks up a row that an earlier window of keys left (p.accumulate): with o = acc / l and L = its logsumexp,
-// the online state m = L·log2(e), l = 1, acc = o continues it exactly; a row that saw no key yet (L = -inf)
-// starts afresh.
-fn resume(row: u32, acc: ptr<function, Row>, m: ptr<function, f32>, l: ptr<function, f32>) {
-  let L = lse[row];
-  if (L >= NEG) {
-    *m = L * LOG2E;
-    *l = 1.0;
-    for (var d = 0u; d < D4; d++) {
-      (*acc)[d] = o[row * D4 + d];
-    }
-  }
-}
-
-// Writes one finished row: acc / l and the logsumexp, or zeros and -inf when the row saw no key.
-fn write_row(row: u32, acc: ptr<function, Row>, m: f32, l: f32) {
-  if (l == 0.0) {
-    for (var d = 0u; d < D4; d++) {
-      o[row * D4 + d] = vec4f(0.0);
-    }
-    lse[row] = neg_inf();
-  } else {
-    let inv = 1.0 / l;
-    for (var d = 0u; d < D4; d++) {
-      o[row * D4 + d] = (*acc)[d] * inv;
-    }
-    lse[row] = (m + log2(l)) * LN2;
-  }
-}
 
 @compute @workgroup_size(64)
 fn fwd_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

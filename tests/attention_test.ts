@@ -13,8 +13,11 @@ import {
   type AttentionOptions,
   type AttentionVariant,
   attentionWindow,
+  setAttentionSubgroup,
   setAttentionUnroll,
 } from "../src/autograd/ops/attention.ts";
+import { gpu, hasSubgroupsOf8 } from "../src/gpu/device.ts";
+import { startKernelProfile, stopKernelProfile } from "../src/gpu/profile.ts";
 import { memoryStats, resetPeakMemory } from "../src/gpu/pool.ts";
 import { dispatchCounter, emptyCache } from "../src/gpu/queue.ts";
 import { sizeClass } from "../src/gpu/pool.ts";
@@ -186,6 +189,47 @@ Deno.test(
         assertClose(unrolled[k], looped[k], { atol: 1e-6, rtol: 1e-6 }, `${JSON.stringify(c.sh)} ${k}`);
       }
     }
+  },
+);
+
+Deno.test(
+  "attention (rows): the forward with K/V rows shared across a subgroup agrees with fwd_rows, and runs where it can",
+  gpuTest,
+  async () => {
+    await setup();
+    const cases: Case[] = [
+      ...SHAPES.map((sh) => ({ sh })),
+      {
+        sh: { B: 4, H: 4, HKV: 2, TQ: 13, TK: 13, D: 8 },
+        mask: paddingMask(13),
+      },
+      { sh: { B: 1, H: 4, HKV: 2, TQ: 40, TK: 40, D: 36 }, window: 9 },
+      {
+        sh: { B: 2, H: 2, HKV: 1, TQ: 5, TK: 21, D: 100 },
+        causal: false,
+      },
+    ];
+    for (const c of cases) {
+      const shared = await check(c, "rows");
+      const prev = setAttentionSubgroup(false);
+      let rows;
+      try {
+        rows = await check(c, "rows");
+      } finally {
+        setAttentionSubgroup(prev);
+      }
+      // the same softmax, rescaled per key instead of per block of 8 keys: equal up to rounding
+      for (const k of ["o", "dq", "dk", "dv"] as const) {
+        assertClose(shared[k], rows[k], { atol: 2e-6, rtol: 2e-6 }, `${JSON.stringify(c.sh)} ${k}`);
+      }
+    }
+    const { info } = gpu();
+    if (!hasSubgroupsOf8(info) || !info.features.timestampQuery) return; // fwd_rows runs: compared above
+    startKernelProfile();
+    await check({ sh: { B: 1, H: 3, HKV: 1, TQ: 20, TK: 20, D: 16 } }, "rows");
+    const names = (await stopKernelProfile()).map((r) => r.kernel);
+    assert.ok(names.some((n) => n.startsWith("attention_fwd_subgroup.wgsl")), names.join(", "));
+    assert.ok(!names.some((n) => n.endsWith(":fwd_rows")), names.join(", "));
   },
 );
 

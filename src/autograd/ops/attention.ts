@@ -33,7 +33,7 @@
  * (src/gpu/unroll.ts): its per-row arrays are then registers on llvmpipe instead of per-lane memory, the same
  * sums in the same order (`setAttentionUnroll(false)` keeps the loops, for comparisons).
  */
-import { gpu } from "../../gpu/device.ts";
+import { gpu, hasSubgroupsOf8 } from "../../gpu/device.ts";
 import { type Kernel, kernel } from "../../gpu/kernel.ts";
 import { unrolledKernel } from "../../gpu/unroll.ts";
 import { LOOP_BUDGET } from "../../gpu/loop_budget.ts";
@@ -43,6 +43,7 @@ import { empty, type Tensor, view } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
 
 const FWD = kernel("attention_fwd.wgsl");
+const FWD_SUBGROUP = kernel("attention_fwd_subgroup.wgsl");
 const DELTA = kernel("attention_delta.wgsl");
 const BWD = kernel("attention_bwd.wgsl");
 
@@ -53,6 +54,26 @@ export function setAttentionUnroll(on: boolean): boolean {
   const prev = unroll;
   unroll = on;
   return prev;
+}
+
+let subgroupForward = true;
+
+/**
+ * Runs the rows variant's forward with K/V rows shared across a subgroup (kernels/attention_fwd_subgroup.wgsl)
+ * where the device has subgroups of 8 lanes (the default) or on fwd_rows; returns the previous setting.
+ */
+export function setAttentionSubgroup(on: boolean): boolean {
+  const prev = subgroupForward;
+  subgroupForward = on;
+  return prev;
+}
+
+/** Whether the forward of `pl` runs on the subgroup kernel (it needs the unrolled head-dim loops). */
+function forwardOnSubgroup(pl: Plan): boolean {
+  const { info } = gpu();
+  const max = info.limits.maxComputeWorkgroupsPerDimension;
+  return pl.variant === "rows" && unroll && subgroupForward && hasSubgroupsOf8(info) &&
+    pl.B * pl.H <= max && Math.ceil(pl.TQ / 16) <= max;
 }
 
 /** The kernel a dispatch of `pl` runs: `k`, or for the rows variant `k` unrolled for its head dim. */
@@ -385,15 +406,20 @@ function forward(q: Tensor, k: Tensor, v: Tensor, pl: Plan): { out: Tensor; lse:
     const lse = empty([pl.B, pl.H, pl.TQ]);
     if (pl.B * pl.H * pl.TQ === 0) return { out, lse };
     const tiled = pl.variant === "tiled";
+    const shared = forwardOnSubgroup(pl);
     const work = tiled ? pl.B * pl.H * pl.TQ : pl.B * pl.H * Math.ceil(pl.TQ / 2);
     overWindows(pl, "fwd", (lo, hi, first) =>
       dispatch({
-        kernel: kernelFor(FWD, pl),
-        entry: tiled ? "fwd_tiled" : "fwd_rows",
+        kernel: kernelFor(shared ? FWD_SUBGROUP : FWD, pl),
+        entry: tiled ? "fwd_tiled" : shared ? "fwd_subgroup" : "fwd_rows",
         constants: constants(pl, tiled),
         params: { ...params(pl, work, [lo, hi, first]), TKS: pl.TKS },
         buffers: [qp.binding, kp.binding, vp.binding, (pl.mask ?? qp).binding, out.binding, lse.binding],
-        workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(work, 64),
+        workgroups: tiled
+          ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H]
+          : shared
+          ? [Math.ceil(pl.TQ / 16), pl.B * pl.H]
+          : grid1d(work, 64),
       }));
     return { out, lse };
   }, ["out"]);

@@ -1,0 +1,148 @@
+// attention_fwd_subgroup.wgsl — attention's forward for CPU adapters with subgroups of 8 lanes (llvmpipe): what
+// attention_fwd.wgsl's fwd_rows computes (the same bindings, parameters, visibility rules and online softmax in
+// log2 units), with each key's K and V rows shared across the subgroup instead of loaded by every invocation.
+//
+// A workgroup is one subgroup of 8 invocations covering 16 consecutive query rows of one (b, h): lane l takes rows
+// 16·x + 2l and 16·x + 2l + 1. Per key s, lane l loads the vec4s d ≡ l (mod 8) of K's row s and of V's row s (one
+// per 8 of the head dim: 4 loads at D 64 where fwd_rows makes 32), and `subgroupShuffle` from lane d mod 8
+// hands every lane vec4 d: with the lane a literal, on llvmpipe an extract and a splat, no memory access. The key loop runs over the union
+// of the 16 rows' visible ranges (subgroupMin / subgroupMax of the lanes' ranges, so it is uniform, as the
+// broadcasts need); a key a row does not see weighs 0 for it (a select, no branch). Each key rescales the
+// accumulators (no blocks of keys as in fwd_rows), so sums differ from fwd_rows' in rounding only.
+//
+// attention.ts runs it with the head-dim loops `for (var d = 0u; d < D4; d++)` unrolled (src/gpu/unroll.ts): the
+// shuffles' lanes `d % 8u` and slots `d / 8u` are then literals and the per-row arrays registers. (The looped
+// source, which the registry compiles, is valid WGSL but never dispatched.)
+//
+// Bindings, layout and Params: attention_fwd.wgsl's (common/attention_fwd_io.wgsl); p.rows is unused.
+// Dispatch: (ceil(TQ / 16), B·H); once per window [p.win_lo, p.win_hi) of the keys as fwd_rows (a later window
+//           with p.accumulate ≠ 0 continues each row from its o and lse, and leaves a row that sees no key of the
+//           window as it was).
+// requires: common/attention_fwd_io.wgsl, common/attention_range.wgsl
+// enables: subgroups
+
+// Slot j of s0..s3 (a lane's vec4s 8j + l of a row): j is a literal once the loops are unrolled, so the choice
+// folds away.
+fn slot(s0: vec4f, s1: vec4f, s2: vec4f, s3: vec4f, j: u32) -> vec4f {
+  return select(select(s0, s1, j == 1u), select(s2, s3, j == 3u), j >= 2u);
+}
+
+// Lane l's slots of row `base` (vec4s l, 8 + l, 16 + l, 24 + l; past D4 clamped, never broadcast).
+fn k_slots(base: u32, l: u32) -> array<vec4f, 4> {
+  let last = D4 - 1u;
+  var r = array<vec4f, 4>(k[base + min(l, last)], vec4f(0.0), vec4f(0.0), vec4f(0.0));
+  if (D4 > 8u) { r[1] = k[base + min(8u + l, last)]; }
+  if (D4 > 16u) { r[2] = k[base + min(16u + l, last)]; }
+  if (D4 > 24u) { r[3] = k[base + min(24u + l, last)]; }
+  return r;
+}
+
+fn v_slots(base: u32, l: u32) -> array<vec4f, 4> {
+  let last = D4 - 1u;
+  var r = array<vec4f, 4>(v[base + min(l, last)], vec4f(0.0), vec4f(0.0), vec4f(0.0));
+  if (D4 > 8u) { r[1] = v[base + min(8u + l, last)]; }
+  if (D4 > 16u) { r[2] = v[base + min(16u + l, last)]; }
+  if (D4 > 24u) { r[3] = v[base + min(24u + l, last)]; }
+  return r;
+}
+
+@compute @workgroup_size(8)
+fn fwd_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let l = lid.x;
+  let bh = wid.y;
+  let h = bh % p.H;
+  let b = bh / p.H;
+  let ia = wid.x * 16u + 2u * l;
+  let has_a = ia < p.TQ;
+  let has_b = ia + 1u < p.TQ;
+  let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TKS;
+  let off = p.TK - p.TQ;
+  var ra = vec2u(0u, 0u);
+  var ha = vec2u(0u, 0u);
+  var rb = vec2u(0u, 0u);
+  var hb = vec2u(0u, 0u);
+  if (has_a) {
+    ra = key_range(b, ia + off);
+    ha = key_hole(b, ia + off);
+  }
+  if (has_b) {
+    rb = key_range(b, ia + 1u + off);
+    hb = key_hole(b, ia + 1u + off);
+  }
+  // the union of the 16 rows' ranges, clipped to this dispatch's window: uniform across the subgroup
+  let mine_lo = min(select(p.TK, ra.x, ra.x < ra.y), select(p.TK, rb.x, rb.x < rb.y));
+  let mine_hi = max(select(0u, ra.y, ra.x < ra.y), select(0u, rb.y, rb.x < rb.y));
+  let lo = max(subgroupMin(mine_lo), p.win_lo);
+  let hi = min(subgroupMax(mine_hi), p.win_hi);
+  if (p.accumulate != 0u && hi <= lo) {
+    return; // no key of this window is visible to any of the 16 rows: they stay as earlier windows left them
+  }
+  let row_a = bh * p.TQ + min(ia, p.TQ - 1u);
+  let row_b = bh * p.TQ + min(ia + 1u, p.TQ - 1u);
+
+  var qa: Row;
+  var qb: Row;
+  var acc_a: Row;
+  var acc_b: Row;
+  for (var d = 0u; d < D4; d++) {
+    qa[d] = q[row_a * D4 + d] * p.scale_log2;
+    qb[d] = q[row_b * D4 + d] * p.scale_log2;
+    acc_a[d] = vec4f(0.0);
+    acc_b[d] = vec4f(0.0);
+  }
+  var ma = NEG;
+  var mb = NEG;
+  var la = 0.0;
+  var lb = 0.0;
+  if (p.accumulate != 0u) {
+    if (has_a) {
+      resume(row_a, &acc_a, &ma, &la);
+    }
+    if (has_b) {
+      resume(row_b, &acc_b, &mb, &lb);
+    }
+  }
+  var seen_a = false;
+  var seen_b = false;
+  for (var s = lo; s < hi; s++) {
+    let base = (kv0 + s) * D4;
+    let ks = k_slots(base, l);
+    let vs = v_slots(base, l);
+    var da = vec4f(0.0);
+    var db = vec4f(0.0);
+    for (var d = 0u; d < D4; d++) {
+      let kk = subgroupShuffle(slot(ks[0], ks[1], ks[2], ks[3], d / 8u), d % 8u);
+      da += qa[d] * kk;
+      db += qb[d] * kk;
+    }
+    let kv = key_ok(b, s);
+    let va = has_a && kv && s >= ra.x && s < ra.y && !in_hole(ha, s);
+    let vb = has_b && kv && s >= rb.x && s < rb.y && !in_hole(hb, s);
+    seen_a = seen_a || va;
+    seen_b = seen_b || vb;
+    let sa = hsum(da);
+    let sb = hsum(db);
+    let mna = select(ma, max(ma, sa), va);
+    let mnb = select(mb, max(mb, sb), vb);
+    let ca = exp2(ma - mna);
+    let cb = exp2(mb - mnb);
+    let pa = select(0.0, exp2(sa - mna), va);
+    let pb = select(0.0, exp2(sb - mnb), vb);
+    la = la * ca + pa;
+    lb = lb * cb + pb;
+    ma = mna;
+    mb = mnb;
+    for (var d = 0u; d < D4; d++) {
+      let vv = subgroupShuffle(slot(vs[0], vs[1], vs[2], vs[3], d / 8u), d % 8u);
+      acc_a[d] = acc_a[d] * ca + pa * vv;
+      acc_b[d] = acc_b[d] * cb + pb * vv;
+    }
+  }
+  // a later window that showed a row none of its keys leaves it as it was
+  if (has_a && (seen_a || p.accumulate == 0u)) {
+    write_row(row_a, &acc_a, ma, la);
+  }
+  if (has_b && (seen_b || p.accumulate == 0u)) {
+    write_row(row_b, &acc_b, mb, lb);
+  }
+}
