@@ -85,14 +85,9 @@ fn fwd_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   var qb: Row;
   var acc_a: Row;
   var acc_b: Row;
-  for (var d = 0u; d < D4; d++) {
-    qa[d] = q[row_a * D4 + d] * p.scale_log2;
-    qb[d] = vec4f(0.0);
-    if (has_b) {
-      qb[d] = q[(row_a + 1u) * D4 + d] * p.scale_log2;
-    }
-    acc_a[d] = vec4f(0.0);
-    acc_b[d] = vec4f(0.0);
+  load_query(row_a, &qa);
+  if (has_b) {
+    load_query(row_a + 1u, &qb); // else qb stays 0 (a missing row b scores nothing)
   }
   var ma = NEG;
   var mb = NEG;

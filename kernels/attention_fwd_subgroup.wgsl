@@ -84,12 +84,8 @@ fn fwd_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
   var qb: Row;
   var acc_a: Row;
   var acc_b: Row;
-  for (var d = 0u; d < D4; d++) {
-    qa[d] = q[row_a * D4 + d] * p.scale_log2;
-    qb[d] = q[row_b * D4 + d] * p.scale_log2;
-    acc_a[d] = vec4f(0.0);
-    acc_b[d] = vec4f(0.0);
-  }
+  load_query(row_a, &qa);
+  load_query(row_b, &qb);
   var ma = NEG;
   var mb = NEG;
   var la = 0.0;

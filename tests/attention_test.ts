@@ -166,29 +166,40 @@ for (const variant of VARIANTS) {
   );
 }
 
+/**
+ * Runs each case with a switch of the rows variant at its default and then off (`set(false)`), and checks that
+ * both give the same values within `tol`.
+ */
+async function samePaths(cases: Case[], set: (on: boolean) => boolean, tol: number): Promise<void> {
+  for (const c of cases) {
+    const on = await check(c, "rows");
+    const prev = set(false);
+    let off;
+    try {
+      off = await check(c, "rows");
+    } finally {
+      set(prev);
+    }
+    for (const k of ["o", "dq", "dk", "dv"] as const) {
+      assertClose(on[k], off[k], { atol: tol, rtol: tol }, `${JSON.stringify(c.sh)} ${k}`);
+    }
+  }
+}
+
 Deno.test(
   "attention (rows): the head-dim loops unrolled (the default) or kept give the same values",
   gpuTest,
   async () => {
     await setup();
-    const cases: Case[] = [...SHAPES.map((sh) => ({ sh })), {
-      sh: { B: 4, H: 4, HKV: 2, TQ: 13, TK: 13, D: 8 },
-      mask: paddingMask(13),
-    }, { sh: { B: 1, H: 4, HKV: 2, TQ: 40, TK: 40, D: 20 }, window: 9 }];
-    for (const c of cases) {
-      const unrolled = await check(c, "rows");
-      const prev = setAttentionUnroll(false);
-      let looped;
-      try {
-        looped = await check(c, "rows");
-      } finally {
-        setAttentionUnroll(prev);
-      }
-      // the same sums in the same order; a compiler may still contract a multiply-add differently
-      for (const k of ["o", "dq", "dk", "dv"] as const) {
-        assertClose(unrolled[k], looped[k], { atol: 1e-6, rtol: 1e-6 }, `${JSON.stringify(c.sh)} ${k}`);
-      }
-    }
+    // the same sums in the same order; a compiler may still contract a multiply-add differently
+    await samePaths(
+      [...SHAPES.map((sh) => ({ sh })), {
+        sh: { B: 4, H: 4, HKV: 2, TQ: 13, TK: 13, D: 8 },
+        mask: paddingMask(13),
+      }, { sh: { B: 1, H: 4, HKV: 2, TQ: 40, TK: 40, D: 20 }, window: 9 }],
+      setAttentionUnroll,
+      1e-6,
+    );
   },
 );
 
@@ -197,32 +208,17 @@ Deno.test(
   gpuTest,
   async () => {
     await setup();
-    const cases: Case[] = [
-      ...SHAPES.map((sh) => ({ sh })),
-      {
-        sh: { B: 4, H: 4, HKV: 2, TQ: 13, TK: 13, D: 8 },
-        mask: paddingMask(13),
-      },
-      { sh: { B: 1, H: 4, HKV: 2, TQ: 40, TK: 40, D: 36 }, window: 9 },
-      {
-        sh: { B: 2, H: 2, HKV: 1, TQ: 5, TK: 21, D: 100 },
-        causal: false,
-      },
-    ];
-    for (const c of cases) {
-      const shared = await check(c, "rows");
-      const prev = setAttentionSubgroup(false);
-      let rows;
-      try {
-        rows = await check(c, "rows");
-      } finally {
-        setAttentionSubgroup(prev);
-      }
-      // the same softmax, rescaled per key instead of per block of 8 keys: equal up to rounding
-      for (const k of ["o", "dq", "dk", "dv"] as const) {
-        assertClose(shared[k], rows[k], { atol: 2e-6, rtol: 2e-6 }, `${JSON.stringify(c.sh)} ${k}`);
-      }
-    }
+    // the same softmax, rescaled per key instead of per block of 8 keys: equal up to rounding
+    await samePaths(
+      [
+        ...SHAPES.map((sh) => ({ sh })),
+        { sh: { B: 4, H: 4, HKV: 2, TQ: 13, TK: 13, D: 8 }, mask: paddingMask(13) },
+        { sh: { B: 1, H: 4, HKV: 2, TQ: 40, TK: 40, D: 36 }, window: 9 },
+        { sh: { B: 2, H: 2, HKV: 1, TQ: 5, TK: 21, D: 100 }, causal: false },
+      ],
+      setAttentionSubgroup,
+      2e-6,
+    );
     const { info } = gpu();
     if (!hasSubgroupsOf8(info) || !info.features.timestampQuery) return; // fwd_rows runs: compared above
     startKernelProfile();

@@ -38,6 +38,14 @@ const LOG2E = 1.4426950408889634;
 
 alias Row = array<vec4f, DMAX4>;
 
+// Row `row` of q, pre-multiplied by scale·log2(e), into `qr` (a query's start: its accumulators start at 0, as
+// function variables do).
+fn load_query(row: u32, qr: ptr<function, Row>) {
+  for (var d = 0u; d < D4; d++) {
+    (*qr)[d] = q[row * D4 + d] * p.scale_log2;
+  }
+}
+
 // Picks up a row that an earlier window of keys left (p.accumulate): with o = acc / l and L = its logsumexp,
 // the online state m = L·log2(e), l = 1, acc = o continues it exactly; a row that saw no key yet (L = -inf)
 // starts afresh.
