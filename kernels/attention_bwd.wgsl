@@ -6,7 +6,7 @@
 // Only (query, key) pairs where the key is visible are visited, so a row that sees no key (L = -inf) never
 // enters an exponential: its dq is 0, and a padded key (seen by no query) gets dk = dv = 0.
 //
-// Bindings: 0 uniform Params (below, as in attention_fwd.wgsl);
+// Bindings: 0 uniform Params (common/attention_params.wgsl, as attention_fwd.wgsl);
 //           1 q     [B, H,   TQ, D] f32 as vec4 (read);
 //           2 k     [B, HKV, TK, D] f32 as vec4 (read);
 //           3 v     [B, HKV, TK, D] f32 as vec4 (read);
@@ -34,26 +34,8 @@
 // Override constants: D4 (head dim / 4, 1..32); tiled entries only: BC (rows of the staged tiles), NS (1, 2,
 //                     4, …, 64). Workgroup memory: 2·BC·(D4+1)·16 + 8·BC bytes, and 2·BC·(D4+1) ≥ 32·D4 when
 //                     NS > 1 (the merge reuses the tiles).
-// requires: common/attention_range.wgsl, common/grid.wgsl
+// requires: common/attention_params.wgsl, common/attention_range.wgsl, common/grid.wgsl
 
-struct Params {
-  B: u32,
-  H: u32,
-  HKV: u32,
-  TQ: u32,
-  TK: u32,
-  causal: u32,
-  window: u32, // 0 = no sliding window
-  rows: u32, // invocations that do work (see the entry points)
-  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words, 3 = segments, 4 = segments with holes
-  scale_log2: f32, // softmax scale · log2(e)
-  TKS: u32, // (the forward's; unused here)
-  win_lo: u32, // dq_rows: keys, dkv_rows: absolute query positions in [win_lo, win_hi) only (a window)
-  win_hi: u32,
-  accumulate: u32, // dq_rows, dkv_rows: ≠ 0 adds to the gradients an earlier window wrote
-}
-
-override D4: u32 = 16u;
 override BC: u32 = 32u;
 override NS: u32 = 4u;
 

@@ -1,7 +1,7 @@
 // attention_fwd.wgsl — scaled-dot-product attention forward, flash style: an online softmax over the visible
 // keys, saving only the output and each row's logsumexp (never a [T, T] score matrix in global memory).
 //
-// Bindings: 0 uniform Params (below);
+// Bindings: 0 uniform Params (common/attention_params.wgsl; the bindings are in common/attention_fwd_io.wgsl);
 //           1 q    [B, H,   TQ, D] f32 as vec4 (read);
 //           2 k    [B, HKV, TKS, D] f32 as vec4 (read): keys are the first TK ≤ TKS positions of each head
 //             (TKS > TK: a KV cache with room to grow);

@@ -1,27 +1,8 @@
 // common/attention_fwd_io.wgsl — what attention's forward kernels share (`// requires:
 // common/attention_fwd_io.wgsl`): attention_fwd.wgsl (fwd_rows, fwd_tiled) and attention_fwd_subgroup.wgsl. The
-// dispatch parameters, the bindings (see attention_fwd.wgsl's header), the head dim D4, and the reading and
-// writing of one row's online-softmax state (o and its logsumexp).
-// requires: common/neg_inf.wgsl
-
-struct Params {
-  B: u32,
-  H: u32,
-  HKV: u32,
-  TQ: u32,
-  TK: u32,
-  causal: u32,
-  window: u32, // 0 = no sliding window
-  rows: u32, // invocations that do work (see the entry points)
-  mask_kind: u32, // 0 = no mask, 1 = i32 words, 2 = f32 words, 3 = segments, 4 = segments with holes
-  scale_log2: f32, // softmax scale · log2(e)
-  TKS: u32, // positions per (b, kv head) in k's and v's memory
-  win_lo: u32, // fwd_rows: only keys in [win_lo, win_hi) are visited by this dispatch (a window of the keys)
-  win_hi: u32,
-  accumulate: u32, // fwd_rows: ≠ 0 continues each row from the o and lse an earlier window wrote
-}
-
-override D4: u32 = 16u;
+// bindings (see attention_fwd.wgsl's header), and the reading and writing of one row's online-softmax state (o
+// and its logsumexp).
+// requires: common/neg_inf.wgsl, common/attention_params.wgsl
 
 const DMAX4 = 32u; // head dims up to 128
 const NEG = -1.0e30; // a finite "minus infinity" for the running max: exp2(NEG − m) = 0 for any real score m
