@@ -37,6 +37,8 @@ export {
   ATTENTION_MAX_HEAD_DIM,
   type AttentionOptions,
   type AttentionVariant,
+  setAttentionSubgroup,
+  setAttentionUnroll,
 } from "./attention.ts";
 export { type HostLabels, IGNORE_INDEX, type Labels, shiftLabels } from "./labels.ts";
 export {
