@@ -204,7 +204,7 @@ Deno.test(
 );
 
 Deno.test(
-  "attention (rows): the forward with K/V rows shared across a subgroup agrees with fwd_rows, and runs where it can",
+  "attention (rows): the forward and dQ with K/V rows shared across a subgroup agree with fwd_rows and dq_rows, and run where they can",
   gpuTest,
   async () => {
     await setup();
@@ -224,8 +224,10 @@ Deno.test(
     startKernelProfile();
     await check({ sh: { B: 1, H: 3, HKV: 1, TQ: 20, TK: 20, D: 16 } }, "rows");
     const names = (await stopKernelProfile()).map((r) => r.kernel);
-    assert.ok(names.some((n) => n.startsWith("attention_fwd_subgroup.wgsl")), names.join(", "));
-    assert.ok(!names.some((n) => n.endsWith(":fwd_rows")), names.join(", "));
+    for (const kernel of ["attention_fwd_subgroup.wgsl", "attention_dq_subgroup.wgsl"]) {
+      assert.ok(names.some((n) => n.startsWith(kernel)), `${kernel} in ${names.join(", ")}`);
+    }
+    assert.ok(!names.some((n) => n.endsWith(":fwd_rows") || n.endsWith(":dq_rows")), names.join(", "));
   },
 );
 

@@ -44,6 +44,7 @@ import { needsGrad, record } from "../record.ts";
 
 const FWD = kernel("attention_fwd.wgsl");
 const FWD_SUBGROUP = kernel("attention_fwd_subgroup.wgsl");
+const DQ_SUBGROUP = kernel("attention_dq_subgroup.wgsl");
 const DELTA = kernel("attention_delta.wgsl");
 const BWD = kernel("attention_bwd.wgsl");
 
@@ -59,8 +60,9 @@ export function setAttentionUnroll(on: boolean): boolean {
 let subgroupForward = true;
 
 /**
- * Runs the rows variant's forward with K/V rows shared across a subgroup (kernels/attention_fwd_subgroup.wgsl)
- * where the device has subgroups of 8 lanes (the default) or on fwd_rows; returns the previous setting.
+ * Runs the rows variant's forward and dQ pass with K/V rows shared across a subgroup
+ * (kernels/attention_fwd_subgroup.wgsl, kernels/attention_dq_subgroup.wgsl) where the device has subgroups of 8
+ * lanes (the default), or on fwd_rows and dq_rows; returns the previous setting.
  */
 export function setAttentionSubgroup(on: boolean): boolean {
   const prev = subgroupForward;
@@ -68,8 +70,8 @@ export function setAttentionSubgroup(on: boolean): boolean {
   return prev;
 }
 
-/** Whether the forward of `pl` runs on the subgroup kernel (it needs the unrolled head-dim loops). */
-function forwardOnSubgroup(pl: Plan): boolean {
+/** Whether the forward and dQ pass of `pl` run on the subgroup kernels (they need the unrolled head-dim loops). */
+function onSubgroup(pl: Plan): boolean {
   const { info } = gpu();
   const max = info.limits.maxComputeWorkgroupsPerDimension;
   return pl.variant === "rows" && unroll && subgroupForward && hasSubgroupsOf8(info) &&
@@ -406,7 +408,7 @@ function forward(q: Tensor, k: Tensor, v: Tensor, pl: Plan): { out: Tensor; lse:
     const lse = empty([pl.B, pl.H, pl.TQ]);
     if (pl.B * pl.H * pl.TQ === 0) return { out, lse };
     const tiled = pl.variant === "tiled";
-    const shared = forwardOnSubgroup(pl);
+    const shared = onSubgroup(pl);
     const work = tiled ? pl.B * pl.H * pl.TQ : pl.B * pl.H * Math.ceil(pl.TQ / 2);
     overWindows(pl, "fwd", (lo, hi, first) =>
       dispatch({
@@ -477,14 +479,19 @@ function backwardPass(
     const dv = empty(vp.shape);
     const common = [qp.binding, kp.binding, vp.binding, (pl.mask ?? qp).binding, stats.binding, dop.binding];
     const qwork = tiled ? qrows : pl.B * pl.H * Math.ceil(pl.TQ / 2);
+    const shared = onSubgroup(pl);
     overWindows(pl, "dq", (lo, hi, first) =>
       dispatch({
-        kernel: kernelFor(BWD, pl),
-        entry: tiled ? "dq_tiled" : "dq_rows",
+        kernel: kernelFor(shared ? DQ_SUBGROUP : BWD, pl),
+        entry: tiled ? "dq_tiled" : shared ? "dq_subgroup" : "dq_rows",
         constants: constants(pl, tiled),
         params: params(pl, qwork, [lo, hi, first]),
         buffers: [...common, dq.binding],
-        workgroups: tiled ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H] : grid1d(qwork, 64),
+        workgroups: tiled
+          ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H]
+          : shared
+          ? [Math.ceil(pl.TQ / 16), pl.B * pl.H]
+          : grid1d(qwork, 64),
       }));
     const kwork = tiled ? pl.B * pl.HKV * pl.TK : pl.B * pl.HKV * Math.ceil(pl.TK / 2);
     overWindows(pl, "dkv", (lo, hi, first) =>

@@ -1,0 +1,148 @@
+// attention_dq_subgroup.wgsl — attention's dQ pass for CPU adapters with subgroups of 8 lanes (llvmpipe): what
+// attention_bwd.wgsl's dq_rows computes (dQ = scale·dS·K, dS = P ⊙ (dP − Δ), P recomputed from the saved
+// logsumexp), with each key's K and V rows shared across the subgroup as attention_fwd_subgroup.wgsl does.
+//
+// A workgroup is one subgroup of 8 invocations covering 16 consecutive query rows of one (b, h), 2 per lane. Per
+// key s, lane l loads the vec4s d ≡ l (mod 8) of K's and V's row s, and `subgroupShuffle` from lane d mod 8 hands
+// every lane vec4 d (twice for K: the score and the gradient; 4 loads per lane per key at D 64 where dq_rows
+// makes 48). The key loop runs over the union of the 16 rows' visible ranges (subgroupMin / subgroupMax); a key
+// a row does not see gives it dS = 0. Each row sums the same terms in the same order as dq_rows.
+//
+// attention.ts runs it with the head-dim loops unrolled (src/gpu/unroll.ts): the shuffles' lanes `d % 8u` and
+// slots `d / 8u` are then literals and the per-row arrays registers.
+//
+// Bindings, layout and Params: attention_bwd.wgsl's, bindings 1–7 (dq_dk is dq); p.rows is unused.
+// Dispatch: (ceil(TQ / 16), B·H); once per window [p.win_lo, p.win_hi) of the keys as dq_rows (a later window
+//           with p.accumulate ≠ 0 adds to dq).
+// requires: common/attention_params.wgsl, common/attention_range.wgsl
+// enables: subgroups
+
+const DMAX4 = 32u;
+const LOG2E = 1.4426950408889634;
+const LN2 = 0.6931471805599453;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4f>;
+@group(0) @binding(2) var<storage, read> k: array<vec4f>;
+@group(0) @binding(3) var<storage, read> v: array<vec4f>;
+@group(0) @binding(4) var<storage, read> mask: array<u32>;
+@group(0) @binding(5) var<storage, read> stats: array<f32>;
+@group(0) @binding(6) var<storage, read> dout: array<vec4f>;
+@group(0) @binding(7) var<storage, read_write> dq_dk: array<vec4f>;
+
+alias Row = array<vec4f, DMAX4>;
+
+// Slot j of s0..s3 (a lane's vec4s 8j + l of a row): j is a literal once the loops are unrolled.
+fn slot(s0: vec4f, s1: vec4f, s2: vec4f, s3: vec4f, j: u32) -> vec4f {
+  return select(select(s0, s1, j == 1u), select(s2, s3, j == 3u), j >= 2u);
+}
+
+// Lane l's slots of K's and V's row at vec4 `base` (vec4s l, 8 + l, 16 + l, 24 + l; past D4 clamped, never
+// used): WGSL cannot pass a storage buffer to a function, so K and V each have their loader.
+fn k_slots(base: u32, l: u32) -> array<vec4f, 4> {
+  let last = D4 - 1u;
+  var r = array<vec4f, 4>(k[base + min(l, last)], vec4f(0.0), vec4f(0.0), vec4f(0.0));
+  if (D4 > 8u) { r[1] = k[base + min(8u + l, last)]; }
+  if (D4 > 16u) { r[2] = k[base + min(16u + l, last)]; }
+  if (D4 > 24u) { r[3] = k[base + min(24u + l, last)]; }
+  return r;
+}
+
+fn v_slots(base: u32, l: u32) -> array<vec4f, 4> {
+  let last = D4 - 1u;
+  var r = array<vec4f, 4>(v[base + min(l, last)], vec4f(0.0), vec4f(0.0), vec4f(0.0));
+  if (D4 > 8u) { r[1] = v[base + min(8u + l, last)]; }
+  if (D4 > 16u) { r[2] = v[base + min(16u + l, last)]; }
+  if (D4 > 24u) { r[3] = v[base + min(24u + l, last)]; }
+  return r;
+}
+
+@compute @workgroup_size(8)
+fn dq_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let l = lid.x;
+  let bh = wid.y;
+  let h = bh % p.H;
+  let b = bh / p.H;
+  let ia = wid.x * 16u + 2u * l;
+  let has_a = ia < p.TQ;
+  let has_b = ia + 1u < p.TQ;
+  let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TK;
+  let off = p.TK - p.TQ;
+  var ra = vec2u(0u, 0u);
+  var ha = vec2u(0u, 0u);
+  var rb = vec2u(0u, 0u);
+  var hb = vec2u(0u, 0u);
+  if (has_a) {
+    ra = key_range(b, ia + off);
+    ha = key_hole(b, ia + off);
+  }
+  if (has_b) {
+    rb = key_range(b, ia + 1u + off);
+    hb = key_hole(b, ia + 1u + off);
+  }
+  let mine_lo = min(select(p.TK, ra.x, ra.x < ra.y), select(p.TK, rb.x, rb.x < rb.y));
+  let mine_hi = max(select(0u, ra.y, ra.x < ra.y), select(0u, rb.y, rb.x < rb.y));
+  let lo = max(subgroupMin(mine_lo), p.win_lo);
+  let hi = min(subgroupMax(mine_hi), p.win_hi);
+  if (p.accumulate != 0u && hi <= lo) {
+    return; // no visible key in this window: dq stays as earlier windows left it
+  }
+  let row_a = bh * p.TQ + min(ia, p.TQ - 1u);
+  let row_b = bh * p.TQ + min(ia + 1u, p.TQ - 1u);
+  let la = stats[2u * row_a] * LOG2E;
+  let dla = stats[2u * row_a + 1u];
+  let lb = stats[2u * row_b] * LOG2E;
+  let dlb = stats[2u * row_b + 1u];
+
+  var qa: Row;
+  var qb: Row;
+  var oa: Row;
+  var ob: Row;
+  var ga: Row;
+  var gb: Row;
+  for (var d = 0u; d < D4; d++) {
+    qa[d] = q[row_a * D4 + d] * p.scale_log2;
+    qb[d] = q[row_b * D4 + d] * p.scale_log2;
+    oa[d] = dout[row_a * D4 + d];
+    ob[d] = dout[row_b * D4 + d];
+  }
+  for (var s = lo; s < hi; s++) {
+    let base = (kv0 + s) * D4;
+    let ks = k_slots(base, l);
+    let vs = v_slots(base, l);
+    var xa = vec4f(0.0);
+    var xb = vec4f(0.0);
+    var pa = vec4f(0.0);
+    var pb = vec4f(0.0);
+    for (var d = 0u; d < D4; d++) {
+      let kk = subgroupShuffle(slot(ks[0], ks[1], ks[2], ks[3], d / 8u), d % 8u);
+      let vv = subgroupShuffle(slot(vs[0], vs[1], vs[2], vs[3], d / 8u), d % 8u);
+      xa += qa[d] * kk;
+      xb += qb[d] * kk;
+      pa += oa[d] * vv;
+      pb += ob[d] * vv;
+    }
+    let kv = key_ok(b, s);
+    let va = has_a && kv && s >= ra.x && s < ra.y && !in_hole(ha, s);
+    let vb = has_b && kv && s >= rb.x && s < rb.y && !in_hole(hb, s);
+    let dsa = select(0.0, exp2(hsum(xa) - la) * (hsum(pa) - dla), va);
+    let dsb = select(0.0, exp2(hsum(xb) - lb) * (hsum(pb) - dlb), vb);
+    for (var d = 0u; d < D4; d++) {
+      let kk = subgroupShuffle(slot(ks[0], ks[1], ks[2], ks[3], d / 8u), d % 8u);
+      ga[d] += dsa * kk;
+      gb[d] += dsb * kk;
+    }
+  }
+  let sc = p.scale_log2 * LN2;
+  let add = p.accumulate != 0u;
+  if (has_a) {
+    for (var d = 0u; d < D4; d++) {
+      dq_dk[row_a * D4 + d] = select(vec4f(0.0), dq_dk[row_a * D4 + d], add) + ga[d] * sc;
+    }
+  }
+  if (has_b) {
+    for (var d = 0u; d < D4; d++) {
+      dq_dk[row_b * D4 + d] = select(vec4f(0.0), dq_dk[row_b * D4 + d], add) + gb[d] * sc;
+    }
+  }
+}
