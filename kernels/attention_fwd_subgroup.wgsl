@@ -18,33 +18,8 @@
 // Dispatch: (ceil(TQ / 16), B·H); once per window [p.win_lo, p.win_hi) of the keys as fwd_rows (a later window
 //           with p.accumulate ≠ 0 continues each row from its o and lse, and leaves a row that sees no key of the
 //           window as it was).
-// requires: common/attention_fwd_io.wgsl, common/attention_range.wgsl
+// requires: common/attention_fwd_io.wgsl, common/attention_range.wgsl, common/attention_slots.wgsl
 // enables: subgroups
-
-// Slot j of s0..s3 (a lane's vec4s 8j + l of a row): j is a literal once the loops are unrolled, so the choice
-// folds away.
-fn slot(s0: vec4f, s1: vec4f, s2: vec4f, s3: vec4f, j: u32) -> vec4f {
-  return select(select(s0, s1, j == 1u), select(s2, s3, j == 3u), j >= 2u);
-}
-
-// Lane l's slots of row `base` (vec4s l, 8 + l, 16 + l, 24 + l; past D4 clamped, never broadcast).
-fn k_slots(base: u32, l: u32) -> array<vec4f, 4> {
-  let last = D4 - 1u;
-  var r = array<vec4f, 4>(k[base + min(l, last)], vec4f(0.0), vec4f(0.0), vec4f(0.0));
-  if (D4 > 8u) { r[1] = k[base + min(8u + l, last)]; }
-  if (D4 > 16u) { r[2] = k[base + min(16u + l, last)]; }
-  if (D4 > 24u) { r[3] = k[base + min(24u + l, last)]; }
-  return r;
-}
-
-fn v_slots(base: u32, l: u32) -> array<vec4f, 4> {
-  let last = D4 - 1u;
-  var r = array<vec4f, 4>(v[base + min(l, last)], vec4f(0.0), vec4f(0.0), vec4f(0.0));
-  if (D4 > 8u) { r[1] = v[base + min(8u + l, last)]; }
-  if (D4 > 16u) { r[2] = v[base + min(16u + l, last)]; }
-  if (D4 > 24u) { r[3] = v[base + min(24u + l, last)]; }
-  return r;
-}
 
 @compute @workgroup_size(8)
 fn fwd_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
