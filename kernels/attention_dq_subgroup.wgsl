@@ -35,35 +35,15 @@ alias Row = array<vec4f, DMAX4>;
 @compute @workgroup_size(8)
 fn dq_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let l = lid.x;
-  let bh = wid.y;
-  let h = bh % p.H;
-  let b = bh / p.H;
-  let ia = wid.x * 16u + 2u * l;
-  let has_a = ia < p.TQ;
-  let has_b = ia + 1u < p.TQ;
-  let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TK;
-  let off = p.TK - p.TQ;
-  var ra = vec2u(0u, 0u);
-  var ha = vec2u(0u, 0u);
-  var rb = vec2u(0u, 0u);
-  var hb = vec2u(0u, 0u);
-  if (has_a) {
-    ra = key_range(b, ia + off);
-    ha = key_hole(b, ia + off);
-  }
-  if (has_b) {
-    rb = key_range(b, ia + 1u + off);
-    hb = key_hole(b, ia + 1u + off);
-  }
-  let mine_lo = min(select(p.TK, ra.x, ra.x < ra.y), select(p.TK, rb.x, rb.x < rb.y));
-  let mine_hi = max(select(0u, ra.y, ra.x < ra.y), select(0u, rb.y, rb.x < rb.y));
-  let lo = max(subgroupMin(mine_lo), p.win_lo);
-  let hi = min(subgroupMax(mine_hi), p.win_hi);
-  if (p.accumulate != 0u && hi <= lo) {
+  let rp = row_pair(wid, l);
+  let has_a = rp.has_a;
+  let has_b = rp.has_b;
+  let row_a = rp.row_a;
+  let row_b = rp.row_b;
+  let kv0 = (rp.b * p.HKV + rp.h / (p.H / p.HKV)) * p.TK;
+  if (p.accumulate != 0u && rp.hi <= rp.lo) {
     return; // no visible key in this window: dq stays as earlier windows left it
   }
-  let row_a = bh * p.TQ + min(ia, p.TQ - 1u);
-  let row_b = bh * p.TQ + min(ia + 1u, p.TQ - 1u);
   let la = stats[2u * row_a] * LOG2E;
   let dla = stats[2u * row_a + 1u];
   let lb = stats[2u * row_b] * LOG2E;
@@ -81,7 +61,7 @@ fn dq_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) 
     oa[d] = dout[row_a * D4 + d];
     ob[d] = dout[row_b * D4 + d];
   }
-  for (var s = lo; s < hi; s++) {
+  for (var s = rp.lo; s < rp.hi; s++) {
     let base = (kv0 + s) * D4;
     let ks = k_slots(base, l);
     let vs = v_slots(base, l);
@@ -97,9 +77,9 @@ fn dq_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) 
       pa += oa[d] * vv;
       pb += ob[d] * vv;
     }
-    let kv = key_ok(b, s);
-    let va = has_a && kv && s >= ra.x && s < ra.y && !in_hole(ha, s);
-    let vb = has_b && kv && s >= rb.x && s < rb.y && !in_hole(hb, s);
+    let sees = row_pair_sees(rp, s);
+    let va = sees.x;
+    let vb = sees.y;
     let dsa = select(0.0, exp2(hsum(xa) - la) * (hsum(pa) - dla), va);
     let dsb = select(0.0, exp2(hsum(xb) - lb) * (hsum(pb) - dlb), vb);
     for (var d = 0u; d < D4; d++) {

@@ -24,36 +24,15 @@
 @compute @workgroup_size(8)
 fn fwd_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let l = lid.x;
-  let bh = wid.y;
-  let h = bh % p.H;
-  let b = bh / p.H;
-  let ia = wid.x * 16u + 2u * l;
-  let has_a = ia < p.TQ;
-  let has_b = ia + 1u < p.TQ;
-  let kv0 = (b * p.HKV + h / (p.H / p.HKV)) * p.TKS;
-  let off = p.TK - p.TQ;
-  var ra = vec2u(0u, 0u);
-  var ha = vec2u(0u, 0u);
-  var rb = vec2u(0u, 0u);
-  var hb = vec2u(0u, 0u);
-  if (has_a) {
-    ra = key_range(b, ia + off);
-    ha = key_hole(b, ia + off);
-  }
-  if (has_b) {
-    rb = key_range(b, ia + 1u + off);
-    hb = key_hole(b, ia + 1u + off);
-  }
-  // the union of the 16 rows' ranges, clipped to this dispatch's window: uniform across the subgroup
-  let mine_lo = min(select(p.TK, ra.x, ra.x < ra.y), select(p.TK, rb.x, rb.x < rb.y));
-  let mine_hi = max(select(0u, ra.y, ra.x < ra.y), select(0u, rb.y, rb.x < rb.y));
-  let lo = max(subgroupMin(mine_lo), p.win_lo);
-  let hi = min(subgroupMax(mine_hi), p.win_hi);
-  if (p.accumulate != 0u && hi <= lo) {
+  let rp = row_pair(wid, l);
+  let has_a = rp.has_a;
+  let has_b = rp.has_b;
+  let row_a = rp.row_a;
+  let row_b = rp.row_b;
+  let kv0 = (rp.b * p.HKV + rp.h / (p.H / p.HKV)) * p.TKS;
+  if (p.accumulate != 0u && rp.hi <= rp.lo) {
     return; // no key of this window is visible to any of the 16 rows: they stay as earlier windows left them
   }
-  let row_a = bh * p.TQ + min(ia, p.TQ - 1u);
-  let row_b = bh * p.TQ + min(ia + 1u, p.TQ - 1u);
 
   var qa: Row;
   var qb: Row;
@@ -75,7 +54,7 @@ fn fwd_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
   }
   var seen_a = false;
   var seen_b = false;
-  for (var s = lo; s < hi; s++) {
+  for (var s = rp.lo; s < rp.hi; s++) {
     let base = (kv0 + s) * D4;
     let ks = k_slots(base, l);
     let vs = v_slots(base, l);
@@ -86,9 +65,9 @@ fn fwd_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
       da += qa[d] * kk;
       db += qb[d] * kk;
     }
-    let kv = key_ok(b, s);
-    let va = has_a && kv && s >= ra.x && s < ra.y && !in_hole(ha, s);
-    let vb = has_b && kv && s >= rb.x && s < rb.y && !in_hole(hb, s);
+    let sees = row_pair_sees(rp, s);
+    let va = sees.x;
+    let vb = sees.y;
     seen_a = seen_a || va;
     seen_b = seen_b || vb;
     let sa = hsum(da);

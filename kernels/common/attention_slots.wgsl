@@ -1,7 +1,60 @@
-// common/attention_slots.wgsl — a K or V row spread over a subgroup of 8 lanes (`// requires:
-// common/attention_slots.wgsl`): attention_fwd_subgroup.wgsl and attention_dq_subgroup.wgsl. Lane l holds the
-// row's vec4s l, 8 + l, 16 + l and 24 + l (its slots 0..3); vec4 d is slot d / 8 of lane d mod 8. Uses, from
-// the including kernel: the bindings `k` and `v` and the override D4.
+// common/attention_slots.wgsl — what the subgroup attention kernels share (`// requires:
+// common/attention_slots.wgsl`): attention_fwd_subgroup.wgsl and attention_dq_subgroup.wgsl. A workgroup is one
+// subgroup of 8 lanes covering 16 query rows, 2 per lane (`row_pair`); a K or V row is spread over the lanes:
+// lane l holds the row's vec4s l, 8 + l, 16 + l and 24 + l (its slots 0..3), and vec4 d is slot d / 8 of lane
+// d mod 8. Uses, from the including kernel: `p` (common/attention_params.wgsl), the bindings `k` and `v`, and
+// common/attention_range.wgsl.
+
+// A lane's two query rows and the keys the subgroup visits for them.
+struct RowPair {
+  b: u32,
+  h: u32,
+  ia: u32, // row a's index; row b is ia + 1
+  has_a: bool,
+  has_b: bool,
+  ra: vec2u, // key_range and key_hole of rows a and b (empty for a row past TQ)
+  ha: vec2u,
+  rb: vec2u,
+  hb: vec2u,
+  lo: u32, // the union of the 16 rows' ranges, clipped to the dispatch's window: uniform across the subgroup
+  hi: u32,
+  row_a: u32, // rows a and b in the [B, H, TQ] layout (clamped to the last row where past TQ: read, not written)
+  row_b: u32,
+}
+
+// Lane l's rows in the workgroup `wid` of a dispatch (ceil(TQ / 16), B·H).
+fn row_pair(wid: vec3u, l: u32) -> RowPair {
+  var r: RowPair;
+  let bh = wid.y;
+  r.h = bh % p.H;
+  r.b = bh / p.H;
+  r.ia = wid.x * 16u + 2u * l;
+  r.has_a = r.ia < p.TQ;
+  r.has_b = r.ia + 1u < p.TQ;
+  let off = p.TK - p.TQ;
+  if (r.has_a) {
+    r.ra = key_range(r.b, r.ia + off);
+    r.ha = key_hole(r.b, r.ia + off);
+  }
+  if (r.has_b) {
+    r.rb = key_range(r.b, r.ia + 1u + off);
+    r.hb = key_hole(r.b, r.ia + 1u + off);
+  }
+  let mine_lo = min(select(p.TK, r.ra.x, r.ra.x < r.ra.y), select(p.TK, r.rb.x, r.rb.x < r.rb.y));
+  let mine_hi = max(select(0u, r.ra.y, r.ra.x < r.ra.y), select(0u, r.rb.y, r.rb.x < r.rb.y));
+  r.lo = max(subgroupMin(mine_lo), p.win_lo);
+  r.hi = min(subgroupMax(mine_hi), p.win_hi);
+  r.row_a = bh * p.TQ + min(r.ia, p.TQ - 1u);
+  r.row_b = bh * p.TQ + min(r.ia + 1u, p.TQ - 1u);
+  return r;
+}
+
+// Whether rows a and b see key s (padding mask, range, hole).
+fn row_pair_sees(r: RowPair, s: u32) -> vec2<bool> {
+  let kv = key_ok(r.b, s);
+  return vec2<bool>(r.has_a && kv && s >= r.ra.x && s < r.ra.y && !in_hole(r.ha, s),
+                    r.has_b && kv && s >= r.rb.x && s < r.rb.y && !in_hole(r.hb, s));
+}
 
 // Slot j of s0..s3: j is a literal once the head-dim loops are unrolled, so the choice folds away.
 fn slot(s0: vec4f, s1: vec4f, s2: vec4f, s3: vec4f, j: u32) -> vec4f {
