@@ -5,8 +5,8 @@
 // A workgroup is one subgroup of 8 invocations covering 16 consecutive query rows of one (b, h), 2 per lane. Per
 // key s, lane l loads the vec4s d ≡ l (mod 8) of K's and V's row s, and `subgroupShuffle` from lane d mod 8 hands
 // every lane vec4 d (twice for K: the score and the gradient; 4 loads per lane per key at D 64 where dq_rows
-// makes 48). The key loop runs over the union of the 16 rows' visible ranges (subgroupMin / subgroupMax); a key
-// a row does not see gives it dS = 0. Each row sums the same terms in the same order as dq_rows.
+// makes 48). The key loop runs over the union of the 16 rows' visible ranges (key_span, from uniform values);
+// a key a row does not see gives it dS = 0. Each row sums the same terms in the same order as dq_rows.
 //
 // attention.ts runs it with the head-dim loops unrolled (src/gpu/unroll.ts): the shuffles' lanes `d % 8u` and
 // slots `d / 8u` are then literals and the per-row arrays registers.
@@ -41,7 +41,8 @@ fn dq_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) 
   let row_a = rp.row_a;
   let row_b = rp.row_b;
   let kv0 = (rp.b * p.HKV + rp.h / (p.H / p.HKV)) * p.TK;
-  if (p.accumulate != 0u && rp.hi <= rp.lo) {
+  let span = key_span(wid);
+  if (p.accumulate != 0u && span.y <= span.x) {
     return; // no visible key in this window: dq stays as earlier windows left it
   }
   let la = stats[2u * row_a] * LOG2E;
@@ -61,7 +62,7 @@ fn dq_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) 
     oa[d] = dout[row_a * D4 + d];
     ob[d] = dout[row_b * D4 + d];
   }
-  for (var s = rp.lo; s < rp.hi; s++) {
+  for (var s = span.x; s < span.y; s++) {
     let base = (kv0 + s) * D4;
     let ks = k_slots(base, l);
     let vs = v_slots(base, l);

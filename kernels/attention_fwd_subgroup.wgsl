@@ -5,10 +5,10 @@
 // A workgroup is one subgroup of 8 invocations covering 16 consecutive query rows of one (b, h): lane l takes rows
 // 16·x + 2l and 16·x + 2l + 1. Per key s, lane l loads the vec4s d ≡ l (mod 8) of K's row s and of V's row s (one
 // per 8 of the head dim: 4 loads at D 64 where fwd_rows makes 32), and `subgroupShuffle` from lane d mod 8
-// hands every lane vec4 d: with the lane a literal, on llvmpipe an extract and a splat, no memory access. The key loop runs over the union
-// of the 16 rows' visible ranges (subgroupMin / subgroupMax of the lanes' ranges, so it is uniform, as the
-// broadcasts need); a key a row does not see weighs 0 for it (a select, no branch). Each key rescales the
-// accumulators (no blocks of keys as in fwd_rows), so sums differ from fwd_rows' in rounding only.
+// hands every lane vec4 d: with the lane a literal, on llvmpipe an extract and a splat, no memory access. The key
+// loop runs over the union of the 16 rows' visible ranges (common/attention_slots.wgsl's key_span, computed from
+// uniform values, as the shuffles need); a key a row does not see weighs 0 for it (a select, no branch). Each key
+// rescales the accumulators (no blocks of keys as in fwd_rows), so sums differ from fwd_rows' in rounding only.
 //
 // attention.ts runs it with the head-dim loops `for (var d = 0u; d < D4; d++)` unrolled (src/gpu/unroll.ts): the
 // shuffles' lanes `d % 8u` and slots `d / 8u` are then literals and the per-row arrays registers. (The looped
@@ -30,7 +30,8 @@ fn fwd_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
   let row_a = rp.row_a;
   let row_b = rp.row_b;
   let kv0 = (rp.b * p.HKV + rp.h / (p.H / p.HKV)) * p.TKS;
-  if (p.accumulate != 0u && rp.hi <= rp.lo) {
+  let span = key_span(wid);
+  if (p.accumulate != 0u && span.y <= span.x) {
     return; // no key of this window is visible to any of the 16 rows: they stay as earlier windows left them
   }
 
@@ -54,7 +55,7 @@ fn fwd_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
   }
   var seen_a = false;
   var seen_b = false;
-  for (var s = rp.lo; s < rp.hi; s++) {
+  for (var s = span.x; s < span.y; s++) {
     let base = (kv0 + s) * D4;
     let ks = k_slots(base, l);
     let vs = v_slots(base, l);

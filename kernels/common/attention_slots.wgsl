@@ -1,11 +1,12 @@
 // common/attention_slots.wgsl — what the subgroup attention kernels share (`// requires:
 // common/attention_slots.wgsl`): attention_fwd_subgroup.wgsl and attention_dq_subgroup.wgsl. A workgroup is one
-// subgroup of 8 lanes covering 16 query rows, 2 per lane (`row_pair`); a K or V row is spread over the lanes:
+// subgroup of 8 lanes covering 16 query rows, 2 per lane (`row_pair`), visiting the keys of `key_span`; a K or V
+// row is spread over the lanes:
 // lane l holds the row's vec4s l, 8 + l, 16 + l and 24 + l (its slots 0..3), and vec4 d is slot d / 8 of lane
 // d mod 8. Uses, from the including kernel: `p` (common/attention_params.wgsl), the bindings `k` and `v`, and
 // common/attention_range.wgsl.
 
-// A lane's two query rows and the keys the subgroup visits for them.
+// A lane's two query rows.
 struct RowPair {
   b: u32,
   h: u32,
@@ -16,8 +17,6 @@ struct RowPair {
   ha: vec2u,
   rb: vec2u,
   hb: vec2u,
-  lo: u32, // the union of the 16 rows' ranges, clipped to the dispatch's window: uniform across the subgroup
-  hi: u32,
   row_a: u32, // rows a and b in the [B, H, TQ] layout (clamped to the last row where past TQ: read, not written)
   row_b: u32,
 }
@@ -40,13 +39,30 @@ fn row_pair(wid: vec3u, l: u32) -> RowPair {
     r.rb = key_range(r.b, r.ia + 1u + off);
     r.hb = key_hole(r.b, r.ia + 1u + off);
   }
-  let mine_lo = min(select(p.TK, r.ra.x, r.ra.x < r.ra.y), select(p.TK, r.rb.x, r.rb.x < r.rb.y));
-  let mine_hi = max(select(0u, r.ra.y, r.ra.x < r.ra.y), select(0u, r.rb.y, r.rb.x < r.rb.y));
-  r.lo = max(subgroupMin(mine_lo), p.win_lo);
-  r.hi = min(subgroupMax(mine_hi), p.win_hi);
   r.row_a = bh * p.TQ + min(r.ia, p.TQ - 1u);
   r.row_b = bh * p.TQ + min(r.ia + 1u, p.TQ - 1u);
   return r;
+}
+
+// [lo, hi): the keys the subgroup of workgroup `wid` visits: the union of its 16 rows' ranges, clipped to the
+// dispatch's window. Computed from uniform values only (the workgroup id, the parameters, the read-only mask),
+// so the key loop's bounds are uniform, as the subgroup operations inside it need (Tint checks that).
+fn key_span(wid: vec3u) -> vec2u {
+  let b = wid.y / p.H;
+  let off = p.TK - p.TQ;
+  var lo = p.TK;
+  var hi = 0u;
+  for (var j = 0u; j < 16u; j++) {
+    let t = wid.x * 16u + j;
+    if (t < p.TQ) {
+      let r = key_range(b, t + off);
+      if (r.x < r.y) {
+        lo = min(lo, r.x);
+        hi = max(hi, r.y);
+      }
+    }
+  }
+  return vec2u(max(lo, p.win_lo), min(hi, p.win_hi));
 }
 
 // Whether rows a and b see key s (padding mask, range, hole).
