@@ -6,7 +6,7 @@
 // Only (query, key) pairs where the key is visible are visited, so a row that sees no key (L = -inf) never
 // enters an exponential: its dq is 0, and a padded key (seen by no query) gets dk = dv = 0.
 //
-// Bindings: 0 uniform Params (common/attention_params.wgsl, as attention_fwd.wgsl);
+// Bindings (declared in common/attention_bwd_io.wgsl): 0 uniform Params (common/attention_params.wgsl);
 //           1 q     [B, H,   TQ, D] f32 as vec4 (read);
 //           2 k     [B, HKV, TK, D] f32 as vec4 (read);
 //           3 v     [B, HKV, TK, D] f32 as vec4 (read);
@@ -34,25 +34,12 @@
 // Override constants: D4 (head dim / 4, 1..32); tiled entries only: BC (rows of the staged tiles), NS (1, 2,
 //                     4, …, 64). Workgroup memory: 2·BC·(D4+1)·16 + 8·BC bytes, and 2·BC·(D4+1) ≥ 32·D4 when
 //                     NS > 1 (the merge reuses the tiles).
-// requires: common/attention_params.wgsl, common/attention_range.wgsl, common/grid.wgsl
+// requires: common/attention_bwd_io.wgsl, common/attention_range.wgsl, common/grid.wgsl
 
 override BC: u32 = 32u;
 override NS: u32 = 4u;
 
-const DMAX4 = 32u;
 const WG = 64u; // tiled workgroup size
-const LOG2E = 1.4426950408889634;
-const LN2 = 0.6931471805599453;
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4f>;
-@group(0) @binding(2) var<storage, read> k: array<vec4f>;
-@group(0) @binding(3) var<storage, read> v: array<vec4f>;
-@group(0) @binding(4) var<storage, read> mask: array<u32>;
-@group(0) @binding(5) var<storage, read> stats: array<f32>;
-@group(0) @binding(6) var<storage, read> dout: array<vec4f>;
-@group(0) @binding(7) var<storage, read_write> dq_dk: array<vec4f>;
-@group(0) @binding(8) var<storage, read_write> dv: array<vec4f>;
 
 // dq_tiled: a tile of keys and values; dkv_tiled: a tile of query rows and their output gradients
 override KS: u32 = D4 + 1u; // row stride of the workgroup tiles (padded against bank conflicts)
@@ -60,8 +47,6 @@ var<workgroup> ta: array<vec4f, BC * KS>;
 var<workgroup> tb: array<vec4f, BC * KS>;
 var<workgroup> tl: array<f32, BC>; // dq_tiled: key visible (1) or padded (0); dkv_tiled: L·log2(e)
 var<workgroup> td: array<f32, BC>; // dkv_tiled: Δ
-
-alias Row = array<vec4f, DMAX4>;
 
 @compute @workgroup_size(64)
 fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -88,25 +73,21 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   let hi = max(ra.y, rb.y);
   let row_a = bh * p.TQ + ia;
   let row_b = select(row_a, row_a + 1u, has_b);
-  let la = stats[2u * row_a] * LOG2E;
-  let dla = stats[2u * row_a + 1u];
-  let lb = stats[2u * row_b] * LOG2E;
-  let dlb = stats[2u * row_b + 1u];
+  let sta = row_stats(row_a);
+  let stb = row_stats(row_b);
+  let la = sta.x;
+  let dla = sta.y;
+  let lb = stb.x;
+  let dlb = stb.y;
 
   var qa: Row;
   var qb: Row;
   var oa: Row;
   var ob: Row;
-  var ga: Row;
+  var ga: Row; // dq's sums start at 0, as function variables do
   var gb: Row;
-  for (var d = 0u; d < D4; d++) {
-    qa[d] = q[row_a * D4 + d] * p.scale_log2;
-    qb[d] = q[row_b * D4 + d] * p.scale_log2;
-    oa[d] = dout[row_a * D4 + d];
-    ob[d] = dout[row_b * D4 + d];
-    ga[d] = vec4f(0.0);
-    gb[d] = vec4f(0.0);
-  }
+  load_q_dout(row_a, &qa, &oa);
+  load_q_dout(row_b, &qb, &ob);
   let s_lo = max(ra.x, p.win_lo);
   let s_hi = min(hi, p.win_hi);
   if (p.accumulate != 0u && s_hi <= s_lo) {
@@ -140,15 +121,9 @@ fn dq_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
       gb[d] += dsb * kk;
     }
   }
-  let sc = p.scale_log2 * LN2;
-  let add = p.accumulate != 0u;
-  for (var d = 0u; d < D4; d++) {
-    dq_dk[row_a * D4 + d] = select(vec4f(0.0), dq_dk[row_a * D4 + d], add) + ga[d] * sc;
-  }
+  write_dq(row_a, &ga);
   if (has_b) {
-    for (var d = 0u; d < D4; d++) {
-      dq_dk[row_b * D4 + d] = select(vec4f(0.0), dq_dk[row_b * D4 + d], add) + gb[d] * sc;
-    }
+    write_dq(row_b, &gb);
   }
 }
 

@@ -11,26 +11,12 @@
 // attention.ts runs it with the head-dim loops unrolled (src/gpu/unroll.ts): the shuffles' lanes `d % 8u` and
 // slots `d / 8u` are then literals and the per-row arrays registers.
 //
-// Bindings, layout and Params: attention_bwd.wgsl's, bindings 1–7 (dq_dk is dq); p.rows is unused.
+// Bindings (common/attention_bwd_io.wgsl), layout and Params: attention_bwd.wgsl's, bindings 1–7 (dq_dk is dq);
+// p.rows is unused.
 // Dispatch: (ceil(TQ / 16), B·H); once per window [p.win_lo, p.win_hi) of the keys as dq_rows (a later window
 //           with p.accumulate ≠ 0 adds to dq).
-// requires: common/attention_params.wgsl, common/attention_range.wgsl, common/attention_slots.wgsl
+// requires: common/attention_bwd_io.wgsl, common/attention_range.wgsl, common/attention_slots.wgsl
 // enables: subgroups
-
-const DMAX4 = 32u;
-const LOG2E = 1.4426950408889634;
-const LN2 = 0.6931471805599453;
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4f>;
-@group(0) @binding(2) var<storage, read> k: array<vec4f>;
-@group(0) @binding(3) var<storage, read> v: array<vec4f>;
-@group(0) @binding(4) var<storage, read> mask: array<u32>;
-@group(0) @binding(5) var<storage, read> stats: array<f32>;
-@group(0) @binding(6) var<storage, read> dout: array<vec4f>;
-@group(0) @binding(7) var<storage, read_write> dq_dk: array<vec4f>;
-
-alias Row = array<vec4f, DMAX4>;
 
 @compute @workgroup_size(8)
 fn dq_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
@@ -45,23 +31,21 @@ fn dq_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) 
   if (p.accumulate != 0u && span.y <= span.x) {
     return; // no visible key in this window: dq stays as earlier windows left it
   }
-  let la = stats[2u * row_a] * LOG2E;
-  let dla = stats[2u * row_a + 1u];
-  let lb = stats[2u * row_b] * LOG2E;
-  let dlb = stats[2u * row_b + 1u];
+  let sta = row_stats(row_a);
+  let stb = row_stats(row_b);
+  let la = sta.x;
+  let dla = sta.y;
+  let lb = stb.x;
+  let dlb = stb.y;
 
   var qa: Row;
   var qb: Row;
   var oa: Row;
   var ob: Row;
-  var ga: Row;
+  var ga: Row; // dq's sums start at 0, as function variables do
   var gb: Row;
-  for (var d = 0u; d < D4; d++) {
-    qa[d] = q[row_a * D4 + d] * p.scale_log2;
-    qb[d] = q[row_b * D4 + d] * p.scale_log2;
-    oa[d] = dout[row_a * D4 + d];
-    ob[d] = dout[row_b * D4 + d];
-  }
+  load_q_dout(row_a, &qa, &oa);
+  load_q_dout(row_b, &qb, &ob);
   for (var s = span.x; s < span.y; s++) {
     let base = (kv0 + s) * D4;
     let ks = k_slots(base, l);
@@ -89,16 +73,10 @@ fn dq_subgroup(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) 
       gb[d] += dsb * kk;
     }
   }
-  let sc = p.scale_log2 * LN2;
-  let add = p.accumulate != 0u;
   if (has_a) {
-    for (var d = 0u; d < D4; d++) {
-      dq_dk[row_a * D4 + d] = select(vec4f(0.0), dq_dk[row_a * D4 + d], add) + ga[d] * sc;
-    }
+    write_dq(row_a, &ga);
   }
   if (has_b) {
-    for (var d = 0u; d < D4; d++) {
-      dq_dk[row_b * D4 + d] = select(vec4f(0.0), dq_dk[row_b * D4 + d], add) + gb[d] * sc;
-    }
+    write_dq(row_b, &gb);
   }
 }
