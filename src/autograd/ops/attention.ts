@@ -47,6 +47,7 @@ const FWD_SUBGROUP = kernel("attention_fwd_subgroup.wgsl");
 const DQ_SUBGROUP = kernel("attention_dq_subgroup.wgsl");
 const DELTA = kernel("attention_delta.wgsl");
 const BWD = kernel("attention_bwd.wgsl");
+const PAD = kernel("attention_pad.wgsl");
 
 let unroll = true;
 
@@ -57,7 +58,7 @@ export function setAttentionUnroll(on: boolean): boolean {
   return prev;
 }
 
-let subgroupForward = true;
+let subgroupKernels = true;
 
 /**
  * Runs the rows variant's forward and dQ pass with K/V rows shared across a subgroup
@@ -65,8 +66,8 @@ let subgroupForward = true;
  * lanes (the default), or on fwd_rows and dq_rows; returns the previous setting.
  */
 export function setAttentionSubgroup(on: boolean): boolean {
-  const prev = subgroupForward;
-  subgroupForward = on;
+  const prev = subgroupKernels;
+  subgroupKernels = on;
   return prev;
 }
 
@@ -74,7 +75,7 @@ export function setAttentionSubgroup(on: boolean): boolean {
 function onSubgroup(pl: Plan): boolean {
   const { info } = gpu();
   const max = info.limits.maxComputeWorkgroupsPerDimension;
-  return pl.variant === "rows" && unroll && subgroupForward && hasSubgroupsOf8(info) &&
+  return pl.variant === "rows" && unroll && subgroupKernels && hasSubgroupsOf8(info) &&
     pl.B * pl.H <= max && Math.ceil(pl.TQ / 16) <= max;
 }
 
@@ -82,7 +83,15 @@ function onSubgroup(pl: Plan): boolean {
 function kernelFor(k: Kernel, pl: Plan): Kernel {
   return pl.variant === "rows" && unroll ? unrolledKernel(k, "d", "D4", pl.DP / 4) : k;
 }
-const PAD = kernel("attention_pad.wgsl");
+
+/**
+ * The workgroups of a pass over query rows (the forward, dQ): tiles of rows (tiled), subgroups of 16 rows
+ * (`shared`), or `pairs` invocations of two rows each.
+ */
+function queryRowGroups(pl: Plan, shared: boolean, pairs: number): [number, number] {
+  if (pl.variant === "tiled") return [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H];
+  return shared ? [Math.ceil(pl.TQ / 16), pl.B * pl.H] : grid1d(pairs, 64);
+}
 
 /** The largest head dimension the kernels hold in registers. */
 export const ATTENTION_MAX_HEAD_DIM = 128;
@@ -417,11 +426,7 @@ function forward(q: Tensor, k: Tensor, v: Tensor, pl: Plan): { out: Tensor; lse:
         constants: constants(pl, tiled),
         params: { ...params(pl, work, [lo, hi, first]), TKS: pl.TKS },
         buffers: [qp.binding, kp.binding, vp.binding, (pl.mask ?? qp).binding, out.binding, lse.binding],
-        workgroups: tiled
-          ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H]
-          : shared
-          ? [Math.ceil(pl.TQ / 16), pl.B * pl.H]
-          : grid1d(work, 64),
+        workgroups: queryRowGroups(pl, shared, work),
       }));
     return { out, lse };
   }, ["out"]);
@@ -487,11 +492,7 @@ function backwardPass(
         constants: constants(pl, tiled),
         params: params(pl, qwork, [lo, hi, first]),
         buffers: [...common, dq.binding],
-        workgroups: tiled
-          ? [Math.ceil(pl.TQ / (WG / pl.ns)), pl.B * pl.H]
-          : shared
-          ? [Math.ceil(pl.TQ / 16), pl.B * pl.H]
-          : grid1d(qwork, 64),
+        workgroups: queryRowGroups(pl, shared, qwork),
       }));
     const kwork = tiled ? pl.B * pl.HKV * pl.TK : pl.B * pl.HKV * Math.ceil(pl.TK / 2);
     overWindows(pl, "dkv", (lo, hi, first) =>
