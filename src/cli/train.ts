@@ -125,6 +125,7 @@ function humanCount(n: number): string {
 /** Runs a parsed `webdpo train` configuration to the end and saves the model; errors propagate. */
 export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promise<TrainRunResult> {
   const { config, script } = tc;
+  const refDtype = refDtypeOf(config); // an unknown dtype fails before anything loads
   const data = await loadTrainDatasets(tc);
   const loadOpts = { revision: script.modelRevision, int8Base: script.int8Base };
   // a model folder, a cached hub id, or a PEFT adapter folder (its base with the adapter loaded)
@@ -142,17 +143,16 @@ export async function runTrain(tc: TrainConfig, io: TrainIO = CONSOLE_IO): Promi
       }
       refModel = await loadReference(script.refModelNameOrPath, loadOpts);
       // TRL's ref_model_init_kwargs torch_dtype: the loaded reference's matrices stored in 16 bits
-      const dtype = refDtypeOf(config);
-      if (dtype && loraOf(refModel)) {
+      if (refDtype && loraOf(refModel)) {
         throw new ConfigError(
-          `ref_model_init_kwargs torch_dtype ${dtype}: ${script.refModelNameOrPath} is a PEFT adapter folder, ` +
+          `ref_model_init_kwargs torch_dtype ${refDtype}: ${script.refModelNameOrPath} is a PEFT adapter folder, ` +
             `whose reference webdpo keeps in float32; merge the adapter into a model folder, or drop the dtype`,
         );
       }
-      if (dtype) refModel.storeMatricesHalf(dtype);
+      if (refDtype) refModel.storeMatricesHalf(refDtype);
     }
     const lora = tc.peftConfig !== null || loraOf(model) !== null;
-    const stored = refDtypeOf(config) ? ` (stored in ${refDtypeOf(config)})` : "";
+    const stored = refDtype ? ` (stored in ${refDtype})` : "";
     const reference = config.referenceFree
       ? "none (reference_free)"
       : refModel
