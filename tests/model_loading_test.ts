@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { hubCacheDir, loadModel, resolveModelDir } from "../src/models/loader.ts";
+import { initModel } from "../src/models/init.ts";
 import { readSafetensors, writeSafetensors } from "../src/models/safetensors.ts";
 import { gpuTest, setup } from "./util.ts";
 
@@ -55,6 +56,37 @@ Deno.test("save writes a folder that loads back bit-exact", gpuTest, async () =>
   });
   m.dispose();
 });
+
+Deno.test(
+  "save names transformers' model class in config.json when the source config lacks it",
+  gpuTest,
+  async () => {
+    await setup();
+    const configs: [Record<string, unknown>, string][] = [
+      [{ model_type: "llama" }, "LlamaForCausalLM"],
+      [{ model_type: "qwen2" }, "Qwen2ForCausalLM"],
+      [{ model_type: "mistral" }, "MistralForCausalLM"],
+      [{ model_type: "llama", architectures: ["CustomLlama"] }, "CustomLlama"],
+    ];
+    for (const [extra, cls] of configs) {
+      const m = await initModel({
+        vocab_size: 16,
+        hidden_size: 8,
+        intermediate_size: 16,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        ...extra,
+      });
+      await withTemp(async (dir) => {
+        await m.save(dir);
+        const cfg = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+        assert.deepEqual(cfg.architectures, [cls], JSON.stringify(extra));
+      });
+      m.dispose();
+    }
+  },
+);
 
 Deno.test(
   "missing files, truncated or corrupt weights and shape mismatches name the file and problem",

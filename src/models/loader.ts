@@ -211,6 +211,14 @@ export interface SaveModelOptions {
   dtype?: "F32" | "BF16";
 }
 
+/** transformers' model class for each model_type, as `save_pretrained` writes it into config.json. */
+const ARCHITECTURE_CLASS: Record<ModelConfig["modelType"], string> = {
+  gpt2: "GPT2LMHeadModel",
+  llama: "LlamaForCausalLM",
+  mistral: "MistralForCausalLM",
+  qwen2: "Qwen2ForCausalLM",
+};
+
 /** Writes config.json, model.safetensors (one tensor in memory at a time) and, given one, the tokenizer files. */
 export async function saveModel(model: CausalLM, dir: string, opts: SaveModelOptions = {}): Promise<void> {
   if (loraOf(model)) {
@@ -242,7 +250,10 @@ export async function saveModel(model: CausalLM, dir: string, opts: SaveModelOpt
   const raw = { ...model.config.raw };
   raw.torch_dtype = opts.dtype === "BF16" ? "bfloat16" : "float32";
   if ("dtype" in raw) raw.dtype = raw.torch_dtype;
-  if (model.config.architecture === "gpt2") raw.architectures = ["GPT2LMHeadModel"];
+  // transformers' save_pretrained always writes the class; TRL's DPOTrainer builds its reference from it
+  if (!Array.isArray(raw.architectures) || raw.architectures.length === 0) {
+    raw.architectures = [ARCHITECTURE_CLASS[model.config.modelType]];
+  }
   await io.files().writeText(`${dir}/config.json`, JSON.stringify(raw, null, 2) + "\n");
   const src = model.sourceDir;
   if (src && src !== dir && (await exists(`${src}/generation_config.json`))) {
