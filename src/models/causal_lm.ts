@@ -3,6 +3,7 @@
  * token ids, attention masks and position ids given as nested arrays or typed arrays with a shape.
  */
 import { checkpoint } from "../autograd/checkpoint.ts";
+import { gatherRows } from "../autograd/ops/gather_rows.ts";
 import { isGradEnabled } from "../autograd/grad_mode.ts";
 import { scope } from "../autograd/scope.ts";
 import { WebDPOError } from "../gpu/errors.ts";
@@ -40,6 +41,12 @@ export interface ForwardOptions {
    * (src/models/pack_pairs.ts, whose `rows` maps [b, t] to the packed rows then).
    */
   packed?: boolean | "pairs";
+  /**
+   * The token ids as an i32 GPU tensor of inputIds' shape, used in their place by the embedding lookup (greedy
+   * decoding feeds the previous step's argmax back without reading it; `generate`). inputIds then only gives the
+   * batch's shape. No gradient flows to the embedding then, so only under no-grad.
+   */
+  deviceIds?: Tensor;
 }
 
 /** A batch of token ids on the host, validated. */
@@ -190,6 +197,27 @@ export interface LayerInputs {
   positionIds: Int32Array;
   /** The attention options that mask padding or separate packed sequences. */
   attn: { attentionMask?: Tensor; segments?: Tensor; segmentSpan?: number };
+}
+
+/**
+ * The embedding rows [B, T, C] of a batch's tokens: `table` gathered at the host ids, or at `opts.deviceIds` when
+ * given (which must then have the batch's shape and is not packed).
+ */
+export function embedTokens(
+  table: Tensor,
+  inputs: { B: number; T: number; ids: Int32Array },
+  opts: ForwardOptions,
+): Tensor {
+  const { B, T } = inputs;
+  const d = opts.deviceIds;
+  if (!d) return gatherRows(table, inputs.ids, { shape: [B, T] });
+  if (opts.packed) throw new RangeError("deviceIds: not with packed batches");
+  if (d.dtype !== "i32" || d.ndim !== 2 || d.shape[0] !== B || d.shape[1] !== T) {
+    throw new RangeError(
+      `deviceIds: expected an i32 tensor [${B}, ${T}] (inputIds' shape), got ${d.dtype} [${d.shape}]`,
+    );
+  }
+  return gatherRows(table, d);
 }
 
 /** Validates the ids and options, packs the batch when `opts.packed`, and uploads the attention's masking. */

@@ -1,8 +1,8 @@
 /**
  * generate(model, tokenizer, prompts, opts): batched decoding with a KV cache. Prompts are left-padded into one
- * batch; each step runs only the new token of every sequence, samples (or takes the argmax of) the last position's
- * logits on the host, and stops a sequence at EOS; the batch stops when every sequence has or after
- * `maxNewTokens`.
+ * batch; each step runs only the new token of every sequence and picks the next token from the last position's
+ * logits: greedy picks on the GPU without waiting for them (`greedyOnDevice`), sampling on the host. A sequence
+ * stops at EOS; the batch stops when every sequence has or after `maxNewTokens`.
  */
 import { noGrad } from "../autograd/grad_mode.ts";
 import { scope } from "../autograd/scope.ts";
@@ -10,8 +10,10 @@ import { gatherRows } from "../autograd/ops/gather_rows.ts";
 import { reshape } from "../autograd/ops/reshape.ts";
 import { linear } from "../nn/layers.ts";
 import { Generator } from "../tensor/random.ts";
+import { type Tensor, view } from "../tensor/tensor.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { CausalLM } from "./causal_lm.ts";
+import { argmaxRows } from "./decode_argmax.ts";
 import { KVCache } from "./kv_cache.ts";
 
 export interface GenerateOptions {
@@ -79,6 +81,87 @@ export function pickToken(logits: Float32Array, opts: GenerateOptions, rng: Gene
   return order[order.length - 1];
 }
 
+let deviceGreedy = true;
+
+/**
+ * Whether greedy decoding picks its tokens on the GPU (true, the default) or reads every step's logits back and
+ * picks on the host like sampling does (false); returns the previous setting. Both give the same tokens (tests and
+ * benchmarks compare them).
+ */
+export function setDeviceGreedy(on: boolean): boolean {
+  const prev = deviceGreedy;
+  deviceGreedy = on;
+  return prev;
+}
+
+/** The logits [B, V] of the last position of each sequence of hidden states h [B, T, C]. */
+function lastLogits(model: CausalLM, h: Tensor, B: number): Tensor {
+  const [, T, C] = h.shape;
+  // one position per sequence (every step after the prompt's): the rows are h itself, no gather
+  const rows = T === 1
+    ? reshape(h, [B, C])
+    : gatherRows(reshape(h, [B * T, C]), new Int32Array(B).map((_, b) => b * T + T - 1));
+  return linear(rows, model.lmHeadWeight(), null);
+}
+
+/**
+ * Greedy decoding with the picks made on the GPU (src/models/decode_argmax.ts): each step's argmax is the next
+ * step's embedding lookup on the device, so a step is recorded and submitted without waiting for the one before,
+ * and each step's picks come back to the host while the next step runs. The host learns of a stop token one step
+ * late, so when the last sequence stops, the step after it has run in vain (its picks are dropped). A finished
+ * sequence keeps decoding its own picks rather than pad tokens: sequences do not mix, so the others' tokens are
+ * the same. `emit(b, token)` takes each sequence's tokens in order until `done[b]`.
+ */
+async function greedyOnDevice(
+  model: CausalLM,
+  prompt: number[][],
+  mask0: number[][],
+  cache: KVCache,
+  maxNew: number,
+  emit: (b: number, token: number) => void,
+  done: boolean[],
+): Promise<void> {
+  const B = prompt.length;
+  const shape = prompt.map(() => [0]); // inputIds of a step on device ids: only their shape [B, 1] counts
+  let mask = mask0;
+  let prev: Tensor | null = null; // the last step's picks [B, 1]: the next step's input
+  let reading: Promise<Int32Array> | null = null; // the picks of the step before it, on their way to the host
+  const take = (picks: Int32Array) => {
+    for (let b = 0; b < B; b++) if (!done[b]) emit(b, picks[b]);
+    return done.every(Boolean);
+  };
+  try {
+    for (let n = 0; n < maxNew; n++) {
+      const ids = prev;
+      const picks = scope(() =>
+        noGrad(() => {
+          const h = model.hiddenStates(ids ? shape : prompt, {
+            attentionMask: mask,
+            cache,
+            deviceIds: ids ?? undefined,
+          });
+          return view(argmaxRows(lastLogits(model, h, B)), [B, 1]);
+        })
+      );
+      const read = picks.toInt32Array(); // submits this step
+      prev?.dispose();
+      prev = picks;
+      if (reading && take(await reading)) {
+        // every sequence stopped a step ago: this step ran in vain
+        read.catch(() => {});
+        reading = null;
+        break;
+      }
+      reading = read;
+      mask = mask.map((row) => [...row, 1]);
+    }
+    if (reading) take(await reading);
+  } finally {
+    reading?.catch(() => {}); // after an error: the error that ended the loop is the one to report
+    prev?.dispose();
+  }
+}
+
 /** Generates continuations of `prompts` (strings, or token id arrays). */
 export async function generate(
   model: CausalLM,
@@ -114,35 +197,35 @@ export async function generate(
   const cache = new KVCache(model.config.numLayers, T + maxNew);
   const V = model.config.vocabSize;
   try {
-    let step: number[][] = ids;
-    for (let n = 0; n < maxNew; n++) {
-      const logits = await scope(() =>
-        noGrad(() => {
-          const h = model.hiddenStates(step, { attentionMask: mask, cache });
-          const Tn = step[0].length;
-          const C = h.shape[2];
-          // one position per sequence (every step after the prompt's): the rows are h itself, no gather
-          const rows = Tn === 1
-            ? reshape(h, [B, C])
-            : gatherRows(reshape(h, [B * Tn, C]), new Int32Array(B).map((_, b) => b * Tn + Tn - 1));
-          return linear(rows, model.lmHeadWeight(), null).toArray();
-        })
-      );
-      const next: number[] = [];
-      for (let b = 0; b < B; b++) {
-        if (done[b]) {
-          next.push(pad);
-          continue;
-        }
-        const tok = pickToken(logits.subarray(b * V, (b + 1) * V), opts, rng);
+    if (!opts.doSample && deviceGreedy) {
+      await greedyOnDevice(model, ids, mask, cache, maxNew, (b, tok) => {
         out[b].push(tok);
         if (stop.has(tok)) done[b] = true;
-        next.push(tok);
+      }, done);
+    } else {
+      let step: number[][] = ids;
+      for (let n = 0; n < maxNew; n++) {
+        const logits = await scope(() =>
+          noGrad(() =>
+            lastLogits(model, model.hiddenStates(step, { attentionMask: mask, cache }), B).toArray()
+          )
+        );
+        const next: number[] = [];
+        for (let b = 0; b < B; b++) {
+          if (done[b]) {
+            next.push(pad);
+            continue;
+          }
+          const tok = pickToken(logits.subarray(b * V, (b + 1) * V), opts, rng);
+          out[b].push(tok);
+          if (stop.has(tok)) done[b] = true;
+          next.push(tok);
+        }
+        if (done.every(Boolean)) break;
+        step = next.map((t) => [t]);
+        // finished sequences keep decoding pad tokens (ignored) so the batch stays rectangular
+        mask = mask.map((row) => [...row, 1]);
       }
-      if (done.every(Boolean)) break;
-      step = next.map((t) => [t]);
-      // finished sequences keep decoding pad tokens (ignored) so the batch stays rectangular
-      mask = mask.map((row) => [...row, 1]);
     }
   } finally {
     cache.dispose();

@@ -16,7 +16,14 @@ import { linear } from "../nn/layers.ts";
 import type { KVCache } from "./kv_cache.ts";
 import { recomputeOnUse } from "../autograd/recompute.ts";
 import { free, type Tensor } from "../tensor/tensor.ts";
-import { CausalLM, type ForwardOptions, type IdBatch, type LayerInputs, layerInputs } from "./causal_lm.ts";
+import {
+  CausalLM,
+  embedTokens,
+  type ForwardOptions,
+  type IdBatch,
+  type LayerInputs,
+  layerInputs,
+} from "./causal_lm.ts";
 
 const P = "transformer";
 
@@ -132,7 +139,7 @@ export class GPT2Model extends CausalLM {
       }
     }
     const x = add(
-      gatherRows(this.param(`${P}.wte.weight`), inputs.ids, { shape: [B, T] }),
+      embedTokens(this.param(`${P}.wte.weight`), inputs, opts),
       gatherRows(this.param(`${P}.wpe.weight`), positionIds, { shape: [B, T] }),
     );
     const y = this.runLayers(

@@ -6,7 +6,6 @@
  */
 import { add } from "../autograd/ops/binary.ts";
 import { attention } from "../autograd/ops/attention.ts";
-import { gatherRows } from "../autograd/ops/gather_rows.ts";
 import { permute } from "../autograd/ops/permute.ts";
 import { reshape } from "../autograd/ops/reshape.ts";
 import { rmsNorm } from "../autograd/ops/rmsnorm.ts";
@@ -22,7 +21,14 @@ import { fusedDecoding, llamaDecodeLayer, residual } from "./llama_decode.ts";
 import type { KVCache } from "./kv_cache.ts";
 import { tensor } from "../tensor/create.ts";
 import { free, type Tensor } from "../tensor/tensor.ts";
-import { CausalLM, type ForwardOptions, type IdBatch, type LayerInputs, layerInputs } from "./causal_lm.ts";
+import {
+  CausalLM,
+  embedTokens,
+  type ForwardOptions,
+  type IdBatch,
+  type LayerInputs,
+  layerInputs,
+} from "./causal_lm.ts";
 import type { ModelConfig } from "./config.ts";
 
 let fused = true;
@@ -216,7 +222,7 @@ export class LlamaModel extends CausalLM {
     const inputs = layerInputs(inputIds, c.vocabSize, opts);
     const { B, T } = inputs;
     const positions = tensor(inputs.positionIds, [B, T], { dtype: "i32" });
-    const x = gatherRows(this.param("model.embed_tokens.weight"), inputs.ids, { shape: [B, T] });
+    const x = embedTokens(this.param("model.embed_tokens.weight"), inputs, opts);
     const y = this.runLayers(
       x,
       (l, xi, consumed) => this.layer(l, xi, { inputs, positions, cache: opts.cache, consumed }),

@@ -4,7 +4,9 @@
  * Indices come from the data, so the op takes them on the host: either an Int32Array (uploaded here; its shape is
  * `opts.shape`, default [N]), or an i32 tensor already on the GPU together with its host copy `opts.host` (the
  * collator has both; nothing is read back). The host copy is validated (0 ≤ index < V, else a RangeError naming
- * the position, the index and V) and kept (copied) for the backward.
+ * the position, the index and V) and kept (copied) for the backward. Where the table needs no gradient, an i32
+ * tensor may come alone: indices the GPU made, in range by construction (greedy decoding's argmax); they are not
+ * checked.
  *
  * Backward: the table gradient is a deterministic scatter-add planned on the host. A counting sort groups the
  * positions of each distinct row in increasing order; kernels/gather_rows_backward.wgsl then sums each row's
@@ -26,7 +28,7 @@ const KB = kernel("gather_rows_backward.wgsl");
 export interface GatherRowsOptions {
   /** Shape of the indices when they are given as an Int32Array (default [N]). */
   shape?: readonly number[];
-  /** The host copy of an i32 indices tensor (required with a tensor). */
+  /** The host copy of an i32 indices tensor (required with a tensor when the table needs a gradient). */
   host?: Int32Array;
 }
 
@@ -90,22 +92,23 @@ export function gatherRows(
     if (indices.ndim === 0) {
       throw new RangeError("gatherRows: indices need at least one axis, got a 0-d tensor");
     }
-    if (!opts.host) {
+    if (!opts.host && needsGrad(table)) {
       throw new TypeError(
         "gatherRows: an indices tensor needs its host copy too ({host: Int32Array}), for validation and the " +
           "backward plan; or pass the Int32Array alone",
       );
     }
-    if (opts.host.length !== indices.size) {
+    if (opts.host && opts.host.length !== indices.size) {
       throw new RangeError(
         `gatherRows: host copy has ${opts.host.length} indices, the tensor ${indices.size}`,
       );
     }
-    host = opts.host.slice();
-    checkIndices(host, V);
+    // without a host copy (no gradient): indices made on the GPU, in range by construction (argmaxRows)
+    host = opts.host ? opts.host.slice() : new Int32Array(0);
+    if (opts.host) checkIndices(host, V);
     idx = indices;
   }
-  const N = host.length;
+  const N = idx.size;
   const out = empty([...idx.shape, C], table.dtype);
   if (out.size > 0) {
     dispatch({
