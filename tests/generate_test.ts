@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { generate, pickToken } from "../src/models/generate.ts";
+import { generate, pickToken, setDeviceGreedy } from "../src/models/generate.ts";
 import { loadModel } from "../src/models/loader.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { Generator } from "../src/tensor/random.ts";
@@ -146,3 +146,41 @@ Deno.test("sampling: seeded, top-k and top-p restrict the support", () => {
   assert.ok(draw({ doSample: true, topP: 0.5 }, 2).every((t) => t === 1));
   assert.throws(() => pickToken(logits, { doSample: true, temperature: 0 }, new Generator(0)), /temperature/);
 });
+
+Deno.test(
+  "greedy: picks on the GPU give the host loop's tokens, stop tokens and early ends included",
+  gpuTest,
+  async () => {
+    await setup();
+    const model = await loadModel(`${FIX}llama`, { requiresGrad: false });
+    const tok = wordTokenizer(model.config.vocabSize);
+    const prompts = [[1, 5, 9, 13, 4], [1, 7], [1, 30, 31]];
+    const run = async (device: boolean, eos: number[], maxNewTokens = 12) => {
+      const prev = setDeviceGreedy(device);
+      try {
+        return (await generate(model, tok, prompts, { maxNewTokens, eosTokenIds: eos })).tokens;
+      } finally {
+        setDeviceGreedy(prev);
+      }
+    };
+    try {
+      const free = await run(false, []);
+      assert.deepEqual(await run(true, []), free);
+      // stop tokens taken from the free run: one sequence stops early, then every one does at its first
+      const early = free[1][2];
+      const all = [...new Set(prompts.map((_, b) => free[b][1]))];
+      for (const eos of [[early], all, [free[0][0]]]) {
+        const host = await run(false, eos);
+        assert.deepEqual(await run(true, eos), host, `stop tokens ${eos}`);
+        host.forEach((t, b) => {
+          const at = t.findIndex((x) => eos.includes(x));
+          assert.equal(at, at < 0 ? -1 : t.length - 1, `sequence ${b} ends at its first stop token`);
+        });
+      }
+      assert.deepEqual(await run(true, [], 1), free.map((t) => t.slice(0, 1)));
+      assert.deepEqual(await run(true, [], 0), prompts.map(() => []));
+    } finally {
+      model.dispose();
+    }
+  },
+);
