@@ -24,6 +24,11 @@ import {
   subgroupMatmulSupported,
 } from "../src/autograd/ops/matmul.ts";
 import { scope } from "../src/autograd/scope.ts";
+import {
+  setMatmulTextureCap,
+  setMatmulTextures,
+  textureCopies,
+} from "../src/autograd/ops/matmul_textures.ts";
 import { tensor, zeros } from "../src/tensor/create.ts";
 import {
   matmulBackwardRef,
@@ -446,6 +451,76 @@ Deno.test(
         const sub = await run("subgroup");
         assert.deepEqual(sub, reg, `${name(transA, transB)} batch ${batch} M=${M} K=${K} N=${N}`);
       }
+    }
+  },
+);
+
+Deno.test(
+  "matmul (subgroup): operands read from textures give the storage kernel's bits; ranges too large keep it",
+  gpuTest,
+  async () => {
+    await setup();
+    if (!subgroupMatmulSupported(gpu().info)) return; // the refusal is checked above
+    let seed = 950;
+    // edges, padded rows (K or N not a multiple of 4), a batch with a shared b, a batch past a binding's rows
+    const cases: MatmulCase[] = [
+      { batch: 1, M: 70, N: 200, K: 576 },
+      { batch: 1, M: 33, N: 65, K: 50 },
+      { batch: 3, M: 33, N: 65, K: 52, sharedB: true },
+      { batch: 2, M: 40, N: 24, K: 36 },
+    ];
+    const run = async (c: MatmulCase, textures: boolean, accumulate: boolean) => {
+      const { a, b } = data(c, seed);
+      const s = shapes(c);
+      setMatmulVariant("subgroup");
+      setMatmulTextures(textures);
+      const copies = textureCopies();
+      try {
+        const got = await scope(async () => {
+          const out = tensor(new Float32Array(s.y.reduce((x, y) => x * y, 1)).fill(0.25), s.y);
+          matmulInto(out, tensor(a, s.a), tensor(b, s.b), {
+            transA: c.transA,
+            transB: c.transB,
+            accumulate,
+            alpha: accumulate ? -1.5 : 1,
+          });
+          return await out.toArray();
+        });
+        return { got, copied: textureCopies() - copies };
+      } finally {
+        setMatmulTextures(null);
+        setMatmulVariant("auto");
+      }
+    };
+    for (const base of cases) {
+      for (const [transA, transB] of TRANS) {
+        const c = { ...base, transA, transB };
+        const what = `${name(transA, transB)} batch ${c.batch} M=${c.M} K=${c.K} N=${c.N}`;
+        for (const accumulate of [false, true]) {
+          const plain = await run(c, false, accumulate);
+          const tex = await run(c, true, accumulate);
+          assert.equal(plain.copied, 0, what);
+          assert.ok(tex.copied >= 2, `${what}: ${tex.copied} copies`);
+          assert.deepEqual(tex.got, plain.got, `${what}${accumulate ? " accumulate" : ""}`);
+        }
+        seed++;
+      }
+    }
+    // a texture of one row (64 KiB): a product whose B needs more keeps the storage kernel for it, and
+    // the textures grow back for one that fits
+    setMatmulTextureCap(16 * 4096);
+    try {
+      const big = { batch: 1, M: 8, N: 64, K: 300, transB: true }; // B: 64·300 floats = 75 KiB
+      const plain = await run(big, false, false);
+      const tex = await run(big, true, false);
+      assert.equal(tex.copied, 1, "A copied, B too large: the storage kernel");
+      assert.deepEqual(tex.got, plain.got);
+      setMatmulTextureCap(null);
+      const grown = await run(big, true, false);
+      assert.equal(grown.copied, 2);
+      assert.deepEqual(grown.got, plain.got);
+    } finally {
+      setMatmulTextureCap(null);
     }
   },
 );

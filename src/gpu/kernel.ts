@@ -11,7 +11,8 @@
  * Binding convention, read from each file's declarations: `@group(0) @binding(0) var<uniform> p: Params` holds
  * the dispatch's scalar parameters (named at the call site; their layout is read from the struct, see params.ts);
  * bindings 1, 2, … are storage buffers, `var<storage, read>` or `var<storage, read_write>` (at most the device's
- * maxStorageBuffersPerShaderStage: 8 guaranteed).
+ * maxStorageBuffersPerShaderStage: 8 guaranteed), or rgba32float textures read with `textureLoad`
+ * (`var name: texture_2d<f32>`).
  *
  * Optional features: a kernel that uses subgroup builtins says so in a header line `// enables: subgroups`. It is
  * compiled only on a device that has the "subgroups" feature, with `enable subgroups;` put in front of its first
@@ -30,7 +31,7 @@ import {
 import { layoutFor, type ParamLayout, parseWgslParams, type WgslParamsInfo } from "./params.ts";
 import { KERNELS_DIR } from "./kernels_dir.ts";
 
-export type BindingKind = "uniform" | "read-only-storage" | "storage";
+export type BindingKind = "uniform" | "read-only-storage" | "storage" | "texture";
 
 /** A WGSL file: its source, compiled module and declared bindings. */
 export class Kernel {
@@ -74,6 +75,8 @@ export class Kernel {
         m[2] === "uniform" ? "uniform" : m[3] === "read_write" ? "storage" : "read-only-storage",
       );
     }
+    const tex = /@group\(\s*0\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var\s+\w+\s*:\s*texture_2d\s*<\s*f32\s*>/g;
+    for (const m of src.matchAll(tex)) this.bindings.set(Number(m[1]), "texture");
   }
 
   /**

@@ -19,6 +19,11 @@ import {
   trimIdleBuffers,
 } from "./pool.ts";
 
+/** A sampled texture binding (read with `textureLoad`): an rgba32float `texture_2d<f32>` of the kernel. */
+export interface TextureBinding {
+  texture: GPUTexture;
+}
+
 /** A storage buffer binding: the whole buffer, or a byte range of it. */
 export interface BufferBinding {
   buffer: GPUBuffer;
@@ -37,8 +42,11 @@ export interface DispatchSpec {
    * against it: see params.ts.
    */
   params?: ParamValues;
-  /** Storage buffers for bindings 1, 2, … in order. */
-  buffers: (GPUBuffer | BufferBinding)[];
+  /**
+   * Bindings 1, 2, … in order: storage buffers, or for a binding the kernel declares as `texture_2d<f32>`, a
+   * texture (`{ texture }`, bound whole).
+   */
+  buffers: (GPUBuffer | BufferBinding | TextureBinding)[];
   /** Workgroup counts. */
   workgroups: readonly [number, number?, number?];
 }
@@ -102,6 +110,21 @@ let groupsOf = new WeakMap<GPUBuffer, Set<string>>();
 const BIND_GROUP_CACHE = 8192;
 const bufferIds = new WeakMap<GPUBuffer, number>();
 let nextBufferId = 1;
+const textureIds = new WeakMap<GPUTexture, number>();
+const textureViews = new WeakMap<GPUTexture, GPUTextureView>();
+
+function textureId(t: GPUTexture): number {
+  let id = textureIds.get(t);
+  if (id === undefined) textureIds.set(t, id = nextBufferId++);
+  return id;
+}
+
+function textureView(t: GPUTexture): GPUTextureView {
+  let v = textureViews.get(t);
+  if (!v) textureViews.set(t, v = t.createView());
+  return v;
+}
+
 function bufferId(b: GPUBuffer): number {
   let id = bufferIds.get(b);
   if (id === undefined) bufferIds.set(b, id = nextBufferId++);
@@ -183,7 +206,9 @@ function bindGroupLayout(device: GPUDevice, kinds: BindingKind[]): GPUBindGroupL
       entries: kinds.map((type, binding) => ({
         binding,
         visibility: GPUShaderStage.COMPUTE,
-        buffer: binding === 0 ? { type, hasDynamicOffset: true } : { type },
+        ...(type === "texture"
+          ? { texture: { sampleType: "unfilterable-float" as const } }
+          : { buffer: binding === 0 ? { type, hasDynamicOffset: true } : { type } }),
       })),
     });
     layouts.set(key, l);
@@ -272,7 +297,16 @@ export function dispatch(spec: DispatchSpec): void {
   spec.buffers.forEach((b, i) => {
     const binding = i + 1;
     const kind = declared.get(binding);
-    if (kind === undefined || kind === "uniform") {
+    if ("texture" in b) {
+      if (kind !== "texture") {
+        throw new KernelError(name, `binding ${binding} is not declared as a texture in the WGSL source`);
+      }
+      kinds.push(kind);
+      entries.push({ binding, resource: textureView(b.texture) });
+      key += `|t${textureId(b.texture)}`;
+      return;
+    }
+    if (kind === undefined || kind === "uniform" || kind === "texture") {
       throw new KernelError(
         name,
         `binding ${binding} is not declared as a storage buffer in the WGSL source`,
@@ -424,6 +458,46 @@ export function copyBuffer(
   encoder!.copyBufferToBuffer(src, srcOffset, dst, dstOffset, Math.ceil(size / 4) * 4);
   used.add(src);
   used.add(dst);
+}
+
+/**
+ * Copies `bytes` bytes of `src` from `srcOffset` (both multiples of 16) into an rgba32float texture `width` texels
+ * wide, texel i at (i mod width, ⌊i / width⌋), recorded in order with the dispatches: the full rows in one copy,
+ * the last partial row in another.
+ */
+export function copyToTexture(src: GPUBuffer, srcOffset: number, bytes: number, dst: GPUTexture): void {
+  const { device } = gpu();
+  caches(device);
+  begin(device);
+  endPass();
+  const width = dst.width;
+  const texels = bytes / 16;
+  if (!Number.isInteger(texels) || srcOffset % 16 !== 0 || Math.ceil(texels / width) > dst.height) {
+    throw new Error(
+      `internal: copyToTexture of ${bytes} bytes at ${srcOffset} into ${width}×${dst.height} texels`,
+    );
+  }
+  const rows = Math.floor(texels / width);
+  const rowBytes = width * 16;
+  if (rows > 0) {
+    encoder!.copyBufferToTexture(
+      { buffer: src, offset: srcOffset, bytesPerRow: rowBytes },
+      { texture: dst },
+      [
+        width,
+        rows,
+      ],
+    );
+  }
+  const tail = texels - rows * width;
+  if (tail > 0) {
+    encoder!.copyBufferToTexture(
+      { buffer: src, offset: srcOffset + rows * rowBytes, bytesPerRow: rowBytes },
+      { texture: dst, origin: [0, rows] },
+      [tail, 1],
+    );
+  }
+  used.add(src);
 }
 
 /** How long a failed readback waits for `device.lost` to settle before it takes the failure for something else. */

@@ -36,6 +36,7 @@ import { kernel } from "../../gpu/kernel.ts";
 import { LOOP_BUDGET, loopLimited } from "../../gpu/loop_budget.ts";
 import { clearBuffer, dispatch, type DispatchSpec, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
+import { matmulTextures, OperandCopies, textureKernel } from "./matmul_textures.ts";
 
 const REGISTER = kernel("matmul_register.wgsl");
 const SUBGROUP = kernel("matmul_subgroup.wgsl");
@@ -426,9 +427,14 @@ function gemmRegister(g: Gemm, subgroup: boolean): void {
     ? [[0, K]]
     : kWindows(K, subgroup ? SUBGROUP_K_WINDOW : REGISTER_K_WINDOW);
   const block = rowKernel ? { BM: 1, BN: 64 } : subgroup ? { BM: 32, BN: 64 } : { BM: 16, BN: 128 };
-  forEachTile(ops, M, N, batch, block, windows, (t) =>
+  // llvmpipe: the subgroup kernel reads both operands from textures (matmul_textures.ts)
+  const copies = subgroup && !rowKernel && !sink && matmulTextures() ? new OperandCopies() : null;
+  forEachTile(ops, M, N, batch, block, windows, (t) => {
+    const ta = copies?.bind(0, t.a.binding) ?? null;
+    const tb = ta && copies?.bind(1, t.b.binding);
+    const textured = ta && tb ? [ta, tb] : null;
     issue({
-      kernel: rowKernel ? GEMV : subgroup ? SUBGROUP : REGISTER,
+      kernel: rowKernel ? GEMV : subgroup ? (textured ? textureKernel(SUBGROUP) : SUBGROUP) : REGISTER,
       constants: rowKernel ? {} : constants,
       params: {
         M,
@@ -447,9 +453,10 @@ function gemmRegister(g: Gemm, subgroup: boolean): void {
         accumulate: g.accumulate || t.k0 > 0,
         alpha: g.alpha,
       },
-      buffers: [t.a.binding, t.b.binding, t.c.binding],
+      buffers: [...(textured ?? [t.a.binding, t.b.binding]), t.c.binding],
       workgroups: t.workgroups,
-    }));
+    });
+  });
   for (const t of temps) t.dispose();
 }
 
