@@ -171,6 +171,8 @@ export async function kernelMs(specs: DispatchSpec[], reps: number): Promise<num
           binding: i + 1,
           resource: b instanceof GPUBuffer
             ? { buffer: b }
+            : "texture" in b
+            ? b.texture.createView()
             : { buffer: b.buffer, offset: b.offset, size: b.size },
         })),
       ],
