@@ -3,7 +3,8 @@
  * intermediate 1536, vocabulary 49152, tied embeddings, rope_theta 100000), random init made in-process, 2 pairs
  * per step, full fine-tuning with the trainer's frozen reference copy. Sequence lengths are a seeded mix up to 512
  * tokens that differs from step to step, as real preference data does (so size classes of the pool do not simply
- * repeat). Reports ms/step, tokens/s (real, unpadded tokens of chosen + rejected), dispatches per step, peak live
+ * repeat). Reports ms/step, tokens/s (real, unpadded tokens of chosen + rejected), model TFLOP/s and MFU where the
+ * adapter's f32 peak is known (bench/mfu.ts; `WEBDPO_PEAK_TFLOPS` gives it), dispatches per step, peak live
  * pool bytes, the process's peak RSS, and a memory breakdown at the step's peak:
  *
  *   weights_bytes       the policy's parameters
@@ -28,7 +29,8 @@ import { DPOTrainer, type TrainerCallback } from "../../src/dpo/trainer.ts";
 import { dispatchCounter, memoryStats, resetPeakMemory, sync } from "../../mod.ts";
 import { initModel } from "../../src/models/init.ts";
 import { Generator } from "../../src/tensor/random.ts";
-import type { BenchContext, BenchFamily } from "../harness.ts";
+import { adapterName, type BenchContext, type BenchFamily } from "../harness.ts";
+import { dpoStepFlops, peakTflops } from "../mfu.ts";
 import { numberTokenizer } from "./dpo_step.ts";
 
 /**
@@ -115,7 +117,6 @@ async function measureRealScale(ctx: BenchContext): Promise<void> {
   const pooledAfter: number[] = [];
   const liveAfter: number[] = [];
   const rssAfter: number[] = [];
-  let tokens = 0;
   let last = 0;
   let lastDispatches = 0;
   const cb: TrainerCallback = {
@@ -162,10 +163,13 @@ async function measureRealScale(ctx: BenchContext): Promise<void> {
     log: () => {},
   });
   await trainer.train();
+  // each sequence: the prompt, the answer and its EOS
+  const lengths: number[] = [];
   for (const row of data.slice(pairs)) {
-    tokens += row.prompt.split(" ").filter(Boolean).length * 2 + row.chosen.split(" ").length +
-      row.rejected.split(" ").length + 2;
+    const p = row.prompt.split(" ").filter(Boolean).length;
+    lengths.push(p + row.chosen.split(" ").length + 1, p + row.rejected.split(" ").length + 1);
   }
+  const tokens = lengths.reduce((a, b) => a + b, 0);
   const weights = sizeClassBytes(model.parameters());
   const reference = trainer.refModel
     ? sizeClassBytes(trainer.refModel.parameters()) +
@@ -177,6 +181,8 @@ async function measureRealScale(ctx: BenchContext): Promise<void> {
   const optimizer = 2 * trained;
   const ms = times.slice(1).reduce((a, b) => a + b, 0) / measured;
   const peak = Math.max(...peaks);
+  const tflops = dpoStepFlops(cfg, lengths) / measured / (ms / 1000) / 1e12;
+  const adapterPeak = peakTflops(adapterName());
   ctx.emit({
     bench: "dpo_step_real",
     variant: (refDtype === "float32" ? "frozen_ref" : `frozen_ref_${refDtype}`) +
@@ -184,6 +190,9 @@ async function measureRealScale(ctx: BenchContext): Promise<void> {
     shape: `h${cfg.hidden_size} L${cfg.num_hidden_layers} V${cfg.vocab_size} T≤${maxLength} pairs${pairs}`,
     ms,
     tokens_per_s: tokens / (ms * measured / 1000),
+    model_tflops: tflops,
+    mfu: adapterPeak ? tflops / adapterPeak.tflops : undefined,
+    peak_tflops: adapterPeak ? `${adapterPeak.tflops} (${adapterPeak.source})` : undefined,
     dispatches_per_step: dispatches[dispatches.length - 1],
     peak_bytes: peak,
     peak_reserved_bytes: Math.max(...reservedPeaks),
