@@ -24,6 +24,7 @@ import {
   subgroupMatmulSupported,
 } from "../src/autograd/ops/matmul.ts";
 import { scope } from "../src/autograd/scope.ts";
+import { emptyCache } from "../src/gpu/queue.ts";
 import {
   setMatmulTextureCap,
   setMatmulTextures,
@@ -519,6 +520,11 @@ Deno.test(
       const grown = await run(big, true, false);
       assert.equal(grown.copied, 2);
       assert.deepEqual(grown.got, plain.got);
+      // emptyCache() lets the textures go; the next product makes them again
+      emptyCache();
+      const again = await run(big, true, false);
+      assert.equal(again.copied, 2);
+      assert.deepEqual(again.got, plain.got);
     } finally {
       setMatmulTextureCap(null);
     }

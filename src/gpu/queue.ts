@@ -592,11 +592,22 @@ export async function settleUploads(limit = UPLOAD_SETTLE_BYTES): Promise<void> 
   await device.queue.onSubmittedWorkDone();
 }
 
-/** Destroys the pool's free buffers (after submitting pending work that may still use them). */
+const cacheHolders: (() => void)[] = [];
+
+/** Registers what `emptyCache` should also let go of (ops' own persistent GPU resources). */
+export function onEmptyCache(release: () => void): void {
+  cacheHolders.push(release);
+}
+
+/**
+ * Destroys the pool's free buffers (after submitting pending work that may still use them), and what ops
+ * registered with `onEmptyCache` (the matmul's operand textures).
+ */
 export function emptyCache(): void {
   flush();
   clearBindGroups();
   emptyPool();
+  for (const release of cacheHolders) release();
 }
 
 /**

@@ -10,11 +10,12 @@ import { gatherRows } from "../autograd/ops/gather_rows.ts";
 import { reshape } from "../autograd/ops/reshape.ts";
 import { linear } from "../nn/layers.ts";
 import { Generator } from "../tensor/random.ts";
-import { type Tensor, view } from "../tensor/tensor.ts";
+import { empty, type Tensor, view } from "../tensor/tensor.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { CausalLM } from "./causal_lm.ts";
 import { argmaxRows } from "./decode_argmax.ts";
 import { KVCache } from "./kv_cache.ts";
+import { copyBuffer, flush } from "../gpu/queue.ts";
 
 export interface GenerateOptions {
   /** New tokens per sequence at most (default 32). */
@@ -104,13 +105,24 @@ function lastLogits(model: CausalLM, h: Tensor, B: number): Tensor {
   return linear(rows, model.lmHeadWeight(), null);
 }
 
+/** Steps between the reads of greedy picks: the first block, and the most a block grows to (it doubles). */
+export const GREEDY_FIRST_BLOCK = 2;
+export const GREEDY_MAX_BLOCK = 8;
+
 /**
  * Greedy decoding with the picks made on the GPU (src/models/decode_argmax.ts): each step's argmax is the next
- * step's embedding lookup on the device, so a step is recorded and submitted without waiting for the one before,
- * and each step's picks come back to the host while the next step runs. The host learns of a stop token one step
- * late, so when the last sequence stops, the step after it has run in vain (its picks are dropped). A finished
- * sequence keeps decoding its own picks rather than pad tokens: sequences do not mix, so the others' tokens are
- * the same. `emit(b, token)` takes each sequence's tokens in order until `done[b]`.
+ * step's embedding lookup on the device and is copied into a history of every step's picks. The steps are
+ * submitted one by one without waiting, so the GPU runs one step while the host records the next, and the host
+ * reads the history only every few steps (GREEDY_FIRST_BLOCK, doubling up to GREEDY_MAX_BLOCK). A read waits
+ * for every submitted step (Deno's mapAsync polls the device until it is idle, then sleeps 10 ms before it
+ * resolves): reading after every step, as a host pick must, costs each token that wait and leaves the GPU
+ * idle while the host records. On lavapipe, whose kernels take ~140 ms a token, the reads cost ~5% (149 →
+ * 141 ms a token with per-step reads of GPU picks, the same with blocks); on a GPU, where a token's kernels take
+ * a few ms, the wait per read would bound decoding (unmeasured).
+ * The host learns of stop tokens only at a read: steps after the last sequence stopped, up to a block less one,
+ * have run in vain (their picks are dropped). A finished sequence keeps decoding its own picks rather than pad
+ * tokens: sequences do not mix, so the others' tokens are the same. `emit(b, token)` takes each sequence's
+ * tokens in order until `done[b]`.
  */
 async function greedyOnDevice(
   model: CausalLM,
@@ -121,15 +133,14 @@ async function greedyOnDevice(
   emit: (b: number, token: number) => void,
   done: boolean[],
 ): Promise<void> {
+  if (maxNew === 0) return;
   const B = prompt.length;
   const shape = prompt.map(() => [0]); // inputIds of a step on device ids: only their shape [B, 1] counts
   let mask = mask0;
+  const history = empty([maxNew, B], "i32"); // step n's picks at row n
   let prev: Tensor | null = null; // the last step's picks [B, 1]: the next step's input
-  let reading: Promise<Int32Array> | null = null; // the picks of the step before it, on their way to the host
-  const take = (picks: Int32Array) => {
-    for (let b = 0; b < B; b++) if (!done[b]) emit(b, picks[b]);
-    return done.every(Boolean);
-  };
+  let taken = 0; // steps whose picks the host has
+  let block = GREEDY_FIRST_BLOCK;
   try {
     for (let n = 0; n < maxNew; n++) {
       const ids = prev;
@@ -143,22 +154,24 @@ async function greedyOnDevice(
           return view(argmaxRows(lastLogits(model, h, B)), [B, 1]);
         })
       );
-      const read = picks.toInt32Array(); // submits this step
+      copyBuffer(picks.storage.buffer, 0, history.storage.buffer, n * B * 4, B * 4);
       prev?.dispose();
       prev = picks;
-      if (reading && take(await reading)) {
-        // every sequence stopped a step ago: this step ran in vain
-        read.catch(() => {});
-        reading = null;
-        break;
-      }
-      reading = read;
       mask = mask.map((row) => [...row, 1]);
+      if (n + 1 - taken < block && n + 1 < maxNew) {
+        flush(); // the GPU starts on this step while the host records the next
+        continue;
+      }
+      const all = await history.toInt32Array();
+      for (; taken <= n; taken++) {
+        for (let b = 0; b < B; b++) if (!done[b]) emit(b, all[taken * B + b]);
+        if (done.every(Boolean)) return;
+      }
+      block = Math.min(GREEDY_MAX_BLOCK, block * 2);
     }
-    if (reading) take(await reading);
   } finally {
-    reading?.catch(() => {}); // after an error: the error that ended the loop is the one to report
     prev?.dispose();
+    history.dispose();
   }
 }
 

@@ -16,7 +16,7 @@
 import { gpu } from "../../gpu/device.ts";
 import { KernelError } from "../../gpu/errors.ts";
 import { Kernel } from "../../gpu/kernel.ts";
-import { type BufferBinding, copyToTexture, flush, type TextureBinding } from "../../gpu/queue.ts";
+import { type BufferBinding, copyToTexture, flush, onEmptyCache, type TextureBinding } from "../../gpu/queue.ts";
 
 /** Texels per texture row (a power of two: the kernel splits an index with a mask and a shift). */
 export const TEXTURE_WIDTH = 4096;
@@ -131,13 +131,14 @@ function operandTexture(slot: 0 | 1, bytes: number): GPUTexture | null {
   return t;
 }
 
-/** Frees the operand textures (the next product that needs them makes new ones). */
+/** Frees the operand textures (the next product that needs them makes new ones); `emptyCache()` calls it. */
 export function releaseMatmulTextures(): void {
   if (!textures[0] && !textures[1]) return;
-  flush();
+  if (texturesDevice === gpu().device) flush();
   for (const t of textures) t?.destroy();
   textures[0] = textures[1] = null;
 }
+onEmptyCache(releaseMatmulTextures);
 
 /**
  * One product's copies into the operand textures: `bind(slot, range)` returns the texture holding that range of a
