@@ -29,6 +29,7 @@ import {
   setMatmulTextureCap,
   setMatmulTextures,
   textureCopies,
+  textureOperands,
 } from "../src/autograd/ops/matmul_textures.ts";
 import { tensor, zeros } from "../src/tensor/create.ts";
 import {
@@ -701,3 +702,20 @@ Deno.test(
     }
   },
 );
+
+Deno.test("textureOperands: storage operands become textures, lines kept, what it cannot rewrite refused", () => {
+  const src = [
+    "// enables: subgroups",
+    "@group(0) @binding(1) var<storage, read> a: array<vec4f>; // A",
+    "@group(0) @binding(2) var<storage, read> b: array<vec4f>;",
+    "fn f(i: u32) -> vec4f { return a[i + 1u] + b[min(i, 3u)]; } // a[x] in a comment",
+  ].join("\n");
+  const out = textureOperands(src, ["a", "b"]);
+  assert.equal(out.split("\n").length, 4);
+  assert.match(out, /^\/\/ enables: subgroups$/m);
+  assert.match(out, /@group\(0\) @binding\(1\) var a_tex: texture_2d<f32>; fn a_at\(i: u32\)/);
+  assert.match(out, /return a_at\(i \+ 1u\) \+ b_at\(min\(i, 3u\)\);/);
+  assert.doesNotMatch(out, /storage|\ba\[|\bb\[/);
+  assert.throws(() => textureOperands(src, ["c"]), /no read-only vec4 storage binding named c/);
+  assert.throws(() => textureOperands(src.replace("a[i + 1u]", "a[idx[i]]"), ["a"]), /holds brackets/);
+});

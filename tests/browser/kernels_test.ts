@@ -20,9 +20,12 @@ import assert from "node:assert/strict";
 import { locateLine, type SourceSegment } from "../../src/gpu/includes.ts";
 import { inlineKernel, loadKernelSource } from "../../src/gpu/kernel.ts";
 import { openBrowser } from "./chromium.ts";
+import { textureOperands } from "../../src/autograd/ops/matmul_textures.ts";
 import { kernelVariants, type PipelineVariant, type VariantLimits } from "./kernel_variants.ts";
 
 const KERNELS = new URL("../../kernels/", import.meta.url);
+/** The file whose texture-operand version (src/autograd/ops/matmul_textures.ts) is compiled too. */
+const TEXTURED = "matmul_subgroup.wgsl";
 
 interface Job {
   file: string;
@@ -161,7 +164,9 @@ async function compileInPage(
           entries: job.bindings.map(([binding, type]) => ({
             binding,
             visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: type as GPUBufferBindingType, hasDynamicOffset: binding === 0 },
+            ...(type === "texture"
+              ? { texture: { sampleType: "unfilterable-float" as GPUTextureSampleType } }
+              : { buffer: { type: type as GPUBufferBindingType, hasDynamicOffset: binding === 0 } }),
           })),
         })],
       });
@@ -248,13 +253,21 @@ Deno.test({
         segments.set(f, src.segments);
         return jobFor(f, src.code, defaults, adapterLimits);
       }));
+      // kernels made from a file's source at run time: the matmul with texture operands (llvmpipe's)
+      const sub = jobs.find((j) => j.file === TEXTURED);
+      if (sub) {
+        const file = `${TEXTURED} (texture operands)`;
+        segments.set(file, segments.get(TEXTURED)!);
+        const code = textureOperands((await loadKernelSource(TEXTURED, KERNELS)).code, ["a", "b"]);
+        jobs.push({ ...jobFor(TEXTURED, code, defaults, adapterLimits), file });
+      }
       const out = await browser.page.evaluate(compileInPage, jobs);
       assert.ok(typeof out !== "string", `${out}\n${browser.console.join("\n")}`);
       const pipelines = jobs.reduce((n, j) => n + j.pipelines.length + j.adapterPipelines.length, 0);
       const built = out.results.reduce((n, r) => n + r.built, 0);
       const compiled = out.results.filter((r) => r.compiled).length;
       console.log(
-        `Chromium ${out.adapter}: ${compiled} of ${files.length} kernel files compile, ${built} of ${pipelines} ` +
+        `Chromium ${out.adapter}: ${compiled} of ${jobs.length} kernels compile, ${built} of ${pipelines} ` +
           `pipelines build (adapter limits ${JSON.stringify(out.limits)})`,
       );
       for (const r of out.results) {

@@ -16,7 +16,13 @@
 import { gpu } from "../../gpu/device.ts";
 import { KernelError } from "../../gpu/errors.ts";
 import { Kernel } from "../../gpu/kernel.ts";
-import { type BufferBinding, copyToTexture, flush, onEmptyCache, type TextureBinding } from "../../gpu/queue.ts";
+import {
+  type BufferBinding,
+  copyToTexture,
+  flush,
+  onEmptyCache,
+  type TextureBinding,
+} from "../../gpu/queue.ts";
 
 /** Texels per texture row (a power of two: the kernel splits an index with a mask and a shift). */
 export const TEXTURE_WIDTH = 4096;
@@ -56,7 +62,7 @@ export function matmulTextures(): boolean {
 /**
  * `source` with storage bindings `a` and `b` (`var<storage, read> x: array<vec4f>`) turned into rgba32float
  * textures read through `x_at(i)`, texel i at (i mod TEXTURE_WIDTH, ⌊i / TEXTURE_WIDTH⌋), its comments removed
- * but for `// enables:` lines.
+ * but for `// enables:` lines; every line stays where it was (compile messages keep their line numbers).
  * Every `x[...]` index expression must hold no brackets of its own.
  */
 export function textureOperands(source: string, names: readonly string[]): string {
@@ -70,7 +76,7 @@ export function textureOperands(source: string, names: readonly string[]): strin
     if (!decl.test(out)) throw new Error(`textureOperands: no read-only vec4 storage binding named ${x}`);
     out = out.replace(
       decl,
-      `$1var ${x}_tex: texture_2d<f32>;\n` +
+      `$1var ${x}_tex: texture_2d<f32>; ` +
         `fn ${x}_at(i: u32) -> vec4f { return textureLoad(${x}_tex, vec2u(i & ${
           TEXTURE_WIDTH - 1
         }u, i >> ${shift}u), 0); }`,
