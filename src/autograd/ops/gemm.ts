@@ -6,7 +6,8 @@
  * Kernels: kernels/matmul_register.wgsl (each invocation a 16×16 register block; for CPU adapters such as
  * lavapipe/llvmpipe, where an invocation is one SIMD lane), kernels/matmul_subgroup.wgsl (the same work with
  * A's loads shared across a subgroup of 8 lanes by subgroupBroadcast: CPU adapters with the "subgroups"
- * feature, where loads set the speed; identical bits) and kernels/matmul_shared.wgsl (64×64 blocks through
+ * feature, where loads set the speed; identical bits; on llvmpipe its operands are read from textures,
+ * matmul_textures.ts) and kernels/matmul_shared.wgsl (64×64 blocks through
  * workgroup memory; for GPUs). kernels/matmul_tiled.wgsl (128×128 blocks, 8×8 per invocation, vec4
  * loads, padded workgroup memory, no bounds checks inside the edges) is meant to be the faster GPU kernel but is
  * not yet measured on a GPU, so "auto" never picks it. `setMatmulVariant` picks one; "auto" (the default) picks
