@@ -61,3 +61,4 @@ export {
   matmulVariant,
   setMatmulVariant,
 } from "./matmul.ts";
+export { matmulTextures, setMatmulTextures } from "./matmul_textures.ts";
