@@ -22,6 +22,7 @@ import { memoryStats, resetPeakMemory } from "../src/gpu/pool.ts";
 import { dispatchCounter, emptyCache } from "../src/gpu/queue.ts";
 import { sizeClass } from "../src/gpu/pool.ts";
 import { scope } from "../src/autograd/scope.ts";
+import { setTextureOperands, textureCopies } from "../src/autograd/ops/texture_operands.ts";
 import { tensor } from "../src/tensor/create.ts";
 import type { Tensor } from "../src/tensor/tensor.ts";
 import {
@@ -228,6 +229,33 @@ Deno.test(
       assert.ok(names.some((n) => n.startsWith(kernel)), `${kernel} in ${names.join(", ")}`);
     }
     assert.ok(!names.some((n) => n.endsWith(":fwd_rows") || n.endsWith(":dq_rows")), names.join(", "));
+  },
+);
+
+Deno.test(
+  "attention (rows): the dK/dV pass with q and dO read from textures (llvmpipe's default) gives the storage kernel's bits",
+  gpuTest,
+  async () => {
+    await setup();
+    const before = textureCopies();
+    try {
+      await samePaths(
+        [
+          ...SHAPES.map((sh) => ({ sh })),
+          { sh: { B: 4, H: 4, HKV: 2, TQ: 13, TK: 13, D: 8 }, mask: paddingMask(13) },
+          { sh: { B: 1, H: 4, HKV: 2, TQ: 40, TK: 40, D: 36 }, window: 9 },
+          { sh: { B: 2, H: 2, HKV: 1, TQ: 5, TK: 21, D: 100 }, causal: false },
+        ],
+        (on) => {
+          setTextureOperands(on);
+          return true;
+        },
+        0,
+      );
+      assert.ok(textureCopies() > before, "the texture path ran");
+    } finally {
+      setTextureOperands(null);
+    }
   },
 );
 

@@ -26,11 +26,11 @@ import {
 import { scope } from "../src/autograd/scope.ts";
 import { emptyCache } from "../src/gpu/queue.ts";
 import {
-  setMatmulTextureCap,
-  setMatmulTextures,
+  setTextureOperandCap,
+  setTextureOperands,
   textureCopies,
   textureOperands,
-} from "../src/autograd/ops/matmul_textures.ts";
+} from "../src/autograd/ops/texture_operands.ts";
 import { tensor, zeros } from "../src/tensor/create.ts";
 import {
   matmulBackwardRef,
@@ -475,7 +475,7 @@ Deno.test(
       const { a, b } = data(c, seed);
       const s = shapes(c);
       setMatmulVariant("subgroup");
-      setMatmulTextures(textures);
+      setTextureOperands(textures);
       const copies = textureCopies();
       try {
         const got = await scope(async () => {
@@ -490,7 +490,7 @@ Deno.test(
         });
         return { got, copied: textureCopies() - copies };
       } finally {
-        setMatmulTextures(null);
+        setTextureOperands(null);
         setMatmulVariant("auto");
       }
     };
@@ -510,14 +510,14 @@ Deno.test(
     }
     // a texture of one row (64 KiB): a product whose B needs more keeps the storage kernel for it, and
     // the textures grow back for one that fits
-    setMatmulTextureCap(16 * 4096);
+    setTextureOperandCap(16 * 4096);
     try {
       const big = { batch: 1, M: 8, N: 64, K: 300, transB: true }; // B: 64·300 floats = 75 KiB
       const plain = await run(big, false, false);
       const tex = await run(big, true, false);
       assert.equal(tex.copied, 1, "A copied, B too large: the storage kernel");
       assert.deepEqual(tex.got, plain.got);
-      setMatmulTextureCap(null);
+      setTextureOperandCap(null);
       const grown = await run(big, true, false);
       assert.equal(grown.copied, 2);
       assert.deepEqual(grown.got, plain.got);
@@ -527,7 +527,7 @@ Deno.test(
       assert.equal(again.copied, 2);
       assert.deepEqual(again.got, plain.got);
     } finally {
-      setMatmulTextureCap(null);
+      setTextureOperandCap(null);
     }
   },
 );

@@ -20,12 +20,15 @@ import assert from "node:assert/strict";
 import { locateLine, type SourceSegment } from "../../src/gpu/includes.ts";
 import { inlineKernel, loadKernelSource } from "../../src/gpu/kernel.ts";
 import { openBrowser } from "./chromium.ts";
-import { textureOperands } from "../../src/autograd/ops/matmul_textures.ts";
+import { textureOperands } from "../../src/autograd/ops/texture_operands.ts";
 import { kernelVariants, type PipelineVariant, type VariantLimits } from "./kernel_variants.ts";
 
 const KERNELS = new URL("../../kernels/", import.meta.url);
-/** The file whose texture-operand version (src/autograd/ops/matmul_textures.ts) is compiled too. */
-const TEXTURED = "matmul_subgroup.wgsl";
+/** Files whose texture-operand versions (src/autograd/ops/texture_operands.ts) are compiled too. */
+const TEXTURED: [string, string[]][] = [["matmul_subgroup.wgsl", ["a", "b"]], ["attention_bwd.wgsl", [
+  "q",
+  "dout",
+]]];
 
 interface Job {
   file: string;
@@ -253,13 +256,13 @@ Deno.test({
         segments.set(f, src.segments);
         return jobFor(f, src.code, defaults, adapterLimits);
       }));
-      // kernels made from a file's source at run time: the matmul with texture operands (llvmpipe's)
-      const sub = jobs.find((j) => j.file === TEXTURED);
-      if (sub) {
-        const file = `${TEXTURED} (texture operands)`;
-        segments.set(file, segments.get(TEXTURED)!);
-        const code = textureOperands((await loadKernelSource(TEXTURED, KERNELS)).code, ["a", "b"]);
-        jobs.push({ ...jobFor(TEXTURED, code, defaults, adapterLimits), file });
+      // kernels made from a file's source at run time: llvmpipe's texture-operand kernels
+      for (const [f, names] of TEXTURED) {
+        if (!jobs.some((j) => j.file === f)) continue;
+        const file = `${f} (texture operands ${names.join(", ")})`;
+        segments.set(file, segments.get(f)!);
+        const code = textureOperands((await loadKernelSource(f, KERNELS)).code, names);
+        jobs.push({ ...jobFor(f, code, defaults, adapterLimits), file });
       }
       const out = await browser.page.evaluate(compileInPage, jobs);
       assert.ok(typeof out !== "string", `${out}\n${browser.console.join("\n")}`);

@@ -41,6 +41,7 @@ import type { ParamValues } from "../../gpu/params.ts";
 import { clearBuffer, dispatch, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor, view } from "../../tensor/tensor.ts";
 import { needsGrad, record } from "../record.ts";
+import { OperandCopies, textureKernel, textureOperandsOn } from "./texture_operands.ts";
 
 const FWD = kernel("attention_fwd.wgsl");
 const FWD_SUBGROUP = kernel("attention_fwd_subgroup.wgsl");
@@ -495,15 +496,21 @@ function backwardPass(
         workgroups: queryRowGroups(pl, shared, qwork),
       }));
     const kwork = tiled ? pl.B * pl.HKV * pl.TK : pl.B * pl.HKV * Math.ceil(pl.TK / 2);
-    overWindows(pl, "dkv", (lo, hi, first) =>
+    // llvmpipe: dkv_rows reads each query's q and dO rows from textures (texture_operands.ts)
+    const copies = !tiled && textureOperandsOn() ? new OperandCopies() : null;
+    overWindows(pl, "dkv", (lo, hi, first) => {
+      const tq = copies?.bind(0, qp.binding) ?? null;
+      const tdo = tq && copies?.bind(1, dop.binding);
+      const [, kb, vb, mb, sb] = common;
       dispatch({
-        kernel: kernelFor(BWD, pl),
+        kernel: tq && tdo ? textureKernel(kernelFor(BWD, pl), ["q", "dout"]) : kernelFor(BWD, pl),
         entry: tiled ? "dkv_tiled" : "dkv_rows",
         constants: constants(pl, tiled),
         params: params(pl, kwork, [lo, hi, first]),
-        buffers: [...common, dk.binding, dv.binding],
+        buffers: [...(tq && tdo ? [tq, kb, vb, mb, sb, tdo] : common), dk.binding, dv.binding],
         workgroups: tiled ? [Math.ceil(pl.TK / (WG / pl.ns)), pl.B * pl.HKV] : grid1d(kwork, 64),
-      }));
+      });
+    });
     return { dq, dk, dv };
   }, ["dq", "dk", "dv"]);
   stats.dispose();

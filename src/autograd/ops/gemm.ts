@@ -7,7 +7,7 @@
  * lavapipe/llvmpipe, where an invocation is one SIMD lane), kernels/matmul_subgroup.wgsl (the same work with
  * A's loads shared across a subgroup of 8 lanes by subgroupBroadcast: CPU adapters with the "subgroups"
  * feature, where loads set the speed; identical bits; on llvmpipe its operands are read from textures,
- * matmul_textures.ts) and kernels/matmul_shared.wgsl (64×64 blocks through
+ * texture_operands.ts) and kernels/matmul_shared.wgsl (64×64 blocks through
  * workgroup memory; for GPUs). kernels/matmul_tiled.wgsl (128×128 blocks, 8×8 per invocation, vec4
  * loads, padded workgroup memory, no bounds checks inside the edges) is meant to be the faster GPU kernel but is
  * not yet measured on a GPU, so "auto" never picks it. `setMatmulVariant` picks one; "auto" (the default) picks
@@ -37,7 +37,7 @@ import { kernel } from "../../gpu/kernel.ts";
 import { LOOP_BUDGET, loopLimited } from "../../gpu/loop_budget.ts";
 import { clearBuffer, dispatch, type DispatchSpec, grid1d } from "../../gpu/queue.ts";
 import { empty, type Tensor } from "../../tensor/tensor.ts";
-import { matmulTextures, OperandCopies, textureKernel } from "./matmul_textures.ts";
+import { OperandCopies, textureKernel, textureOperandsOn } from "./texture_operands.ts";
 
 const REGISTER = kernel("matmul_register.wgsl");
 const SUBGROUP = kernel("matmul_subgroup.wgsl");
@@ -428,8 +428,8 @@ function gemmRegister(g: Gemm, subgroup: boolean): void {
     ? [[0, K]]
     : kWindows(K, subgroup ? SUBGROUP_K_WINDOW : REGISTER_K_WINDOW);
   const block = rowKernel ? { BM: 1, BN: 64 } : subgroup ? { BM: 32, BN: 64 } : { BM: 16, BN: 128 };
-  // llvmpipe: the subgroup kernel reads both operands from textures (matmul_textures.ts)
-  const copies = subgroup && !rowKernel && !sink && matmulTextures() ? new OperandCopies() : null;
+  // llvmpipe: the subgroup kernel reads both operands from textures (texture_operands.ts)
+  const copies = subgroup && !rowKernel && !sink && textureOperandsOn() ? new OperandCopies() : null;
   forEachTile(ops, M, N, batch, block, windows, (t) => {
     const ta = copies?.bind(0, t.a.binding) ?? null;
     const tb = ta && copies?.bind(1, t.b.binding);

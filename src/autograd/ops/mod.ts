@@ -61,4 +61,4 @@ export {
   matmulVariant,
   setMatmulVariant,
 } from "./matmul.ts";
-export { matmulTextures, setMatmulTextures } from "./matmul_textures.ts";
+export { setTextureOperands, textureOperandsOn } from "./texture_operands.ts";

@@ -1,17 +1,17 @@
 /**
- * The subgroup matmul kernel with its operands read from textures, for llvmpipe (lavapipe). There a storage-buffer
- * load is a loop over the 8 SIMD lanes with a bounds check and a branch per lane and component, while a
- * `textureLoad` of an rgba32float texel is a branch-free gather: 0.46 against 0.73 ns per element loaded in a
- * micro-benchmark, and the subgroup kernel, whose speed its loads set, ran 1.18–1.26× faster on the real-scale
- * shapes with both operands copied into textures first, the copies included (bench/RESULTS.md, session 10).
+ * Kernels that read their main operands from textures, for llvmpipe (lavapipe): the subgroup matmul (A and B) and
+ * attention's dK/dV pass (each query's q and dO rows, dkv_rows). There a storage-buffer load is a loop over the 8
+ * SIMD lanes with a bounds check and a branch per lane and component, while a `textureLoad` of an rgba32float
+ * texel is a branch-free gather: 0.46 against 0.73 ns per element loaded in a micro-benchmark. The subgroup
+ * matmul, whose speed its loads set, ran 1.1–1.5× faster on the real-scale shapes, and attention's backward
+ * 1.3–1.5× faster at T 1000, the copies included (bench/RESULTS.md, session 10).
  *
- * Before each dispatch, the byte range of A and of B that the dispatch would bind is copied (`copyToTexture`,
+ * Before each dispatch, the byte range of each operand that the dispatch would bind is copied (`copyToTexture`,
  * recorded in order with the dispatches) into one of two textures 4096 texels wide (vec4 i at (i mod 4096,
- * ⌊i / 4096⌋)), kept between products and grown as needed up to MAX_TEXTURE_BYTES each; the kernel, made from
- * matmul_subgroup.wgsl's source by `textureOperands`, reads the same indices as the storage kernel, so the sums and
- * their bits are the same. A range larger than a texture holds keeps the storage kernel. Copies of one product are
- * made once for all its dispatches (K windows, blocks of rows and columns), never across products (their contents
- * change).
+ * ⌊i / 4096⌋)), kept between ops and grown as needed up to MAX_TEXTURE_BYTES each. The kernel, made from the
+ * storage kernel's source by `textureOperands`, reads the same indices, so the sums and their bits are the same.
+ * A range larger than a texture holds keeps the storage kernel. Copies of one op are made once for all its
+ * dispatches (K windows, blocks of rows and columns, key windows), never across ops (their contents change).
  */
 import { gpu } from "../../gpu/device.ts";
 import { KernelError } from "../../gpu/errors.ts";
@@ -32,13 +32,13 @@ let maxTextureBytes = MAX_TEXTURE_BYTES;
 let copiesMade = 0;
 
 /** Lowers the bytes an operand texture may hold (null: MAX_TEXTURE_BYTES), for tests of the fallback. */
-export function setMatmulTextureCap(bytes: number | null): void {
+export function setTextureOperandCap(bytes: number | null): void {
   if (bytes !== null && !(bytes >= 16 * TEXTURE_WIDTH && bytes <= MAX_TEXTURE_BYTES)) {
     throw new RangeError(
-      `setMatmulTextureCap: ${bytes} is outside [${16 * TEXTURE_WIDTH}, ${MAX_TEXTURE_BYTES}]`,
+      `setTextureOperandCap: ${bytes} is outside [${16 * TEXTURE_WIDTH}, ${MAX_TEXTURE_BYTES}]`,
     );
   }
-  releaseMatmulTextures();
+  releaseOperandTextures();
   maxTextureBytes = bytes ?? MAX_TEXTURE_BYTES;
 }
 
@@ -49,13 +49,16 @@ export function textureCopies(): number {
 
 let override: boolean | null = null;
 
-/** Forces texture operands on or off for the subgroup matmul, or restores the adapter's choice (null): for tests. */
-export function setMatmulTextures(on: boolean | null): void {
+/**
+ * Forces texture operands (the subgroup matmul's, attention's dK/dV pass's) on or off, or restores the adapter's
+ * choice (null).
+ */
+export function setTextureOperands(on: boolean | null): void {
   override = on;
 }
 
-/** Whether the subgroup matmul reads its operands from textures: by default on llvmpipe, where it was measured. */
-export function matmulTextures(): boolean {
+/** Whether those kernels read their operands from textures: by default on llvmpipe, where it was measured. */
+export function textureOperandsOn(): boolean {
   return override ?? /llvmpipe/i.test(gpu().info.adapterName);
 }
 
@@ -89,21 +92,27 @@ export function textureOperands(source: string, names: readonly string[]): strin
   return out;
 }
 
-const made = new WeakMap<Kernel, Kernel>();
+const made = new WeakMap<Kernel, Map<string, Kernel>>();
 
-/** `k` (the subgroup matmul) reading A and B from textures; made once from the registry's source. */
-export function textureKernel(k: Kernel): Kernel {
+/**
+ * `k` reading its storage bindings `names` (default: the matmul's A and B) from textures; made once per (k, names)
+ * from `k`'s source (the registry's, or an unrolled kernel's).
+ */
+export function textureKernel(k: Kernel, names: readonly string[] = ["a", "b"]): Kernel {
   if (k.source === null) {
     throw new KernelError(
       k.name,
       "its WGSL source is not loaded; call `await init()` after importing the op.",
     );
   }
-  let t = made.get(k);
+  let byNames = made.get(k);
+  if (!byNames) made.set(k, byNames = new Map());
+  const key = names.join(",");
+  let t = byNames.get(key);
   if (!t) {
-    t = new Kernel(`${k.name} (texture operands)`, null);
-    t.setSource(textureOperands(k.source, ["a", "b"]));
-    made.set(k, t);
+    t = new Kernel(`${k.name} (texture operands${key === "a,b" ? "" : ` ${key}`})`, null);
+    t.setSource(textureOperands(k.source, names));
+    byNames.set(key, t);
   }
   return t;
 }
@@ -138,13 +147,13 @@ function operandTexture(slot: 0 | 1, bytes: number): GPUTexture | null {
 }
 
 /** Frees the operand textures (the next product that needs them makes new ones); `emptyCache()` calls it. */
-export function releaseMatmulTextures(): void {
+export function releaseOperandTextures(): void {
   if (!textures[0] && !textures[1]) return;
   if (texturesDevice === gpu().device) flush();
   for (const t of textures) t?.destroy();
   textures[0] = textures[1] = null;
 }
-onEmptyCache(releaseMatmulTextures);
+onEmptyCache(releaseOperandTextures);
 
 /**
  * One product's copies into the operand textures: `bind(slot, range)` returns the texture holding that range of a
