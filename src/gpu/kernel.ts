@@ -125,6 +125,35 @@ export class Kernel {
   }
 }
 
+const derived = new WeakMap<Kernel, Map<string, Kernel>>();
+
+/**
+ * A kernel made from `k`'s loaded source (its shared files already in) by `transform`, named `name`: unrolled loops
+ * (unroll.ts), texture operands (autograd/ops/texture_operands.ts). Made once per (k, key); compiled on first use.
+ */
+export function derivedKernel(
+  k: Kernel,
+  key: string,
+  name: string,
+  transform: (source: string) => string,
+): Kernel {
+  if (k.source === null) {
+    throw new KernelError(
+      k.name,
+      "its WGSL source is not loaded; call `await init()` after importing the op.",
+    );
+  }
+  let byKey = derived.get(k);
+  if (!byKey) derived.set(k, byKey = new Map());
+  let d = byKey.get(key);
+  if (!d) {
+    d = new Kernel(name, null);
+    d.setSource(transform(k.source));
+    byKey.set(key, d);
+  }
+  return d;
+}
+
 const registry = new Map<string, Kernel>();
 
 /** Declares (once) the kernel file `kernels/<file>`. */

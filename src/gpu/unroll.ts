@@ -11,8 +11,7 @@
  *
  * The body must not `break` or `continue` (it is copied, not looped), nor hold a loop of the same variable.
  */
-import { KernelError } from "./errors.ts";
-import { Kernel } from "./kernel.ts";
+import { derivedKernel, type Kernel } from "./kernel.ts";
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
@@ -51,25 +50,13 @@ export function unrollLoops(source: string, v: string, bound: string, n: number)
   return out + source.slice(at);
 }
 
-const made = new WeakMap<Kernel, Map<string, Kernel>>();
-
 /** `k` with its loops over `v` < `bound` unrolled `n` times (see unrollLoops); made once per (k, v, bound, n). */
 export function unrolledKernel(k: Kernel, v: string, bound: string, n: number): Kernel {
-  if (k.source === null) {
-    throw new KernelError(
-      k.name,
-      "its WGSL source is not loaded; call `await init()` after importing the op.",
-    );
-  }
-  let byKey = made.get(k);
-  if (!byKey) made.set(k, byKey = new Map());
-  const key = `${v}<${bound}=${n}`;
-  let u = byKey.get(key);
-  if (!u) {
-    // the registry's source has its shared files in already: set as it is (line numbers are the unrolled text's)
-    u = new Kernel(`${k.name} (${bound} = ${n}, unrolled)`, null);
-    u.setSource(unrollLoops(k.source, v, bound, n));
-    byKey.set(key, u);
-  }
-  return u;
+  // line numbers of compile messages are the unrolled text's
+  return derivedKernel(
+    k,
+    `unroll ${v}<${bound}=${n}`,
+    `${k.name} (${bound} = ${n}, unrolled)`,
+    (src) => unrollLoops(src, v, bound, n),
+  );
 }

@@ -14,8 +14,7 @@
  * dispatches (K windows, blocks of rows and columns, key windows), never across ops (their contents change).
  */
 import { gpu } from "../../gpu/device.ts";
-import { KernelError } from "../../gpu/errors.ts";
-import { Kernel } from "../../gpu/kernel.ts";
+import { derivedKernel, type Kernel } from "../../gpu/kernel.ts";
 import {
   type BufferBinding,
   copyToTexture,
@@ -92,29 +91,18 @@ export function textureOperands(source: string, names: readonly string[]): strin
   return out;
 }
 
-const made = new WeakMap<Kernel, Map<string, Kernel>>();
-
 /**
  * `k` reading its storage bindings `names` (default: the matmul's A and B) from textures; made once per (k, names)
  * from `k`'s source (the registry's, or an unrolled kernel's).
  */
 export function textureKernel(k: Kernel, names: readonly string[] = ["a", "b"]): Kernel {
-  if (k.source === null) {
-    throw new KernelError(
-      k.name,
-      "its WGSL source is not loaded; call `await init()` after importing the op.",
-    );
-  }
-  let byNames = made.get(k);
-  if (!byNames) made.set(k, byNames = new Map());
   const key = names.join(",");
-  let t = byNames.get(key);
-  if (!t) {
-    t = new Kernel(`${k.name} (texture operands${key === "a,b" ? "" : ` ${key}`})`, null);
-    t.setSource(textureOperands(k.source, names));
-    byNames.set(key, t);
-  }
-  return t;
+  return derivedKernel(
+    k,
+    `textures ${key}`,
+    `${k.name} (texture operands${key === "a,b" ? "" : ` ${key}`})`,
+    (src) => textureOperands(src, names),
+  );
 }
 
 const textures: (GPUTexture | null)[] = [null, null];
