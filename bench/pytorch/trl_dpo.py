@@ -2,7 +2,7 @@
 `deno run -A bench/hh_run.ts DIR` writes for `webdpo train`: the same model folder, the same 6 hh-rlhf pairs,
 sigmoid loss, batch 2, max_length 512, one epoch (3 steps), a frozen reference copy, 2 threads.
 
-    python3 bench/pytorch/trl_dpo.py DIR [--checkpointing] [--bf16] [--lora] [--out OUT]
+    python3 bench/pytorch/trl_dpo.py DIR [--checkpointing] [--bf16] [--lora] [--order 1,5,2,4,0,3] [--out OUT]
 
 TRL 1.13's DPOConfig defaults gradient_checkpointing and bf16 (autocast) to True and learning_rate to 1e-6; this
 script sets the first two False unless asked and the rate to webdpo's 5e-5, so that the default run does what
@@ -28,6 +28,12 @@ def main() -> None:
     ap.add_argument("--lora", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument(
+        "--order",
+        default=None,
+        help="comma-separated row indices: the rows in this order, unshuffled (webdpo's epoch order, to compare "
+        "step by step; `epochOrder(seed, 0, n)` of src/train/plan.ts gives it)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -39,6 +45,8 @@ def main() -> None:
     data = os.path.join(here, "..", "..", "tests", "fixtures", "datasets", "hh-rlhf-sample.jsonl.gz")
     with gzip.open(data, "rt") as f:
         rows = [json.loads(line) for line in f if line.strip()]
+    if args.order:
+        rows = [rows[int(i)] for i in args.order.split(",")]
     dataset = Dataset.from_list([{"chosen": r["chosen"], "rejected": r["rejected"]} for r in rows])
 
     model_dir = os.path.join(args.dir, "model")
@@ -60,6 +68,7 @@ def main() -> None:
         bf16=args.bf16,
         use_cpu=True,
         dataloader_num_workers=0,
+        **({"train_sampling_strategy": "sequential"} if args.order else {}),
     )
     peft_config = None
     if args.lora:
@@ -71,6 +80,9 @@ def main() -> None:
     )
     result = trainer.train()
     losses = [round(h["loss"], 4) for h in trainer.state.log_history if "loss" in h]
+    for h in trainer.state.log_history:
+        if "loss" in h:
+            print(json.dumps({k: h[k] for k in sorted(h) if k.startswith(("loss", "grad_norm", "rewards", "logps"))}))
     print(json.dumps({"train_runtime": result.metrics["train_runtime"], "losses": losses,
                       "checkpointing": args.checkpointing, "bf16": args.bf16, "lora": args.lora}))
     sys.stdout.flush()
