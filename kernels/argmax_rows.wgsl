@@ -1,4 +1,4 @@
-// argmax_rows.wgsl — greedy decoding's pick on the GPU: out[outOff + r] = the column of the largest value of row r
+// argmax_rows.wgsl — greedy decoding's pick on the GPU: out[r] = the column of the largest value of row r
 // of x [R, V], the first such column on ties, exactly what the host loop
 //   best = 0; for v in 1 ..< V: if (x[v] > x[best]) best = v
 // returns: a NaN never wins (no comparison with it holds), and a NaN in column 0 keeps 0 (nothing compares
@@ -9,13 +9,12 @@
 // merges the 64 candidates (the larger value wins; equal values: the smaller column). NaNs are recognised by
 // their bits, not by `x != x`, which a compiler may fold away.
 //
-// Bindings: 0 uniform Params { V: u32, outOff: u32 }; 1 x: array<f32> (read) [R, V];
-//           2 out: array<i32> (read_write), written at outOff .. outOff + R.
+// Bindings: 0 uniform Params { V: u32 }; 1 x: array<f32> (read) [R, V]; 2 out: array<i32> (read_write) [R].
 // Layout:   row-major, contiguous; row r of x starts at r·V.
 // Dispatch: (R, 1, 1) workgroups of 64 (R ≤ 65535); each invocation loops ceil(V / 64) times (the host keeps V
 //           within lavapipe's loop budget: V ≤ 64 · 65535).
 
-struct Params { V: u32, outOff: u32 }
+struct Params { V: u32 }
 
 const LANES: u32 = 64u;
 
@@ -62,6 +61,6 @@ fn main(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_id) wid: 
   if (lane == 0u) {
     var col = best_col[0];
     if (col == p.V || is_nan(x[base])) { col = 0u; }
-    out[p.outOff + wid.x] = i32(col);
+    out[wid.x] = i32(col);
   }
 }

@@ -70,14 +70,9 @@ Deno.test(
   },
 );
 
-Deno.test("argmaxRows: into an i32 tensor at an offset, other elements untouched", gpuTest, async () => {
+Deno.test("argmaxRows: the argument checks", gpuTest, async () => {
   await setup();
-  const x = randomArray(2 * 40, 9);
-  await scope(async () => {
-    const out = tensor(new Int32Array([-1, -1, -1, -1, -1]), [5], { dtype: "i32" });
-    assert.equal(argmaxRows(tensor(x, [2, 40]), { out, offset: 2 }), out);
-    assert.deepEqual([...(await out.toInt32Array())], [-1, -1, ...expected(x, 40), -1]);
-    assert.throws(() => argmaxRows(tensor(x, [2, 40]), { out, offset: 4 }), /do not fit at 4/);
+  await scope(() => {
     assert.throws(() => argmaxRows(empty([3, 0])), /0 columns/);
     assert.throws(() => argmaxRows(empty([3], "i32")), /expected an f32 tensor/);
   });

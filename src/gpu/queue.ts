@@ -125,7 +125,8 @@ function textureView(t: GPUTexture): GPUTextureView {
   return v;
 }
 
-function bufferId(b: GPUBuffer): number {
+/** A number naming a buffer for as long as it lives (bind-group cache keys; ops' own caches). */
+export function bufferId(b: GPUBuffer): number {
   let id = bufferIds.get(b);
   if (id === undefined) bufferIds.set(b, id = nextBufferId++);
   return id;

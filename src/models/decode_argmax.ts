@@ -14,11 +14,8 @@ const K = kernel("argmax_rows.wgsl");
 const LANES = 64;
 const MAX_ROWS = 65535;
 
-/**
- * The argmax of each row of x [..., V] (f32) as an i32 tensor of x's leading shape, or written into `into` (an i32
- * tensor) at element `offset` when given (and `into` returned).
- */
-export function argmaxRows(x: Tensor, into?: { out: Tensor; offset: number }): Tensor {
+/** The argmax of each row of x [..., V] (f32), as an i32 tensor of x's leading shape. */
+export function argmaxRows(x: Tensor): Tensor {
   x.assertAlive();
   if (x.dtype !== "f32" || x.ndim < 1) {
     throw new TypeError(`argmaxRows: expected an f32 tensor [..., V], got ${x.dtype} [${x.shape}]`);
@@ -29,22 +26,10 @@ export function argmaxRows(x: Tensor, into?: { out: Tensor; offset: number }): T
   if (R > MAX_ROWS) throw new RangeError(`argmaxRows: ${R} rows, at most ${MAX_ROWS} a call`);
   // the column loop (and its exit test), then the 6 merge steps and theirs
   checkLoopBudget("argmaxRows", Math.ceil(V / LANES) + 1 + 7, "use rows of fewer columns");
-  let out: Tensor;
-  let offset = 0;
-  if (into) {
-    ({ out, offset } = into);
-    out.assertAlive();
-    if (out.dtype !== "i32" || !Number.isInteger(offset) || offset < 0 || offset + R > out.size) {
-      throw new RangeError(
-        `argmaxRows: ${R} results do not fit at ${offset} of an ${out.dtype} tensor of ${out.size} elements`,
-      );
-    }
-  } else {
-    out = empty(x.shape.slice(0, -1), "i32");
-  }
+  const out = empty(x.shape.slice(0, -1), "i32");
   dispatch({
     kernel: K,
-    params: { V, outOff: offset },
+    params: { V },
     buffers: [x.binding, out.binding],
     workgroups: [R, 1, 1],
   });

@@ -501,13 +501,13 @@ function backwardPass(
     overWindows(pl, "dkv", (lo, hi, first) => {
       const tq = copies?.bind(0, qp.binding) ?? null;
       const tdo = tq && copies?.bind(1, dop.binding);
-      const [, kb, vb, mb, sb] = common;
       dispatch({
         kernel: tq && tdo ? textureKernel(kernelFor(BWD, pl), ["q", "dout"]) : kernelFor(BWD, pl),
         entry: tiled ? "dkv_tiled" : "dkv_rows",
         constants: constants(pl, tiled),
         params: params(pl, kwork, [lo, hi, first]),
-        buffers: [...(tq && tdo ? [tq, kb, vb, mb, sb, tdo] : common), dk.binding, dv.binding],
+        // q (binding 1) and dO (binding 6) from their textures, the rest as the storage kernel binds them
+        buffers: [...(tq && tdo ? [tq, ...common.slice(1, 5), tdo] : common), dk.binding, dv.binding],
         workgroups: tiled ? [Math.ceil(pl.TK / (WG / pl.ns)), pl.B * pl.HKV] : grid1d(kwork, 64),
       });
     });

@@ -17,6 +17,7 @@ import { gpu } from "../../gpu/device.ts";
 import { derivedKernel, type Kernel } from "../../gpu/kernel.ts";
 import {
   type BufferBinding,
+  bufferId,
   copyToTexture,
   flush,
   onEmptyCache,
@@ -155,7 +156,7 @@ export class OperandCopies {
     const size = range.size ?? range.buffer.size - offset;
     const texture = operandTexture(slot, size);
     if (!texture) return null;
-    const key = `${bufferKey(range.buffer)}:${offset}:${size}`;
+    const key = `${bufferId(range.buffer)}:${offset}:${size}`;
     if (this.copied[slot] !== key) {
       copyToTexture(range.buffer, offset, size, texture);
       copiesMade++;
@@ -163,12 +164,4 @@ export class OperandCopies {
     }
     return { texture };
   }
-}
-
-const keys = new WeakMap<GPUBuffer, number>();
-let nextKey = 1;
-function bufferKey(b: GPUBuffer): number {
-  let k = keys.get(b);
-  if (k === undefined) keys.set(b, k = nextKey++);
-  return k;
 }
